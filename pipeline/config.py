@@ -1,0 +1,335 @@
+"""Log sources and shared settings, read from one YAML file.
+
+Each source carries every parameter of a QRadar/JSA "Amazon AWS S3 REST API" log source in
+snake_case. ``${VAR}`` in any string value is read from the environment, so secrets need
+not sit in the file; secrets are held as ``SecretStr`` and never printed.
+
+``load_config`` raises ``ConfigError`` whose ``problems`` are one line per problem, each
+naming the source identifier and the field.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.errors import ConfigError
+
+DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
+DEFAULT_STREAM = "trailpipe:events"
+DEFAULT_DEADLETTER_STREAM = "trailpipe:deadletter"
+DIGEST_FOLDER = "CloudTrail-Digest/"
+
+_RECURRENCE = re.compile(r"^\s*(\d+)\s*([HMD])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"M": 60, "H": 3600, "D": 86400}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MIN_RECURRENCE_SECONDS = 60
+
+
+def parse_recurrence(text: str) -> int:
+    """``"2H"``, ``"15 M"``, ``"1D"`` -> seconds. Minimum one minute: every S3 call costs money."""
+    match = _RECURRENCE.match(str(text))
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a recurrence: use a number and a unit H, M or D, such as 2H, 15 M or 1D"
+        )
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).upper()]
+    if seconds < MIN_RECURRENCE_SECONDS:
+        raise ValueError(f"{text!r} is shorter than the minimum of 1 minute")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccessKeyAuth(_Strict):
+    method: Literal["access_key"]
+    access_key_id: str = Field(min_length=1)
+    secret_access_key: SecretStr
+
+    @field_validator("secret_access_key")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+
+class InstanceRoleAuth(_Strict):
+    method: Literal["instance_role"]
+
+
+Auth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth], Field(discriminator="method")]
+
+
+class Proxy(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> "Proxy":
+        if self.password is not None and not self.username:
+            raise ValueError("a proxy password needs a username")
+        return self
+
+
+class Source(_Strict):
+    """One log source: a bucket (and prefix) to collect CloudTrail files from."""
+
+    identifier: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")
+    signature_version: Literal["v2", "v4"] = "v4"
+    # validate_default: the "required with v4" rule must also fire when region is absent.
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", validate_default=True)
+    endpoint_url: str = DEFAULT_ENDPOINT
+    auth: Auth
+    directory_prefix: str = "/"
+    file_pattern: str = r".*?\.json\.gz"
+    event_format: Literal["cloudtrail_json"] = "cloudtrail_json"
+    proxy: Proxy | None = None
+    auto_acquire_certificates: bool = False
+    trusted_certificates_dir: str | None = Field(default=None, validate_default=True)
+    recurrence: str = "15M"
+    eps_throttle: int = Field(default=5000, ge=1)
+    output_formats: list[Literal["ecs", "ocsf"]] = Field(default_factory=list)
+    exclude_event_names: str | None = None
+    queue: str | None = Field(default=None, min_length=1)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("directory_prefix")
+    @classmethod
+    def _prefix_rule(cls, value: str) -> str:
+        if value != "/" and value.startswith("/"):
+            raise ValueError('must not start with "/" ("/" alone means the bucket root)')
+        return value
+
+    @field_validator("file_pattern", "exclude_event_names")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("recurrence")
+    @classmethod
+    def _recurrence_rule(cls, value: str) -> str:
+        parse_recurrence(value)
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_for_v4(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value and info.data.get("signature_version", "v4") == "v4":
+            raise ValueError("is required with signature_version v4")
+        return value
+
+    @field_validator("trusted_certificates_dir")
+    @classmethod
+    def _cert_dir_rule(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("auto_acquire_certificates"):
+                raise ValueError(
+                    "is required with auto_acquire_certificates (the acquired certificate is stored there)"
+                )
+            return value
+        if not Path(value).is_dir():
+            raise ValueError(f"{value!r} is not a directory")
+        return value
+
+    # Derived values, computed from the validated fields.
+    @property
+    def list_prefix(self) -> str:
+        """The S3 Prefix to list: "/" (the bucket root) lists everything."""
+        return "" if self.directory_prefix == "/" else self.directory_prefix
+
+    @property
+    def recurrence_seconds(self) -> int:
+        return parse_recurrence(self.recurrence)
+
+    @property
+    def file_regex(self) -> re.Pattern[str]:
+        return _compiled(self.file_pattern)
+
+    @property
+    def exclude_regex(self) -> re.Pattern[str] | None:
+        return _compiled(self.exclude_event_names) if self.exclude_event_names else None
+
+    @property
+    def queue_name(self) -> str:
+        """The Celery queue this source's tasks go to: ``trailpipe.<region>`` unless overridden."""
+        return self.queue or f"trailpipe.{self.region or 'default'}"
+
+
+_regex_cache: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    if pattern not in _regex_cache:
+        _regex_cache[pattern] = re.compile(pattern)
+    return _regex_cache[pattern]
+
+
+class Config(_Strict):
+    """The whole file: shared settings plus the list of sources."""
+
+    redis_url: SecretStr | None = None  # may hold a password; None means "embedded redis-server"
+    broker_url: SecretStr | None = None  # defaults to redis_url
+    stream: str = Field(default=DEFAULT_STREAM, min_length=1)
+    deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
+    key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
+    batch_size: int = Field(default=500, ge=1, le=10000)
+    state_retention: str = "7D"  # how long done/failed object records are kept
+    requeue_after_seconds: int = Field(default=3600, ge=60)
+    sources: list[Source] = Field(min_length=1)
+
+    @field_validator("state_retention")
+    @classmethod
+    def _retention_rule(cls, value: str) -> str:
+        parse_recurrence(value)
+        return value
+
+    @property
+    def state_retention_seconds(self) -> int:
+        return parse_recurrence(self.state_retention)
+
+    def source(self, identifier: str) -> Source:
+        for source in self.sources:
+            if source.identifier == identifier:
+                return source
+        raise KeyError(f"no source with identifier {identifier!r}")
+
+    def redis_url_value(self) -> str:
+        override = os.environ.get("TRAILPIPE_REDIS_URL")
+        if override:
+            return override
+        if self.redis_url is None:
+            raise ConfigError(["redis_url: not set (trailpipe run starts an embedded redis-server)"])
+        return self.redis_url.get_secret_value()
+
+    def broker_url_value(self) -> str:
+        if self.broker_url is not None and not os.environ.get("TRAILPIPE_REDIS_URL"):
+            return self.broker_url.get_secret_value()
+        return self.redis_url_value()
+
+
+def _substitute_env(value: Any, path: tuple, problems: list[tuple[tuple, str]]) -> Any:
+    """Replace ``${VAR}`` in every string; note each unset variable as a problem at its path."""
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, path + (k,), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, path + (i,), problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                problems.append((path, f"environment variable {name} is not set"))
+                return ""
+            return os.environ[name]
+
+        return _ENV_REF.sub(replace, value)
+    return value
+
+
+def _where(raw: Any, loc: tuple) -> str:
+    """Describe an error location as "source 'ID' field 'a.b'" or "field 'x'"."""
+    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+        index = loc[1]
+        identifier = None
+        sources = raw.get("sources") if isinstance(raw, dict) else None
+        if isinstance(sources, list) and index < len(sources) and isinstance(sources[index], dict):
+            identifier = sources[index].get("identifier")
+        # Drop the discriminator tag pydantic inserts for tagged unions ("auth.access_key.x").
+        field_parts = [str(p) for p in loc[2:] if p not in ("access_key", "instance_role")]
+        who = f"source {identifier!r}" if identifier else f"source #{index + 1} (no identifier)"
+        return f"{who} field {'.'.join(field_parts) or '(source)'!r}"
+    return f"field {'.'.join(str(p) for p in loc) or '(file)'!r}"
+
+
+def _split_model_message(loc: tuple, message: str) -> tuple[tuple, str]:
+    """Model validators phrase their errors as "field: problem"; move the field into the location."""
+    match = re.match(r"^(?:Value error, )?([a-z_]+): (.*)$", message, re.DOTALL)
+    if match:
+        return loc + (match.group(1),), match.group(2)
+    return loc, message.removeprefix("Value error, ")
+
+
+def _duplicate_identifiers(raw: dict) -> list[str]:
+    """Checked on the raw list so it is reported beside every other problem, not after them."""
+    sources = raw.get("sources")
+    if not isinstance(sources, list):
+        return []
+    seen: set[str] = set()
+    problems = []
+    for index, source in enumerate(sources):
+        identifier = source.get("identifier") if isinstance(source, dict) else None
+        if isinstance(identifier, str) and identifier in seen:
+            problems.append(
+                f"{_where(raw, ('sources', index, 'identifier'))}: is used by more than one source"
+            )
+        seen.add(identifier)
+    return problems
+
+
+def parse_config(raw: Any) -> Config:
+    """Validate an already-loaded YAML document; raise ConfigError listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(["the config file must be a mapping with a 'sources' list"])
+    env_problems: list[tuple[tuple, str]] = []
+    data = _substitute_env(raw, (), env_problems)
+    problems = [f"{_where(raw, loc)}: {msg}" for loc, msg in env_problems]
+    problems += _duplicate_identifiers(raw)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False, include_url=False):
+            loc, message = _split_model_message(tuple(err["loc"]), err["msg"])
+            if err["type"] == "extra_forbidden":
+                message = "is not a known parameter"
+            problems.append(f"{_where(raw, loc)}: {message}")
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate the YAML file at ``path``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file {str(path)!r}: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # Only the position and the problem: YAML's own message quotes the line, which may hold a secret.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError([f"config file {str(path)!r} is not valid YAML{where}: {problem}"]) from None
+    return parse_config(raw)

@@ -1,0 +1,38 @@
+"""One CloudTrail record -> the fields of its stream entry."""
+from __future__ import annotations
+
+from pipeline.config import Source
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def account_of(record: dict) -> str:
+    """recipientAccountId, else the account of the identity that made the call."""
+    account = record.get("recipientAccountId")
+    if not account:
+        identity = record.get("userIdentity")
+        if isinstance(identity, dict):
+            account = identity.get("accountId")
+    return _text(account)
+
+
+def entry_fields(source: Source, key: str, raw: bytes, record: dict) -> dict[str, str | bytes]:
+    """The stream entry of one record: the raw record as ``event`` plus the fields to route by."""
+    return {
+        "event": raw,
+        "event_id": _text(record.get("eventID")),
+        "event_name": _text(record.get("eventName")),
+        "event_time": _text(record.get("eventTime")),
+        "source": source.identifier,
+        "object": key,
+        "account": account_of(record),
+        "region": _text(record.get("awsRegion")),
+    }
+
+
+def is_excluded(source: Source, record: dict) -> bool:
+    """``exclude_event_names`` (like Splunk's exclude_describe_events) drops matching records."""
+    pattern = source.exclude_regex
+    return pattern is not None and pattern.fullmatch(_text(record.get("eventName"))) is not None

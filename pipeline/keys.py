@@ -1,0 +1,48 @@
+"""Every Redis key trailpipe uses, built in one place so the schema reads in one file.
+
+Per source ``S`` (prefix ``P``, default ``trailpipe``):
+
+  P:src:S:marker        hash  {prefix, key}: the last listed key, stored with the prefix it
+                              belongs to (a different configured prefix clears it)
+  P:src:S:lease         string  fencing token of the discovery that holds the lease (SET NX PX)
+  P:src:S:fence         string  counter handing out fencing tokens (INCR)
+  P:src:S:obj:K         hash  one S3 object K: state (claimed|processing|done|failed),
+                              checkpoint (records of the object handled so far), emitted (events
+                              written), attempts, claimed_at, token, error; expires
+                              state_retention after done/failed
+  P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed,
+                              events_emitted, discoveries, last_discovery_at
+  P:sources             set   identifiers that have state (for status)
+
+Streams (names from the config): the events stream (default ``trailpipe:events``) and the
+dead-letter stream (default ``trailpipe:deadletter``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "trailpipe"
+
+    def _source(self, source: str) -> str:
+        return f"{self.prefix}:src:{source}"
+
+    def marker(self, source: str) -> str:
+        return f"{self._source(source)}:marker"
+
+    def lease(self, source: str) -> str:
+        return f"{self._source(source)}:lease"
+
+    def fence(self, source: str) -> str:
+        return f"{self._source(source)}:fence"
+
+    def object(self, source: str, key: str) -> str:
+        return f"{self._source(source)}:obj:{key}"
+
+    def stats(self, source: str) -> str:
+        return f"{self._source(source)}:stats"
+
+    def sources(self) -> str:
+        return f"{self.prefix}:sources"

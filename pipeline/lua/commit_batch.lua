@@ -1,0 +1,40 @@
+-- Emit one batch of events and move the object's checkpoint, atomically.
+-- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats
+-- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '1' if
+-- this batch ends the object, ARGV[3] retention (s) for a done object, ARGV[4] MAXLEN ('0' =
+-- never trim), ARGV[5] records this batch handles (excluded records count, but emit nothing),
+-- ARGV[6] number of entries, then per entry: field count n, then n field/value pairs.
+-- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done or another
+-- worker moved the checkpoint (nothing written: a redelivered duplicate stops here).
+-- Every check comes before the first write: Redis does not roll back a script half way.
+local state = redis.call('HGET', KEYS[1], 'state')
+local checkpoint = tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '-1')
+if state ~= 'processing' or checkpoint ~= tonumber(ARGV[1]) then
+  return {0, checkpoint}
+end
+local count = tonumber(ARGV[6])
+local maxlen = tonumber(ARGV[4])
+local i = 7
+for _ = 1, count do
+  local n = tonumber(ARGV[i])
+  local entry = {}
+  for j = 1, 2 * n do
+    entry[j] = ARGV[i + j]
+  end
+  if maxlen > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(entry))
+  else
+    redis.call('XADD', KEYS[2], '*', unpack(entry))
+  end
+  i = i + 1 + 2 * n
+end
+checkpoint = checkpoint + tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'checkpoint', checkpoint)
+redis.call('HINCRBY', KEYS[1], 'emitted', count)
+redis.call('HINCRBY', KEYS[3], 'events_emitted', count)
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'state', 'done')
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('HINCRBY', KEYS[3], 'objects_done', 1)
+end
+return {1, checkpoint}

@@ -1,0 +1,24 @@
+-- Record an object as failed for good and dead-letter it, atomically.
+-- KEYS[1] object hash, KEYS[2] dead-letter stream, KEYS[3] source stats
+-- ARGV[1] retention (s), ARGV[2] now (ms), then field/value pairs of the dead-letter entry.
+-- Returns 1 when recorded, 0 when the object was already done or failed.
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'failed' then
+  return 0
+end
+local entry = {}
+for j = 3, #ARGV do
+  entry[j - 2] = ARGV[j]
+end
+local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
+table.insert(entry, 'attempts')
+table.insert(entry, attempts)
+redis.call('XADD', KEYS[2], '*', unpack(entry))
+local error_class = ''
+for j = 1, #entry, 2 do
+  if entry[j] == 'error_class' then error_class = entry[j + 1] end
+end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'error', error_class, 'failed_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[3], 'objects_failed', 1)
+return 1

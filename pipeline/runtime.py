@@ -1,0 +1,50 @@
+"""What a process needs to run the pipeline, built once per process from the config:
+the Redis client, the state store and one S3 client per source (clients pool connections,
+so they are reused across tasks).
+"""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import redis
+
+from pipeline.config import Config, Source
+from pipeline.keys import Keys
+from pipeline.s3 import make_client
+from pipeline.state import StateStore
+
+
+class Runtime:
+    def __init__(self, config: Config):
+        self.config = config
+        self._s3_clients: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.config.redis_url_value(), health_check_interval=30)
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.config.key_prefix)
+
+    @cached_property
+    def state(self) -> StateStore:
+        return StateStore(
+            self.redis, self.keys,
+            events_stream=self.config.stream,
+            deadletter_stream=self.config.deadletter_stream,
+            retention_seconds=self.config.state_retention_seconds,
+            requeue_after_seconds=self.config.requeue_after_seconds,
+        )
+
+    def source(self, identifier: str) -> Source:
+        return self.config.source(identifier)
+
+    def s3(self, source: Source):
+        with self._lock:
+            client = self._s3_clients.get(source.identifier)
+            if client is None:
+                client = self._s3_clients[source.identifier] = make_client(source)
+            return client

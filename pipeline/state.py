@@ -1,0 +1,160 @@
+"""Marker, lease and per-object state in Redis.
+
+Every write that must be atomic is one of the short Lua scripts in ``pipeline/lua/``,
+registered once per client with ``register_script`` (EVALSHA, reloaded on NOSCRIPT).
+Key names come from ``pipeline.keys``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Iterable, Mapping
+
+import redis
+
+from pipeline.keys import Keys
+
+SCRIPT_NAMES = (
+    "acquire_lease",
+    "release_lease",
+    "advance_marker",
+    "claim_object",
+    "begin_object",
+    "commit_batch",
+    "fail_object",
+)
+
+
+def _load_script(name: str) -> str:
+    return resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Marker:
+    prefix: str | None
+    key: str
+
+    def start_after(self, prefix: str) -> str:
+        """Where listing resumes for ``prefix``: a marker of another prefix counts as none."""
+        return self.key if self.prefix == prefix else ""
+
+
+# What claim() answers.
+CLAIM_SKIP, CLAIM_NEW, CLAIM_REQUEUE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ObjectStart:
+    state: str  # processing | done | failed
+    checkpoint: int  # records of the object already handled
+    attempts: int
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+
+class StateStore:
+    """The shared state of every source, in one Redis database."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, events_stream: str,
+                 deadletter_stream: str, retention_seconds: int = 7 * 86400,
+                 requeue_after_seconds: int = 3600, stream_maxlen: int = 0):
+        self.redis = client
+        self.keys = keys
+        self.events_stream = events_stream
+        self.deadletter_stream = deadletter_stream
+        self.retention_seconds = retention_seconds
+        self.requeue_after_ms = requeue_after_seconds * 1000
+        self.stream_maxlen = stream_maxlen
+        self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
+
+    # -- discovery lease -------------------------------------------------------------------
+    def acquire_lease(self, source: str, lease_ms: int) -> int:
+        """A fencing token (> 0) if this caller now holds the source's discovery lease, else 0."""
+        token = self._scripts["acquire_lease"](
+            keys=[self.keys.lease(source), self.keys.fence(source)], args=[lease_ms])
+        if token:
+            self.redis.sadd(self.keys.sources(), source)
+        return int(token)
+
+    def release_lease(self, source: str, token: int) -> bool:
+        return bool(self._scripts["release_lease"](keys=[self.keys.lease(source)], args=[token]))
+
+    # -- marker ----------------------------------------------------------------------------
+    def get_marker(self, source: str) -> Marker:
+        prefix, key = self.redis.hmget(self.keys.marker(source), "prefix", "key")
+        return Marker(prefix.decode() if prefix is not None else None,
+                      key.decode() if key is not None else "")
+
+    def advance_marker(self, source: str, token: int, prefix: str, expected: str, new: str) -> bool:
+        """Compare-and-set: moves only while ``token`` holds the lease and the marker is ``expected``."""
+        return bool(self._scripts["advance_marker"](
+            keys=[self.keys.marker(source), self.keys.lease(source)],
+            args=[token, prefix, expected, new]))
+
+    # -- objects ---------------------------------------------------------------------------
+    def claim(self, source: str, key: str, token: int) -> int:
+        """1 = newly claimed, 2 = stale claim to enqueue again, 0 = skip."""
+        return int(self._scripts["claim_object"](
+            keys=[self.keys.object(source, key), self.keys.stats(source)],
+            args=[now_ms(), token, self.requeue_after_ms]))
+
+    def begin(self, source: str, key: str) -> ObjectStart:
+        state, checkpoint, attempts = self._scripts["begin_object"](
+            keys=[self.keys.object(source, key)], args=[now_ms()])
+        return ObjectStart(state.decode() if isinstance(state, bytes) else state,
+                           int(checkpoint), int(attempts))
+
+    def commit_batch(self, source: str, key: str, expected: int, records: int,
+                     entries: list[Mapping[str, str | bytes]], last: bool) -> tuple[bool, int]:
+        """XADD ``entries`` and move the checkpoint from ``expected`` by ``records``, atomically.
+
+        Returns (written, checkpoint). Not written means another worker moved the checkpoint or
+        the object is already done: the caller must stop, as its batch is somebody else's.
+        """
+        args: list[str | bytes | int] = [expected, "1" if last else "0", self.retention_seconds,
+                                         self.stream_maxlen, records, len(entries)]
+        for entry in entries:
+            args.append(len(entry))
+            for field, value in entry.items():
+                args.append(field)
+                args.append(value)
+        written, checkpoint = self._scripts["commit_batch"](
+            keys=[self.keys.object(source, key), self.events_stream, self.keys.stats(source)],
+            args=args)
+        return bool(written), int(checkpoint)
+
+    def fail(self, source: str, key: str, error_class: str, message: str) -> bool:
+        """Dead-letter the object with its reason; False if it was already done or failed."""
+        fields = {"source": source, "object": key, "error_class": error_class, "message": message,
+                  "failed_at": str(now_ms())}
+        args: list[str | int] = [self.retention_seconds, now_ms()]
+        for field, value in fields.items():
+            args += [field, value]
+        return bool(self._scripts["fail_object"](
+            keys=[self.keys.object(source, key), self.deadletter_stream, self.keys.stats(source)],
+            args=args))
+
+    def object_state(self, source: str, key: str) -> dict[str, str]:
+        raw = self.redis.hgetall(self.keys.object(source, key))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    # -- reading ---------------------------------------------------------------------------
+    def stats(self, source: str) -> dict[str, int]:
+        raw = self.redis.hgetall(self.keys.stats(source))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def note_discovery(self, source: str, when_ms: int) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(self.keys.stats(source), "discoveries", 1)
+        pipe.hset(self.keys.stats(source), "last_discovery_at", when_ms)
+        pipe.execute()
+
+    def known_sources(self) -> Iterable[str]:
+        return sorted(s.decode() for s in self.redis.smembers(self.keys.sources()))

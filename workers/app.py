@@ -1,0 +1,83 @@
+"""The Celery app: ``celery -A workers.app worker|beat|flower``, configured by the YAML file
+named in ``TRAILPIPE_CONFIG``.
+
+Reliability settings: a task is acknowledged only after it ran (``acks_late``), a task whose
+worker process died is redelivered (``task_reject_on_worker_lost``), each worker process takes
+one task at a time (prefetch 1), and the broker's ``visibility_timeout`` is longer than the
+longest task, so a running task is never handed to a second worker.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from celery import Celery, signals
+from kombu import Queue
+
+from pipeline.config import Config, load_config
+
+CONFIG_ENV = "TRAILPIPE_CONFIG"
+VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
+
+app = Celery("trailpipe", include=["workers.tasks"])
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+    task_time_limit=VISIBILITY_TIMEOUT_SECONDS - 600,
+    task_soft_time_limit=VISIBILITY_TIMEOUT_SECONDS - 900,
+    worker_send_task_events=True,  # Flower shows tasks live
+    task_send_sent_event=True,
+    worker_hijack_root_logger=True,
+    enable_utc=True,
+)
+
+
+def beat_schedule(config: Config) -> dict:
+    return {
+        f"discover:{source.identifier}": {
+            "task": "trailpipe.discover",
+            "schedule": timedelta(seconds=source.recurrence_seconds),
+            "args": (source.identifier,),
+            "options": {"queue": source.queue_name},
+        }
+        for source in config.sources
+    }
+
+
+def configure(config: Config) -> None:
+    """Point the app at the config's broker, queues and schedule."""
+    queues = sorted({source.queue_name for source in config.sources})
+    app.conf.update(
+        broker_url=config.broker_url_value(),
+        task_queues=[Queue(name) for name in queues],  # a worker without -Q serves them all
+        task_default_queue=queues[0],
+        beat_schedule=beat_schedule(config),
+    )
+    app.trailpipe_config = config
+
+
+def current_config() -> Config:
+    config = getattr(app, "trailpipe_config", None)
+    if config is None:
+        raise RuntimeError(f"trailpipe is not configured: set {CONFIG_ENV} to the config file")
+    return config
+
+
+if os.environ.get(CONFIG_ENV):
+    configure(load_config(os.environ[CONFIG_ENV]))
+
+
+def _discover_all_now(**_):
+    """A source is discovered once when the schedule starts, not only after its first interval."""
+    for source in current_config().sources:
+        app.send_task("trailpipe.discover", args=(source.identifier,), queue=source.queue_name)
+
+
+signals.beat_init.connect(_discover_all_now, weak=False)
+signals.beat_embedded_init.connect(_discover_all_now, weak=False)

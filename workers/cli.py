@@ -1,0 +1,186 @@
+"""The ``trailpipe`` command: validate, discover, run, demo, status, tail."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError
+from pipeline.redis_server import RedisServer
+from pipeline.runtime import Runtime
+
+STATE_DIR = Path(".trailpipe")
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(2)
+
+
+config_option = click.option("-c", "--config", "config_path", required=True,
+                             type=click.Path(dir_okay=False), envvar="TRAILPIPE_CONFIG",
+                             help="The YAML config file (or TRAILPIPE_CONFIG).")
+
+
+@click.group()
+def main() -> None:
+    """trailpipe: AWS CloudTrail logs from S3 into a Redis stream, on Celery."""
+
+
+@main.command()
+@config_option
+def validate(config_path: str) -> None:
+    """Check a config file: exit 0 if good, else one line per problem."""
+    config = _load(config_path)
+    click.echo(f"{config_path}: OK, {len(config.sources)} source(s): "
+               + ", ".join(s.identifier for s in config.sources))
+
+
+@main.command()
+@config_option
+@click.argument("identifier", required=False)
+def discover(config_path: str, identifier: str | None) -> None:
+    """Enqueue a discovery now, of one source or of all."""
+    config = _load(config_path)
+    from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
+
+    configure(config)
+    sources = [config.source(identifier)] if identifier else config.sources
+    for source in sources:
+        app.send_task("trailpipe.discover", args=(source.identifier,), queue=source.queue_name)
+        click.echo(f"discovery of {source.identifier} enqueued on {source.queue_name}")
+
+
+def status_rows(runtime: Runtime) -> list[dict]:
+    rows = []
+    for source in runtime.config.sources:
+        marker = runtime.state.get_marker(source.identifier)
+        stats = runtime.state.stats(source.identifier)
+        rows.append({
+            "source": source.identifier,
+            "bucket": source.bucket,
+            "prefix": source.directory_prefix,
+            "marker": marker.start_after(source.list_prefix),
+            "objects_enqueued": stats.get("objects_enqueued", 0),
+            "objects_done": stats.get("objects_done", 0),
+            "objects_failed": stats.get("objects_failed", 0),
+            "events_emitted": stats.get("events_emitted", 0),
+            "last_discovery_at": stats.get("last_discovery_at"),
+        })
+    return rows
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(config_path: str, as_json: bool) -> None:
+    """Per source: prefix, marker, objects done/failed, events emitted."""
+    runtime = Runtime(_load(config_path))
+    rows = status_rows(runtime)
+    if as_json:
+        click.echo(json.dumps({"sources": rows, "stream_length": runtime.redis.xlen(runtime.config.stream)},
+                              indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
+        click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
+                   f"failed={row['objects_failed']}  events emitted={row['events_emitted']}")
+    click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
+
+
+def format_event(fields: dict[bytes, bytes]) -> str:
+    get = lambda name: fields.get(name.encode(), b"").decode("utf-8", "replace")  # noqa: E731
+    record = orjson.loads(fields.get(b"event", b"{}"))
+    identity = record.get("userIdentity") or {}
+    who = identity.get("userName") or identity.get("arn") or identity.get("type") or "-"
+    return (f"{get('event_time')}  {get('account')}/{get('region') or '-'}  {get('event_name')}"
+            f"  by {who}  from {record.get('sourceIPAddress') or '-'}  [{get('source')}]")
+
+
+@main.command()
+@config_option
+@click.option("-n", "count", default=10, show_default=True, help="How many events.")
+@click.option("--raw", is_flag=True, help="Print each entry's fields as JSON.")
+def tail(config_path: str, count: int, raw: bool) -> None:
+    """Print the newest events from the stream."""
+    runtime = Runtime(_load(config_path))
+    entries = runtime.redis.xrevrange(runtime.config.stream, count=count)
+    for entry_id, fields in reversed(entries):
+        if raw:
+            click.echo(json.dumps({"id": entry_id.decode(),
+                                   **{k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}}))
+        else:
+            click.echo(format_event(fields))
+
+
+def celery_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.app", *args]
+
+
+def run_foreground(command: list[str], env: dict[str, str]) -> int:
+    """Run a child, forwarding Ctrl-C/SIGTERM to it so it shuts down warm."""
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum, _frame):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@main.command()
+@config_option
+@click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
+@click.option("--loglevel", default="info", show_default=True)
+def run(config_path: str, concurrency: int, loglevel: str) -> None:
+    """Worker and beat in one process tree, for a single machine.
+
+    Without redis_url in the config, starts an embedded redis-server under ./.trailpipe/.
+    """
+    config = _load(config_path)
+    env = dict(os.environ, TRAILPIPE_CONFIG=str(Path(config_path).resolve()))
+    STATE_DIR.mkdir(exist_ok=True)
+    server = None
+    if config.redis_url is None and not os.environ.get("TRAILPIPE_REDIS_URL"):
+        server = RedisServer(STATE_DIR / "redis").start()
+        env["TRAILPIPE_REDIS_URL"] = server.url
+        click.echo(f"embedded redis-server on 127.0.0.1:{server.port}, data in {server.directory}")
+    try:
+        code = run_foreground(celery_command(
+            "worker", "-B", "--concurrency", str(concurrency), "--loglevel", loglevel,
+            "--schedule", str(STATE_DIR / "celerybeat-schedule")), env)
+    finally:
+        if server:
+            server.stop()
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--files", default=24, show_default=True, help="CloudTrail files to put in the bucket.")
+@click.option("--timeout", default=180, show_default=True, help="Give up after this many seconds.")
+@click.option("--show", default=15, show_default=True, help="Events to print as they arrive.")
+def demo(files: int, timeout: int, show: int) -> None:
+    """A local S3 bucket of CloudTrail files through the whole pipeline, then a summary."""
+    from workers.demo import run_demo  # noqa: PLC0415
+
+    sys.exit(run_demo(files=files, timeout=timeout, show=show))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""``trailpipe demo``: a local S3 API (moto, loopback) with a bucket of realistic CloudTrail files,
+the real pipeline (celery worker + beat) on an embedded redis-server, events shown as they
+arrive, then a summary. Ends by itself, or on Ctrl-C, cleanly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+import click
+import yaml
+
+from pipeline.config import parse_config
+from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
+from pipeline.redis_server import RedisServer, free_port
+from pipeline.runtime import Runtime
+from workers.cli import celery_command, format_event
+
+DEMO_DIR = Path(".trailpipe") / "demo"
+BUCKET = "trailpipe-demo-cloudtrail"
+SOURCE = "demo-org-trail"
+
+
+def start_moto(stack: ExitStack) -> str:
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415  (demo/test dependency)
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines between the events
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    stack.callback(server.stop)
+    return f"http://127.0.0.1:{port}"
+
+
+def fill_bucket(endpoint: str, files: int) -> tuple[int, int]:
+    """Upload the log files plus one digest and one non-log object; return (files, records)."""
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="demo", aws_secret_access_key="demo-secret")
+    s3.create_bucket(Bucket=BUCKET)
+    logs = make_bucket_files(files=files)
+    for log in logs:
+        s3.put_object(Bucket=BUCKET, Key=log.key, Body=log.body)
+    digest_key, digest_body = make_digest(ACCOUNTS[0], REGIONS[0], datetime(2026, 11, 1, 9, tzinfo=timezone.utc))
+    s3.put_object(Bucket=BUCKET, Key=digest_key, Body=digest_body)
+    s3.put_object(Bucket=BUCKET, Key="AWSLogs/README.txt", Body=b"not a log file")
+    return len(logs), sum(log.records for log in logs)
+
+
+def demo_config(endpoint: str, redis_url: str) -> dict:
+    return {
+        "redis_url": redis_url,
+        "sources": [{
+            "identifier": SOURCE,
+            "bucket": BUCKET,
+            "region": "us-east-1",
+            "signature_version": "v4",
+            "endpoint_url": endpoint,
+            "auth": {"method": "access_key", "access_key_id": "demo",
+                     "secret_access_key": "${TRAILPIPE_DEMO_SECRET}"},
+            "directory_prefix": "AWSLogs/",
+            "file_pattern": r".*?\.json\.gz",
+            "recurrence": "1M",
+        }],
+    }
+
+
+def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
+    started = time.monotonic()
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir(parents=True)
+    os.environ["TRAILPIPE_DEMO_SECRET"] = "demo-secret"
+    interrupted = False
+    with ExitStack() as stack:
+        redis_server = stack.enter_context(RedisServer(DEMO_DIR / "redis"))
+        click.echo(f"embedded redis-server on 127.0.0.1:{redis_server.port} (AOF in {redis_server.directory})")
+        endpoint = start_moto(stack)
+        log_files, expected_events = fill_bucket(endpoint, files)
+        click.echo(f"local S3 at {endpoint}: bucket {BUCKET} holds {log_files} CloudTrail files "
+                   f"({expected_events} records), 1 digest file and 1 other object")
+        config_path = DEMO_DIR / "config.yaml"
+        config_path.write_text(yaml.safe_dump(demo_config(endpoint, redis_server.url), sort_keys=False))
+        runtime = Runtime(parse_config(yaml.safe_load(config_path.read_text())))
+        env = dict(os.environ, TRAILPIPE_CONFIG=str(config_path.resolve()))
+        log_path = DEMO_DIR / "worker.log"
+        log_file = stack.enter_context(open(log_path, "wb"))
+        worker = subprocess.Popen(
+            celery_command("worker", "-B", "--concurrency", "2", "--loglevel", "info",
+                           "--schedule", str(DEMO_DIR / "celerybeat-schedule"), "--hostname", "demo@%h"),
+            env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        stack.callback(_stop, worker)
+        click.echo(f"celery worker + beat started (log: {log_path}); events from stream "
+                   f"{runtime.config.stream}:")
+        last_id, shown, stats = "0-0", 0, {}
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                for _, entries in runtime.redis.xread({runtime.config.stream: last_id}, count=500, block=500):
+                    for entry_id, fields in entries:
+                        last_id = entry_id
+                        if shown < show:
+                            click.echo("  " + format_event(fields))
+                            shown += 1
+                        elif shown == show:
+                            click.echo("  ...")
+                            shown += 1
+                stats = runtime.state.stats(SOURCE)
+                if stats.get("objects_done", 0) + stats.get("objects_failed", 0) >= log_files:
+                    break
+                if worker.poll() is not None:
+                    click.echo(f"the worker exited with code {worker.returncode}; see {log_path}", err=True)
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            click.echo("interrupted: stopping cleanly")
+        elapsed = time.monotonic() - started
+        events = stats.get("events_emitted", 0)
+        click.echo("")
+        click.echo("summary")
+        click.echo(f"  objects: {stats.get('objects_done', 0)} done, {stats.get('objects_failed', 0)} failed "
+                   f"of {log_files} log files (digest and non-log objects skipped)")
+        click.echo(f"  events:  {events} emitted of {expected_events} records; stream length "
+                   f"{runtime.redis.xlen(runtime.config.stream)}")
+        click.echo(f"  time:    {elapsed:.1f} s in all")
+        ok = not interrupted and events == expected_events and stats.get("objects_done", 0) == log_files
+        click.echo("demo complete" if ok else "demo did NOT complete", err=not ok)
+        return 0 if ok or interrupted else 1
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
