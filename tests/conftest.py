@@ -1,0 +1,149 @@
+"""Real servers for the tests: a redis-server and a moto S3 server on free loopback ports,
+started once per test session and stopped after. Nothing here touches a Redis that was
+already running on this machine.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import redis
+import yaml
+
+from pipeline.config import parse_config
+from pipeline.keys import Keys
+from pipeline.redis_server import RedisServer, free_port
+from pipeline.runtime import Runtime
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_OPEN = REPO.parent / "shared" / "data" / "open"
+TEST_KEY_ID = "AKIATESTTRAILPIPE000"
+TEST_SECRET = "test-secret-value-9f3b"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()  # our own throwaway server: every test starts empty
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint):
+    return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                        aws_access_key_id=TEST_KEY_ID, aws_secret_access_key=TEST_SECRET)
+
+
+_bucket_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def bucket(s3):
+    """A fresh, empty bucket per test."""
+    name = f"trail-{os.getpid()}-{next(_bucket_counter)}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def source_dict(bucket: str, endpoint: str, **overrides) -> dict:
+    source = {
+        "identifier": "test-src",
+        "bucket": bucket,
+        "region": "us-east-1",
+        "endpoint_url": endpoint,
+        "auth": {"method": "access_key", "access_key_id": TEST_KEY_ID, "secret_access_key": TEST_SECRET},
+        "directory_prefix": "AWSLogs/",
+        "recurrence": "1M",
+    }
+    source.update(overrides)
+    return source
+
+
+def config_dict(redis_url: str, sources: list[dict], **settings) -> dict:
+    return {"redis_url": redis_url, "sources": sources, **settings}
+
+
+@pytest.fixture
+def make_runtime(redis_server, redis_client, moto_endpoint):
+    """Build a Runtime for a bucket: make_runtime(bucket, **source_overrides)."""
+    runtimes = []
+
+    def build(bucket: str, settings: dict | None = None, **overrides) -> Runtime:
+        config = parse_config(config_dict(redis_server.url, [source_dict(bucket, moto_endpoint, **overrides)],
+                                          **(settings or {})))
+        runtime = Runtime(config)
+        runtimes.append(runtime)
+        return runtime
+
+    yield build
+    for runtime in runtimes:
+        runtime.redis.close()
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def celery_env(config_path: Path) -> dict[str, str]:
+    env = dict(os.environ, TRAILPIPE_CONFIG=str(config_path), PYTHONUNBUFFERED="1")
+    env.pop("TRAILPIPE_REDIS_URL", None)
+    return env
+
+
+def start_celery(args: list[str], config_path: Path, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", *args],
+                            env=celery_env(config_path), stdout=log, stderr=subprocess.STDOUT,
+                            cwd=str(REPO))
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def keys():
+    return Keys()
