@@ -2,9 +2,10 @@
 the marker.
 
 Order per listed page: claim -> enqueue -> advance marker. The worst a crash can do is leave a
-claim without its task; the next discovery lists that key again (the marker did not move past
-it) and, once the claim is older than ``requeue_after_seconds``, enqueues it again. A duplicate
-enqueue is harmless: the object's checkpoint lets only one task emit each record.
+claim without its task (or a task lost with its queue); such a claim stays in the source's
+pending set, and every discovery first sweeps it: claims older than ``requeue_after_seconds``
+and not finished are enqueued again. A duplicate enqueue is harmless: the object's checkpoint
+lets only one task emit each record.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from pipeline.config import Source
 from pipeline.lister import is_wanted, list_pages
-from pipeline.state import CLAIM_SKIP, StateStore, now_ms
+from pipeline.state import StateStore, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class DiscoveryResult:
     ran: bool = True  # False: another discovery of this source held the lease
     listed: int = 0
     enqueued: int = 0
+    requeued: int = 0
     skipped: int = 0
     marker: str = ""
     prefix_changed: bool = False
@@ -46,6 +48,9 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         log.info("discovery of %s skipped: another discovery holds the lease", source.identifier)
         return result
     try:
+        for key in state.sweep_pending(source.identifier):
+            enqueue(source.identifier, key)
+            result.requeued += 1
         prefix = source.list_prefix
         marker = state.get_marker(source.identifier)
         expected = marker.start_after(prefix)
@@ -61,7 +66,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
                 if not is_wanted(source, obj):
                     result.skipped += 1
                     continue
-                if state.claim(source.identifier, obj.key, token) != CLAIM_SKIP:
+                if state.claim(source.identifier, obj.key, token):
                     enqueue(source.identifier, obj.key)
                     result.enqueued += 1
             last_key = page[-1].key
@@ -74,7 +79,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
     finally:
         state.release_lease(source.identifier, token)
         result.seconds = time.monotonic() - started
-    log.info("discovered %s: listed=%d enqueued=%d skipped=%d marker=%r in %.2fs",
-             source.identifier, result.listed, result.enqueued, result.skipped, result.marker,
-             result.seconds)
+    log.info("discovered %s: listed=%d enqueued=%d requeued=%d skipped=%d marker=%r in %.2fs",
+             source.identifier, result.listed, result.enqueued, result.requeued, result.skipped,
+             result.marker, result.seconds)
     return result

@@ -10,6 +10,8 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               checkpoint (records of the object handled so far), emitted (events
                               written), attempts, claimed_at, token, error; expires
                               state_retention after done/failed
+  P:src:S:pending       zset  keys claimed and not yet done/failed, scored by claim (or last
+                              re-enqueue) time in ms: the sweeper's work list
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed,
                               events_emitted, discoveries, last_discovery_at
   P:sources             set   identifiers that have state (for status)
@@ -40,6 +42,9 @@ class Keys:
 
     def object(self, source: str, key: str) -> str:
         return f"{self._source(source)}:obj:{key}"
+
+    def pending(self, source: str) -> str:
+        return f"{self._source(source)}:pending"
 
     def stats(self, source: str) -> str:
         return f"{self._source(source)}:stats"

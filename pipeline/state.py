@@ -20,6 +20,7 @@ SCRIPT_NAMES = (
     "release_lease",
     "advance_marker",
     "claim_object",
+    "sweep_pending",
     "begin_object",
     "commit_batch",
     "fail_object",
@@ -44,8 +45,6 @@ class Marker:
         return self.key if self.prefix == prefix else ""
 
 
-# What claim() answers.
-CLAIM_SKIP, CLAIM_NEW, CLAIM_REQUEUE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -99,11 +98,20 @@ class StateStore:
             args=[token, prefix, expected, new]))
 
     # -- objects ---------------------------------------------------------------------------
-    def claim(self, source: str, key: str, token: int) -> int:
-        """1 = newly claimed, 2 = stale claim to enqueue again, 0 = skip."""
-        return int(self._scripts["claim_object"](
-            keys=[self.keys.object(source, key), self.keys.stats(source)],
-            args=[now_ms(), token, self.requeue_after_ms]))
+    def claim(self, source: str, key: str, token: int) -> bool:
+        """True if this caller claimed the object (and must enqueue it); False if it was known."""
+        return bool(self._scripts["claim_object"](
+            keys=[self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source)],
+            args=[now_ms(), token, key]))
+
+    def sweep_pending(self, source: str, limit: int = 1000) -> list[str]:
+        """Objects claimed more than ``requeue_after`` ago and not finished: enqueue them again."""
+        due = self._scripts["sweep_pending"](
+            keys=[self.keys.pending(source)], args=[now_ms(), self.requeue_after_ms, limit])
+        return [key.decode() for key in due]
+
+    def pending_count(self, source: str) -> int:
+        return int(self.redis.zcard(self.keys.pending(source)))
 
     def begin(self, source: str, key: str) -> ObjectStart:
         state, checkpoint, attempts = self._scripts["begin_object"](
@@ -119,14 +127,15 @@ class StateStore:
         the object is already done: the caller must stop, as its batch is somebody else's.
         """
         args: list[str | bytes | int] = [expected, "1" if last else "0", self.retention_seconds,
-                                         self.stream_maxlen, records, len(entries)]
+                                         self.stream_maxlen, records, len(entries), key]
         for entry in entries:
             args.append(len(entry))
             for field, value in entry.items():
                 args.append(field)
                 args.append(value)
         written, checkpoint = self._scripts["commit_batch"](
-            keys=[self.keys.object(source, key), self.events_stream, self.keys.stats(source)],
+            keys=[self.keys.object(source, key), self.events_stream, self.keys.stats(source),
+                  self.keys.pending(source)],
             args=args)
         return bool(written), int(checkpoint)
 
@@ -134,11 +143,12 @@ class StateStore:
         """Dead-letter the object with its reason; False if it was already done or failed."""
         fields = {"source": source, "object": key, "error_class": error_class, "message": message,
                   "failed_at": str(now_ms())}
-        args: list[str | int] = [self.retention_seconds, now_ms()]
+        args: list[str | int] = [self.retention_seconds, now_ms(), key]
         for field, value in fields.items():
             args += [field, value]
         return bool(self._scripts["fail_object"](
-            keys=[self.keys.object(source, key), self.deadletter_stream, self.keys.stats(source)],
+            keys=[self.keys.object(source, key), self.deadletter_stream, self.keys.stats(source),
+                  self.keys.pending(source)],
             args=args))
 
     def object_state(self, source: str, key: str) -> dict[str, str]:

@@ -147,3 +147,33 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "cond
 @pytest.fixture
 def keys():
     return Keys()
+
+
+def shared_log_files(account: str = "123456789012", region: str = "us-east-1") -> list[tuple[str, bytes, list[dict]]]:
+    """Every well-formed file of ../shared/data/open/ as a CloudTrail object: (key, gzip body, records).
+
+    Stratus Red Team files are bare arrays of records; they are wrapped as {"Records": [...]}.
+    """
+    import gzip
+    import hashlib
+
+    import orjson
+
+    if not SHARED_OPEN.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_OPEN}")
+    files = []
+    for index, path in enumerate(sorted(SHARED_OPEN.glob("*/*.json"))):
+        try:
+            doc = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError:
+            continue  # the deliberately malformed one; the parser tests cover it
+        records = doc["Records"] if isinstance(doc, dict) else doc
+        digest = hashlib.sha1(path.name.encode()).hexdigest()[:16]
+        key = (f"AWSLogs/{account}/CloudTrail/{region}/2024/07/31/"
+               f"{account}_CloudTrail_{region}_20240731T{index // 60:02d}{index % 60:02d}Z_{digest}.json.gz")
+        files.append((key, gzip.compress(orjson.dumps({"Records": records}), mtime=0), records))
+    return files
+
+
+def stream_events(client, stream: str = "trailpipe:events") -> list[dict]:
+    return [{k.decode(): v for k, v in fields.items()} for _, fields in client.xrange(stream)]

@@ -1,9 +1,10 @@
 -- Emit one batch of events and move the object's checkpoint, atomically.
--- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats
+-- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats, KEYS[4] pending set
 -- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '1' if
 -- this batch ends the object, ARGV[3] retention (s) for a done object, ARGV[4] MAXLEN ('0' =
 -- never trim), ARGV[5] records this batch handles (excluded records count, but emit nothing),
--- ARGV[6] number of entries, then per entry: field count n, then n field/value pairs.
+-- ARGV[6] number of entries, ARGV[7] the object key, then per entry: field count n, then n
+-- field/value pairs.
 -- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done or another
 -- worker moved the checkpoint (nothing written: a redelivered duplicate stops here).
 -- Every check comes before the first write: Redis does not roll back a script half way.
@@ -14,7 +15,7 @@ if state ~= 'processing' or checkpoint ~= tonumber(ARGV[1]) then
 end
 local count = tonumber(ARGV[6])
 local maxlen = tonumber(ARGV[4])
-local i = 7
+local i = 8
 for _ = 1, count do
   local n = tonumber(ARGV[i])
   local entry = {}
@@ -36,5 +37,6 @@ if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], 'state', 'done')
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'objects_done', 1)
+  redis.call('ZREM', KEYS[4], ARGV[7])
 end
 return {1, checkpoint}

@@ -1,14 +1,15 @@
 -- Record an object as failed for good and dead-letter it, atomically.
--- KEYS[1] object hash, KEYS[2] dead-letter stream, KEYS[3] source stats
--- ARGV[1] retention (s), ARGV[2] now (ms), then field/value pairs of the dead-letter entry.
+-- KEYS[1] object hash, KEYS[2] dead-letter stream, KEYS[3] source stats, KEYS[4] pending set
+-- ARGV[1] retention (s), ARGV[2] now (ms), ARGV[3] the object key, then field/value pairs of the
+-- dead-letter entry.
 -- Returns 1 when recorded, 0 when the object was already done or failed.
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'failed' then
   return 0
 end
 local entry = {}
-for j = 3, #ARGV do
-  entry[j - 2] = ARGV[j]
+for j = 4, #ARGV do
+  entry[j - 3] = ARGV[j]
 end
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 table.insert(entry, 'attempts')
@@ -21,4 +22,5 @@ end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', error_class, 'failed_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'objects_failed', 1)
+redis.call('ZREM', KEYS[4], ARGV[3])
 return 1

@@ -1,0 +1,191 @@
+"""Config validation: each rule, good and bad, and the `trailpipe validate` command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config import ConfigError, load_config, parse_config, parse_recurrence
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+
+
+def good_source(**overrides) -> dict:
+    source = {
+        "identifier": "prod-trail",
+        "bucket": "my-cloudtrail-bucket",
+        "region": "eu-west-1",
+        "signature_version": "v4",
+        "auth": {"method": "access_key", "access_key_id": "AKIAEXAMPLE", "secret_access_key": SECRET},
+        "directory_prefix": "AWSLogs/123456789012/CloudTrail/eu-west-1/",
+        "file_pattern": r".*?\.json\.gz",
+        "event_format": "cloudtrail_json",
+        "recurrence": "15 M",
+    }
+    source.update(overrides)
+    return source
+
+
+def problems_of(*sources: dict, **settings) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"redis_url": "redis://127.0.0.1:1/0", "sources": list(sources), **settings})
+    return info.value.problems
+
+
+def test_good_config_with_defaults():
+    config = parse_config({"sources": [good_source()]})
+    source = config.sources[0]
+    assert source.endpoint_url == "https://s3.amazonaws.com"
+    assert source.eps_throttle == 5000
+    assert source.recurrence_seconds == 900
+    assert config.stream == "trailpipe:events"
+    assert config.redis_url is None
+    assert source.queue_name == "trailpipe.eu-west-1"
+
+
+def test_broker_url_defaults_to_redis_url(monkeypatch):
+    monkeypatch.delenv("TRAILPIPE_REDIS_URL", raising=False)
+    config = parse_config({"redis_url": "redis://h:1/2", "sources": [good_source()]})
+    assert config.broker_url_value() == "redis://h:1/2"
+    config = parse_config({"redis_url": "redis://h:1/2", "broker_url": "redis://b:1/3", "sources": [good_source()]})
+    assert config.broker_url_value() == "redis://b:1/3"
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("2H", 7200), ("15 M", 900), ("1D", 86400), ("1M", 60), (" 3 h ", 10800), ("90m", 5400),
+])
+def test_recurrence_parsing(text, seconds):
+    assert parse_recurrence(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0M", "30S", "H", "2", "1.5H", "2 HOURS", "-1M", ""])
+def test_recurrence_rejected(text):
+    with pytest.raises(ValueError):
+        parse_recurrence(text)
+
+
+@pytest.mark.parametrize("overrides,field,words", [
+    ({"directory_prefix": "/AWSLogs/"}, "directory_prefix", 'must not start with "/"'),
+    ({"recurrence": "30S"}, "recurrence", "not a recurrence"),
+    ({"recurrence": "0M"}, "recurrence", "minimum of 1 minute"),
+    ({"region": None}, "region", "required with signature_version v4"),
+    ({"file_pattern": "(.*\\.json"}, "file_pattern", "not a valid regular expression"),
+    ({"eps_throttle": 0}, "eps_throttle", "greater than or equal to 1"),
+    ({"signature_version": "v3"}, "signature_version", "'v2' or 'v4'"),
+    ({"event_format": "leef"}, "event_format", "cloudtrail_json"),
+    ({"endpoint_url": "s3.amazonaws.com"}, "endpoint_url", "not an http(s) URL"),
+    ({"bucket": "Bad_Bucket"}, "bucket", "pattern"),
+    ({"auth": {"method": "password"}}, "auth", "method"),
+    ({"auth": {"method": "access_key", "access_key_id": "AKIA"}}, "auth.secret_access_key", "Field required"),
+    ({"proxy": {"host": "proxy.local", "port": 70000}}, "proxy.port", "less than or equal to 65535"),
+    ({"auto_acquire_certificates": True}, "trusted_certificates_dir", "required with auto_acquire"),
+    ({"trusted_certificates_dir": "/no/such/dir"}, "trusted_certificates_dir", "not a directory"),
+    ({"output_formats": ["cef"]}, "output_formats.0", "'ecs' or 'ocsf'"),
+    ({"bucket_name": "x"}, "bucket_name", "not a known parameter"),
+])
+def test_each_bad_parameter_is_named(overrides, field, words):
+    problems = problems_of(good_source(**overrides))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"source 'prod-trail' field '{field}':"), problems
+    assert words in problems[0], problems
+
+
+def test_v2_does_not_need_a_region():
+    config = parse_config({"sources": [good_source(signature_version="v2", region=None)]})
+    assert config.sources[0].region is None
+
+
+def test_root_prefix_and_relative_prefix():
+    config = parse_config({"sources": [good_source(directory_prefix="/"), good_source(identifier="b", directory_prefix="AWSLogs/")]})
+    assert config.sources[0].list_prefix == ""
+    assert config.sources[1].list_prefix == "AWSLogs/"
+
+
+def test_identifiers_unique_and_every_problem_reported():
+    problems = problems_of(good_source(), good_source(recurrence="10S"), good_source(identifier="x", eps_throttle=-5))
+    assert any("'prod-trail' field 'identifier': is used by more than one source" in p for p in problems)
+    assert any("'prod-trail' field 'recurrence'" in p for p in problems)
+    assert any("'x' field 'eps_throttle'" in p for p in problems)
+
+
+def test_source_without_identifier_is_named_by_position():
+    source = good_source()
+    del source["identifier"]
+    problems = problems_of(source)
+    assert problems == ["source #1 (no identifier) field 'identifier': Field required"]
+
+
+def test_env_substitution(monkeypatch):
+    monkeypatch.setenv("TP_TEST_SECRET", SECRET)
+    monkeypatch.setenv("TP_TEST_BUCKET", "env-bucket")
+    config = parse_config({"sources": [good_source(
+        bucket="${TP_TEST_BUCKET}",
+        auth={"method": "access_key", "access_key_id": "AKIA", "secret_access_key": "${TP_TEST_SECRET}"})]})
+    source = config.sources[0]
+    assert source.bucket == "env-bucket"
+    assert source.auth.secret_access_key.get_secret_value() == SECRET
+    assert SECRET not in repr(config) and SECRET not in str(source)
+
+
+def test_missing_env_variable_is_a_problem(monkeypatch):
+    monkeypatch.delenv("TP_TEST_UNSET", raising=False)
+    problems = problems_of(good_source(auth={"method": "access_key", "access_key_id": "AKIA",
+                                             "secret_access_key": "${TP_TEST_UNSET}"}))
+    assert "source 'prod-trail' field 'auth.secret_access_key': environment variable TP_TEST_UNSET is not set" in problems
+
+
+def test_proxy_and_instance_role():
+    config = parse_config({"sources": [good_source(
+        auth={"method": "instance_role"},
+        proxy={"host": "proxy.corp", "port": 3128, "username": "u", "password": "p@ss:word"})]})
+    source = config.sources[0]
+    assert source.auth.method == "instance_role"
+    assert source.proxy.password.get_secret_value() == "p@ss:word"
+    assert "p@ss:word" not in repr(source)
+
+
+def test_no_sources_is_an_error():
+    with pytest.raises(ConfigError) as info:
+        parse_config({"sources": []})
+    assert "field 'sources'" in info.value.problems[0]
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"sources: [\n  secret: {SECRET}\n  : :\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert "not valid YAML at line" in info.value.problems[0]
+    assert SECRET not in str(info.value)
+
+
+def run_validate(path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workers.cli", "validate", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_validate_command(tmp_path):
+    import yaml
+
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({"sources": [good_source()]}))
+    result = run_validate(good)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"sources": [
+        good_source(recurrence="5S", directory_prefix="/x"),
+        good_source(identifier="second", eps_throttle=0)]}))
+    result = run_validate(bad)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "source 'prod-trail' field 'directory_prefix': must not start with \"/\" (\"/\" alone means the bucket root)",
+        "source 'prod-trail' field 'recurrence': '5S' is not a recurrence: use a number and a unit H, M or D, such as 2H, 15 M or 1D",
+        "source 'second' field 'eps_throttle': Input should be greater than or equal to 1",
+    ]
+    assert SECRET not in result.stdout + result.stderr

@@ -1,0 +1,133 @@
+"""The Lua scripts of pipeline.state against a real redis-server."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.keys import Keys
+from pipeline.state import StateStore
+
+SRC = "s1"
+
+
+@pytest.fixture
+def state(redis_client):
+    return StateStore(redis_client, Keys(), events_stream="trailpipe:events",
+                      deadletter_stream="trailpipe:deadletter", retention_seconds=3600,
+                      requeue_after_seconds=60)
+
+
+def entry(n: int) -> dict:
+    return {"event": f'{{"n":{n}}}', "event_id": f"id-{n}", "source": SRC}
+
+
+def test_lease_is_exclusive_and_tokens_grow(state):
+    first = state.acquire_lease(SRC, 10_000)
+    assert first > 0
+    assert state.acquire_lease(SRC, 10_000) == 0
+    assert not state.release_lease(SRC, first + 1)  # not ours: stays
+    assert state.acquire_lease(SRC, 10_000) == 0
+    assert state.release_lease(SRC, first)
+    second = state.acquire_lease(SRC, 10_000)
+    assert second > first
+
+
+def test_marker_compare_and_set(state):
+    token = state.acquire_lease(SRC, 10_000)
+    assert state.get_marker(SRC).start_after("p/") == ""
+    assert state.advance_marker(SRC, token, "p/", "", "p/a")
+    assert not state.advance_marker(SRC, token, "p/", "", "p/b")  # expected marker is stale
+    assert state.advance_marker(SRC, token, "p/", "p/a", "p/b")
+    assert state.get_marker(SRC).start_after("p/") == "p/b"
+    assert not state.advance_marker(SRC, token + 1, "p/", "p/b", "p/c")  # wrong fencing token
+    state.release_lease(SRC, token)
+    assert not state.advance_marker(SRC, token, "p/", "p/b", "p/c")  # lease gone
+
+
+def test_marker_of_another_prefix_counts_as_none(state):
+    token = state.acquire_lease(SRC, 10_000)
+    assert state.advance_marker(SRC, token, "old/", "", "old/z")
+    marker = state.get_marker(SRC)
+    assert marker.prefix == "old/" and marker.start_after("new/") == ""
+    assert state.advance_marker(SRC, token, "new/", "", "new/a")
+    assert state.get_marker(SRC).start_after("new/") == "new/a"
+
+
+def test_claim_once_and_sweep_stale_claims(state, redis_client, keys):
+    assert state.claim(SRC, "k1", 1)
+    assert not state.claim(SRC, "k1", 2)
+    assert state.claim(SRC, "k2", 2)
+    assert state.sweep_pending(SRC) == []  # claimed just now: not due
+    redis_client.zadd(keys.pending(SRC), {"k1": 0})  # claimed long ago, never done
+    assert state.sweep_pending(SRC) == ["k1"]
+    assert state.sweep_pending(SRC) == []  # re-armed: once per interval, not at every sweep
+    assert state.stats(SRC)["objects_enqueued"] == 2
+    state.begin(SRC, "k2")
+    state.commit_batch(SRC, "k2", 0, 0, [], last=True)
+    assert state.pending_count(SRC) == 1  # done objects leave the pending set
+
+
+def test_commit_batches_then_done(state, redis_client):
+    state.claim(SRC, "k", 1)
+    start = state.begin(SRC, "k")
+    assert (start.state, start.checkpoint, start.attempts) == ("processing", 0, 1)
+    assert state.commit_batch(SRC, "k", 0, 2, [entry(0), entry(1)], last=False) == (True, 2)
+    assert state.commit_batch(SRC, "k", 2, 1, [entry(2)], last=True) == (True, 3)
+    assert redis_client.xlen("trailpipe:events") == 3
+    obj = state.object_state(SRC, "k")
+    assert obj["state"] == "done" and obj["checkpoint"] == "3" and obj["emitted"] == "3"
+    assert 0 < redis_client.ttl(Keys().object(SRC, "k")) <= 3600
+    assert state.stats(SRC)["objects_done"] == 1 and state.stats(SRC)["events_emitted"] == 3
+    assert state.begin(SRC, "k").finished
+
+
+def test_stale_commit_writes_nothing(state, redis_client):
+    state.begin(SRC, "k")
+    assert state.commit_batch(SRC, "k", 0, 1, [entry(0)], last=False) == (True, 1)
+    # A second worker with the same object, still at checkpoint 0, must not emit again.
+    assert state.commit_batch(SRC, "k", 0, 1, [entry(0)], last=False) == (False, 1)
+    assert redis_client.xlen("trailpipe:events") == 1
+    assert state.commit_batch(SRC, "k", 1, 0, [], last=True) == (True, 1)
+    assert state.commit_batch(SRC, "k", 1, 1, [entry(1)], last=True) == (False, 1)  # done
+    assert redis_client.xlen("trailpipe:events") == 1
+
+
+def test_commit_needs_begin(state, redis_client):
+    assert state.commit_batch(SRC, "never-begun", 0, 1, [entry(0)], last=True) == (False, -1)
+    assert redis_client.xlen("trailpipe:events") == 0
+
+
+def test_resume_from_checkpoint_after_crash(state):
+    state.begin(SRC, "k")
+    state.commit_batch(SRC, "k", 0, 5, [entry(i) for i in range(5)], last=False)
+    again = state.begin(SRC, "k")  # the task is redelivered
+    assert again.checkpoint == 5 and again.attempts == 2
+
+
+def test_excluded_records_move_checkpoint_without_events(state, redis_client):
+    state.begin(SRC, "k")
+    assert state.commit_batch(SRC, "k", 0, 3, [entry(0)], last=True) == (True, 3)
+    assert redis_client.xlen("trailpipe:events") == 1
+    assert state.object_state(SRC, "k")["emitted"] == "1"
+
+
+def test_fail_dead_letters_once(state, redis_client):
+    state.claim(SRC, "bad", 1)
+    state.begin(SRC, "bad")
+    assert state.fail(SRC, "bad", "CorruptGzip", "corrupt gzip: invalid header")
+    assert not state.fail(SRC, "bad", "CorruptGzip", "again")
+    entries = redis_client.xrange("trailpipe:deadletter")
+    assert len(entries) == 1
+    fields = {k.decode(): v.decode() for k, v in entries[0][1].items()}
+    assert fields["source"] == SRC and fields["object"] == "bad"
+    assert fields["error_class"] == "CorruptGzip" and fields["message"] == "corrupt gzip: invalid header"
+    assert fields["attempts"] == "1"
+    assert state.object_state(SRC, "bad")["state"] == "failed"
+    assert state.stats(SRC)["objects_failed"] == 1
+    assert not state.claim(SRC, "bad", 2)  # failed objects are not claimed again
+    assert state.pending_count(SRC) == 0
+    assert state.begin(SRC, "bad").finished
+
+
+def test_scripts_survive_script_flush(state, redis_client):
+    redis_client.script_flush()  # e.g. after a Redis restart without the script cache
+    assert state.acquire_lease(SRC, 1000) > 0
