@@ -1,0 +1,130 @@
+"""The object processor against a real S3 API and Redis: records in, stream entries out."""
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+
+from conftest import shared_log_files, stream_events
+from pipeline.ingest import ingest_object
+
+KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/01/111122223333_CloudTrail_us-east-1_20261101T0800Z_abcdefghijklmnop.json.gz"
+
+
+def record(n: int, **extra) -> dict:
+    return {"eventVersion": "1.08", "eventID": f"id-{n}", "eventName": "DescribeInstances",
+            "eventTime": "2026-11-01T08:00:00Z", "awsRegion": "us-east-1",
+            "recipientAccountId": "111122223333", "userIdentity": {"type": "IAMUser", "accountId": "999"},
+            "note": "zoë ✓", **extra}
+
+
+def body(records, compress=True) -> bytes:
+    raw = orjson.dumps({"Records": records})
+    return gzip.compress(raw) if compress else raw
+
+
+def ingest(runtime, key=KEY):
+    source = runtime.config.sources[0]
+    return ingest_object(source, key, runtime.state, runtime.s3(source), runtime.config.batch_size)
+
+
+def test_every_record_becomes_one_entry(make_runtime, s3, bucket, redis_client):
+    records = [record(n) for n in range(7)]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
+    runtime = make_runtime(bucket, settings={"batch_size": 3})
+    result = ingest(runtime)
+    assert (result.outcome, result.records, result.events) == ("done", 7, 7)
+    events = stream_events(redis_client)
+    assert [orjson.loads(e["event"]) for e in events] == records
+    first = events[0]
+    assert first["event_id"] == b"id-0" and first["event_name"] == b"DescribeInstances"
+    assert first["event_time"] == b"2026-11-01T08:00:00Z" and first["source"] == b"test-src"
+    assert first["object"] == KEY.encode() and first["account"] == b"111122223333"
+    assert first["region"] == b"us-east-1"
+    assert runtime.state.object_state("test-src", KEY)["state"] == "done"
+    assert runtime.state.stats("test-src")["events_emitted"] == 7
+
+
+def test_second_ingest_of_a_done_object_emits_nothing(make_runtime, s3, bucket, redis_client):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    runtime = make_runtime(bucket)
+    assert ingest(runtime).outcome == "done"
+    assert ingest(runtime).outcome == "skipped"
+    assert redis_client.xlen("trailpipe:events") == 1
+
+
+def test_redelivered_task_resumes_from_checkpoint(make_runtime, s3, bucket, redis_client):
+    records = [record(n) for n in range(10)]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
+    runtime = make_runtime(bucket, settings={"batch_size": 4})
+    # A first worker committed one batch of 4, then died.
+    runtime.state.begin("test-src", KEY)
+    first_batch = [{"event": orjson.dumps(r), "event_id": r["eventID"]} for r in records[:4]]
+    assert runtime.state.commit_batch("test-src", KEY, 0, 4, first_batch, last=False) == (True, 4)
+    result = ingest(runtime)
+    assert (result.outcome, result.records) == ("done", 6)
+    ids = [e["event_id"] for e in stream_events(redis_client)]
+    assert ids == [f"id-{n}".encode() for n in range(10)]  # each exactly once, in order
+
+
+def test_plain_json_and_missing_fields(make_runtime, s3, bucket, redis_client):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([{"eventName": "ConsoleLogin", "userIdentity": {"accountId": "222"}}, {}], compress=False))
+    runtime = make_runtime(bucket)
+    assert ingest(runtime).outcome == "done"
+    first, second = stream_events(redis_client)
+    assert first["account"] == b"222" and first["event_id"] == b"" and first["region"] == b""
+    assert second["event"] == b"{}"
+
+
+def test_empty_records_list_is_done_with_no_events(make_runtime, s3, bucket, redis_client):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([]))
+    runtime = make_runtime(bucket)
+    assert ingest(runtime).outcome == "done"
+    assert redis_client.xlen("trailpipe:events") == 0
+
+
+@pytest.mark.parametrize("payload,error_class", [
+    (b"\x1f\x8b\x08\x00garbage-not-deflate", "CorruptGzip"),
+    (gzip.compress(b'{"Records": [1, 2')[:-12], "CorruptGzip"),
+    (gzip.compress(b"this is not json"), "NotJson"),
+    (gzip.compress(b'{"records": []}'), "NoRecords"),
+    (gzip.compress(b'[{"eventID": "x"}]'), "NoRecords"),
+    (gzip.compress(b'{"Records": ["a string"]}'), "BadRecord"),
+])
+def test_corrupt_object_is_dead_lettered(make_runtime, s3, bucket, redis_client, payload, error_class):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=payload)
+    runtime = make_runtime(bucket)
+    result = ingest(runtime)
+    assert result.outcome == "failed" and result.reason.startswith(error_class)
+    (entry,) = stream_events(redis_client, "trailpipe:deadletter")
+    assert entry["error_class"] == error_class.encode() and entry["object"] == KEY.encode()
+    assert entry["source"] == b"test-src" and entry["message"]
+    assert runtime.state.object_state("test-src", KEY)["state"] == "failed"
+    assert redis_client.xlen("trailpipe:events") == 0
+
+
+def test_missing_object_is_dead_lettered(make_runtime, bucket, redis_client):
+    runtime = make_runtime(bucket)
+    result = ingest(runtime, "AWSLogs/gone.json.gz")
+    assert result.outcome == "failed" and "NoSuchKey" in result.reason
+
+
+def test_exclude_event_names(make_runtime, s3, bucket, redis_client):
+    records = [record(1), record(2, eventName="ConsoleLogin"), record(3, eventName="ListBuckets")]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
+    runtime = make_runtime(bucket, exclude_event_names=r"(Describe|List|Get).*")
+    result = ingest(runtime)
+    assert (result.records, result.events) == (3, 1)
+    assert [e["event_name"] for e in stream_events(redis_client)] == [b"ConsoleLogin"]
+
+
+def test_shared_open_data_round_trips(make_runtime, s3, bucket, redis_client):
+    files = shared_log_files()
+    for key, data, _ in files:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    runtime = make_runtime(bucket)
+    for key, _, _ in files:
+        assert ingest(runtime, key).outcome == "done"
+    expected = sorted(orjson.dumps(r) for _, _, records in files for r in records)
+    assert sorted(e["event"] for e in stream_events(redis_client)) == expected
