@@ -57,36 +57,104 @@ class _Strict(BaseModel):
 
 
 class AccessKeyAuth(_Strict):
+    """An access key: the secret in the file (or ``${ENV}``), or in a file of its own."""
+
     method: Literal["access_key"]
     access_key_id: str = Field(min_length=1)
-    secret_access_key: SecretStr
+    secret_access_key: SecretStr | None = None
+    secret_access_key_file: str | None = None  # read when the client is made; whitespace around it ignored
 
     @field_validator("secret_access_key")
     @classmethod
-    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
+    def _secret_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("secret_access_key_file")
+    @classmethod
+    def _secret_file_readable(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not Path(value).is_file():
+                raise ValueError(f"{value!r} is not a file")
+            if not os.access(value, os.R_OK):
+                raise ValueError(f"{value!r} is not readable")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_secret(self) -> "AccessKeyAuth":
+        if (self.secret_access_key is None) == (self.secret_access_key_file is None):
+            raise ValueError("secret_access_key: give exactly one of secret_access_key and secret_access_key_file")
+        return self
+
 
 class InstanceRoleAuth(_Strict):
+    """The EC2 instance's IAM role, from the instance metadata service (IMDSv2)."""
+
     method: Literal["instance_role"]
 
 
-Auth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth], Field(discriminator="method")]
+class DefaultChainAuth(_Strict):
+    """boto3's default chain: environment, shared profile, container role, instance role."""
+
+    method: Literal["default_chain"]
+
+
+BaseAuth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth, DefaultChainAuth], Field(discriminator="method")]
+
+
+class AssumeRoleAuth(_Strict):
+    """``sts:AssumeRole`` into ``role_arn`` with the ``base`` credentials; renewed before expiry."""
+
+    method: Literal["assume_role"]
+    role_arn: str = Field(pattern=r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/\-]{1,512}$")
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/\-]+$")
+    session_name: str = Field(default="trailpipe", min_length=2, max_length=64, pattern=r"^[\w+=,.@\-]+$")
+    duration_seconds: int = Field(default=3600, ge=900, le=43200)
+    sts_endpoint_url: str | None = None  # default: STS of the source's region
+    base: BaseAuth
+
+    @field_validator("sts_endpoint_url")
+    @classmethod
+    def _sts_endpoint_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/") if value else value
+
+
+Auth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth, AssumeRoleAuth, DefaultChainAuth],
+                 Field(discriminator="method")]
+# The discriminator tags pydantic puts into error locations ("auth.assume_role.role_arn").
+AUTH_METHODS = ("access_key", "instance_role", "assume_role", "default_chain")
 
 
 class Proxy(_Strict):
+    """An HTTP proxy every S3 and STS request goes through (HTTPS through CONNECT)."""
+
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
 
+    @field_validator("host")
+    @classmethod
+    def _host_only(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$", value):
+            raise ValueError(f"{value!r} is not a host name or address (no scheme, port or user here)")
+        return value
+
     @model_validator(mode="after")
     def _password_needs_user(self) -> "Proxy":
         if self.password is not None and not self.username:
-            raise ValueError("a proxy password needs a username")
+            raise ValueError("password: needs a username")
         return self
+
+
+# Regions launched before 2014 also accept Signature Version 2; every later region is SigV4 only.
+SIGV2_REGIONS = frozenset({
+    "us-east-1", "us-west-1", "us-west-2", "eu-west-1", "ap-southeast-1", "ap-southeast-2",
+    "ap-northeast-1", "sa-east-1", "us-gov-west-1",
+})
 
 
 class Source(_Strict):
