@@ -1,21 +1,29 @@
 """Discovery: list a source's new objects, claim each, enqueue one ingest per object, advance
-the marker.
+the markers.
 
-Order per listed page: claim -> enqueue -> advance marker. The worst a crash can do is leave a
-claim without its task (or a task lost with its queue); such a claim stays in the source's
-pending set, and every discovery first sweeps it: claims older than ``requeue_after_seconds``
-and not finished are enqueued again. A duplicate enqueue is harmless: the object's checkpoint
-lets only one task emit each record.
+- One discovery of a source at a time: a lease with a fencing token; markers move only by a
+  compare-and-set that checks the token.
+- The source is split into partitions (one per account and region under ``AWSLogs/``), each
+  with its own marker, so one source covers an organization trail.
+- No file missed: each partition is listed again from (its newest delivery time - lookback),
+  so files that land late behind the marker are found; keys already claimed are skipped
+  (object records live ``state_retention``, which covers the lookback window).
+- Order per page: claim -> enqueue -> advance marker. The worst a crash can do is leave a claim
+  without its task; it stays in the source's pending set, which every discovery sweeps first:
+  claims older than ``requeue_after_seconds`` and not finished are enqueued again. A duplicate
+  enqueue is harmless: the object's checkpoint lets only one task emit each record.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from pipeline.config import Source
-from pipeline.lister import is_wanted, list_pages
+from pipeline.layout import start_after
+from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.state import StateStore, now_ms
 
 log = logging.getLogger(__name__)
@@ -23,63 +31,107 @@ log = logging.getLogger(__name__)
 Enqueue = Callable[[str, str], None]  # (source identifier, object key)
 
 DEFAULT_LEASE_MS = 15 * 60 * 1000
+PARTITION_CACHE_SECONDS = 3600
+FORGET_MARGIN = timedelta(hours=1)  # listing never reaches back to keys about to be forgotten
 
 
 @dataclass
 class DiscoveryResult:
     source: str
     ran: bool = True  # False: another discovery of this source held the lease
+    partitions: int = 0
     listed: int = 0
     enqueued: int = 0
     requeued: int = 0
     skipped: int = 0
-    marker: str = ""
-    prefix_changed: bool = False
+    markers_cleared: bool = False
+    lost_lease: bool = False
+    list_requests: int = 0
     seconds: float = 0.0
+    markers: dict[str, str] = field(default_factory=dict)
+
+
+def source_partitions(source: Source, state: StateStore, s3) -> tuple[list[str], int]:
+    """The source's partitions, from the cache when fresh; and the LIST requests it took."""
+    prefix = source.list_prefix
+    cached = state.cached_partitions(source.identifier, prefix)
+    if cached is not None:
+        return cached, 0
+    calls = {"n": 0}
+
+    def count(**_):
+        calls["n"] += 1
+
+    s3.meta.events.register("before-call.s3.ListObjectsV2", count)
+    try:
+        partitions = find_partitions(s3, source.bucket, prefix)
+    finally:
+        s3.meta.events.unregister("before-call.s3.ListObjectsV2", count)
+    state.cache_partitions(source.identifier, prefix, partitions, PARTITION_CACHE_SECONDS)
+    return partitions, calls["n"]
 
 
 def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
-             lease_ms: int = DEFAULT_LEASE_MS) -> DiscoveryResult:
+             lease_ms: int = DEFAULT_LEASE_MS, now: datetime | None = None) -> DiscoveryResult:
     started = time.monotonic()
-    result = DiscoveryResult(source.identifier)
-    token = state.acquire_lease(source.identifier, lease_ms)
+    sid = source.identifier
+    result = DiscoveryResult(sid)
+    token = state.acquire_lease(sid, lease_ms)
     if not token:
         result.ran = False
-        log.info("discovery of %s skipped: another discovery holds the lease", source.identifier)
+        log.info("discovery of %s skipped: another discovery holds the lease", sid)
         return result
     try:
-        for key in state.sweep_pending(source.identifier):
-            enqueue(source.identifier, key)
+        for key in state.sweep_pending(sid):
+            enqueue(sid, key)
             result.requeued += 1
         prefix = source.list_prefix
-        marker = state.get_marker(source.identifier)
-        expected = marker.start_after(prefix)
-        result.prefix_changed = marker.prefix is not None and marker.prefix != prefix
-        if result.prefix_changed:
-            log.info("source %s: prefix changed from %r to %r, marker cleared",
-                     source.identifier, marker.prefix, prefix)
-        for page in list_pages(s3, source, expected):
-            if not page:
-                continue
-            for obj in page:
-                result.listed += 1
-                if not is_wanted(source, obj):
-                    result.skipped += 1
-                    continue
-                if state.claim(source.identifier, obj.key, token):
-                    enqueue(source.identifier, obj.key)
-                    result.enqueued += 1
-            last_key = page[-1].key
-            if not state.advance_marker(source.identifier, token, prefix, expected, last_key):
-                log.warning("discovery of %s lost its lease or marker; stopping", source.identifier)
+        result.markers_cleared = state.reset_markers(sid, token, prefix)
+        if result.markers_cleared:
+            log.info("source %s: directory prefix changed to %r, markers cleared", sid, prefix)
+        partitions, result.list_requests = source_partitions(source, state, s3)
+        result.partitions = len(partitions)
+        markers = state.markers(sid)
+        now = now or datetime.now(timezone.utc)
+        not_before = now - timedelta(seconds=state.retention_seconds) + FORGET_MARGIN
+        lookback = timedelta(seconds=source.lookback_seconds)
+        for partition in partitions:
+            marker = markers.get(partition, "")
+            position = start_after(partition, marker, lookback, not_before)
+            if not _discover_partition(source, state, s3, enqueue, token, partition, marker,
+                                       position, result):
+                result.lost_lease = True
                 break
-            expected = last_key
-        result.marker = expected
-        state.note_discovery(source.identifier, now_ms())
+        state.note_discovery(sid, now_ms())
     finally:
-        state.release_lease(source.identifier, token)
+        state.release_lease(sid, token)
         result.seconds = time.monotonic() - started
-    log.info("discovered %s: listed=%d enqueued=%d requeued=%d skipped=%d marker=%r in %.2fs",
-             source.identifier, result.listed, result.enqueued, result.requeued, result.skipped,
-             result.marker, result.seconds)
+    log.info("discovered %s: partitions=%d listed=%d enqueued=%d requeued=%d skipped=%d "
+             "list_requests=%d in %.2fs", sid, result.partitions, result.listed, result.enqueued,
+             result.requeued, result.skipped, result.list_requests, result.seconds)
     return result
+
+
+def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue, token: int,
+                        partition: str, marker: str, position: str, result: DiscoveryResult) -> bool:
+    """List one partition from ``position``; False if the lease was lost (stop, lose nothing)."""
+    sid = source.identifier
+    for page in list_pages(s3, source.bucket, partition, position):
+        result.list_requests += 1
+        if not page:
+            continue
+        result.listed += len(page)
+        wanted = [obj.key for obj in page if is_wanted(source, obj)]
+        result.skipped += len(page) - len(wanted)
+        for key in state.claim_many(sid, wanted, token):
+            enqueue(sid, key)
+            result.enqueued += 1
+        newest = page[-1].key
+        if newest > marker:  # lookback pages lie behind the marker: it only moves forward
+            if not state.advance_marker(sid, token, partition, marker, newest):
+                log.warning("discovery of %s lost its lease or marker; stopping", sid)
+                return False
+            marker = newest
+    if marker:
+        result.markers[partition] = marker
+    return True

@@ -2,8 +2,11 @@
 
 Per source ``S`` (prefix ``P``, default ``trailpipe``):
 
-  P:src:S:marker        hash  {prefix, key}: the last listed key, stored with the prefix it
-                              belongs to (a different configured prefix clears it)
+  P:src:S:marker        hash  {prefix}: the configured prefix the markers belong to (a
+                              different configured prefix clears them)
+  P:src:S:markers       hash  partition (account/region folder, or the prefix) -> the newest
+                              key listed there: the marker
+  P:src:S:partitions    string  JSON {prefix, partitions}: the partitions found, cached
   P:src:S:lease         string  fencing token of the discovery that holds the lease (SET NX PX)
   P:src:S:fence         string  counter handing out fencing tokens (INCR)
   P:src:S:obj:K         hash  one S3 object K: state (claimed|processing|done|failed),
@@ -33,6 +36,12 @@ class Keys:
 
     def marker(self, source: str) -> str:
         return f"{self._source(source)}:marker"
+
+    def markers(self, source: str) -> str:
+        return f"{self._source(source)}:markers"
+
+    def partitions(self, source: str) -> str:
+        return f"{self._source(source)}:partitions"
 
     def lease(self, source: str) -> str:
         return f"{self._source(source)}:lease"

@@ -6,6 +6,7 @@ Key names come from ``pipeline.keys``.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +19,7 @@ from pipeline.keys import Keys
 SCRIPT_NAMES = (
     "acquire_lease",
     "release_lease",
+    "reset_markers",
     "advance_marker",
     "claim_object",
     "sweep_pending",
@@ -33,16 +35,6 @@ def _load_script(name: str) -> str:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class Marker:
-    prefix: str | None
-    key: str
-
-    def start_after(self, prefix: str) -> str:
-        """Where listing resumes for ``prefix``: a marker of another prefix counts as none."""
-        return self.key if self.prefix == prefix else ""
 
 
 
@@ -86,23 +78,54 @@ class StateStore:
         return bool(self._scripts["release_lease"](keys=[self.keys.lease(source)], args=[token]))
 
     # -- marker ----------------------------------------------------------------------------
-    def get_marker(self, source: str) -> Marker:
-        prefix, key = self.redis.hmget(self.keys.marker(source), "prefix", "key")
-        return Marker(prefix.decode() if prefix is not None else None,
-                      key.decode() if key is not None else "")
+    def reset_markers(self, source: str, token: int, prefix: str) -> bool:
+        """Clear the markers if they belong to another prefix; True when they were cleared."""
+        return self._scripts["reset_markers"](
+            keys=[self.keys.marker(source), self.keys.markers(source), self.keys.lease(source)],
+            args=[token, prefix]) == 1
 
-    def advance_marker(self, source: str, token: int, prefix: str, expected: str, new: str) -> bool:
+    def marker_prefix(self, source: str) -> str | None:
+        prefix = self.redis.hget(self.keys.marker(source), "prefix")
+        return prefix.decode() if prefix is not None else None
+
+    def markers(self, source: str) -> dict[str, str]:
+        """partition -> marker key, for the prefix the markers belong to."""
+        raw = self.redis.hgetall(self.keys.markers(source))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def advance_marker(self, source: str, token: int, partition: str, expected: str, new: str) -> bool:
         """Compare-and-set: moves only while ``token`` holds the lease and the marker is ``expected``."""
         return bool(self._scripts["advance_marker"](
-            keys=[self.keys.marker(source), self.keys.lease(source)],
-            args=[token, prefix, expected, new]))
+            keys=[self.keys.markers(source), self.keys.lease(source)],
+            args=[token, partition, expected, new]))
+
+    def cached_partitions(self, source: str, prefix: str) -> list[str] | None:
+        raw = self.redis.get(self.keys.partitions(source))
+        if raw is None:
+            return None
+        cached = json.loads(raw)
+        return cached["partitions"] if cached.get("prefix") == prefix else None
+
+    def cache_partitions(self, source: str, prefix: str, partitions: list[str], ttl_seconds: int) -> None:
+        self.redis.set(self.keys.partitions(source),
+                       json.dumps({"prefix": prefix, "partitions": partitions}), ex=ttl_seconds)
 
     # -- objects ---------------------------------------------------------------------------
     def claim(self, source: str, key: str, token: int) -> bool:
         """True if this caller claimed the object (and must enqueue it); False if it was known."""
-        return bool(self._scripts["claim_object"](
-            keys=[self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source)],
-            args=[now_ms(), token, key]))
+        return self.claim_many(source, [key], token) == [key]
+
+    def claim_many(self, source: str, keys: list[str], token: int) -> list[str]:
+        """Claim each key (one round trip); return those newly claimed, which the caller enqueues."""
+        if not keys:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        now = now_ms()
+        for key in keys:
+            self._scripts["claim_object"](
+                keys=[self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source)],
+                args=[now, token, key], client=pipe)
+        return [key for key, claimed in zip(keys, pipe.execute()) if claimed]
 
     def sweep_pending(self, source: str, limit: int = 1000) -> list[str]:
         """Objects claimed more than ``requeue_after`` ago and not finished: enqueue them again."""

@@ -32,6 +32,7 @@ def test_status_and_tail(tmp_path, make_runtime, s3, bucket, redis_server):
     for key, _, _ in files:
         ingest_object(source, key, runtime.state, runtime.s3(source), 100)
     token = runtime.state.acquire_lease(source.identifier, 1000)
+    runtime.state.reset_markers(source.identifier, token, "AWSLogs/")
     runtime.state.advance_marker(source.identifier, token, "AWSLogs/", "", files[-1][0])
     total = sum(len(records) for _, _, records in files)
     config_path = write_config(tmp_path / "c.yaml", config_dict(
@@ -40,7 +41,7 @@ def test_status_and_tail(tmp_path, make_runtime, s3, bucket, redis_server):
     result = cli("status", "-c", str(config_path))
     assert result.returncode == 0, result.stderr
     assert f"marker='{files[-1][0]}'" in result.stdout
-    assert f"done=3 failed=0  events emitted={total}" in result.stdout
+    assert f"done=3 failed=0 pending=0  events emitted={total}" in result.stdout
 
     result = cli("status", "-c", str(config_path), "--json")
     status = json.loads(result.stdout)

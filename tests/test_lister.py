@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pipeline.config import parse_config
-from pipeline.lister import ListedObject, file_name, is_wanted, list_pages
+from pipeline.lister import ListedObject, file_name, find_partitions, is_wanted, list_pages
 
 
 def source(**overrides):
@@ -42,9 +42,27 @@ def test_list_pages_after_marker(s3, bucket):
     for name in ("a", "b", "c", "d"):
         s3.put_object(Bucket=bucket, Key=f"AWSLogs/{name}.json.gz", Body=b"x")
     s3.put_object(Bucket=bucket, Key="other/e.json.gz", Body=b"x")
-    s = source(bucket=bucket, endpoint_url=s3.meta.endpoint_url, directory_prefix="AWSLogs/")
-    keys = [o.key for page in list_pages(s3, s, "AWSLogs/b.json.gz") for o in page]
+    keys = [o.key for page in list_pages(s3, bucket, "AWSLogs/", "AWSLogs/b.json.gz") for o in page]
     assert keys == ["AWSLogs/c.json.gz", "AWSLogs/d.json.gz"]
-    root = source(bucket=bucket, endpoint_url=s3.meta.endpoint_url, directory_prefix="/")
-    keys = [o.key for page in list_pages(s3, root, "") for o in page]
+    keys = [o.key for page in list_pages(s3, bucket, "", "") for o in page]
     assert len(keys) == 5 and "other/e.json.gz" in keys
+
+
+def test_find_partitions_of_an_organization_trail(s3, bucket):
+    org = "AWSLogs/o-abcdef1234/"
+    expected = []
+    for account in ("111111111111", "222222222222"):
+        for region in ("us-east-1", "eu-west-1"):
+            folder = f"{org}{account}/CloudTrail/{region}/"
+            expected.append(folder)
+            s3.put_object(Bucket=bucket, Key=f"{folder}2026/11/01/x.json.gz", Body=b"x")
+        s3.put_object(Bucket=bucket, Key=f"{org}{account}/CloudTrail-Digest/us-east-1/2026/11/01/d.json.gz", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="AWSLogs/333333333333/CloudTrail/ap-south-1/2026/11/01/y.json.gz", Body=b"x")
+    expected.append("AWSLogs/333333333333/CloudTrail/ap-south-1/")
+    s3.put_object(Bucket=bucket, Key="unrelated/deep/a/b/c/file.txt", Body=b"x")
+    assert find_partitions(s3, bucket, "") == sorted(expected)
+    assert find_partitions(s3, bucket, "AWSLogs/") == sorted(expected)
+    assert find_partitions(s3, bucket, org) == sorted(expected[:4])
+    narrow = "AWSLogs/333333333333/CloudTrail/ap-south-1/"
+    assert find_partitions(s3, bucket, narrow) == [narrow]  # a one-region prefix is its own partition
+    assert find_partitions(s3, bucket, "unrelated/") == ["unrelated/"]  # no CloudTrail layout: as is

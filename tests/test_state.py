@@ -33,23 +33,27 @@ def test_lease_is_exclusive_and_tokens_grow(state):
 
 def test_marker_compare_and_set(state):
     token = state.acquire_lease(SRC, 10_000)
-    assert state.get_marker(SRC).start_after("p/") == ""
+    assert state.markers(SRC) == {}
     assert state.advance_marker(SRC, token, "p/", "", "p/a")
     assert not state.advance_marker(SRC, token, "p/", "", "p/b")  # expected marker is stale
     assert state.advance_marker(SRC, token, "p/", "p/a", "p/b")
-    assert state.get_marker(SRC).start_after("p/") == "p/b"
+    assert state.advance_marker(SRC, token, "q/", "", "q/a")  # partitions are independent
+    assert state.markers(SRC) == {"p/": "p/b", "q/": "q/a"}
     assert not state.advance_marker(SRC, token + 1, "p/", "p/b", "p/c")  # wrong fencing token
     state.release_lease(SRC, token)
     assert not state.advance_marker(SRC, token, "p/", "p/b", "p/c")  # lease gone
 
 
-def test_marker_of_another_prefix_counts_as_none(state):
+def test_prefix_change_clears_markers(state):
     token = state.acquire_lease(SRC, 10_000)
+    assert not state.reset_markers(SRC, token, "old/")  # first prefix: nothing to clear
     assert state.advance_marker(SRC, token, "old/", "", "old/z")
-    marker = state.get_marker(SRC)
-    assert marker.prefix == "old/" and marker.start_after("new/") == ""
-    assert state.advance_marker(SRC, token, "new/", "", "new/a")
-    assert state.get_marker(SRC).start_after("new/") == "new/a"
+    assert not state.reset_markers(SRC, token, "old/")
+    assert state.markers(SRC) == {"old/": "old/z"}
+    assert state.reset_markers(SRC, token, "new/")
+    assert state.markers(SRC) == {} and state.marker_prefix(SRC) == "new/"
+    assert state.reset_markers(SRC, token + 1, "x/") is False  # not the lease holder
+    assert state.marker_prefix(SRC) == "new/"
 
 
 def test_claim_once_and_sweep_stale_claims(state, redis_client, keys):

@@ -65,13 +65,18 @@ def discover(config_path: str, identifier: str | None) -> None:
 def status_rows(runtime: Runtime) -> list[dict]:
     rows = []
     for source in runtime.config.sources:
-        marker = runtime.state.get_marker(source.identifier)
-        stats = runtime.state.stats(source.identifier)
+        state = runtime.state
+        markers = state.markers(source.identifier)
+        if state.marker_prefix(source.identifier) != source.list_prefix:
+            markers = {}  # they belong to an earlier prefix: the next discovery clears them
+        stats = state.stats(source.identifier)
         rows.append({
             "source": source.identifier,
             "bucket": source.bucket,
             "prefix": source.directory_prefix,
-            "marker": marker.start_after(source.list_prefix),
+            "marker": max(markers.values(), default=""),
+            "partitions": markers,
+            "objects_pending": state.pending_count(source.identifier),
             "objects_enqueued": stats.get("objects_enqueued", 0),
             "objects_done": stats.get("objects_done", 0),
             "objects_failed": stats.get("objects_failed", 0),
@@ -94,8 +99,12 @@ def status(config_path: str, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
+        if len(row["partitions"]) > 1:
+            for partition, marker in sorted(row["partitions"].items()):
+                click.echo(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
         click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
-                   f"failed={row['objects_failed']}  events emitted={row['events_emitted']}")
+                   f"failed={row['objects_failed']} pending={row['objects_pending']}  "
+                   f"events emitted={row['events_emitted']}")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
 
 
