@@ -83,8 +83,10 @@ class AccessKeyAuth(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one_secret(self) -> "AccessKeyAuth":
-        if (self.secret_access_key is None) == (self.secret_access_key_file is None):
-            raise ValueError("secret_access_key: give exactly one of secret_access_key and secret_access_key_file")
+        if self.secret_access_key is None and self.secret_access_key_file is None:
+            raise ValueError("secret_access_key: Field required (or secret_access_key_file: a file holding it)")
+        if self.secret_access_key is not None and self.secret_access_key_file is not None:
+            raise ValueError("secret_access_key: give only one of secret_access_key and secret_access_key_file")
         return self
 
 
@@ -107,12 +109,19 @@ class AssumeRoleAuth(_Strict):
     """``sts:AssumeRole`` into ``role_arn`` with the ``base`` credentials; renewed before expiry."""
 
     method: Literal["assume_role"]
-    role_arn: str = Field(pattern=r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/\-]{1,512}$")
-    external_id: str | None = Field(default=None, min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/\-]+$")
-    session_name: str = Field(default="trailpipe", min_length=2, max_length=64, pattern=r"^[\w+=,.@\-]+$")
+    role_arn: str
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9_+=,.@:/\-]+$")
+    session_name: str = Field(default="trailpipe", min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_+=,.@\-]+$")
     duration_seconds: int = Field(default=3600, ge=900, le=43200)
     sts_endpoint_url: str | None = None  # default: STS of the source's region
     base: BaseAuth
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn_rule(cls, value: str) -> str:
+        if len(value) > 2048 or not re.match(r"^arn:aws[a-z\-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/\-]+$", value):
+            raise ValueError(f"{value!r} is not an IAM role ARN such as arn:aws:iam::123456789012:role/NAME")
+        return value
 
     @field_validator("sts_endpoint_url")
     @classmethod
@@ -166,6 +175,7 @@ class Source(_Strict):
     # validate_default: the "required with v4" rule must also fire when region is absent.
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", validate_default=True)
     endpoint_url: str = DEFAULT_ENDPOINT
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"  # botocore's s3 addressing_style
     auth: Auth
     directory_prefix: str = "/"
     file_pattern: str = r".*?\.json\.gz"
@@ -178,6 +188,9 @@ class Source(_Strict):
     output_formats: list[Literal["ecs", "ocsf"]] = Field(default_factory=list)
     exclude_event_names: str | None = None
     queue: str | None = Field(default=None, min_length=1)
+    # Late files: each discovery lists again from (newest delivery time seen - lookback).
+    lookback: str = "2H"
+    max_object_bytes: int = Field(default=1 << 30, ge=1)  # larger objects are dead-lettered
 
     @field_validator("endpoint_url")
     @classmethod
@@ -203,7 +216,7 @@ class Source(_Strict):
                 raise ValueError(f"is not a valid regular expression: {exc}") from None
         return value
 
-    @field_validator("recurrence")
+    @field_validator("recurrence", "lookback")
     @classmethod
     def _recurrence_rule(cls, value: str) -> str:
         parse_recurrence(value)
@@ -214,6 +227,15 @@ class Source(_Strict):
     def _region_for_v4(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value and info.data.get("signature_version", "v4") == "v4":
             raise ValueError("is required with signature_version v4")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_for_v2(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and info.data.get("signature_version") == "v2" and value not in SIGV2_REGIONS:
+            raise ValueError(
+                f"{value} accepts only Signature Version 4: use signature_version v4 "
+                f"(Signature Version 2 works only in {', '.join(sorted(SIGV2_REGIONS))})")
         return value
 
     @field_validator("trusted_certificates_dir")
@@ -238,6 +260,10 @@ class Source(_Strict):
     @property
     def recurrence_seconds(self) -> int:
         return parse_recurrence(self.recurrence)
+
+    @property
+    def lookback_seconds(self) -> int:
+        return parse_recurrence(self.lookback)
 
     @property
     def file_regex(self) -> re.Pattern[str]:
@@ -271,8 +297,14 @@ class Config(_Strict):
     deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
     key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
     batch_size: int = Field(default=500, ge=1, le=10000)
-    state_retention: str = "7D"  # how long done/failed object records are kept
-    requeue_after_seconds: int = Field(default=3600, ge=60)
+    # How long a done/failed object is remembered: at least each source's lookback plus an hour,
+    # as only keys inside the lookback window are listed again (so state stays bounded).
+    state_retention: str = "1D"
+    requeue_after_seconds: int = Field(default=900, ge=60)  # re-enqueue claims not finished by then
+    max_attempts: int = Field(default=5, ge=1)  # deliveries of one object that died mid-way
+    visibility_timeout_seconds: int = Field(default=7200, ge=60)  # > the longest task
+    stream_high_watermark: int | None = Field(default=None, ge=1)  # emission waits above this length
+    stream_maxlen: int | None = Field(default=None, ge=1)  # opt-in approximate trimming
     sources: list[Source] = Field(min_length=1)
 
     @field_validator("state_retention")
@@ -280,6 +312,15 @@ class Config(_Strict):
     def _retention_rule(cls, value: str) -> str:
         parse_recurrence(value)
         return value
+
+    @model_validator(mode="after")
+    def _retention_covers_lookback(self) -> "Config":
+        for source in self.sources:
+            if self.state_retention_seconds < source.lookback_seconds + 3600:
+                raise ValueError(
+                    f"state_retention: {self.state_retention!r} must be at least source"
+                    f" {source.identifier!r}'s lookback ({source.lookback}) plus 1H")
+        return self
 
     @property
     def state_retention_seconds(self) -> int:
