@@ -1,8 +1,11 @@
-"""The object processor: download one S3 object, parse it, emit its records in batches.
+"""The object processor: download one S3 object, parse it as a stream, emit its records in
+batches.
 
 Each batch's XADDs and the object's checkpoint are written by one Lua script, so a task that
 is redelivered after a crash resumes after the last committed batch: no record is emitted
-twice, none is skipped. A bad object is dead-lettered with its reason and never retried.
+twice, none is skipped. A bad object is dead-lettered with its reason and never retried; an
+object whose workers keep dying (a poison object) is dead-lettered after ``max_attempts``.
+Transient errors propagate to the caller (the Celery task), which releases and retries.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.config import Source
 from pipeline.emitter import entry_fields, is_excluded
-from pipeline.errors import BadObject
+from pipeline.errors import BadObject, TrailpipeError
 from pipeline.parser import iter_records
 from pipeline.state import StateStore
 
@@ -23,6 +26,11 @@ log = logging.getLogger(__name__)
 
 # S3 answers that retrying the same request can never fix.
 PERMANENT_S3_ERRORS = {"NoSuchKey", "AccessDenied", "InvalidObjectState", "NoSuchBucket", "404", "403"}
+BACKPRESSURE_POLL_SECONDS = 0.5
+
+
+class Backpressure(TrailpipeError):
+    """The stream stayed above its high watermark: try again later (transient, nothing lost)."""
 
 
 @dataclass
@@ -36,18 +44,46 @@ class IngestResult:
     reason: str = ""
 
 
-def download(s3, source: Source, key: str) -> bytes:
+@dataclass(frozen=True)
+class IngestLimits:
+    batch_size: int = 500
+    max_attempts: int = 5
+    stream_high_watermark: int | None = None
+    backpressure_max_wait: float = 60.0
+
+
+def open_object(s3, source: Source, key: str):
+    """The object's body as a stream; permanent S3 errors and oversize objects are BadObject."""
     try:
-        return s3.get_object(Bucket=source.bucket, Key=key)["Body"].read()
+        response = s3.get_object(Bucket=source.bucket, Key=key)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in PERMANENT_S3_ERRORS:
             message = exc.response.get("Error", {}).get("Message", "") or code
             raise BadObject(f"S3 GetObject failed: {code}: {message}", code) from None
         raise
+    size = int(response.get("ContentLength") or 0)
+    if size > source.max_object_bytes:
+        response["Body"].close()
+        raise BadObject(f"object is {size} bytes, over the source's max_object_bytes of "
+                        f"{source.max_object_bytes}", "TooLarge")
+    return response["Body"]
 
 
-def ingest_object(source: Source, key: str, state: StateStore, s3, batch_size: int) -> IngestResult:
+def wait_below_watermark(state: StateStore, limits: IngestLimits) -> None:
+    """Backpressure, not loss: while the stream is too long, wait for consumers to catch up."""
+    if limits.stream_high_watermark is None:
+        return
+    deadline = time.monotonic() + limits.backpressure_max_wait
+    while state.stream_length() > limits.stream_high_watermark:
+        if time.monotonic() > deadline:
+            raise Backpressure(f"stream {state.events_stream} is over its high watermark of "
+                               f"{limits.stream_high_watermark} entries")
+        time.sleep(BACKPRESSURE_POLL_SECONDS)
+
+
+def ingest_object(source: Source, key: str, state: StateStore, s3,
+                  limits: IngestLimits = IngestLimits()) -> IngestResult:
     started = time.monotonic()
     sid = source.identifier
     start = state.begin(sid, key)
@@ -56,23 +92,31 @@ def ingest_object(source: Source, key: str, state: StateStore, s3, batch_size: i
     result = IngestResult(sid, key, "done")
     checkpoint = start.checkpoint
     try:
-        records = iter_records(download(s3, source, key))
-        remaining = islice(records, checkpoint, None)  # resume after the last committed batch
-        batch = list(islice(remaining, batch_size))
-        while True:
-            following = list(islice(remaining, batch_size))
-            entries = [entry_fields(source, key, raw, record)
-                       for raw, record in batch if not is_excluded(source, record)]
-            written, checkpoint = state.commit_batch(
-                sid, key, checkpoint, len(batch), entries, last=not following)
-            if not written:
-                result.outcome = "superseded"
-                break
-            result.records += len(batch)
-            result.events += len(entries)
-            if not following:
-                break
-            batch = following
+        if start.attempts > limits.max_attempts:
+            raise BadObject(f"delivered {start.attempts} times without finishing (its worker died "
+                            f"each time, at record {checkpoint}): a poison object", "TooManyAttempts")
+        body = open_object(s3, source, key)
+        try:
+            records = iter_records(body)
+            remaining = islice(records, checkpoint, None)  # resume after the last committed batch
+            batch = list(islice(remaining, limits.batch_size))
+            while True:
+                following = list(islice(remaining, limits.batch_size))
+                entries = [entry_fields(source, key, raw, record)
+                           for raw, record in batch if not is_excluded(source, record)]
+                wait_below_watermark(state, limits)
+                written, checkpoint = state.commit_batch(
+                    sid, key, checkpoint, len(batch), entries, last=not following)
+                if not written:
+                    result.outcome = "superseded"
+                    break
+                result.records += len(batch)
+                result.events += len(entries)
+                if not following:
+                    break
+                batch = following
+        finally:
+            body.close()
     except BadObject as exc:
         state.fail(sid, key, exc.error_class, exc.reason)
         result.outcome, result.reason = "failed", f"{exc.error_class}: {exc.reason}"

@@ -15,7 +15,8 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               state_retention after done/failed
   P:src:S:pending       zset  keys claimed and not yet done/failed, scored by claim (or last
                               re-enqueue) time in ms: the sweeper's work list
-  P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed,
+  P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
+                              dead-lettered), objects_dead_lettered (ever), objects_retried,
                               events_emitted, discoveries, last_discovery_at
   P:sources             set   identifiers that have state (for status)
 

@@ -10,6 +10,7 @@ from functools import cached_property
 import redis
 
 from pipeline.config import Config, Source
+from pipeline.ingest import IngestLimits
 from pipeline.keys import Keys
 from pipeline.s3 import make_client
 from pipeline.state import StateStore
@@ -37,7 +38,13 @@ class Runtime:
             deadletter_stream=self.config.deadletter_stream,
             retention_seconds=self.config.state_retention_seconds,
             requeue_after_seconds=self.config.requeue_after_seconds,
+            stream_maxlen=self.config.stream_maxlen or 0,
         )
+
+    @cached_property
+    def limits(self) -> IngestLimits:
+        return IngestLimits(batch_size=self.config.batch_size, max_attempts=self.config.max_attempts,
+                            stream_high_watermark=self.config.stream_high_watermark)
 
     def source(self, identifier: str) -> Source:
         return self.config.source(identifier)

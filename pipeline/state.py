@@ -26,6 +26,8 @@ SCRIPT_NAMES = (
     "begin_object",
     "commit_batch",
     "fail_object",
+    "release_object",
+    "retry_object",
 )
 
 
@@ -173,6 +175,19 @@ class StateStore:
             keys=[self.keys.object(source, key), self.deadletter_stream, self.keys.stats(source),
                   self.keys.pending(source)],
             args=args))
+
+    def release(self, source: str, key: str) -> bool:
+        """Give the object back after a transient error: the retry does not count as a crash."""
+        return bool(self._scripts["release_object"](keys=[self.keys.object(source, key)]))
+
+    def retry_failed(self, source: str, key: str) -> bool:
+        """Claim a dead-lettered object again (keeping its checkpoint); the caller enqueues it."""
+        return bool(self._scripts["retry_object"](
+            keys=[self.keys.object(source, key), self.keys.pending(source), self.keys.stats(source)],
+            args=[now_ms(), key]))
+
+    def stream_length(self) -> int:
+        return int(self.redis.xlen(self.events_stream))
 
     def object_state(self, source: str, key: str) -> dict[str, str]:
         raw = self.redis.hgetall(self.keys.object(source, key))

@@ -30,7 +30,7 @@ def test_status_and_tail(tmp_path, make_runtime, s3, bucket, redis_server):
     runtime = make_runtime(bucket)
     source = runtime.config.sources[0]
     for key, _, _ in files:
-        ingest_object(source, key, runtime.state, runtime.s3(source), 100)
+        ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits)
     token = runtime.state.acquire_lease(source.identifier, 1000)
     runtime.state.reset_markers(source.identifier, token, "AWSLogs/")
     runtime.state.advance_marker(source.identifier, token, "AWSLogs/", "", files[-1][0])

@@ -26,7 +26,7 @@ def body(records, compress=True) -> bytes:
 
 def ingest(runtime, key=KEY):
     source = runtime.config.sources[0]
-    return ingest_object(source, key, runtime.state, runtime.s3(source), runtime.config.batch_size)
+    return ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits)
 
 
 def test_every_record_becomes_one_entry(make_runtime, s3, bucket, redis_client):

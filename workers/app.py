@@ -3,8 +3,9 @@ named in ``TRAILPIPE_CONFIG``.
 
 Reliability settings: a task is acknowledged only after it ran (``acks_late``), a task whose
 worker process died is redelivered (``task_reject_on_worker_lost``), each worker process takes
-one task at a time (prefetch 1), and the broker's ``visibility_timeout`` is longer than the
-longest task, so a running task is never handed to a second worker.
+one task at a time (prefetch 1), and the broker's ``visibility_timeout`` (config
+``visibility_timeout_seconds``) is longer than the longest task (the hard time limit is set
+below it), so a running task is never handed to a second worker.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from kombu import Queue
 from pipeline.config import Config, load_config
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
-VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
 
 app = Celery("trailpipe", include=["workers.tasks"])
 app.conf.update(
@@ -28,9 +28,9 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
-    task_time_limit=VISIBILITY_TIMEOUT_SECONDS - 600,
-    task_soft_time_limit=VISIBILITY_TIMEOUT_SECONDS - 900,
+    broker_connection_max_retries=None,  # a Redis restart is waited out, not fatal
+    worker_soft_shutdown_timeout=30,  # on SIGTERM, running tasks get this long to finish
+    worker_enable_soft_shutdown_on_idle=True,
     worker_send_task_events=True,  # Flower shows tasks live
     task_send_sent_event=True,
     worker_hijack_root_logger=True,
@@ -55,6 +55,9 @@ def configure(config: Config) -> None:
     queues = sorted({source.queue_name for source in config.sources})
     app.conf.update(
         broker_url=config.broker_url_value(),
+        broker_transport_options={"visibility_timeout": config.visibility_timeout_seconds},
+        task_time_limit=max(30, config.visibility_timeout_seconds - 60),
+        task_soft_time_limit=max(20, config.visibility_timeout_seconds - 120),
         task_queues=[Queue(name) for name in queues],  # a worker without -Q serves them all
         task_default_queue=queues[0],
         beat_schedule=beat_schedule(config),

@@ -22,5 +22,6 @@ end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', error_class, 'failed_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'objects_failed', 1)
+redis.call('HINCRBY', KEYS[3], 'objects_dead_lettered', 1)
 redis.call('ZREM', KEYS[4], ARGV[3])
 return 1
