@@ -1,4 +1,4 @@
-"""The ``trailpipe`` command: validate, discover, run, demo, status, tail."""
+"""The ``trailpipe`` command: validate, discover, run, demo, status, tail, deadletter."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import orjson
 
+from pipeline import deadletter as deadletters
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
 from pipeline.redis_server import RedisServer
@@ -131,6 +132,58 @@ def tail(config_path: str, count: int, raw: bool) -> None:
                                    **{k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}}))
         else:
             click.echo(format_event(fields))
+
+
+@main.group()
+def deadletter() -> None:
+    """Objects that could not be ingested: list them, retry them."""
+
+
+@deadletter.command("list")
+@config_option
+@click.option("--source", "source_id", help="Only this source.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def deadletter_list(config_path: str, source_id: str | None, as_json: bool) -> None:
+    """List the dead-lettered objects with their reason."""
+    runtime = Runtime(_load(config_path))
+    letters = deadletters.list_entries(runtime.state, source_id)
+    for letter in letters:
+        if as_json:
+            click.echo(json.dumps(letter.as_dict()))
+        else:
+            click.echo(f"{letter.source}  {letter.key}\n  {letter.error_class}: {letter.message} "
+                       f"(attempts {letter.attempts})")
+    if not as_json:
+        click.echo(f"{len(letters)} dead-lettered object(s)")
+
+
+@deadletter.command("retry")
+@config_option
+@click.argument("key", required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every dead-lettered object.")
+@click.option("--source", "source_id", help="Only this source.")
+def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_id: str | None) -> None:
+    """Enqueue dead-lettered objects again: one KEY, or --all."""
+    if bool(key) == retry_all:
+        raise click.UsageError("give one object KEY, or --all")
+    config = _load(config_path)
+    runtime = Runtime(config)
+    from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
+
+    configure(config)
+
+    def enqueue(sid: str, object_key: str) -> None:
+        app.send_task("trailpipe.ingest_object", args=(sid, object_key), queue=config.source(sid).queue_name)
+
+    letters = [letter for letter in deadletters.list_entries(runtime.state, source_id)
+               if retry_all or letter.key == key]
+    if not letters:
+        click.echo("nothing to retry", err=True)
+        sys.exit(1)
+    retried = deadletters.retry(runtime.state, letters, enqueue, {s.identifier for s in config.sources})
+    for letter in retried:
+        click.echo(f"retrying {letter.source} {letter.key}")
+    click.echo(f"{len(retried)} object(s) enqueued again")
 
 
 def celery_command(*args: str) -> list[str]:

@@ -1,0 +1,54 @@
+"""The dead-letter stream: objects that could not be ingested, with their reason.
+
+``list_entries`` reads it; ``retry`` claims the chosen objects again (keeping each checkpoint,
+so records emitted before a failure are not emitted twice), enqueues them and removes their
+entries from the stream.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.state import StateStore
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    entry_id: str
+    source: str
+    key: str
+    error_class: str
+    message: str
+    attempts: str
+    failed_at: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.entry_id, "source": self.source, "object": self.key,
+                "error_class": self.error_class, "message": self.message,
+                "attempts": self.attempts, "failed_at": self.failed_at}
+
+
+def list_entries(state: StateStore, source: str | None = None) -> list[DeadLetter]:
+    entries = []
+    for entry_id, fields in state.redis.xrange(state.deadletter_stream):
+        get = lambda name: fields.get(name.encode(), b"").decode("utf-8", "replace")  # noqa: E731
+        letter = DeadLetter(entry_id.decode(), get("source"), get("object"), get("error_class"),
+                            get("message"), get("attempts"), get("failed_at"))
+        if source is None or letter.source == source:
+            entries.append(letter)
+    return entries
+
+
+def retry(state: StateStore, letters: list[DeadLetter], enqueue: Callable[[str, str], None],
+          known_sources: set[str]) -> list[DeadLetter]:
+    """Retry ``letters``; returns those enqueued again. Entries of unknown sources are kept."""
+    retried = []
+    for letter in letters:
+        if letter.source not in known_sources:
+            continue
+        if state.retry_failed(letter.source, letter.key):
+            enqueue(letter.source, letter.key)
+            retried.append(letter)
+        # Retried, or no longer failed (done since, or forgotten): the entry has served.
+        state.redis.xdel(state.deadletter_stream, letter.entry_id)
+    return retried
