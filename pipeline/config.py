@@ -374,7 +374,7 @@ def _where(raw: Any, loc: tuple) -> str:
         if isinstance(sources, list) and index < len(sources) and isinstance(sources[index], dict):
             identifier = sources[index].get("identifier")
         # Drop the discriminator tag pydantic inserts for tagged unions ("auth.access_key.x").
-        field_parts = [str(p) for p in loc[2:] if p not in ("access_key", "instance_role")]
+        field_parts = [str(p) for p in loc[2:] if p not in AUTH_METHODS]
         who = f"source {identifier!r}" if identifier else f"source #{index + 1} (no identifier)"
         return f"{who} field {'.'.join(field_parts) or '(source)'!r}"
     return f"field {'.'.join(str(p) for p in loc) or '(file)'!r}"

@@ -59,12 +59,14 @@ class RedisServer:
                 *self.extra_args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, retry=None)
         while True:
             try:
                 client.ping()
                 client.close()
                 return self
+            except redis.AuthenticationError:
+                return self  # up, and asking for a password (started with --requirepass)
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()

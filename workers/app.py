@@ -16,6 +16,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from pipeline.config import Config, load_config
+from pipeline.redis_tls import celery_broker_ssl
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
 
@@ -55,6 +56,7 @@ def configure(config: Config) -> None:
     queues = sorted({source.queue_name for source in config.sources})
     app.conf.update(
         broker_url=config.broker_url_value(),
+        broker_use_ssl=celery_broker_ssl(config),  # verify the server on rediss:// URLs
         broker_transport_options={"visibility_timeout": config.visibility_timeout_seconds},
         task_time_limit=max(30, config.visibility_timeout_seconds - 60),
         task_soft_time_limit=max(20, config.visibility_timeout_seconds - 120),
