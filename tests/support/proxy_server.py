@@ -54,6 +54,13 @@ class ForwardProxy:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the proxy's log:\n{self.log()}")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -62,3 +69,21 @@ class ForwardProxy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+PROXY_USER = "tp-proxy-user"
+PROXY_PASSWORD = "pr0xy/p@ss:w0rd%Zq7"  # URL-special characters on purpose
+
+
+def proxy_settings(proxy: ForwardProxy, password: str = PROXY_PASSWORD) -> dict:
+    """The ``proxy:`` block of a source going through ``proxy``."""
+    return {"host": "127.0.0.1", "port": proxy.port, "username": proxy.username, "password": password}
+
+
+def start_or_skip(directory: Path, username: str = PROXY_USER, password: str = PROXY_PASSWORD) -> ForwardProxy:
+    import pytest  # noqa: PLC0415
+
+    if not proxy_py_available():
+        pytest.skip("the forward proxy of these tests is the PyPI package proxy.py "
+                    "(pip install proxy.py; it is in trailpipe's dev extra)")
+    return ForwardProxy(directory, username, password).start()

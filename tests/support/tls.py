@@ -85,8 +85,10 @@ class TLSFront:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(str(cert_pem), str(key_pem))
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)  # accept() wakes up to notice stop()
         self.port = self.listener.getsockname()[1]
-        self.connections = 0
+        self.accepted = 0  # TCP connections, handshake or not
+        self.connections = 0  # completed TLS handshakes
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -106,15 +108,18 @@ class TLSFront:
 
     def stop(self) -> None:
         self._stopped.set()
-        self.listener.close()
         self._thread.join(timeout=5)
+        self.listener.close()
 
     def _serve(self) -> None:
         while not self._stopped.is_set():
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            self.accepted += 1
             threading.Thread(target=self._handle, args=(client,), daemon=True).start()
 
     def _handle(self, client: socket.socket) -> None:

