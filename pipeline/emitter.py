@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pipeline.config import Source
+from pipeline.normalize import derive_fields
 
 
 def _text(value) -> str:
@@ -19,8 +20,9 @@ def account_of(record: dict) -> str:
 
 
 def entry_fields(source: Source, key: str, raw: bytes, record: dict) -> dict[str, str | bytes]:
-    """The stream entry of one record: the raw record as ``event`` plus the fields to route by."""
-    return {
+    """The stream entry of one record: the raw record as ``event``, the fields to route by, and
+    what normalization derives (display_name, category, and the source's output_formats)."""
+    fields: dict[str, str | bytes] = {
         "event": raw,
         "event_id": _text(record.get("eventID")),
         "event_name": _text(record.get("eventName")),
@@ -30,6 +32,8 @@ def entry_fields(source: Source, key: str, raw: bytes, record: dict) -> dict[str
         "account": account_of(record),
         "region": _text(record.get("awsRegion")),
     }
+    fields.update(derive_fields(record, source.output_formats))
+    return fields
 
 
 def is_excluded(source: Source, record: dict) -> bool:

@@ -82,6 +82,17 @@ def wait_below_watermark(state: StateStore, limits: IngestLimits) -> None:
         time.sleep(BACKPRESSURE_POLL_SECONDS)
 
 
+def _take(records, count: int) -> tuple[list, BadObject | None]:
+    """Up to ``count`` records, and the BadObject that stopped the file early, if one did."""
+    taken = []
+    try:
+        for item in islice(records, count):
+            taken.append(item)
+    except BadObject as exc:
+        return taken, exc
+    return taken, None
+
+
 def ingest_object(source: Source, key: str, state: StateStore, s3,
                   limits: IngestLimits = IngestLimits()) -> IngestResult:
     started = time.monotonic()
@@ -99,27 +110,33 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
         try:
             records = iter_records(body)
             remaining = islice(records, checkpoint, None)  # resume after the last committed batch
-            batch = list(islice(remaining, limits.batch_size))
+            batch, error = _take(remaining, limits.batch_size)
             while True:
-                following = list(islice(remaining, limits.batch_size))
+                # Read one batch ahead, so the batch that ends the object is known as the last.
+                following, error = (_take(remaining, limits.batch_size) if error is None else ([], error))
                 entries = [entry_fields(source, key, raw, record)
                            for raw, record in batch if not is_excluded(source, record)]
                 wait_below_watermark(state, limits)
-                written, checkpoint = state.commit_batch(
-                    sid, key, checkpoint, len(batch), entries, last=not following)
+                last = not following and error is None
+                written, checkpoint = state.commit_batch(sid, key, checkpoint, len(batch), entries, last=last)
                 if not written:
                     result.outcome = "superseded"
                     break
                 result.records += len(batch)
                 result.events += len(entries)
-                if not following:
+                if last:
                     break
+                if not following:
+                    raise error  # the good records before it are committed, exactly once
                 batch = following
         finally:
             body.close()
     except BadObject as exc:
-        state.fail(sid, key, exc.error_class, exc.reason)
-        result.outcome, result.reason = "failed", f"{exc.error_class}: {exc.reason}"
+        reason = exc.reason
+        if checkpoint:
+            reason += f" (the {checkpoint} records before it were emitted)"
+        state.fail(sid, key, exc.error_class, reason)
+        result.outcome, result.reason = "failed", f"{exc.error_class}: {reason}"
     result.seconds = time.monotonic() - started
     log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
              sid, key, result.outcome, result.records, result.events, result.seconds,

@@ -128,3 +128,47 @@ def test_shared_open_data_round_trips(make_runtime, s3, bucket, redis_client):
         assert ingest(runtime, key).outcome == "done"
     expected = sorted(orjson.dumps(r) for _, _, records in files for r in records)
     assert sorted(e["event"] for e in stream_events(redis_client)) == expected
+
+
+def test_normalized_fields_and_output_formats(make_runtime, s3, bucket, redis_client):
+    login = record(1, eventName="ConsoleLogin", eventSource="signin.amazonaws.com",
+                   responseElements={"ConsoleLogin": "Failure"}, errorMessage="Failed authentication",
+                   sourceIPAddress="203.0.113.7")
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([login]))
+    runtime = make_runtime(bucket, output_formats=["ecs", "ocsf"])
+    assert ingest(runtime).outcome == "done"
+    (entry,) = stream_events(redis_client)
+    assert orjson.loads(entry["event"]) == login  # the raw record travels unchanged
+    assert entry["display_name"] == b"Console Login"
+    assert entry["category"] == b"User Login Failure"
+    ecs = orjson.loads(entry["ecs"])
+    assert ecs["event"]["action"] == "ConsoleLogin" and ecs["event"]["outcome"] == "failure"
+    assert ecs["source"]["ip"] == "203.0.113.7"
+    ocsf = orjson.loads(entry["ocsf"])
+    assert ocsf["class_uid"] == 3002 and ocsf["metadata"]["uid"] == "id-1"
+
+
+def test_no_output_formats_by_default(make_runtime, s3, bucket, redis_client):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    runtime = make_runtime(bucket)
+    ingest(runtime)
+    (entry,) = stream_events(redis_client)
+    assert "ecs" not in entry and "ocsf" not in entry
+    assert entry["display_name"] == b"Describe Instances" and entry["category"] == b"Read Activity"
+
+
+def test_failure_mid_file_keeps_what_was_emitted_and_retry_resumes(make_runtime, s3, bucket, redis_client):
+    # The parser streams: a broken record in the middle is found after earlier batches were
+    # committed. Those stay (exactly once); after the file is fixed, a retry resumes after them.
+    good = [record(n) for n in range(6)]
+    broken = gzip.compress(orjson.dumps({"Records": good[:4]})[:-2] + b',"not an object",' +
+                           orjson.dumps(good[4]) + b"]}")
+    s3.put_object(Bucket=bucket, Key=KEY, Body=broken)
+    runtime = make_runtime(bucket, settings={"batch_size": 2})
+    result = ingest(runtime)
+    assert result.outcome == "failed" and result.reason.startswith("BadRecord")
+    assert [e["event_id"] for e in stream_events(redis_client)] == [b"id-0", b"id-1", b"id-2", b"id-3"]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(good))
+    assert runtime.state.retry_failed("test-src", KEY)
+    assert ingest(runtime).outcome == "done"
+    assert [e["event_id"] for e in stream_events(redis_client)] == [f"id-{n}".encode() for n in range(6)]

@@ -1,0 +1,121 @@
+"""Derived stream fields for a CloudTrail record.
+
+``derive_fields(record, output_formats)`` returns the string fields added to each stream
+entry: ``display_name`` (humanized eventName), ``category`` (QRadar-style low-level
+category) and, when asked for, ``ecs`` (the document Elastic's aws.cloudtrail pipeline
+would index, as compact JSON) and ``ocsf`` (an OCSF 1.1.0 event, as compact JSON).
+
+One module per concern; mapping tables are data modules (``categories``,
+``ecs_tables``, ``ocsf_tables``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from .category import category
+from .display import display_name
+from .ecs import ecs_document
+from .ocsf import ocsf_event
+
+__all__ = ["derive_fields", "display_name", "category", "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
+
+OUTPUT_FORMATS = ("ecs", "ocsf")
+
+
+def derive_fields(record: dict, output_formats: Sequence[str] = ()) -> dict[str, str]:
+    """Stream fields derived from ``record`` (all values are str)."""
+    if not isinstance(record, dict):
+        record = {}
+    try:
+        return _derive(record, output_formats)
+    except RecursionError:
+        # nesting deeper than Python's recursion limit (orjson accepts 1024 levels): the
+        # deep parts are kept as JSON text
+        return _derive(_shallow(record, MAX_DEPTH), output_formats)
+
+
+MAX_DEPTH = 200
+
+
+def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str]:
+    fields = {
+        "display_name": display_name(record.get("eventName")),
+        "category": category(record),
+    }
+    if "ecs" in output_formats:
+        fields["ecs"] = _to_json(ecs_document(record))
+    if "ocsf" in output_formats:
+        fields["ocsf"] = _to_json(ocsf_event(record))
+    return fields
+
+
+def _shallow(value: Any, depth: int) -> Any:
+    """``value`` with what lies ``depth`` levels down replaced by its JSON text."""
+    if isinstance(value, (dict, list)) and depth <= 0:
+        return _deep_json(value)
+    if isinstance(value, dict):
+        return {key: _shallow(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shallow(item, depth - 1) for item in value]
+    return value
+
+
+def _to_json(document: Any) -> str:
+    """Compact JSON text.  Records from ``pipeline.parser`` always fit orjson; a record
+    built elsewhere may hold what orjson refuses (integers beyond 64 bits, non-JSON
+    types), which the standard library writes instead."""
+    try:
+        return orjson.dumps(document).decode()
+    except TypeError:
+        return json.dumps(_plain(document), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become null (as orjson writes them), other
+    non-JSON values their ``str``."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return str(value)
+
+
+class _Text(str):
+    """JSON text already rendered, on ``_deep_json``'s stack."""
+
+
+def _deep_json(value: Any) -> str:
+    """Compact JSON of an arbitrarily deep value, without recursion."""
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.append("{")
+            stack.append(_Text("}"))
+            entries = list(item.items())
+            for index in range(len(entries) - 1, -1, -1):
+                key, child = entries[index]
+                stack.append(child)
+                stack.append(_Text(("," if index else "") + json.dumps(str(key), ensure_ascii=False) + ":"))
+        elif isinstance(item, (list, tuple)):
+            out.append("[")
+            stack.append(_Text("]"))
+            for index in range(len(item) - 1, -1, -1):
+                stack.append(item[index])
+                if index:
+                    stack.append(_Text(","))
+        else:
+            out.append(json.dumps(_plain(item), ensure_ascii=False))
+    return "".join(out)

@@ -1,0 +1,113 @@
+"""Small helpers shared by the normalizers: safe lookups, IP and time parsing."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+MISSING: Any = object()
+
+
+def dig(value: Any, path: str, default: Any = None) -> Any:
+    """``value[a][b]...`` for ``path`` "a.b...", through dicts only; ``default`` when a
+    step is missing or not an object."""
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return default
+        value = value.get(part, MISSING)
+        if value is MISSING:
+            return default
+    return value
+
+
+def text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+# Grok's %{IP} as used by Elastic (``^%{IP:source.ip}$``): IPV4 allows leading zeros.
+_OCTET = r"(?:[0-1]?[0-9]{1,2}|2[0-4][0-9]|25[0-5])"
+_GROK_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def is_ip(value: Any) -> bool:
+    """Whether Elastic's grok ``^%{IP}$`` accepts ``value`` (IPv4 dotted quad, leading zeros
+    allowed, or an IPv6 address, optionally with a %zone)."""
+    if not isinstance(value, str) or not value:
+        return False
+    if _GROK_IPV4.fullmatch(value):
+        return True
+    if ":" not in value:
+        return False
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def ip_list(value: Any) -> list[str] | None:
+    """The addresses of a comma-separated list of IPs (as CloudTrail writes when a request
+    went through proxies), or None when ``value`` is not such a list."""
+    if not isinstance(value, str) or "," not in value:
+        return None
+    parts = [part.strip() for part in value.split(",")]
+    return parts if parts and all(is_ip(part) for part in parts) else None
+
+
+# Elasticsearch's ``ISO8601`` date format: extended form only (2019-10-02T21:50:54Z),
+# optional time parts and fraction, zone Z / +hh / +hh:mm / +hhmm (default UTC).
+_ISO8601 = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
+    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def parse_iso8601(value: Any) -> datetime | None:
+    """Parse like Elasticsearch's ``ISO8601`` date format; an aware UTC datetime or None."""
+    if not isinstance(value, str):
+        return None
+    m = _ISO8601.fullmatch(value)
+    if not m:
+        return None
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    try:
+        nanos = int((frac or "0").ljust(9, "0"))
+        moment = datetime(
+            int(year), int(month or 1), int(day or 1),
+            int(hour or 0), int(minute or 0), int(second or 0),
+            nanos // 1000, tzinfo=timezone.utc,
+        )
+    except ValueError:
+        return None
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        if offset >= timedelta(hours=19):
+            return None
+        try:
+            moment -= sign * offset
+        except OverflowError:
+            return None
+    return moment
+
+
+def es_timestamp(value: Any) -> str | None:
+    """Elasticsearch's date processor output: UTC, millisecond precision, ``Z``."""
+    moment = parse_iso8601(value)
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_millis(value: Any) -> int | None:
+    moment = parse_iso8601(value)
+    if moment is None:
+        return None
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

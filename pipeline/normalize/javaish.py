@@ -1,0 +1,154 @@
+"""How Elasticsearch's ingest pipeline renders values, reproduced exactly.
+
+Elastic's CloudTrail pipeline parses the event with the ``json`` processor (every object
+becomes a ``java.util.HashMap``) and then stores some objects as strings with Painless
+``toString()``: ``{key=value, key2=value2}`` with the keys in HashMap iteration order and
+Java number formatting.  Mustache templates (``'{{a.b}}'``) render values the same way.
+Matching Elastic field for field means reproducing both.
+"""
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+# A JSON object parsed by Jackson into a HashMap starts with 16 buckets and doubles
+# whenever it holds more than 0.75 * capacity entries.
+_INITIAL_CAPACITY = 16
+_LOAD_FACTOR = 0.75
+
+
+def java_string_hash(text: str) -> int:
+    """``String.hashCode()``: s[0]*31^(n-1) + ... over UTF-16 code units, as a 32-bit int."""
+    h = 0
+    data = text.encode("utf-16-le", "surrogatepass")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] | data[i + 1] << 8)) & 0xFFFFFFFF
+    return h
+
+
+def hashmap_capacity(size: int) -> int:
+    capacity = _INITIAL_CAPACITY
+    while size > capacity * _LOAD_FACTOR:
+        capacity *= 2
+    return capacity
+
+
+def hashmap_order(keys: list[str], capacity: int | None = None) -> list[str]:
+    """Iteration order of a ``HashMap`` into which ``keys`` were put in this order.
+
+    Buckets are ``(h ^ (h >>> 16)) & (capacity - 1)``; within a bucket entries keep their
+    insertion order (resizing preserves it).  Bucket treeification (8+ colliding keys) is
+    not modelled.
+    """
+    if capacity is None:
+        capacity = hashmap_capacity(len(keys))
+    mask = capacity - 1
+
+    def bucket(key: str) -> int:
+        h = java_string_hash(str(key))
+        return (h ^ (h >> 16)) & mask
+
+    return [key for _, _, key in sorted((bucket(k), i, k) for i, k in enumerate(keys))]
+
+
+def java_double(value: float) -> str:
+    """``Double.toString``: plain notation between 1e-3 and 1e7, else ``d.dddE[-]n``, with
+    the shortest digits that round-trip (what ``repr`` gives too)."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    if value == 0:
+        return sign + "0.0"
+    _, digits, exponent = Decimal(repr(abs(value))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    point = len(digits) + exponent  # position of the decimal point within ``digits``
+    if 1e-3 <= abs(value) < 1e7:
+        if point <= 0:
+            return f"{sign}0.{'0' * -point}{text}"
+        whole, frac = text[:point].ljust(point, "0"), text[point:]
+        return f"{sign}{whole}.{frac or '0'}"
+    return f"{sign}{text[0]}.{text[1:] or '0'}E{point - 1}"
+
+
+def java_str(value: Any) -> str:
+    """``String.valueOf(value)`` for a value parsed from JSON by Jackson into Java types."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return java_double(value)
+    if isinstance(value, dict):
+        return java_map_str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(java_str(v) for v in value) + "]"
+    return str(value)
+
+
+def java_map_str(mapping: dict) -> str:
+    """``HashMap.toString()`` of a JSON object: ``{k=v, ...}`` in hash order.  For a
+    ``Pruned`` map the capacity is the one the map grew to before keys were dropped."""
+    size = getattr(mapping, "original_size", len(mapping))
+    keys = hashmap_order(list(mapping), hashmap_capacity(size))
+    return "{" + ", ".join(f"{k}={java_str(mapping[k])}" for k in keys) + "}"
+
+
+class Pruned(dict):
+    """A JSON object after empty values were dropped; remembers how many keys it had."""
+
+    __slots__ = ("original_size",)
+
+
+_DROP = object()
+
+
+def _prune(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = Pruned()
+        for key, item in value.items():
+            item = _prune(item)
+            if item is not _DROP:
+                out[key] = item
+        if not out:
+            return _DROP
+        out.original_size = len(value)
+        return out
+    if isinstance(value, list):
+        items = [item for item in map(_prune, value) if item is not _DROP]
+        return items if items else _DROP
+    if value is None or value == "":
+        return _DROP
+    return value
+
+
+def drop_empty(value: Any) -> Any:
+    """The pipeline's first script: remove null and "" values, then objects and lists left
+    empty, recursively.  Returns None when nothing is left."""
+    out = _prune(value)
+    return None if out is _DROP else out
+
+
+def template_value(root: Any, path: str) -> str:
+    """Render ``'{{path}}'`` like Elasticsearch's mustache: missing -> "", lists can only be
+    indexed by number, other values rendered with ``java_str``."""
+    value = root
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit():
+            index = int(part)
+            value = value[index] if index < len(value) else None
+        else:
+            return ""
+        if value is None:
+            return ""
+    return java_str(value)

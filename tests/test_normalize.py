@@ -1,0 +1,788 @@
+"""Tests for pipeline.normalize: display name, category, ECS and OCSF documents."""
+from __future__ import annotations
+
+import copy
+import gzip
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.normalize import derive_fields, ecs_document, ocsf_event
+from pipeline.normalize.category import category
+from pipeline.normalize.display import display_name
+from pipeline.normalize.javaish import drop_empty, hashmap_order, java_double, java_map_str, java_str
+from pipeline.parser import iter_records
+
+OPEN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "open"
+needs_open_data = pytest.mark.skipif(
+    not OPEN_DATA.is_dir(), reason=f"open test data not found at {OPEN_DATA}"
+)
+ALL = ("ecs", "ocsf")
+
+
+def ecs(record: dict) -> dict:
+    doc = orjson.loads(derive_fields(record, ("ecs",))["ecs"])
+    assert doc == orjson.loads(orjson.dumps(ecs_document(record)))
+    return doc
+
+
+def ocsf(record: dict) -> dict:
+    event = orjson.loads(derive_fields(record, ("ocsf",))["ocsf"])
+    assert event == orjson.loads(orjson.dumps(ocsf_event(record)))
+    return event
+
+
+def identity_user(name: str = "alice") -> dict:
+    return {
+        "type": "IAMUser",
+        "principalId": "AIDAEXAMPLEPRINCIPAL",
+        "arn": f"arn:aws:iam::111122223333:user/{name}",
+        "accountId": "111122223333",
+        "accessKeyId": "AKIAEXAMPLEKEY",
+        "userName": name,
+    }
+
+
+def identity_role() -> dict:
+    return {
+        "type": "AssumedRole",
+        "principalId": "AROAEXAMPLEROLE:ci-session",
+        "arn": "arn:aws:sts::111122223333:assumed-role/Deployer/ci-session",
+        "accountId": "111122223333",
+        "accessKeyId": "ASIAEXAMPLEKEY",
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": "AROAEXAMPLEROLE",
+                "arn": "arn:aws:iam::111122223333:role/Deployer",
+                "accountId": "111122223333",
+                "userName": "Deployer",
+            },
+            "webIdFederationData": {},
+            "attributes": {"creationDate": "2024-03-04T05:06:07Z", "mfaAuthenticated": "true"},
+        },
+    }
+
+
+def api_call(name: str, source: str = "iam.amazonaws.com", **extra) -> dict:
+    record = {
+        "eventVersion": "1.09",
+        "userIdentity": identity_user(),
+        "eventTime": "2024-03-04T05:06:07Z",
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64",
+        "requestParameters": None,
+        "responseElements": None,
+        "requestID": "req-1",
+        "eventID": "evt-1",
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": "111122223333",
+        "eventCategory": "Management",
+    }
+    record.update(extra)
+    return record
+
+
+def console_login(result: str | None = "Success", **extra) -> dict:
+    record = {
+        "eventVersion": "1.08",
+        "userIdentity": identity_user("bob"),
+        "eventTime": "2024-03-04T05:06:07Z",
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.23",
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0",
+        "requestParameters": None,
+        "responseElements": {"ConsoleLogin": result} if result else None,
+        "additionalEventData": {"MobileVersion": "No", "LoginTo": "https://console.aws.amazon.com/", "MFAUsed": "Yes"},
+        "eventID": "evt-login",
+        "readOnly": False,
+        "eventType": "AwsConsoleSignIn",
+        "managementEvent": True,
+        "recipientAccountId": "111122223333",
+        "eventCategory": "Management",
+        "tlsDetails": {
+            "tlsVersion": "TLSv1.3",
+            "cipherSuite": "TLS_AES_128_GCM_SHA256",
+            "clientProvidedHostHeader": "signin.aws.amazon.com",
+        },
+    }
+    record.update(extra)
+    return record
+
+
+INSIGHT = {
+    "eventVersion": "1.07",
+    "eventTime": "2024-03-04T05:00:00Z",
+    "awsRegion": "us-east-1",
+    "eventID": "insight-1",
+    "eventType": "AwsCloudTrailInsight",
+    "recipientAccountId": "111122223333",
+    "sharedEventID": "shared-1",
+    "insightDetails": {
+        "state": "Start",
+        "eventSource": "ssm.amazonaws.com",
+        "eventName": "UpdateInstanceInformation",
+        "insightType": "ApiCallRateInsight",
+        "insightContext": {"statistics": {"baseline": {"average": 85.5}, "insight": {"average": 664.0}}},
+    },
+    "eventCategory": "Insight",
+}
+
+
+# --------------------------------------------------------------------------- display_name
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("ConsoleLogin", "Console Login"),
+        ("GetObjectACL", "Get Object ACL"),
+        ("ListMFADevices", "List MFA Devices"),
+        ("AssumeRoleWithSAML", "Assume Role With SAML"),
+        ("DescribeEC2InstanceTypes", "Describe EC2 Instance Types"),
+        ("UpdateFunctionCode20150331v2", "Update Function Code 20150331v2"),
+        ("ListObjectsV2", "List Objects V2"),
+        ("GetIPv6Address", "Get IPv6 Address"),
+        ("CreateDBInstance", "Create DB Instance"),
+        ("Invoke", "Invoke"),
+        ("", ""),
+        (None, ""),
+        (42, ""),
+    ],
+)
+def test_display_name(name, shown):
+    assert display_name(name) == shown
+    assert derive_fields({"eventName": name})["display_name"] == shown
+
+
+# --------------------------------------------------------------------------- category
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        (console_login("Success"), "User Login Success"),
+        (console_login("Failure", errorMessage="Failed authentication"), "User Login Failure"),
+        (console_login(None, errorMessage="Failed authentication"), "User Login Failure"),
+        (api_call("CreateUser"), "User Account Added"),
+        (api_call("DeleteUser"), "User Account Removed"),
+        (api_call("CreateRole"), "User Account Added"),
+        (api_call("UpdateUser"), "User Account Changed"),
+        (api_call("CreateAccessKey"), "User Account Changed"),
+        (api_call("AddUserToGroup"), "Group Member Added"),
+        (api_call("RemoveUserFromGroup"), "Group Member Removed"),
+        (api_call("CreateGroup"), "Group Added"),
+        (api_call("ChangePassword"), "Password Change"),
+        (api_call("UpdateLoginProfile"), "Password Change"),
+        (api_call("AttachUserPolicy"), "Policy Change"),
+        (api_call("DetachRolePolicy"), "Policy Change"),
+        (api_call("PutGroupPolicy"), "Policy Change"),
+        (api_call("PutRolePermissionsBoundary"), "Policy Change"),
+        (api_call("CreatePolicyVersion"), "Policy Change"),
+        (api_call("PutBucketPolicy", "s3.amazonaws.com"), "Policy Change"),
+        (api_call("AssumeRole", "sts.amazonaws.com"), "Auth Server Login Succeeded"),
+        (api_call("AssumeRole", "sts.amazonaws.com", errorCode="AccessDenied"), "Auth Server Login Failed"),
+        (api_call("CreateUser", errorCode="AccessDenied", errorMessage="not authorized"), "Access Denied"),
+        (api_call("RunInstances", "ec2.amazonaws.com", errorCode="Client.UnauthorizedOperation"), "Access Denied"),
+        (api_call("DescribeInstances", "ec2.amazonaws.com", readOnly=True), "Read Activity"),
+        (api_call("GetSecretValue", "secretsmanager.amazonaws.com", readOnly=None), "Read Activity"),
+        (api_call("BatchGetSecretValue", "secretsmanager.amazonaws.com", readOnly=None), "Read Activity"),
+        (api_call("ListBuckets", "s3.amazonaws.com", readOnly="true"), "Read Activity"),
+        (api_call("RunInstances", "ec2.amazonaws.com"), "General Audit Event"),
+        (api_call("StopLogging", "cloudtrail.amazonaws.com"), "General Audit Event"),
+        (api_call("CreateUser", errorCode={"odd": "type"}), "User Account Added"),
+        ({}, "General Audit Event"),
+        (INSIGHT, "General Audit Event"),
+    ],
+)
+def test_category(record, expected):
+    assert category(record) == expected
+    assert derive_fields(record)["category"] == expected
+
+
+def test_categories_are_data():
+    from pipeline.normalize import categories
+
+    assert isinstance(categories.EVENT_CATEGORIES, dict)
+    assert categories.OUTCOME_CATEGORIES["ConsoleLogin"] == ("User Login Success", "User Login Failure")
+    names = set(categories.EVENT_CATEGORIES.values()) | {c for _, c in categories.PATTERN_CATEGORIES}
+    assert {"User Account Added", "User Account Removed", "Policy Change", "Group Member Added", "Password Change"} <= names
+
+
+# --------------------------------------------------------------------------- Java rendering
+
+
+def test_hashmap_order_matches_elasticsearch():
+    # Orders as printed by Elasticsearch's pipeline (Painless toString of the json processor's maps)
+    assert hashmap_order(["MobileVersion", "LoginTo", "MFAUsed"]) == ["LoginTo", "MobileVersion", "MFAUsed"]
+    assert hashmap_order(
+        ["incomingTransitiveTags", "tags", "roleArn", "roleSessionName", "transitiveTagKeys", "durationSeconds"]
+    ) == ["incomingTransitiveTags", "transitiveTagKeys", "durationSeconds", "roleArn", "roleSessionName", "tags"]
+    assert hashmap_order(["value", "key"]) == ["value", "key"]
+    assert hashmap_order(["accessKeyId", "expiration", "sessionToken"]) == ["accessKeyId", "sessionToken", "expiration"]
+    # a 52-key object (RDS CreateDBInstance responseElements): the map grew to 64 buckets
+    keys = (
+        "allocatedStorage associatedRoles autoMinorVersionUpgrade backupRetentionPeriod backupTarget "
+        "cACertificateIdentifier certificateDetails copyTagsToSnapshot customerOwnedIpEnabled dBInstanceArn "
+        "dBInstanceClass dBInstanceIdentifier dBInstanceStatus dBParameterGroups dBSecurityGroups dBSubnetGroup "
+        "dbInstancePort dbiResourceId dedicatedLogVolume deletionProtection domainMemberships engine "
+        "engineLifecycleSupport engineVersion httpEndpointEnabled iAMDatabaseAuthenticationEnabled licenseModel "
+        "masterUsername monitoringInterval multiAZ networkType optionGroupMemberships pendingModifiedValues "
+        "performanceInsightsEnabled preferredBackupWindow preferredMaintenanceWindow publiclyAccessible "
+        "readReplicaDBInstanceIdentifiers storageEncrypted storageThroughput storageType tagList vpcSecurityGroups"
+    ).split()
+    empty = {"associatedRoles", "dBSecurityGroups", "domainMemberships", "readReplicaDBInstanceIdentifiers", "tagList"}
+    pruned = drop_empty({k: ([] if k in empty else 1) for k in keys})
+    rendered = java_map_str(pruned)
+    assert [part.split("=")[0] for part in rendered[1:-1].split(", ")] == (
+        "allocatedStorage backupTarget cACertificateIdentifier dbInstancePort dBParameterGroups dbiResourceId "
+        "preferredBackupWindow deletionProtection dBInstanceArn dBInstanceIdentifier engine publiclyAccessible "
+        "iAMDatabaseAuthenticationEnabled networkType engineVersion performanceInsightsEnabled masterUsername "
+        "certificateDetails multiAZ dBInstanceClass storageEncrypted dBSubnetGroup storageThroughput "
+        "httpEndpointEnabled vpcSecurityGroups customerOwnedIpEnabled licenseModel pendingModifiedValues "
+        "monitoringInterval preferredMaintenanceWindow dBInstanceStatus backupRetentionPeriod "
+        "engineLifecycleSupport storageType optionGroupMemberships dedicatedLogVolume autoMinorVersionUpgrade "
+        "copyTagsToSnapshot"
+    ).split()
+
+
+def test_pruned_map_keeps_the_capacity_it_grew_to():
+    # 13 keys make the HashMap grow to 32 buckets; dropping two null values does not shrink
+    # it, so the 11 left iterate in 32-bucket order, not in the order of a fresh 16-bucket map.
+    keys = ["eventName", "bucketName", "key", "Host", "x-amz-acl", "acl", "policy", "versionId",
+            "uploadId", "partNumber", "tagging", "location", "encryption"]
+    pruned = drop_empty({k: (None if k in ("location", "encryption") else "v") for k in keys})
+    assert [part.split("=")[0] for part in java_map_str(pruned)[1:-1].split(", ")] == [
+        "bucketName", "tagging", "x-amz-acl", "uploadId", "Host", "acl", "versionId", "eventName",
+        "partNumber", "key", "policy",
+    ]
+    fresh = {k: "v" for k in keys[:11]}
+    assert java_map_str(fresh).startswith("{bucketName=v, tagging=v, versionId=v,")
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(1.0, "1.0"), (0.001, "0.001"), (0.0001, "1.0E-4"), (1e7, "1.0E7"), (12345678.9, "1.23456789E7"),
+     (9999999.0, "9999999.0"), (-2.5, "-2.5"), (0.0, "0.0"), (1e20, "1.0E20"), (1.5e-5, "1.5E-5")],
+)
+def test_java_double(value, text):
+    assert java_double(value) == text
+
+
+def test_java_str():
+    assert java_str({"b": [1, True, None, "x"], "a": {"c": 2.0}}) == "{a={c=2.0}, b=[1, true, null, x]}"
+    assert java_str("plain") == "plain"
+
+
+# --------------------------------------------------------------------------- ECS
+
+
+def test_ecs_console_login_success():
+    doc = ecs(console_login("Success"))
+    assert doc["@timestamp"] == "2024-03-04T05:06:07.000Z"
+    assert doc["ecs"] == {"version": "8.11.0"}
+    assert doc["event"] == {
+        "action": "ConsoleLogin",
+        "provider": "signin.amazonaws.com",
+        "id": "evt-login",
+        "kind": "event",
+        "category": ["authentication"],
+        "type": ["info"],
+        "outcome": "success",
+    }
+    assert doc["user"] == {"name": "bob", "id": "AIDAEXAMPLEPRINCIPAL"}
+    assert doc["related"] == {"user": ["bob"]}
+    assert doc["cloud"] == {"region": "us-east-1", "account": {"id": "111122223333"}}
+    assert doc["source"] == {"address": "198.51.100.23", "ip": "198.51.100.23"}
+    assert doc["user_agent"] == {"original": "Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0"}
+    assert doc["tls"] == {
+        "version": "1.3",
+        "version_protocol": "tls",
+        "cipher": "TLS_AES_128_GCM_SHA256",
+        "client": {"server_name": "signin.aws.amazon.com"},
+    }
+    trail = doc["aws"]["cloudtrail"]
+    assert trail["console_login"] == {
+        "additional_eventdata": {"mobile_version": False, "login_to": "https://console.aws.amazon.com/", "mfa_used": True}
+    }
+    assert trail["additional_eventdata"] == "{LoginTo=https://console.aws.amazon.com/, MobileVersion=No, MFAUsed=Yes}"
+    assert trail["response_elements"] == "{ConsoleLogin=Success}"
+    assert trail["flattened"]["response_elements"] == {"ConsoleLogin": "Success"}
+    assert "request_parameters" not in trail  # requestParameters is null
+    assert trail["user_identity"] == {
+        "type": "IAMUser",
+        "arn": "arn:aws:iam::111122223333:user/bob",
+        "access_key_id": "AKIAEXAMPLEKEY",
+    }
+    assert trail["event_type"] == "AwsConsoleSignIn"
+    assert trail["management_event"] is True and trail["read_only"] is False
+    assert trail["recipient_account_id"] == "111122223333"
+    assert trail["event_category"] == "Management"
+
+
+def test_ecs_console_login_failure():
+    doc = ecs(console_login("Failure", errorMessage="Failed authentication"))
+    assert doc["event"]["outcome"] == "failure"
+    assert doc["aws"]["cloudtrail"]["error_message"] == "Failed authentication"
+    # the outcome of a ConsoleLogin comes from responseElements, even without an error
+    assert ecs(console_login("Failure"))["event"]["outcome"] == "failure"
+    # no responseElements at all (Elastic's script would stop on a null dereference here)
+    doc = ecs(console_login(None, errorMessage="Failed authentication"))
+    assert doc["event"]["outcome"] == "failure"
+    assert doc["event"]["category"] == ["authentication"]
+
+
+def test_ecs_hidden_user_name_and_mfa_strings():
+    record = console_login("Failure", errorMessage="No username found in supplied account")
+    record["userIdentity"] = {"type": "IAMUser", "accountId": "111122223333", "accessKeyId": "", "userName": "HIDDEN_DUE_TO_SECURITY_REASONS"}
+    record["additionalEventData"]["MFAUsed"] = "No"
+    doc = ecs(record)
+    assert doc["user"] == {"name": "HIDDEN_DUE_TO_SECURITY_REASONS"}
+    assert doc["aws"]["cloudtrail"]["console_login"]["additional_eventdata"]["mfa_used"] is False
+    assert "access_key_id" not in doc["aws"]["cloudtrail"]["user_identity"]  # "" dropped
+
+
+def test_ecs_assumed_role_identity():
+    doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity_role()))
+    assert doc["user"] == {"name": "Deployer", "id": "AROAEXAMPLEROLE:ci-session"}
+    assert "related" not in doc  # only userIdentity.userName feeds related.user
+    session = doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
+    assert session == {
+        "mfa_authenticated": "true",
+        "creation_date": "2024-03-04T05:06:07.000Z",
+        "session_issuer": {
+            "type": "Role",
+            "principal_id": "AROAEXAMPLEROLE",
+            "arn": "arn:aws:iam::111122223333:role/Deployer",
+            "account_id": "111122223333",
+        },
+    }
+    # Elastic's ISO8601 parser does not read the basic format: no creation_date then
+    identity = identity_role()
+    identity["sessionContext"]["attributes"]["creationDate"] = "20131102T010628Z"
+    doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity))
+    assert "creation_date" not in doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
+
+
+def test_ecs_assume_role_text_fields():
+    record = api_call(
+        "AssumeRole",
+        "sts.amazonaws.com",
+        userIdentity=identity_role(),
+        requestParameters={
+            "incomingTransitiveTags": {"Department": "Eng"},
+            "tags": [{"value": "ops@example.com", "key": "Email"}, {"value": "42", "key": "CostCenter"}],
+            "roleArn": "arn:aws:iam::111122223333:role/Target",
+            "roleSessionName": "s1",
+            "transitiveTagKeys": ["Email", "CostCenter"],
+            "durationSeconds": 3600,
+        },
+        responseElements={
+            "credentials": {"accessKeyId": "ASIANEW", "expiration": "Mar 4, 2024 6:06:07 AM", "sessionToken": "tok"},
+            "assumedRoleUser": {"assumedRoleId": "AROATARGET:s1", "arn": "arn:aws:sts::111122223333:assumed-role/Target/s1"},
+        },
+        resources=[
+            {"ARN": "arn:aws:iam::111122223333:role/Target", "accountId": "111122223333", "type": "AWS::IAM::Role"},
+            {"ARN": "arn:aws:iam::111122223333:role/Target", "accountId": "111122223333", "type": "AWS::IAM::Role"},
+        ],
+    )
+    doc = ecs(record)
+    trail = doc["aws"]["cloudtrail"]
+    assert trail["request_parameters"] == (
+        "{incomingTransitiveTags={Department=Eng}, transitiveTagKeys=[Email, CostCenter], durationSeconds=3600, "
+        "roleArn=arn:aws:iam::111122223333:role/Target, roleSessionName=s1, "
+        "tags=[{value=ops@example.com, key=Email}, {value=42, key=CostCenter}]}"
+    )
+    assert trail["response_elements"] == (
+        "{assumedRoleUser={assumedRoleId=AROATARGET:s1, arn=arn:aws:sts::111122223333:assumed-role/Target/s1}, "
+        "credentials={accessKeyId=ASIANEW, sessionToken=tok, expiration=Mar 4, 2024 6:06:07 AM}}"
+    )
+    assert trail["flattened"]["request_parameters"]["durationSeconds"] == 3600
+    assert trail["resources"] == [  # duplicates dropped, keys renamed
+        {"arn": "arn:aws:iam::111122223333:role/Target", "account_id": "111122223333", "type": "AWS::IAM::Role"}
+    ]
+    assert doc["event"]["category"] == ["authentication"] and doc["event"]["type"] == ["info"]
+
+
+def test_ecs_resources_order_is_elasticsearch_hash_order():
+    bucket = {"ARN": "arn:aws:s3:::my-bucket", "accountId": "123456789012", "type": "AWS::S3::Bucket"}
+    instance = {"ARN": "arn:aws:ec2:us-west-2:123456789012:instance/i-1234567890abcdef0", "accountId": "123456789012", "type": "AWS::EC2::Instance"}
+    for resources in ([bucket, instance], [instance, bucket]):
+        doc = ecs(api_call("X", "ec2.amazonaws.com", resources=resources))
+        assert [r["type"] for r in doc["aws"]["cloudtrail"]["resources"]] == ["AWS::EC2::Instance", "AWS::S3::Bucket"]
+
+
+def test_ecs_iam_user_and_group_changes():
+    doc = ecs(api_call(
+        "CreateUser",
+        requestParameters={"userName": "carol", "path": "/"},
+        responseElements={"user": {"userName": "carol", "userId": "AIDACAROL", "arn": "arn:aws:iam::111122223333:user/carol", "path": "/"}},
+    ))
+    assert doc["event"]["category"] == ["iam"] and doc["event"]["type"] == ["user", "creation"]
+    assert doc["user"]["target"] == {"name": "carol", "id": "AIDACAROL"}
+    assert doc["related"]["user"] == ["alice", "carol"]
+    doc = ecs(api_call("UpdateUser", requestParameters={"userName": "carol", "newUserName": "caroline"}))
+    assert doc["user"]["changes"] == {"name": "caroline"}
+    assert doc["related"]["user"] == ["alice", "carol", "caroline"]
+    doc = ecs(api_call("AddUserToGroup", requestParameters={"groupName": "admins", "userName": "carol"}))
+    assert doc["group"] == {"name": "admins"}
+    assert doc["event"]["type"] == ["group", "change"]
+    doc = ecs(api_call("CreateGroup", requestParameters={"groupName": "ops"},
+                       responseElements={"group": {"groupName": "ops", "groupId": "AGPAOPS"}}))
+    assert doc["group"] == {"id": "AGPAOPS", "name": "ops"}
+    doc = ecs(api_call("DeleteBucket", "s3.amazonaws.com", requestParameters={"bucketName": "b"}))
+    assert doc["event"]["category"] == ["file"] and doc["event"]["type"] == ["deletion"]
+
+
+def test_ecs_failure_and_uncategorized():
+    doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", errorCode="Client.UnauthorizedOperation", errorMessage="You are not authorized"))
+    assert doc["event"]["outcome"] == "failure"
+    assert "category" not in doc["event"] and doc["event"]["type"] == ["info"]
+    assert doc["aws"]["cloudtrail"]["error_code"] == "Client.UnauthorizedOperation"
+    doc = ecs({"eventVersion": "1.0", "eventTime": "2014-01-01T00:00:00Z"})
+    assert "action" not in doc["event"] and doc["event"]["outcome"] == "success"
+
+
+@pytest.mark.parametrize(
+    "address, ip",
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("ec2.amazonaws.com", None),
+        ("AWS Internal", None),
+        ("203.0.113.7, 10.0.0.1", None),
+        ("225.01.00.16", "225.01.00.16"),  # Elastic's grok %{IP} allows leading zeros
+        ("256.1.1.1", None),
+    ],
+)
+def test_ecs_source(address, ip):
+    doc = ecs(api_call("GetObject", "s3.amazonaws.com", sourceIPAddress=address))
+    assert doc["source"]["address"] == address
+    assert doc["source"].get("ip") == ip
+
+
+def test_ecs_long_request_parameters_are_text_only():
+    record = api_call("PutObject", "s3.amazonaws.com", requestParameters={"key": "k" * 40_000})
+    trail = ecs(record)["aws"]["cloudtrail"]
+    assert trail["request_parameters"] == "{key=" + "k" * 40_000 + "}"
+    assert "request_parameters" not in trail["flattened"]
+
+
+def test_ecs_numbers_render_like_java():
+    record = api_call("PutMetricData", "monitoring.amazonaws.com", requestParameters={"v": 1e7, "w": 0.5, "n": 10})
+    assert ecs(record)["aws"]["cloudtrail"]["request_parameters"] == "{v=1.0E7, w=0.5, n=10}"
+
+
+def test_ecs_insight_record():
+    doc = ecs(INSIGHT)
+    trail = doc["aws"]["cloudtrail"]
+    assert trail["flattened"]["insight_details"]["insightType"] == "ApiCallRateInsight"
+    assert "insight_details" not in trail
+    assert "user" not in doc and "source" not in doc
+    assert doc["event"]["id"] == "insight-1"
+    assert trail["event_type"] == "AwsCloudTrailInsight"
+
+
+def test_ecs_all_null_record():
+    record = dict.fromkeys(["userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
+                            "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "requestParameters",
+                            "responseElements", "resources", "apiVersion", "eventType", "recipientAccountId"])
+    record["eventVersion"] = "1.1"
+    doc = ecs(record)
+    assert doc == {
+        "ecs": {"version": "8.11.0"},
+        "aws": {"cloudtrail": {"event_version": "1.1", "flattened": {}}},
+        "event": {"kind": "event", "type": ["info"], "outcome": "success"},
+    }
+
+
+# --------------------------------------------------------------------------- OCSF
+
+
+def test_ocsf_console_login():
+    event = ocsf(console_login("Success"))
+    assert (event["class_uid"], event["category_uid"], event["activity_id"], event["type_uid"]) == (3002, 3, 1, 300201)
+    assert event["class_name"] == "Authentication" and event["activity_name"] == "Logon"
+    assert event["status_id"] == 1 and event["status"] == "Success"
+    assert event["time"] == 1709528767000
+    assert event["metadata"]["uid"] == "evt-login" and event["metadata"]["version"] == "1.1.0"
+    assert event["metadata"]["product"] == {"name": "CloudTrail", "vendor_name": "AWS", "version": "1.08", "feature": {"name": "Management"}}
+    assert event["cloud"] == {"provider": "AWS", "region": "us-east-1", "account": {"uid": "111122223333"}}
+    assert event["actor"]["user"] == {
+        "uid": "arn:aws:iam::111122223333:user/bob", "uid_alt": "AIDAEXAMPLEPRINCIPAL", "name": "bob",
+        "type": "IAMUser", "type_id": 1, "account": {"uid": "111122223333"}, "credential_uid": "AKIAEXAMPLEKEY",
+    }
+    assert event["user"]["name"] == "bob"
+    assert event["is_mfa"] is True
+    assert event["dst_endpoint"] == {"svc_name": "https://console.aws.amazon.com/"}
+    assert event["src_endpoint"] == {"ip": "198.51.100.23"}
+    assert event["http_request"] == {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0"}
+    assert event["severity_id"] == 1
+    assert event["unmapped"]["tlsDetails"]["tlsVersion"] == "TLSv1.3"
+    assert event["unmapped"]["additionalEventData"] == {"MobileVersion": "No"}
+    failed = ocsf(console_login("Failure", errorMessage="Failed authentication"))
+    assert failed["status_id"] == 2 and failed["status"] == "Failure"
+    assert failed["status_detail"] == "Failed authentication"
+
+
+def test_ocsf_assume_role():
+    record = api_call(
+        "AssumeRoleWithSAML", "sts.amazonaws.com",
+        userIdentity={"type": "SAMLUser", "principalId": "idp:alice", "userName": "alice", "identityProvider": "idp"},
+        requestParameters={"roleArn": "arn:aws:iam::111122223333:role/Saml", "principalArn": "arn:aws:iam::111122223333:saml-provider/idp"},
+        responseElements={"assumedRoleUser": {"assumedRoleId": "AROASAML:alice", "arn": "arn:aws:sts::111122223333:assumed-role/Saml/alice"}},
+    )
+    event = ocsf(record)
+    assert (event["class_uid"], event["activity_id"]) == (3002, 1)
+    assert event["auth_protocol_id"] == 5 and event["auth_protocol"] == "SAML"
+    assert event["user"]["uid"] == "arn:aws:iam::111122223333:role/Saml"
+    assert event["user"]["uid_alt"] == "AROASAML:alice"
+    assert event["actor"]["idp"] == {"name": "idp"}
+    assert event["api"]["request"]["data"]["principalArn"].endswith("saml-provider/idp")
+
+
+@pytest.mark.parametrize(
+    "name, class_uid, activity_id",
+    [
+        ("CreateUser", 3001, 1),
+        ("DeleteRole", 3001, 6),
+        ("ChangePassword", 3001, 3),
+        ("UpdateLoginProfile", 3001, 4),
+        ("AttachUserPolicy", 3001, 7),
+        ("DeleteRolePolicy", 3001, 8),
+        ("EnableMFADevice", 3001, 10),
+        ("DeactivateMFADevice", 3001, 11),
+        ("CreateAccessKey", 3001, 99),
+        ("CreatePolicy", 6003, 1),
+        ("GetUser", 6003, 2),
+        ("ListUsers", 6003, 2),
+    ],
+)
+def test_ocsf_iam_classes(name, class_uid, activity_id):
+    event = ocsf(api_call(name, requestParameters={"userName": "dave", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}))
+    assert (event["class_uid"], event["activity_id"], event["type_uid"]) == (class_uid, activity_id, class_uid * 100 + activity_id)
+    if class_uid == 3001:
+        assert event["category_uid"] == 3
+        if name != "ChangePassword":
+            assert event["user"]["name"] == "dave"
+        if activity_id in (7, 8):
+            assert event["policy"] == {"uid": "arn:aws:iam::aws:policy/ReadOnlyAccess", "name": "ReadOnlyAccess"}
+    if activity_id == 99:
+        assert event["activity_name"] == name
+
+
+def test_ocsf_update_access_key_status():
+    enable = ocsf(api_call("UpdateAccessKey", requestParameters={"userName": "d", "status": "Active"}))
+    disable = ocsf(api_call("UpdateAccessKey", requestParameters={"userName": "d", "status": "Inactive"}))
+    assert (enable["activity_id"], disable["activity_id"]) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "name, activity_id",
+    [
+        ("RunInstances", 1), ("CreateBucket", 1), ("GenerateDataKey", 1),
+        ("GetObject", 2), ("DescribeInstances", 2), ("LookupEvents", 2), ("SearchResources", 2), ("BatchGetSecretValue", 2),
+        ("PutObject", 3), ("ModifyInstanceAttribute", 3), ("StopLogging", 3), ("StartSession", 3), ("TagResource", 3),
+        ("UntagResource", 3), ("EnableKey", 3), ("DisableKey", 3), ("AttachVolume", 3), ("AddPermission", 3),
+        ("DeleteTrail", 4), ("TerminateInstances", 4),
+        ("Invoke", 99), ("SendCommand", 99), ("", 99),
+    ],
+)
+def test_ocsf_api_activity(name, activity_id):
+    event = ocsf(api_call(name, "ec2.amazonaws.com"))
+    assert event["class_uid"] == 6003 and event["category_uid"] == 6
+    assert event["activity_id"] == activity_id
+    assert event["type_uid"] == 600300 + activity_id
+    assert event["api"]["service"]["name"] == "ec2.amazonaws.com"
+    assert event["api"]["request"]["uid"] == "req-1"
+    assert event.get("api", {}).get("operation") == (name or None)
+
+
+@pytest.mark.parametrize(
+    "address, endpoint",
+    [
+        ("203.0.113.7", {"ip": "203.0.113.7"}),
+        ("2001:db8::5", {"ip": "2001:db8::5"}),
+        ("ec2.amazonaws.com", {"domain": "ec2.amazonaws.com"}),
+        ("AWS Internal", {"domain": "AWS Internal"}),
+        ("203.0.113.7, 10.1.2.3, 10.4.5.6", {"ip": "203.0.113.7", "intermediate_ips": ["10.1.2.3", "10.4.5.6"]}),
+        (None, None),
+    ],
+)
+def test_ocsf_src_endpoint(address, endpoint):
+    event = ocsf(api_call("GetObject", "s3.amazonaws.com", sourceIPAddress=address, vpcEndpointId=None))
+    assert event.get("src_endpoint") == endpoint
+
+
+def test_ocsf_actor_session_and_service_identity():
+    event = ocsf(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity_role()))
+    assert event["actor"]["user"]["name"] == "Deployer" and event["actor"]["user"]["type_id"] == 99
+    assert event["actor"]["session"] == {
+        "created_time": 1709528767000, "is_mfa": True, "issuer": "arn:aws:iam::111122223333:role/Deployer",
+    }
+    service = ocsf(api_call("Decrypt", "kms.amazonaws.com", userIdentity={"type": "AWSService", "invokedBy": "ec2.amazonaws.com"},
+                            sourceIPAddress="ec2.amazonaws.com", eventType="AwsServiceEvent"))
+    assert service["actor"] == {"user": {"type": "AWSService", "type_id": 3}, "invoked_by": "ec2.amazonaws.com"}
+    assert service["metadata"]["event_code"] == "AwsServiceEvent"
+
+
+def test_ocsf_insight_and_odd_records():
+    event = ocsf(INSIGHT)
+    assert event["class_uid"] == 6003 and "actor" not in event
+    assert event["unmapped"]["insightDetails"]["state"] == "Start"
+    assert event["unmapped"]["sharedEventID"] == "shared-1"
+    event = ocsf({"eventTime": "not a time", "eventName": None})
+    assert "time" not in event and event["unmapped"]["eventTime"] == "not a time"
+    assert event["activity_id"] == 99
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def _deep(levels: int) -> dict:
+    value: object = "bottom"
+    for i in range(levels):
+        value = {"k": value} if i % 2 else [value]
+    return {"deep": value}
+
+
+def test_deep_record_from_the_parser():
+    text = b'{"Records":[{"eventVersion":"1.08","requestParameters":' + b"[" * 1020 + b"1" + b"]" * 1020 + b"}]}"
+    (raw, record), = iter_records(text)
+    fields = derive_fields(record, ALL)
+    assert orjson.loads(fields["ocsf"])["class_uid"] == 6003
+
+
+def _edge_records() -> list[dict]:
+    records = [
+        api_call("GetObject", "s3.amazonaws.com", eventVersion=version)
+        for version in ("1.0", "1.01", "1.02", "1.03", "1.04", "1.05", "1.06", "1.07", "1.08", "1.09", "1.10", "1.11")
+    ]
+    no_id = api_call("GetObject", "s3.amazonaws.com")
+    del no_id["eventID"]
+    records += [
+        no_id,
+        INSIGHT,
+        api_call("Decrypt", "kms.amazonaws.com", eventType="AwsServiceEvent", userIdentity={"type": "AWSService", "invokedBy": "AWS Internal"},
+                 sourceIPAddress="AWS Internal", serviceEventDetails={"keyId": "k"}),
+        api_call("PutObject", "s3.amazonaws.com", eventType="AwsVpceEvents", vpcEndpointId="vpce-1", sourceIPAddress="10.0.0.1",
+                 userIdentity={"type": "AWSAccount", "principalId": "", "accountId": "999988887777"}),
+        api_call("GetObject", "s3.amazonaws.com", sourceIPAddress="203.0.113.7, 10.0.0.1, 10.0.0.2"),
+        api_call("GetObject", "s3.amazonaws.com", sourceIPAddress="s3.amazonaws.com"),
+        console_login("Failure", userIdentity={"type": "IAMUser", "userName": "HIDDEN_DUE_TO_SECURITY_REASONS", "accountId": "1"}),
+        api_call("GetObject", "s3.amazonaws.com", userIdentity=None, responseElements=None, requestParameters=None),
+        api_call("CreateUser", userIdentity={"type": "Root", "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}},
+                 additionalEventData={"MFAUsed": "Yes"}),
+        api_call("GetObject", "s3.amazonaws.com", userAgent="\u00e9t\u00e9 \u4e2d\u6587 \U0001f600", requestParameters={"key": "caf\u00e9/\u4e2d"}),
+        {"eventName": "ConsoleLogin", "responseElements": {"ConsoleLogin": 5}, "userIdentity": "not an object"},
+        {"eventName": 7, "eventSource": ["x"], "sourceIPAddress": {"a": 1}, "userAgent": 3, "tlsDetails": {"tlsVersion": "TLS"},
+         "resources": [1, None, {"ARN": None}], "requestParameters": "text", "additionalEventData": [1],
+         "userIdentity": {"sessionContext": {"attributes": "x", "sessionIssuer": []}}, "eventTime": 1709528767},
+        {"eventName": "PutMetricData", "requestParameters": {"big": 2**70, "nan": float("nan"), "inf": float("-inf")}},
+        {"eventName": "PutItem", "requestParameters": _deep(1020)},  # orjson parses up to 1024 levels
+        {"eventName": "PutItem", "requestParameters": {1: "non-string key"}},
+        {},
+    ]
+    return records
+
+
+def _mutations(rng: random.Random, record: dict, count: int):
+    weird = [None, "", [], {}, 0, -1, 1.5, True, "x", "true", "false", "Yes", "No", ["a", None], {"k": None},
+             "HIDDEN_DUE_TO_SECURITY_REASONS", "\u00e9\U0001f600", "1.2.3.4, 5.6.7.8", "AWS Internal"]
+
+    def paths(obj, prefix=()):
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                yield prefix + (key,)
+                yield from paths(value, prefix + (key,))
+
+    all_paths = list(paths(record))
+    for _ in range(count):
+        mutated = copy.deepcopy(record)
+        for _ in range(rng.randint(1, 4)):
+            if not all_paths:
+                break
+            path = rng.choice(all_paths)
+            target = mutated
+            for key in path[:-1]:
+                target = target.get(key) if isinstance(target, dict) else None
+            if isinstance(target, dict):
+                if rng.random() < 0.2:
+                    target.pop(path[-1], None)
+                else:
+                    target[path[-1]] = copy.deepcopy(rng.choice(weird))
+        yield mutated
+
+
+def _check_all_outputs(record: dict) -> None:
+    fields = derive_fields(record, ALL)
+    assert set(fields) == {"display_name", "category", "ecs", "ocsf"}
+    assert all(isinstance(value, str) for value in fields.values())
+    ecs_doc = orjson.loads(fields["ecs"])
+    ocsf_event_ = orjson.loads(fields["ocsf"])
+    assert ecs_doc["event"]["kind"] == "event"
+    assert ocsf_event_["type_uid"] == ocsf_event_["class_uid"] * 100 + ocsf_event_["activity_id"]
+    assert ocsf_event_["class_uid"] in (3001, 3002, 6003)
+
+
+def test_edge_records_never_raise():
+    for record in _edge_records():
+        _check_all_outputs(record)
+    assert derive_fields({}) == {"display_name": "", "category": "General Audit Event"}
+
+
+def test_mutated_records_never_raise():
+    rng = random.Random(1234)
+    base = [console_login("Success"), api_call("AssumeRole", "sts.amazonaws.com", userIdentity=identity_role(),
+                                              requestParameters={"roleArn": "r", "roleSessionName": "s"},
+                                              resources=[{"ARN": "a", "accountId": "1", "type": "t"}]),
+            api_call("CreateUser", requestParameters={"userName": "u"}, responseElements={"user": {"userId": "i", "userName": "u"}}),
+            INSIGHT]
+    for record in base:
+        for mutated in _mutations(rng, record, 250):
+            _check_all_outputs(mutated)
+
+
+@needs_open_data
+def test_every_open_data_record_normalizes():
+    count = 0
+    for path in sorted((OPEN_DATA / "stratus-red-team").glob("*.json")):
+        for record in orjson.loads(path.read_bytes()):
+            _check_all_outputs(record)
+            count += 1
+    for path in sorted((OPEN_DATA / "aws-cloudtrail-processing-library").glob("*.json*")):
+        if path.name == "SerializerTestFileBadJsonFormat.json":
+            continue
+        for _, record in iter_records(path.read_bytes()):
+            _check_all_outputs(record)
+            count += 1
+    assert count == 310 + 41  # as counted in the data set's LICENSES.md
+
+
+@needs_open_data
+def test_open_data_console_login_without_mfa():
+    path = OPEN_DATA / "stratus-red-team" / "aws.initial-access.console-login-without-mfa.json"
+    record = orjson.loads(path.read_bytes())[0]
+    fields = derive_fields(record, ALL)
+    assert fields["display_name"] == "Console Login"
+    assert fields["category"] == "User Login Success"
+    doc = orjson.loads(fields["ecs"])
+    assert doc["aws"]["cloudtrail"]["console_login"]["additional_eventdata"]["mfa_used"] is False
+    assert doc["event"]["outcome"] == "success"
+    event = orjson.loads(fields["ocsf"])
+    assert event["class_uid"] == 3002 and event["is_mfa"] is False
+
+
+def test_gzip_record_round_trip_into_fields():
+    doc = gzip.compress(orjson.dumps({"Records": [console_login("Success"), INSIGHT]}))
+    fields = [derive_fields(record, ALL) for _, record in iter_records(doc)]
+    assert [f["category"] for f in fields] == ["User Login Success", "General Audit Event"]
