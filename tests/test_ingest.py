@@ -172,3 +172,75 @@ def test_failure_mid_file_keeps_what_was_emitted_and_retry_resumes(make_runtime,
     assert runtime.state.retry_failed("test-src", KEY)
     assert ingest(runtime).outcome == "done"
     assert [e["event_id"] for e in stream_events(redis_client)] == [f"id-{n}".encode() for n in range(6)]
+
+
+def test_poison_object_is_dead_lettered_after_max_attempts(make_runtime, s3, bucket, redis_client):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    runtime = make_runtime(bucket, settings={"max_attempts": 3})
+    for _ in range(3):
+        runtime.state.begin("test-src", KEY)  # three deliveries whose worker died mid-way
+    result = ingest(runtime)  # the fourth
+    assert result.outcome == "failed" and result.reason.startswith("TooManyAttempts")
+    (entry,) = stream_events(redis_client, "trailpipe:deadletter")
+    assert entry["attempts"] == b"4" and b"poison" in entry["message"]
+    assert redis_client.xlen("trailpipe:events") == 0
+
+
+def test_transient_release_does_not_count_as_a_crash(make_runtime, s3, bucket):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    runtime = make_runtime(bucket, settings={"max_attempts": 2})
+    for _ in range(5):  # five throttled tries, each released
+        runtime.state.begin("test-src", KEY)
+        assert runtime.state.release("test-src", KEY)
+    assert ingest(runtime).outcome == "done"
+
+
+def test_backpressure_waits_and_never_trims(make_runtime, s3, bucket, redis_client):
+    import threading
+    import time
+
+    records = [record(n) for n in range(30)]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
+    runtime = make_runtime(bucket, settings={"batch_size": 10, "stream_high_watermark": 15})
+    for n in range(20):  # unconsumed entries already over the high watermark
+        redis_client.xadd("trailpipe:events", {"event": "{}", "event_id": f"old-{n}"})
+    done = threading.Event()
+    outcome = {}
+    thread = threading.Thread(target=lambda: (outcome.update(r=ingest(runtime)), done.set()))
+    thread.start()
+    time.sleep(1.5)
+    assert not done.is_set()  # waiting: nothing emitted, nothing dropped
+    assert redis_client.xlen("trailpipe:events") == 20
+    first_old = redis_client.xrange("trailpipe:events", count=1)[0][1][b"event_id"]
+    assert first_old == b"old-0"  # not trimmed
+    consumed, last_id = [], "0-0"
+    while not done.is_set() or redis_client.xlen("trailpipe:events"):  # a consumer catches up
+        for _, entries in redis_client.xread({"trailpipe:events": last_id}, count=5, block=200):
+            for entry_id, fields in entries:
+                consumed.append(fields[b"event_id"])
+                redis_client.xdel("trailpipe:events", entry_id)
+                last_id = entry_id
+    thread.join(timeout=30)
+    assert outcome["r"].outcome == "done"
+    assert consumed == [f"old-{n}".encode() for n in range(20)] + [f"id-{n}".encode() for n in range(30)]
+
+
+def test_backpressure_gives_up_for_a_later_retry(make_runtime, s3, bucket, redis_client):
+    from pipeline.ingest import Backpressure, IngestLimits
+
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    runtime = make_runtime(bucket)
+    redis_client.xadd("trailpipe:events", {"event": "{}"})
+    redis_client.xadd("trailpipe:events", {"event": "{}"})
+    source = runtime.config.sources[0]
+    limits = IngestLimits(stream_high_watermark=1, backpressure_max_wait=0.6)
+    with pytest.raises(Backpressure):
+        ingest_object(source, KEY, runtime.state, runtime.s3(source), limits)
+    assert runtime.state.release("test-src", KEY)  # what the task does before retrying
+
+
+def test_opt_in_trimming(make_runtime, s3, bucket, redis_client):
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(n) for n in range(300)]))
+    runtime = make_runtime(bucket, settings={"stream_maxlen": 100, "batch_size": 300})
+    ingest(runtime)
+    assert redis_client.xlen("trailpipe:events") < 300  # MAXLEN ~ trims approximately

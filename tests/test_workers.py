@@ -4,6 +4,7 @@ CloudTrail records (../shared/data/open/) into the stream, each record exactly o
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -69,3 +70,31 @@ def test_worker_and_beat_ingest_every_record_exactly_once(tmp_path, redis_server
     assert "Task trailpipe.ingest_object" in log and "outcome=done" in log
     assert "CorruptGzip" in log
     assert "Traceback" not in log
+
+
+def test_three_beats_on_one_source_emit_every_event_once(tmp_path, redis_server, redis_client,
+                                                         moto_endpoint, s3, bucket):
+    files = shared_log_files(account="210987654321")
+    for key, data, _ in files:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    expected = Counter(orjson.dumps(r) for _, _, records in files for r in records)
+    config_path = write_config(tmp_path / "trailpipe.yaml", config_dict(
+        redis_server.url, [source_dict(bucket, moto_endpoint, identifier="triple")], batch_size=20))
+    worker = start_celery(["worker", "--concurrency", "2", "--loglevel", "info", "--hostname", "w3@%h"],
+                          config_path, tmp_path / "worker.log")
+    beats = [start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / f"beat{n}")],
+                          config_path, tmp_path / f"beat{n}.log") for n in range(3)]
+    try:
+        stats_key = "trailpipe:src:triple:stats"
+        wait_for(lambda: int(redis_client.hget(stats_key, "objects_done") or 0) == len(files)
+                 and int(redis_client.hget(stats_key, "discoveries") or 0) >= 1, timeout=120,
+                 what="every object done")
+        assert Counter(e["event"] for e in stream_events(redis_client)) == expected
+        assert int(redis_client.hget(stats_key, "objects_enqueued")) == len(files)
+    finally:
+        for beat in beats:
+            stop_process(beat)
+        stop_process(worker)
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    # Each beat asked for a discovery at start; the lease let them run one at a time.
+    assert len(re.findall(r"Task trailpipe\.discover\[[^\]]+\] received", log)) >= 3
