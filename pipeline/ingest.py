@@ -117,6 +117,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
                 entries = [entry_fields(source, key, raw, record)
                            for raw, record in batch if not is_excluded(source, record)]
                 wait_below_watermark(state, limits)
+                time.sleep(state.reserve_events(sid, len(entries), source.eps_throttle))  # waits, never drops
                 last = not following and error is None
                 written, checkpoint = state.commit_batch(sid, key, checkpoint, len(batch), entries, last=last)
                 if not written:

@@ -13,6 +13,7 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               checkpoint (records of the object handled so far), emitted (events
                               written), attempts, claimed_at, token, error; expires
                               state_retention after done/failed
+  P:src:S:throttle      string  GCRA theoretical arrival time (ms) of the fleet-wide EPS throttle
   P:src:S:pending       zset  keys claimed and not yet done/failed, scored by claim (or last
                               re-enqueue) time in ms: the sweeper's work list
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
@@ -52,6 +53,9 @@ class Keys:
 
     def object(self, source: str, key: str) -> str:
         return f"{self._source(source)}:obj:{key}"
+
+    def throttle(self, source: str) -> str:
+        return f"{self._source(source)}:throttle"
 
     def pending(self, source: str) -> str:
         return f"{self._source(source)}:pending"

@@ -28,6 +28,7 @@ SCRIPT_NAMES = (
     "fail_object",
     "release_object",
     "retry_object",
+    "throttle",
 )
 
 
@@ -185,6 +186,14 @@ class StateStore:
         return bool(self._scripts["retry_object"](
             keys=[self.keys.object(source, key), self.keys.pending(source), self.keys.stats(source)],
             args=[now_ms(), key]))
+
+    def reserve_events(self, source: str, count: int, eps: int) -> float:
+        """Reserve ``count`` events of the source's fleet-wide EPS budget; seconds to wait first."""
+        if count <= 0:
+            return 0.0
+        wait_ms = self._scripts["throttle"](
+            keys=[self.keys.throttle(source), self.keys.stats(source)], args=[now_ms(), count, eps])
+        return int(wait_ms) / 1000.0
 
     def stream_length(self) -> int:
         return int(self.redis.xlen(self.events_stream))

@@ -135,3 +135,13 @@ def test_fail_dead_letters_once(state, redis_client):
 def test_scripts_survive_script_flush(state, redis_client):
     redis_client.script_flush()  # e.g. after a Redis restart without the script cache
     assert state.acquire_lease(SRC, 1000) > 0
+
+
+def test_throttle_reserves_batches_in_a_queue(state):
+    assert state.reserve_events(SRC, 100, 1000) == 0.0  # the first batch goes at once
+    second = state.reserve_events(SRC, 100, 1000)  # ...and books the next 100 ms
+    assert 0.08 <= second <= 0.1
+    third = state.reserve_events(SRC, 100, 1000)
+    assert 0.18 <= third <= 0.2  # queued behind the second, not racing it
+    assert state.stats(SRC)["throttle_wait_ms"] >= 260
+    assert state.reserve_events(SRC, 0, 1000) == 0.0
