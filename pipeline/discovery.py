@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, str], None]  # (source identifier, object key)
 
-DEFAULT_LEASE_MS = 15 * 60 * 1000
+DEFAULT_LEASE_MS = 2 * 60 * 1000  # renewed at every listed page
 PARTITION_CACHE_SECONDS = 3600
 FORGET_MARGIN = timedelta(hours=1)  # listing never reaches back to keys about to be forgotten
 
@@ -72,11 +72,13 @@ def source_partitions(source: Source, state: StateStore, s3) -> tuple[list[str],
 
 
 def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
-             lease_ms: int = DEFAULT_LEASE_MS, now: datetime | None = None) -> DiscoveryResult:
+             lease_ms: int = DEFAULT_LEASE_MS, now: datetime | None = None,
+             owner: str = "") -> DiscoveryResult:
+    """``owner``: the Celery task id, so a redelivered discovery takes over its own lease."""
     started = time.monotonic()
     sid = source.identifier
     result = DiscoveryResult(sid)
-    token = state.acquire_lease(sid, lease_ms)
+    token = state.acquire_lease(sid, lease_ms, owner)
     if not token:
         result.ran = False
         log.info("discovery of %s skipped: another discovery holds the lease", sid)
@@ -98,8 +100,8 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         for partition in partitions:
             marker = markers.get(partition, "")
             position = start_after(partition, marker, lookback, not_before)
-            if not _discover_partition(source, state, s3, enqueue, token, partition, marker,
-                                       position, result):
+            if not _discover_partition(source, state, s3, enqueue, token, lease_ms, partition,
+                                       marker, position, result):
                 result.lost_lease = True
                 break
         state.note_discovery(sid, now_ms())
@@ -113,11 +115,15 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
 
 
 def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue, token: int,
-                        partition: str, marker: str, position: str, result: DiscoveryResult) -> bool:
+                        lease_ms: int, partition: str, marker: str, position: str,
+                        result: DiscoveryResult) -> bool:
     """List one partition from ``position``; False if the lease was lost (stop, lose nothing)."""
     sid = source.identifier
     for page in list_pages(s3, source.bucket, partition, position):
         result.list_requests += 1
+        if not state.renew_lease(sid, token, lease_ms):
+            log.warning("discovery of %s lost its lease; stopping", sid)
+            return False
         if not page:
             continue
         result.listed += len(page)

@@ -18,6 +18,7 @@ from pipeline.keys import Keys
 
 SCRIPT_NAMES = (
     "acquire_lease",
+    "renew_lease",
     "release_lease",
     "reset_markers",
     "advance_marker",
@@ -69,13 +70,20 @@ class StateStore:
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
 
     # -- discovery lease -------------------------------------------------------------------
-    def acquire_lease(self, source: str, lease_ms: int) -> int:
-        """A fencing token (> 0) if this caller now holds the source's discovery lease, else 0."""
+    def acquire_lease(self, source: str, lease_ms: int, owner: str = "") -> int:
+        """A fencing token (> 0) if this caller now holds the source's discovery lease, else 0.
+
+        ``owner`` (the Celery task id) lets a redelivered discovery take over the lease its
+        killed first execution still holds, instead of waiting for it to expire.
+        """
         token = self._scripts["acquire_lease"](
-            keys=[self.keys.lease(source), self.keys.fence(source)], args=[lease_ms])
+            keys=[self.keys.lease(source), self.keys.fence(source)], args=[lease_ms, owner])
         if token:
             self.redis.sadd(self.keys.sources(), source)
         return int(token)
+
+    def renew_lease(self, source: str, token: int, lease_ms: int) -> bool:
+        return bool(self._scripts["renew_lease"](keys=[self.keys.lease(source)], args=[token, lease_ms]))
 
     def release_lease(self, source: str, token: int) -> bool:
         return bool(self._scripts["release_lease"](keys=[self.keys.lease(source)], args=[token]))

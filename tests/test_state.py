@@ -145,3 +145,15 @@ def test_throttle_reserves_batches_in_a_queue(state):
     assert 0.18 <= third <= 0.2  # queued behind the second, not racing it
     assert state.stats(SRC)["throttle_wait_ms"] >= 260
     assert state.reserve_events(SRC, 0, 1000) == 0.0
+
+
+def test_redelivered_discovery_takes_over_its_own_lease(state):
+    first = state.acquire_lease(SRC, 60_000, owner="task-1")
+    assert state.acquire_lease(SRC, 60_000, owner="task-2") == 0  # another discovery: wait
+    assert state.acquire_lease(SRC, 60_000) == 0
+    again = state.acquire_lease(SRC, 60_000, owner="task-1")  # task-1 redelivered: its worker died
+    assert again > first
+    assert not state.advance_marker(SRC, first, "p/", "", "p/a")  # the dead execution is fenced off
+    assert not state.renew_lease(SRC, first, 60_000)
+    assert state.renew_lease(SRC, again, 60_000)
+    assert state.advance_marker(SRC, again, "p/", "", "p/a")

@@ -80,7 +80,7 @@ def enqueue_ingest(source_id: str, key: str) -> None:
 def discover(self, source_id: str) -> dict:
     rt = runtime()
     source = rt.source(source_id)
-    result = discover_source(source, rt.state, rt.s3(source), enqueue_ingest)
+    result = discover_source(source, rt.state, rt.s3(source), enqueue_ingest, owner=self.request.id or "")
     return dataclasses.asdict(result)
 
 

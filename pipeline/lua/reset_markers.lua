@@ -4,7 +4,7 @@
 -- ARGV[1] fencing token, ARGV[2] configured prefix
 -- Returns 1 when markers were cleared, 0 when they already belonged to the prefix, -1 when the
 -- lease is not ours.
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+if string.match(redis.call('GET', KEYS[3]) or '', '^(%d+):') ~= ARGV[1] then
   return -1
 end
 local stored = redis.call('HGET', KEYS[1], 'prefix')
