@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 OBJECTS = int(os.environ.get("TRAILPIPE_CHAOS_OBJECTS", "200"))
 RECORDS_PER_OBJECT = int(os.environ.get("TRAILPIPE_CHAOS_RECORDS", "500"))
 MIN_KILLS = 20
+MAX_KILLS = 40
 TIMEOUT_SECONDS = 420
 
 
@@ -94,7 +95,7 @@ def test_chaos(tmp_path, moto_endpoint, s3, bucket):
                 server.start()
                 restarts += 1
                 continue
-            children = worker_children(workers)
+            children = worker_children(workers) if kills < MAX_KILLS else []
             if children:
                 victim = rng.choice(children)
                 try:
@@ -102,7 +103,7 @@ def test_chaos(tmp_path, moto_endpoint, s3, bucket):
                     kills += 1
                 except psutil.NoSuchProcess:
                     pass
-            time.sleep(rng.uniform(0.2, 0.6) if kills < MIN_KILLS else 1.0)
+            time.sleep(rng.uniform(0.2, 0.8))
         elapsed = time.monotonic() - started
         proxy.enabled = False
         stats = read_stats(client)
