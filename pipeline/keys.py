@@ -21,6 +21,10 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               events_emitted, discoveries, last_discovery_at
   P:sources             set   identifiers that have state (for status)
 
+Celery beat's schedule (celery-redbeat) lives under ``P:redbeat:``: one hash per entry
+(``P:redbeat:discover:S``), ``P:redbeat::schedule`` (zset of due times), ``P:redbeat::statics``
+and ``P:redbeat::lock`` (the active beat's lock).
+
 Streams (names from the config): the events stream (default ``trailpipe:events``) and the
 dead-letter stream (default ``trailpipe:deadletter``).
 """

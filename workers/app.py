@@ -16,7 +16,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from pipeline.config import Config, load_config
-from pipeline.redis_tls import celery_broker_ssl
+from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
 
@@ -26,6 +26,7 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
+    result_expires=None,  # no result backend: no celery.backend_cleanup entry in the schedule
     task_serializer="json",
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
@@ -36,6 +37,11 @@ app.conf.update(
     task_send_sent_event=True,
     worker_hijack_root_logger=True,
     enable_utc=True,
+    # HA beat: celery-redbeat keeps the schedule in Redis behind a lock, so any number of beat
+    # processes may run; one schedules, the others wait to take over.
+    beat_scheduler="redbeat.RedBeatScheduler",
+    beat_max_loop_interval=30,
+    redbeat_lock_timeout=90,  # a dead beat's lock expires after this; a standby then takes over
 )
 
 
@@ -63,8 +69,22 @@ def configure(config: Config) -> None:
         task_queues=[Queue(name) for name in queues],  # a worker without -Q serves them all
         task_default_queue=queues[0],
         beat_schedule=beat_schedule(config),
+        redbeat_redis_url=config.redis_url_value(),
+        redbeat_redis_use_ssl=broker_ssl_options(config.redis_url_value()),
+        redbeat_redis_options={},
+        redbeat_key_prefix=f"{config.key_prefix}:redbeat:",
     )
     app.trailpipe_config = config
+
+
+def sync_schedule() -> list[str]:
+    """Write the config's schedule to Redis now (as a beat does at start): entries of new or
+    re-timed sources are saved, those of removed sources deleted. Returns the entry names."""
+    from redbeat import RedBeatScheduler  # noqa: PLC0415
+
+    scheduler = RedBeatScheduler(app=app, lazy=True)
+    scheduler.setup_schedule()
+    return sorted(app.conf.beat_schedule)
 
 
 def current_config() -> Config:

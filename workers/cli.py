@@ -135,6 +135,24 @@ def tail(config_path: str, count: int, raw: bool) -> None:
 
 
 @main.group()
+def schedule() -> None:
+    """The beat schedule kept in Redis (celery-redbeat)."""
+
+
+@schedule.command("sync")
+@config_option
+def schedule_sync(config_path: str) -> None:
+    """Apply the config's sources and recurrences to the schedule now, without restarting beat."""
+    config = _load(config_path)
+    from workers.app import configure, sync_schedule  # noqa: PLC0415
+
+    configure(config)
+    for name in sync_schedule():
+        source = config.source(name.split(":", 1)[1])
+        click.echo(f"{name}: every {source.recurrence} on {source.queue_name}")
+
+
+@main.group()
 def deadletter() -> None:
     """Objects that could not be ingested: list them, retry them."""
 
