@@ -104,7 +104,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
                                        marker, position, result):
                 result.lost_lease = True
                 break
-        state.note_discovery(sid, now_ms())
+        state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
     finally:
         state.release_lease(sid, token)
         result.seconds = time.monotonic() - started

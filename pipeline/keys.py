@@ -18,7 +18,9 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               re-enqueue) time in ms: the sweeper's work list
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
                               dead-lettered), objects_dead_lettered (ever), objects_retried,
-                              events_emitted, discoveries, last_discovery_at
+                              events_emitted, discoveries, last_discovery_at,
+                              last_discovery_ms, discovery_ms_total, throttle_wait_ms,
+                              s3_requests.<Operation> (HTTP requests sent, retries too)
   P:sources             set   identifiers that have state (for status)
 
 Celery beat's schedule (celery-redbeat) lives under ``P:redbeat:``: one hash per entry

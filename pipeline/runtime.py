@@ -12,6 +12,7 @@ import redis
 from pipeline.config import Config, Source
 from pipeline.ingest import IngestLimits
 from pipeline.keys import Keys
+from pipeline.metrics import count_s3_requests
 from pipeline.s3 import make_client
 from pipeline.state import StateStore
 
@@ -54,4 +55,5 @@ class Runtime:
             client = self._s3_clients.get(source.identifier)
             if client is None:
                 client = self._s3_clients[source.identifier] = make_client(source)
+                count_s3_requests(client, self.state, source.identifier)
             return client

@@ -215,10 +215,12 @@ class StateStore:
         raw = self.redis.hgetall(self.keys.stats(source))
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def note_discovery(self, source: str, when_ms: int) -> None:
+    def note_discovery(self, source: str, when_ms: int, duration_ms: int) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(self.keys.stats(source), "discoveries", 1)
-        pipe.hset(self.keys.stats(source), "last_discovery_at", when_ms)
+        stats = self.keys.stats(source)
+        pipe.hincrby(stats, "discoveries", 1)
+        pipe.hincrby(stats, "discovery_ms_total", duration_ms)
+        pipe.hset(stats, mapping={"last_discovery_at": when_ms, "last_discovery_ms": duration_ms})
         pipe.execute()
 
     def known_sources(self) -> Iterable[str]:

@@ -54,3 +54,21 @@ def test_systemd_units_run_the_app():
     for unit in ("trailpipe-worker.service", "trailpipe-beat.service"):
         text = (REPO / "ops" / "systemd" / unit).read_text()
         assert "celery -A workers.app" in text and "TRAILPIPE_CONFIG=" in text
+
+
+def test_prometheus_and_grafana_use_real_metric_names(make_runtime, bucket):
+    import json
+    import re
+
+    from pipeline.metrics import TrailpipeCollector
+
+    served = set()
+    for family in TrailpipeCollector(make_runtime(bucket)).collect():
+        served.add(family.name)
+        served.add(family.name + "_total" if family.type == "counter" else family.name)
+    dashboard = json.loads((REPO / "ops" / "grafana" / "trailpipe-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"trailpipe_[a-z0-9_]+", target["expr"])}
+    assert used and used <= served, used - served
+    prometheus = yaml.safe_load((REPO / "ops" / "prometheus.yml").read_text())
+    assert prometheus["scrape_configs"][0]["job_name"] == "trailpipe"

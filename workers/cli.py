@@ -14,6 +14,7 @@ import orjson
 from pipeline import deadletter as deadletters
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
+from pipeline.metrics import source_metrics
 from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
 
@@ -64,27 +65,10 @@ def discover(config_path: str, identifier: str | None) -> None:
 
 
 def status_rows(runtime: Runtime) -> list[dict]:
-    rows = []
-    for source in runtime.config.sources:
-        state = runtime.state
-        markers = state.markers(source.identifier)
-        if state.marker_prefix(source.identifier) != source.list_prefix:
-            markers = {}  # they belong to an earlier prefix: the next discovery clears them
-        stats = state.stats(source.identifier)
-        rows.append({
-            "source": source.identifier,
-            "bucket": source.bucket,
-            "prefix": source.directory_prefix,
-            "marker": max(markers.values(), default=""),
-            "partitions": markers,
-            "objects_pending": state.pending_count(source.identifier),
-            "objects_enqueued": stats.get("objects_enqueued", 0),
-            "objects_done": stats.get("objects_done", 0),
-            "objects_failed": stats.get("objects_failed", 0),
-            "events_emitted": stats.get("events_emitted", 0),
-            "last_discovery_at": stats.get("last_discovery_at"),
-        })
-    return rows
+    """Per source what `trailpipe metrics` serves (markers of an earlier prefix count as none)."""
+    return [{"bucket": source.bucket, "prefix": source.directory_prefix, "queue": source.queue_name,
+             **source_metrics(runtime.state, source.identifier, source.list_prefix)}
+            for source in runtime.config.sources]
 
 
 @main.command()
@@ -106,6 +90,11 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
                    f"failed={row['objects_failed']} pending={row['objects_pending']}  "
                    f"events emitted={row['events_emitted']}")
+        lag = row["marker_lag_seconds"]
+        requests = ", ".join(f"{op}={n}" for op, n in sorted(row["s3_requests"].items())) or "none"
+        click.echo(f"  marker lag={'-' if lag is None else f'{lag:.0f}s'}  discoveries={row['discoveries']} "
+                   f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
+        click.echo(f"  S3 requests: {requests} (~${row['s3_estimated_cost_usd']:.4f})")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
 
 
@@ -116,6 +105,23 @@ def format_event(fields: dict[bytes, bytes]) -> str:
     who = identity.get("userName") or identity.get("arn") or identity.get("type") or "-"
     return (f"{get('event_time')}  {get('account')}/{get('region') or '-'}  {get('event_name')}"
             f"  by {who}  from {record.get('sourceIPAddress') or '-'}  [{get('source')}]")
+
+
+@main.command()
+@config_option
+@click.option("--port", default=9808, show_default=True, help="Port to serve /metrics on.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def metrics(config_path: str, port: int, address: str) -> None:
+    """Serve Prometheus metrics of every source at /metrics, read from the shared state."""
+    from pipeline.metrics import serve, wait_forever  # noqa: PLC0415
+
+    runtime = Runtime(_load(config_path))
+    serve(runtime, port, address)
+    click.echo(f"serving trailpipe metrics on http://{address}:{port}/metrics", err=True)
+    try:
+        wait_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()

@@ -1,0 +1,75 @@
+"""Prometheus metrics and `status --json`, read from the shared state after a real ingest."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from datetime import datetime, timezone
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
+from pipeline.discovery import discover
+from pipeline.ingest import ingest_object
+from pipeline.metrics import marker_lag_seconds
+from pipeline.redis_server import free_port
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_marker_lag():
+    key = "AWSLogs/1/CloudTrail/us-east-1/2026/11/01/111122223333_CloudTrail_us-east-1_20261101T0800Z_abcdefghijklmnop.json.gz"
+    now = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+    assert marker_lag_seconds({"p": key}, now) == 3600
+    assert marker_lag_seconds({"p": "plain/key.json.gz"}, now) is None
+
+
+def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, redis_server, moto_endpoint):
+    files = shared_log_files()[:5]
+    for key, data, _ in files:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    runtime = make_runtime(bucket)
+    source = runtime.config.sources[0]
+    queued = []
+    discover(source, runtime.state, runtime.s3(source), lambda sid, key: queued.append(key))
+    for key in queued:
+        ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits)
+    events = sum(len(records) for _, _, records in files)
+
+    config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, [source_dict(bucket, moto_endpoint)]))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "workers.cli", "metrics", "-c", str(config_path), "--port", str(port)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        samples = wait_for(lambda: _try_scrape(port), timeout=30, what="the metrics endpoint")
+        src = (("source", "test-src"),)
+        assert samples[("trailpipe_events_emitted_total", src)] == events
+        assert samples[("trailpipe_objects_done_total", src)] == 5
+        assert samples[("trailpipe_objects_dead_lettered_total", src)] == 0
+        assert samples[("trailpipe_discoveries_total", src)] == 1
+        assert samples[("trailpipe_s3_requests_total", (("kind", "GetObject"), ("source", "test-src")))] == 5
+        lists = samples[("trailpipe_s3_requests_total", (("kind", "ListObjectsV2"), ("source", "test-src")))]
+        assert lists >= 2  # partition search + the partition's listing
+        assert samples[("trailpipe_s3_estimated_cost_usd_total", src)] > 0
+        assert samples[("trailpipe_stream_length", (("stream", "trailpipe:events"),))] == events
+        assert samples[("trailpipe_marker_lag_seconds", src)] > 0  # the data is from 2024
+    finally:
+        stop_process(server)
+
+    result = subprocess.run([sys.executable, "-m", "workers.cli", "status", "-c", str(config_path), "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    (row,) = json.loads(result.stdout)["sources"]
+    assert row["events_emitted"] == events and row["objects_done"] == 5
+    assert row["s3_requests"]["GetObject"] == 5 and row["marker_lag_seconds"] > 0
+
+
+def _try_scrape(port):
+    try:
+        return scrape(port)
+    except OSError:
+        return None
