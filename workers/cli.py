@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -138,6 +140,54 @@ def tail(config_path: str, count: int, raw: bool) -> None:
                                    **{k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}}))
         else:
             click.echo(format_event(fields))
+
+
+def _progress_printer(stream_is_tty: bool):
+    """A progress bar on a terminal, plain progress lines (at most every 5 s) otherwise."""
+    state = {"last": 0.0}
+
+    def show(progress) -> None:
+        finished = progress.objects_done + progress.objects_failed + progress.objects_deferred
+        todo = max(progress.objects_total - progress.objects_skipped, 0)
+        eta = progress.eta_seconds
+        eta_text = "-" if eta is None else f"{eta:.0f}s"
+        text = (f"objects {finished}/{todo} (failed {progress.objects_failed}, skipped "
+                f"{progress.objects_skipped})  events {progress.events}  {progress.rate:.0f} ev/s  ETA {eta_text}")
+        now = time.monotonic()
+        if stream_is_tty:
+            width = 30
+            filled = int(width * finished / todo) if todo else width
+            click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}", nl=False, err=True)
+        elif now - state["last"] >= 5 or finished == todo:
+            click.echo(f"backfill: {text}", err=True)
+            state["last"] = now
+
+    return show
+
+
+@main.command()
+@config_option
+@click.argument("identifier")
+@click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: today).")
+@click.option("--workers", default=2, show_default=True, help="Objects ingested at once.")
+def backfill(config_path: str, identifier: str, since, until, workers: int) -> None:
+    """Ingest a source's history from its date folders; safe beside the live schedule."""
+    from pipeline.backfill import backfill as run_backfill  # noqa: PLC0415
+
+    runtime = Runtime(_load(config_path))
+    source = runtime.config.source(identifier)
+    last_day = (until or datetime.now(timezone.utc)).date()
+    if since.date() > last_day:
+        raise click.UsageError("--since is after --until")
+    show = _progress_printer(sys.stderr.isatty())
+    progress = run_backfill(source, runtime.state, runtime.s3(source), since.date(), last_day,
+                            runtime.limits, workers, show)
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    click.echo(f"backfill of {identifier} {since.date()}..{last_day}: {progress.objects_done} objects, "
+               f"{progress.events} events, {progress.objects_failed} dead-lettered, "
+               f"{progress.objects_skipped} already known, {progress.objects_deferred} left to the live pipeline")
 
 
 @main.group()
