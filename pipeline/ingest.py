@@ -141,5 +141,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
     result.seconds = time.monotonic() - started
     log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
              sid, key, result.outcome, result.records, result.events, result.seconds,
-             f" reason={result.reason}" if result.reason else "")
+             f" reason={result.reason}" if result.reason else "",
+             extra={"source": sid, "key": key, "outcome": result.outcome, "records": result.records,
+                    "events": result.events, "duration": round(result.seconds, 3), "reason": result.reason})
     return result

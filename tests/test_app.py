@@ -104,3 +104,29 @@ def test_regional_workers_serve_only_their_region(tmp_path, redis_server, redis_
     finally:
         for worker in workers.values():
             stop_process(worker)
+
+
+@pytest.mark.slow
+def test_json_log_format(tmp_path, redis_server, redis_client, moto_endpoint, s3, bucket):
+    files = shared_log_files(account="610987654321")[:2]
+    for key, data, _ in files:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    config_path = write_config(tmp_path / "c.yaml", config_dict(
+        redis_server.url, [source_dict(bucket, moto_endpoint, identifier="jsonlogs")]))
+    env = dict(celery_env(config_path), TRAILPIPE_LOG_FORMAT="json")
+    log_path = tmp_path / "w.log"
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--concurrency", "1",
+                               "--loglevel", "info"], env=env, cwd=REPO, stdout=open(log_path, "wb"),
+                              stderr=subprocess.STDOUT)
+    try:
+        subprocess.run([*CLI, "discover", "-c", str(config_path)], env=env, check=True, capture_output=True,
+                       timeout=60, cwd=REPO)
+        wait_for(lambda: int(redis_client.hget("trailpipe:src:jsonlogs:stats", "objects_done") or 0) == 2,
+                 timeout=60, what="the objects")
+    finally:
+        stop_process(worker)
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    objects = [line for line in lines if line.get("outcome") == "done"]
+    assert {line["key"] for line in objects} == {key for key, _, _ in files}
+    assert all(line["source"] == "jsonlogs" and line["records"] > 0 and "duration" in line for line in objects)
+    assert any(line["message"].startswith("Task trailpipe.ingest_object") for line in lines)

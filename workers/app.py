@@ -16,6 +16,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from pipeline.config import Config, load_config
+from pipeline.logs import use_json
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
@@ -104,5 +105,13 @@ def _discover_all_now(**_):
         app.send_task("trailpipe.discover", args=(source.identifier,), queue=source.queue_name)
 
 
+def _json_logs(logger=None, **_):
+    """TRAILPIPE_LOG_FORMAT=json: every log line of worker and beat as one JSON object."""
+    if os.environ.get("TRAILPIPE_LOG_FORMAT", "").lower() == "json" and logger is not None:
+        use_json(logger)
+
+
+signals.after_setup_logger.connect(_json_logs, weak=False)
+signals.after_setup_task_logger.connect(_json_logs, weak=False)
 signals.beat_init.connect(_discover_all_now, weak=False)
 signals.beat_embedded_init.connect(_discover_all_now, weak=False)
