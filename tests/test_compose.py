@@ -25,6 +25,17 @@ def test_services_present():
     assert "demo" in services["s3"]["profiles"]
 
 
+def test_every_trailpipe_command_is_real():
+    commands = [s["command"] for s in compose()["services"].values() if s.get("command", [""])[0] == "trailpipe"]
+    assert commands
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "workers.cli", command[1], "--help"],
+                                capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert result.returncode == 0, (command, result.stderr[-500:])
+        for option in [part for part in command[2:] if part.startswith("--") or part == "-c"]:
+            assert option in result.stdout, (command, option)
+
+
 def test_every_celery_command_is_real():
     for name, service in compose()["services"].items():
         command = service.get("command")
