@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 
+from pipeline.processes import stop_process
+
 
 def find_redis_server() -> str:
     try:
@@ -75,13 +77,7 @@ class RedisServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self) -> "RedisServer":

@@ -18,7 +18,6 @@ from botocore.exceptions import ProxyConnectionError
 from botocore.exceptions import SSLError as BotoSSLError
 
 from pipeline import certificates
-from pipeline.certificates import ca_bundle  # noqa: F401  (kept importable from here)
 from pipeline.config import AssumeRoleAuth, Proxy, Source
 from pipeline.credentials import make_session, session_with
 

@@ -18,6 +18,7 @@ import yaml
 
 from pipeline.config import parse_config
 from pipeline.keys import Keys
+from pipeline.processes import stop_process  # noqa: F401  (tests import it from here)
 from pipeline.redis_server import RedisServer, free_port
 from pipeline.runtime import Runtime
 
@@ -122,16 +123,6 @@ def start_celery(args: list[str], config_path: Path, log_path: Path) -> subproce
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", *args],
                             env=celery_env(config_path), stdout=log, stderr=subprocess.STDOUT,
                             cwd=str(REPO))
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from contextlib import ExitStack
@@ -20,6 +19,7 @@ import yaml
 
 from pipeline.config import parse_config
 from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
+from pipeline.processes import stop_process
 from pipeline.redis_server import RedisServer, free_port
 from pipeline.runtime import Runtime
 from workers.cli import celery_command, format_event
@@ -95,7 +95,7 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
             celery_command("worker", "-B", "--concurrency", "2", "--loglevel", "info",
                            "--schedule", str(DEMO_DIR / "celerybeat-schedule"), "--hostname", "demo@%h"),
             env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        stack.callback(_stop, worker)
+        stack.callback(stop_process, worker, 20)
         click.echo(f"celery worker + beat started (log: {log_path}); events from stream "
                    f"{runtime.config.stream}:")
         last_id, shown, stats = "0-0", 0, {}
@@ -133,12 +133,3 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         click.echo("demo complete" if ok else "demo did NOT complete", err=not ok)
         return 0 if ok or interrupted else 1
 
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.redis_server import free_port
+from pipeline.processes import stop_process
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 SETUP_ALLOWANCE = 100000
@@ -58,10 +59,4 @@ class IamEnforcingMoto:
         urllib.request.urlopen(request, timeout=5).read()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)

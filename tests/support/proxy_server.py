@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from pipeline.processes import stop_process
 
 
 def proxy_py_available() -> bool:
@@ -62,13 +63,7 @@ class ForwardProxy:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 PROXY_USER = "tp-proxy-user"

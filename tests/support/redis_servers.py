@@ -14,6 +14,7 @@ from pathlib import Path
 import redis
 
 from pipeline.redis_server import RedisServer, find_redis_server, free_port
+from pipeline.processes import stop_process
 
 
 def with_password(server: RedisServer, password: str) -> None:
@@ -94,10 +95,4 @@ class TLSRedisServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
