@@ -162,11 +162,21 @@ class StateStore:
         """
         args: list[str | bytes | int] = [expected, "1" if last else "0", self.retention_seconds,
                                          self.stream_maxlen, records, len(entries), key]
-        for entry in entries:
-            args.append(len(entry))
-            for field, value in entry.items():
-                args.append(field)
-                args.append(value)
+        names = tuple(entries[0]) if entries else ()
+        if names and all(tuple(entry) == names for entry in entries):
+            # Every entry has the same fields (the emitter's): the names once, then only values.
+            # Half the arguments to pack, send and parse; the script rebuilds the pairs.
+            args.append(len(names))
+            args += names
+            for entry in entries:
+                args += entry.values()
+        else:
+            args.append(0)
+            for entry in entries:
+                args.append(len(entry))
+                for field, value in entry.items():
+                    args.append(field)
+                    args.append(value)
         written, checkpoint = self._scripts["commit_batch"](
             keys=[self.keys.object(source, key), self.events_stream, self.keys.stats(source),
                   self.keys.pending(source)],

@@ -282,7 +282,8 @@ def run_foreground(command: list[str], env: dict[str, str]) -> int:
 
 @main.command()
 @config_option
-@click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
+@click.option("--concurrency", default=os.cpu_count() or 2, show_default="one per core",
+              help="Worker processes (prefork).")
 @click.option("--loglevel", default="info", show_default=True)
 def run(config_path: str, concurrency: int, loglevel: str) -> None:
     """Worker and beat in one process tree, for a single machine.
@@ -305,6 +306,15 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
         if server:
             server.stop()
     sys.exit(code)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """The benchmark: floor, naive collector and trailpipe on the same data (--help for options)."""
+    from workers.bench import main as bench_main  # noqa: PLC0415
+
+    sys.exit(bench_main(list(args)))
 
 
 @main.command()

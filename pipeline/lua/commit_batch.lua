@@ -3,8 +3,9 @@
 -- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '1' if
 -- this batch ends the object, ARGV[3] retention (s) for a done object, ARGV[4] MAXLEN ('0' =
 -- never trim), ARGV[5] records this batch handles (excluded records count, but emit nothing),
--- ARGV[6] number of entries, ARGV[7] the object key, then per entry: field count n, then n
--- field/value pairs.
+-- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] n: when > 0, every entry has the
+-- n field names ARGV[9..8+n] and n values follow per entry; when 0, per entry: field count m,
+-- then m field/value pairs.
 -- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done or another
 -- worker moved the checkpoint (nothing written: a redelivered duplicate stops here).
 -- Every check comes before the first write: Redis does not roll back a script half way.
@@ -15,19 +16,38 @@ if state ~= 'processing' or checkpoint ~= tonumber(ARGV[1]) then
 end
 local count = tonumber(ARGV[6])
 local maxlen = tonumber(ARGV[4])
-local i = 8
-for _ = 1, count do
-  local n = tonumber(ARGV[i])
-  local entry = {}
-  for j = 1, 2 * n do
-    entry[j] = ARGV[i + j]
-  end
+local shared = tonumber(ARGV[8])
+local function xadd(entry)
   if maxlen > 0 then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(entry))
   else
     redis.call('XADD', KEYS[2], '*', unpack(entry))
   end
-  i = i + 1 + 2 * n
+end
+if shared > 0 then
+  local entry = {}
+  for j = 1, shared do
+    entry[2 * j - 1] = ARGV[8 + j]
+  end
+  local i = 9 + shared
+  for _ = 1, count do
+    for j = 1, shared do
+      entry[2 * j] = ARGV[i + j - 1]
+    end
+    xadd(entry)
+    i = i + shared
+  end
+else
+  local i = 9
+  for _ = 1, count do
+    local n = tonumber(ARGV[i])
+    local entry = {}
+    for j = 1, 2 * n do
+      entry[j] = ARGV[i + j]
+    end
+    xadd(entry)
+    i = i + 1 + 2 * n
+  end
 end
 checkpoint = checkpoint + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'checkpoint', checkpoint)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Word boundaries inside a CamelCase API name: "aB"/"2B" (a new word), "ABc" (an acronym
 # followed by a word: "MFADevices"), and a letter followed by a long digit run (Lambda's
@@ -16,6 +17,11 @@ def display_name(event_name: object) -> str:
     """Humanize a CloudTrail eventName; "" when there is none."""
     if not isinstance(event_name, str):
         return ""
+    return _humanize(event_name)
+
+
+@lru_cache(maxsize=4096)  # a few hundred eventNames make up nearly every file
+def _humanize(event_name: str) -> str:
     text = _BOUNDARY.sub(" ", event_name.strip())
     for pattern, replacement in _REPAIRS:
         text = pattern.sub(replacement, text)

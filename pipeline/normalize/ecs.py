@@ -24,11 +24,24 @@ from .common import MISSING, es_timestamp, is_ip
 from .javaish import drop_empty, hashmap_capacity, hashmap_order, java_str, template_value
 
 
+_PATHS: dict[str, tuple[str, ...]] = {}
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    """``path.split(".")``, once per distinct path (the processors' paths are a fixed set)."""
+    parts = _PATHS.get(path)
+    if parts is None:
+        parts = _PATHS[path] = tuple(path.split("."))
+    return parts
+
+
 def _get(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(obj, dict) or part not in obj:
+    for part in _parts(path):
+        if not isinstance(obj, dict):
             return MISSING
-        obj = obj[part]
+        obj = obj.get(part, MISSING)
+        if obj is MISSING:
+            return MISSING
     return obj
 
 
@@ -37,7 +50,7 @@ def _has(obj: Any, path: str) -> bool:
 
 
 def _set(obj: dict, path: str, value: Any) -> bool:
-    parts = path.split(".")
+    parts = _parts(path)
     for part in parts[:-1]:
         nxt = obj.get(part)
         if nxt is None:
@@ -50,7 +63,7 @@ def _set(obj: dict, path: str, value: Any) -> bool:
 
 
 def _remove(obj: Any, path: str) -> None:
-    parts = path.split(".")
+    parts = _parts(path)
     for part in parts[:-1]:
         obj = obj.get(part) if isinstance(obj, dict) else None
     if isinstance(obj, dict):
