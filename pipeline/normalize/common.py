@@ -9,10 +9,21 @@ from typing import Any
 MISSING: Any = object()
 
 
+_PATHS: dict[str, tuple[str, ...]] = {}
+
+
+def path_parts(path: str) -> tuple[str, ...]:
+    """``path.split(".")``, once per distinct path (the mappings' paths are a fixed set)."""
+    parts = _PATHS.get(path)
+    if parts is None:
+        parts = _PATHS[path] = tuple(path.split("."))
+    return parts
+
+
 def dig(value: Any, path: str, default: Any = None) -> Any:
     """``value[a][b]...`` for ``path`` "a.b...", through dicts only; ``default`` when a
     step is missing or not an object."""
-    for part in path.split("."):
+    for part in path_parts(path):
         if not isinstance(value, dict):
             return default
         value = value.get(part, MISSING)

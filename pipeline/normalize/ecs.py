@@ -20,29 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from . import ecs_tables as T
-from .common import MISSING, es_timestamp, is_ip
+from .common import MISSING, dig, es_timestamp, is_ip, path_parts
 from .javaish import drop_empty, hashmap_capacity, hashmap_order, java_str, template_value
 
 
-_PATHS: dict[str, tuple[str, ...]] = {}
-
-
-def _parts(path: str) -> tuple[str, ...]:
-    """``path.split(".")``, once per distinct path (the processors' paths are a fixed set)."""
-    parts = _PATHS.get(path)
-    if parts is None:
-        parts = _PATHS[path] = tuple(path.split("."))
-    return parts
 
 
 def _get(obj: Any, path: str) -> Any:
-    for part in _parts(path):
-        if not isinstance(obj, dict):
-            return MISSING
-        obj = obj.get(part, MISSING)
-        if obj is MISSING:
-            return MISSING
-    return obj
+    return dig(obj, path, MISSING)
 
 
 def _has(obj: Any, path: str) -> bool:
@@ -50,7 +35,7 @@ def _has(obj: Any, path: str) -> bool:
 
 
 def _set(obj: dict, path: str, value: Any) -> bool:
-    parts = _parts(path)
+    parts = path_parts(path)
     for part in parts[:-1]:
         nxt = obj.get(part)
         if nxt is None:
@@ -63,7 +48,7 @@ def _set(obj: dict, path: str, value: Any) -> bool:
 
 
 def _remove(obj: Any, path: str) -> None:
-    parts = _parts(path)
+    parts = path_parts(path)
     for part in parts[:-1]:
         obj = obj.get(part) if isinstance(obj, dict) else None
     if isinstance(obj, dict):
