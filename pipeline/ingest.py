@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from pipeline.config import Source
 from pipeline.emitter import entry_fields, is_excluded
 from pipeline.errors import BadObject, TrailpipeError
+from pipeline.layout import delivery_time
 from pipeline.parser import iter_records
 from pipeline.state import StateStore
 
@@ -132,6 +133,10 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
                 batch = following
         finally:
             body.close()
+        if result.outcome == "done":
+            delivered = delivery_time(key)
+            if delivered is not None:
+                state.note_delivered(sid, int(delivered.timestamp() * 1000))
     except BadObject as exc:
         reason = exc.reason
         if checkpoint:

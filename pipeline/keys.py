@@ -14,6 +14,8 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               written), attempts, claimed_at, token, error; expires
                               state_retention after done/failed
   P:src:S:throttle      string  GCRA theoretical arrival time (ms) of the fleet-wide EPS throttle
+  P:src:S:newest_done   zset  member "delivered" scored by the newest delivery time (ms) of an
+                              object done (ZADD GT: an atomic max), for the marker lag
   P:src:S:pending       zset  keys claimed and not yet done/failed, scored by claim (or last
                               re-enqueue) time in ms: the sweeper's work list
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
@@ -62,6 +64,9 @@ class Keys:
 
     def throttle(self, source: str) -> str:
         return f"{self._source(source)}:throttle"
+
+    def newest_done(self, source: str) -> str:
+        return f"{self._source(source)}:newest_done"
 
     def pending(self, source: str) -> str:
         return f"{self._source(source)}:pending"

@@ -12,7 +12,6 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from pipeline.layout import delivery_time
 from pipeline.state import StateStore
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
@@ -35,12 +34,11 @@ def count_s3_requests(client, state: StateStore, source: str) -> None:
     client.meta.events.register("before-send.s3", on_send)
 
 
-def marker_lag_seconds(markers: dict[str, str], now: datetime | None = None) -> float | None:
-    """now - delivery time of the newest key listed (None when no key carries a delivery time)."""
-    times = [t for t in (delivery_time(key) for key in markers.values()) if t is not None]
-    if not times:
+def marker_lag_seconds(newest_delivered_ms: int | None, now: datetime | None = None) -> float | None:
+    """now - delivery time of the newest object done (None before any carries a delivery time)."""
+    if newest_delivered_ms is None:
         return None
-    return ((now or datetime.now(timezone.utc)) - max(times)).total_seconds()
+    return (now or datetime.now(timezone.utc)).timestamp() - newest_delivered_ms / 1000
 
 
 def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
@@ -58,7 +56,7 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "objects_dead_lettered": stats.get("objects_dead_lettered", 0),
         "objects_retried": stats.get("objects_retried", 0),
         "objects_pending": state.pending_count(source_id),
-        "marker_lag_seconds": marker_lag_seconds(markers),
+        "marker_lag_seconds": marker_lag_seconds(state.newest_delivered_ms(source_id)),
         "discoveries": stats.get("discoveries", 0),
         "last_discovery_at": stats.get("last_discovery_at"),
         "last_discovery_seconds": stats.get("last_discovery_ms", 0) / 1000,
@@ -94,7 +92,7 @@ class TrailpipeCollector(Collector):
         yield family(GaugeMetricFamily, "objects_failed", "Objects in the dead-letter stream now", "objects_failed")
         yield family(GaugeMetricFamily, "objects_pending", "Objects claimed and not finished", "objects_pending")
         yield family(GaugeMetricFamily, "marker_lag_seconds",
-                     "Now minus the delivery time of the newest key listed", "marker_lag_seconds")
+                     "Now minus the delivery time of the newest object done", "marker_lag_seconds")
         yield family(GaugeMetricFamily, "last_discovery_duration_seconds", "Duration of the last discovery",
                      "last_discovery_seconds")
         yield family(CounterMetricFamily, "discovery_duration_seconds", "Time spent in discoveries",

@@ -213,6 +213,14 @@ class StateStore:
             keys=[self.keys.throttle(source), self.keys.stats(source)], args=[now_ms(), count, eps])
         return int(wait_ms) / 1000.0
 
+    def note_delivered(self, source: str, delivered_ms: int) -> None:
+        """Remember the newest delivery time of an object done (ZADD GT keeps the maximum)."""
+        self.redis.zadd(self.keys.newest_done(source), {"delivered": delivered_ms}, gt=True)
+
+    def newest_delivered_ms(self, source: str) -> int | None:
+        score = self.redis.zscore(self.keys.newest_done(source), "delivered")
+        return None if score is None else int(score)
+
     def stream_length(self) -> int:
         return int(self.redis.xlen(self.events_stream))
 

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
 from pipeline.discovery import discover
 from pipeline.ingest import ingest_object
+from pipeline.layout import delivery_time
 from pipeline.metrics import marker_lag_seconds
 from pipeline.redis_server import free_port
 
@@ -23,10 +24,10 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 
 def test_marker_lag():
-    key = "AWSLogs/1/CloudTrail/us-east-1/2026/11/01/111122223333_CloudTrail_us-east-1_20261101T0800Z_abcdefghijklmnop.json.gz"
     now = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
-    assert marker_lag_seconds({"p": key}, now) == 3600
-    assert marker_lag_seconds({"p": "plain/key.json.gz"}, now) is None
+    delivered = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+    assert marker_lag_seconds(int(delivered.timestamp() * 1000), now) == 3600
+    assert marker_lag_seconds(None, now) is None
 
 
 def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, redis_server, moto_endpoint):
@@ -57,7 +58,9 @@ def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, re
         assert lists >= 2  # partition search + the partition's listing
         assert samples[("trailpipe_s3_estimated_cost_usd_total", src)] > 0
         assert samples[("trailpipe_stream_length", (("stream", "trailpipe:events"),))] == events
-        assert samples[("trailpipe_marker_lag_seconds", src)] > 0  # the data is from 2024
+        newest = max(delivery_time(key) for key in queued)  # the data is from 2024
+        lag = samples[("trailpipe_marker_lag_seconds", src)]
+        assert abs(lag - (datetime.now(timezone.utc) - newest).total_seconds()) < 60
     finally:
         stop_process(server)
 
