@@ -166,5 +166,11 @@ def shared_log_files(account: str = "123456789012", region: str = "us-east-1") -
     return files
 
 
+def upload(s3, bucket: str, files) -> None:
+    """Put (key, body, records) files, as shared_log_files returns them, into the bucket."""
+    for key, data, _ in files:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+
 def stream_events(client, stream: str = "trailpipe:events") -> list[dict]:
     return [{k.decode(): v for k, v in fields.items()} for _, fields in client.xrange(stream)]

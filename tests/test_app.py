@@ -10,7 +10,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from conftest import (REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
+from conftest import (upload, REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
                       stop_process, stream_events, wait_for, write_config)
 
 CLI = [sys.executable, "-m", "workers.cli"]
@@ -48,8 +48,7 @@ def test_schedule_sync_adds_retimes_and_removes(tmp_path, redis_server, redis_cl
 @pytest.mark.slow
 def test_two_beats_one_schedules(tmp_path, redis_server, redis_client, moto_endpoint, s3, bucket):
     files = shared_log_files(account="310987654321")[:10]
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     config_path = write_config(tmp_path / "c.yaml", config_dict(
         redis_server.url, [source_dict(bucket, moto_endpoint, identifier="ha")]))
     worker = start_celery(["worker", "--concurrency", "1", "--loglevel", "info"], config_path, tmp_path / "w.log")
@@ -79,8 +78,7 @@ def test_regional_workers_serve_only_their_region(tmp_path, redis_server, redis_
         name = f"regional-{region}"
         s3.create_bucket(Bucket=name)
         files = shared_log_files(account="410987654321", region=region)[:6]
-        for key, data, _ in files:
-            s3.put_object(Bucket=name, Key=key, Body=data)
+        upload(s3, name, files)
         buckets[region] = (name, {key for key, _, _ in files})
     sources = [source_dict(name, moto_endpoint, identifier=f"src-{region}", region=region)
                for region, (name, _) in buckets.items()]
@@ -109,8 +107,7 @@ def test_regional_workers_serve_only_their_region(tmp_path, redis_server, redis_
 @pytest.mark.slow
 def test_json_log_format(tmp_path, redis_server, redis_client, moto_endpoint, s3, bucket):
     files = shared_log_files(account="610987654321")[:2]
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     config_path = write_config(tmp_path / "c.yaml", config_dict(
         redis_server.url, [source_dict(bucket, moto_endpoint, identifier="jsonlogs")]))
     env = dict(celery_env(config_path), TRAILPIPE_LOG_FORMAT="json")

@@ -14,7 +14,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from conftest import (REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
+from conftest import (upload, REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
                       stop_process, stream_events, wait_for, write_config)
 
 pytestmark = pytest.mark.slow
@@ -78,8 +78,7 @@ def test_bad_objects_are_dead_lettered_and_good_ones_ingested(tmp_path, redis_se
                                                               moto_endpoint, s3, bucket):
     assert len(BAD_OBJECTS) >= 25
     good_files = shared_log_files(region="eu-west-1")
-    for key, data, _ in good_files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, good_files)
     cap = max(len(data) for _, data, _ in good_files) + 1
     bad_keys = {}
     for index, (name, (body, _)) in enumerate(BAD_OBJECTS.items()):

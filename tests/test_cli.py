@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis
 
-from conftest import REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
+from conftest import upload, REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
 from pipeline.ingest import ingest_object
 
 CLI = [sys.executable, "-m", "workers.cli"]
@@ -25,8 +25,7 @@ def cli(*args, cwd=REPO, timeout=120, env=None) -> subprocess.CompletedProcess:
 
 def test_status_and_tail(tmp_path, make_runtime, s3, bucket, redis_server):
     files = shared_log_files()[:3]
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     runtime = make_runtime(bucket)
     source = runtime.config.sources[0]
     for key, _, _ in files:
@@ -60,8 +59,7 @@ def test_status_and_tail(tmp_path, make_runtime, s3, bucket, redis_server):
 @pytest.mark.slow
 def test_run_starts_embedded_redis_and_ingests(tmp_path, moto_endpoint, s3, bucket):
     files = shared_log_files()[:4]
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     config_path = write_config(tmp_path / "c.yaml", {"sources": [source_dict(bucket, moto_endpoint)]})
     env = {k: v for k, v in os.environ.items() if k != "TRAILPIPE_REDIS_URL"}
     log = open(tmp_path / "run.log", "w+")

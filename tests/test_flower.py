@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conftest import (REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
+from conftest import (upload, REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
                       stop_process, wait_for, write_config)
 from pipeline.redis_server import free_port
 
@@ -39,8 +39,7 @@ def reachable(url: str) -> bool:
                                              ".ci/run installs it where apt-get works")
 def test_flower_dashboard_shows_worker_and_tasks(tmp_path, redis_server, redis_client, moto_endpoint, s3, bucket):
     files = shared_log_files(account="510987654321")[:3]
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     config_path = write_config(tmp_path / "c.yaml", config_dict(
         redis_server.url, [source_dict(bucket, moto_endpoint, identifier="flowered")]))
     port = free_port()

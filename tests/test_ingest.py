@@ -6,7 +6,7 @@ import gzip
 import orjson
 import pytest
 
-from conftest import shared_log_files, stream_events
+from conftest import upload, shared_log_files, stream_events
 from pipeline.ingest import ingest_object
 
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/01/111122223333_CloudTrail_us-east-1_20261101T0800Z_abcdefghijklmnop.json.gz"
@@ -121,8 +121,7 @@ def test_exclude_event_names(make_runtime, s3, bucket, redis_client):
 
 def test_shared_open_data_round_trips(make_runtime, s3, bucket, redis_client):
     files = shared_log_files()
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     runtime = make_runtime(bucket)
     for key, _, _ in files:
         assert ingest(runtime, key).outcome == "done"

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
+from conftest import upload, REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
 from pipeline.discovery import discover
 from pipeline.ingest import ingest_object
 from pipeline.layout import delivery_time
@@ -32,8 +32,7 @@ def test_marker_lag():
 
 def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, redis_server, moto_endpoint):
     files = shared_log_files()[:5]
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     runtime = make_runtime(bucket)
     source = runtime.config.sources[0]
     queued = []

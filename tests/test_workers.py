@@ -12,7 +12,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from conftest import (REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
+from conftest import (upload, REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
                       stop_process, stream_events, wait_for, write_config)
 
 pytestmark = pytest.mark.slow
@@ -24,8 +24,7 @@ DIGEST_KEY = "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/07/31/123456
 def test_worker_and_beat_ingest_every_record_exactly_once(tmp_path, redis_server, redis_client,
                                                           moto_endpoint, s3, bucket):
     files = shared_log_files()
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     s3.put_object(Bucket=bucket, Key=CORRUPT_KEY, Body=b"\x1f\x8b\x08\x00 this is not deflate")
     s3.put_object(Bucket=bucket, Key=DIGEST_KEY, Body=gzip.compress(b'{"Records":[{"eventID":"digest"}]}'))
     expected = Counter(orjson.dumps(r) for _, _, records in files for r in records)
@@ -75,8 +74,7 @@ def test_worker_and_beat_ingest_every_record_exactly_once(tmp_path, redis_server
 def test_three_beats_on_one_source_emit_every_event_once(tmp_path, redis_server, redis_client,
                                                          moto_endpoint, s3, bucket):
     files = shared_log_files(account="210987654321")
-    for key, data, _ in files:
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    upload(s3, bucket, files)
     expected = Counter(orjson.dumps(r) for _, _, records in files for r in records)
     config_path = write_config(tmp_path / "trailpipe.yaml", config_dict(
         redis_server.url, [source_dict(bucket, moto_endpoint, identifier="triple")], batch_size=20))

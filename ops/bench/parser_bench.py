@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import zlib
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -30,50 +31,15 @@ import orjson
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from pipeline.demo_data import make_record as demo_record  # noqa: E402
 from pipeline.parser import iter_records  # noqa: E402
+
+BASE_TIME = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
 
 
 def make_record(rng: random.Random, index: int, size: int) -> dict:
-    record = {
-        "eventVersion": "1.09",
-        "userIdentity": {
-            "type": "AssumedRole",
-            "principalId": f"AROAEXAMPLEID{index:08d}:session",
-            "arn": "arn:aws:sts::111122223333:assumed-role/AppRole/session",
-            "accountId": "111122223333",
-            "accessKeyId": f"ASIAEXAMPLE{index:09d}",
-            "sessionContext": {
-                "sessionIssuer": {
-                    "type": "Role",
-                    "principalId": "AROAEXAMPLEID",
-                    "arn": "arn:aws:iam::111122223333:role/AppRole",
-                    "accountId": "111122223333",
-                    "userName": "AppRole",
-                },
-                "attributes": {"creationDate": "2024-05-01T10:00:00Z", "mfaAuthenticated": "false"},
-            },
-        },
-        "eventTime": f"2024-05-01T10:{index // 60 % 60:02d}:{index % 60:02d}Z",
-        "eventSource": "ec2.amazonaws.com",
-        "eventName": rng.choice(["DescribeInstances", "RunInstances", "GetObject", "AssumeRole"]),
-        "awsRegion": "eu-west-1",
-        "sourceIPAddress": f"10.{index % 250}.{index % 200}.{index % 100}",
-        "userAgent": "aws-sdk-go/1.44.0 (go1.20; linux; amd64) exec-env/AWS_ECS_FARGATE",
-        "requestParameters": {"instancesSet": {"items": [{"instanceId": f"i-{index:017x}"}]}, "filterSet": {}},
-        "responseElements": None,
-        "requestID": f"{index:08x}-aaaa-bbbb-cccc-{rng.getrandbits(48):012x}",
-        "eventID": f"{index:08x}-1111-2222-3333-{rng.getrandbits(48):012x}",
-        "readOnly": True,
-        "eventType": "AwsApiCall",
-        "managementEvent": True,
-        "recipientAccountId": "111122223333",
-        "eventCategory": "Management",
-        "tlsDetails": {
-            "tlsVersion": "TLSv1.3",
-            "cipherSuite": "TLS_AES_128_GCM_SHA256",
-            "clientProvidedHostHeader": "ec2.eu-west-1.amazonaws.com",
-        },
-    }
+    """A realistic record (pipeline.demo_data's), padded to about ``size`` bytes of JSON."""
+    record = demo_record(rng, "111122223333", "eu-west-1", BASE_TIME + timedelta(seconds=index))
     missing = size - len(orjson.dumps(record))
     if missing > 0:
         record["requestParameters"]["description"] = "".join(
