@@ -159,6 +159,25 @@ class Proxy(_Strict):
         return self
 
 
+class SqsNotifications(_Strict):
+    """An SQS queue that S3 event notifications (direct, through SNS or EventBridge) reach.
+
+    region and auth default to the source's; endpoint_url to AWS's SQS endpoint of the region.
+    """
+
+    queue_url: str
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    endpoint_url: str | None = None
+    auth: Auth | None = None
+
+    @field_validator("queue_url", "endpoint_url")
+    @classmethod
+    def _is_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/") if value else value
+
+
 # Regions launched before 2014 also accept Signature Version 2; every later region is SigV4 only.
 SIGV2_REGIONS = frozenset({
     "us-east-1", "us-west-1", "us-west-2", "eu-west-1", "ap-southeast-1", "ap-southeast-2",
@@ -191,6 +210,7 @@ class Source(_Strict):
     # Late files: each discovery lists again from (newest delivery time seen - lookback).
     lookback: str = "2H"
     max_object_bytes: int = Field(default=1 << 30, ge=1)  # larger objects are dead-lettered
+    sqs: SqsNotifications | None = None  # notifications; the listing stays on as reconciliation
 
     @field_validator("endpoint_url")
     @classmethod
@@ -249,6 +269,13 @@ class Source(_Strict):
             return value
         if not Path(value).is_dir():
             raise ValueError(f"{value!r} is not a directory")
+        return value
+
+    @field_validator("sqs")
+    @classmethod
+    def _sqs_region(cls, value: SqsNotifications | None, info: ValidationInfo) -> SqsNotifications | None:
+        if value is not None and not value.region and not info.data.get("region"):
+            raise ValueError("region: is required when the source has no region")
         return value
 
     # Derived values, computed from the validated fields.

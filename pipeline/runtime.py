@@ -13,7 +13,7 @@ from pipeline.config import Config, Source
 from pipeline.ingest import IngestLimits
 from pipeline.keys import Keys
 from pipeline.metrics import count_s3_requests
-from pipeline.s3 import make_client
+from pipeline.s3 import make_client, make_sqs_client
 from pipeline.state import StateStore
 
 
@@ -21,6 +21,7 @@ class Runtime:
     def __init__(self, config: Config):
         self.config = config
         self._s3_clients: dict[str, object] = {}
+        self._sqs_clients: dict[str, object] = {}
         self._lock = threading.Lock()
 
     @cached_property
@@ -56,4 +57,12 @@ class Runtime:
             if client is None:
                 client = self._s3_clients[source.identifier] = make_client(source)
                 count_s3_requests(client, self.state, source.identifier)
+            return client
+
+    def sqs(self, source: Source):
+        """The client of the source's notification queue (``sqs``), made once per process."""
+        with self._lock:
+            client = self._sqs_clients.get(source.identifier)
+            if client is None:
+                client = self._sqs_clients[source.identifier] = make_sqs_client(source)
             return client

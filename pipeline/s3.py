@@ -185,3 +185,26 @@ def make_client(source: Source):
                             config=client_config(source, service="s3"), verify=verify)
     install_error_hooks(client, source)
     return client
+
+
+def sqs_view(source: Source) -> Source:
+    """The source as its SQS queue sees it: ``sqs.region``/``sqs.auth``/``sqs.endpoint_url`` where
+    set, else the source's region and auth and AWS's SQS endpoint of that region (the URL only
+    names the endpoint for a certificate check; the client lets botocore resolve it)."""
+    sqs = source.sqs
+    region = sqs.region or source.region
+    return source.model_copy(update={
+        "region": region, "auth": sqs.auth or source.auth,
+        "endpoint_url": sqs.endpoint_url or f"https://sqs.{region}.amazonaws.com"})
+
+
+def make_sqs_client(source: Source):
+    """The SQS client of ``source``'s notification queue: same credentials machinery, proxy and
+    trusted certificates as its S3 client."""
+    view = sqs_view(source)
+    verify = verify_setting(view)
+    session = make_session(view, lambda base: make_sts_client(view, base, verify))
+    client = session.client("sqs", endpoint_url=source.sqs.endpoint_url,
+                            config=client_config(view, service="sqs"), verify=verify)
+    install_error_hooks(client, view)
+    return client
