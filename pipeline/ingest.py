@@ -20,6 +20,7 @@ from pipeline.config import Source
 from pipeline.emitter import entry_fields, is_excluded
 from pipeline.errors import BadObject, TrailpipeError
 from pipeline.layout import delivery_time
+from pipeline.metrics import note_notification_latency
 from pipeline.parser import iter_records
 from pipeline.state import StateStore
 
@@ -137,6 +138,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
             delivered = delivery_time(key)
             if delivered is not None:
                 state.note_delivered(sid, int(delivered.timestamp() * 1000))
+            note_notification_latency(state, sid, key)
     except BadObject as exc:
         reason = exc.reason
         if checkpoint:

@@ -22,7 +22,10 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               dead-lettered), objects_dead_lettered (ever), objects_retried,
                               events_emitted, discoveries, last_discovery_at,
                               last_discovery_ms, discovery_ms_total, throttle_wait_ms,
-                              s3_requests.<Operation> (HTTP requests sent, retries too)
+                              s3_requests.<Operation> (HTTP requests sent, retries too);
+                              the notification consumer's (see NOTIFICATION_STATS below)
+  P:src:S:notify_error  string  the last error of the source's notification consumer, with a
+                              hint (expires after an hour)
   P:sources             set   identifiers that have state (for status)
 
 Celery beat's schedule (celery-redbeat) lives under ``P:redbeat:``: one hash per entry
@@ -35,6 +38,23 @@ dead-letter stream (default ``trailpipe:deadletter``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Fields of P:src:S:stats the notification consumer counts (pipeline.sqs_consumer), read by
+# pipeline.metrics: notifications.received.<kind>, .deleted, .ignored.<kind>, .enqueued,
+# .visibility_extended, .errors; and notification_latency.count, .sum_ms, .le.<seconds> (a
+# histogram of notification-to-stream latency, one bucket counted per object).
+NOTIFICATION_STATS = "notifications."
+NOTIFICATION_LATENCY = "notification_latency."
+# Field of an object's hash: when the notification that claimed it was sent (ms).
+NOTIFIED_AT = "notified_at"
+
+
+def notification_stat(name: str, kind: str = "") -> str:
+    return f"{NOTIFICATION_STATS}{name}.{kind}" if kind else f"{NOTIFICATION_STATS}{name}"
+
+
+def latency_stat(name: str) -> str:
+    return f"{NOTIFICATION_LATENCY}{name}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,9 @@ class Keys:
 
     def stats(self, source: str) -> str:
         return f"{self._source(source)}:stats"
+
+    def notify_error(self, source: str) -> str:
+        return f"{self._source(source)}:notify_error"
 
     def sources(self) -> str:
         return f"{self.prefix}:sources"

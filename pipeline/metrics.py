@@ -9,10 +9,11 @@ import time
 from datetime import datetime, timezone
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from pipeline.state import StateStore
+from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
+from pipeline.state import StateStore, now_ms
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
 REQUEST_PRICE = {"ListObjectsV2": 0.005 / 1000, "ListObjects": 0.005 / 1000, "GetObject": 0.0004 / 1000,
@@ -32,6 +33,53 @@ def count_s3_requests(client, state: StateStore, source: str) -> None:
             pass  # a metric must never fail an ingest
 
     client.meta.events.register("before-send.s3", on_send)
+
+
+# Upper bounds (seconds) of the notification-to-stream latency histogram.
+LATENCY_BUCKETS = (1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def note_notification_latency(state: StateStore, source: str, key: str) -> None:
+    """An object is done: if a notification claimed it, count send-to-stream time in its bucket."""
+    try:
+        sent = state.redis.hget(state.keys.object(source, key), NOTIFIED_AT)
+        if sent is None:
+            return  # claimed by the listing
+        elapsed_ms = max(0, now_ms() - int(sent))
+        bound = next((b for b in LATENCY_BUCKETS if elapsed_ms <= b * 1000), "inf")
+        stats = state.keys.stats(source)
+        pipe = state.redis.pipeline(transaction=False)
+        pipe.hincrby(stats, latency_stat("count"), 1)
+        pipe.hincrby(stats, latency_stat("sum_ms"), elapsed_ms)
+        pipe.hincrby(stats, latency_stat(f"le.{bound}"), 1)
+        pipe.execute()
+    except redis.RedisError:
+        pass  # a metric must never fail an ingest
+
+
+def notification_metrics(stats: dict[str, int]) -> dict:
+    """The notification consumer's counters, and the latency histogram (cumulative buckets)."""
+    def by_kind(name: str) -> dict[str, int]:
+        prefix = f"{NOTIFICATION_STATS}{name}."
+        return {k.removeprefix(prefix): v for k, v in stats.items() if k.startswith(prefix)}
+
+    buckets, running = {}, 0
+    for bound in LATENCY_BUCKETS:
+        running += stats.get(latency_stat(f"le.{bound}"), 0)
+        buckets[str(bound)] = running
+    count = stats.get(latency_stat("count"), 0)
+    buckets["+Inf"] = count
+    return {
+        "received": by_kind("received"),
+        "deleted": stats.get(f"{NOTIFICATION_STATS}deleted", 0),
+        "ignored": by_kind("ignored"),
+        "enqueued": stats.get(f"{NOTIFICATION_STATS}enqueued", 0),
+        "visibility_extended": stats.get(f"{NOTIFICATION_STATS}visibility_extended", 0),
+        "errors": stats.get(f"{NOTIFICATION_STATS}errors", 0),
+        "latency_count": count,
+        "latency_seconds_sum": stats.get(latency_stat("sum_ms"), 0) / 1000,
+        "latency_buckets": buckets,
+    }
 
 
 def marker_lag_seconds(newest_delivered_ms: int | None, now: datetime | None = None) -> float | None:
@@ -64,7 +112,13 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "s3_requests": requests,
         "s3_estimated_cost_usd": round(sum(REQUEST_PRICE.get(op, 0.0) * n for op, n in requests.items()), 8),
         "throttle_wait_seconds": stats.get("throttle_wait_ms", 0) / 1000,
+        "notifications": notification_metrics(stats),
+        "notifications_last_error": _text(state.redis.get(state.keys.notify_error(source_id))),
     }
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode(errors="replace") if raw is not None else None
 
 
 class TrailpipeCollector(Collector):
@@ -107,10 +161,41 @@ class TrailpipeCollector(Collector):
             for kind, count in sorted(row["s3_requests"].items()):
                 requests.add_metric([row["source"], kind], count)
         yield requests
+        yield from notification_families(rows)
         stream = GaugeMetricFamily("trailpipe_stream_length", "Entries in the stream", labels=["stream"])
         stream.add_metric([config.stream], state.redis.xlen(config.stream))
         stream.add_metric([config.deadletter_stream], state.redis.xlen(config.deadletter_stream))
         yield stream
+
+
+def notification_families(rows: list[dict]):
+    """trailpipe_notifications_{received,ignored}{source,kind}, _deleted, _enqueued,
+    trailpipe_notification_visibility_extended, _errors and the latency histogram."""
+    for name, doc in (("received", "Notification messages received, by envelope kind"),
+                      ("ignored", "Notifications (messages or objects) that led to no ingest, by kind")):
+        family = CounterMetricFamily(f"trailpipe_notifications_{name}", doc, labels=["source", "kind"])
+        for row in rows:
+            for kind, count in sorted(row["notifications"][name].items()):
+                family.add_metric([row["source"], kind], count)
+        yield family
+    for name, field, doc in (
+            ("notifications_deleted", "deleted", "Notification messages deleted from the queue"),
+            ("notifications_enqueued", "enqueued", "Objects claimed and enqueued from notifications"),
+            ("notification_visibility_extended", "visibility_extended",
+             "Visibility extensions of messages still being worked on"),
+            ("notification_errors", "errors", "Errors of the notification consumer (messages left to the queue)")):
+        family = CounterMetricFamily(f"trailpipe_{name}", doc, labels=["source"])
+        for row in rows:
+            family.add_metric([row["source"]], row["notifications"][field])
+        yield family
+    latency = HistogramMetricFamily("trailpipe_notification_to_stream_seconds",
+                                    "From the notification's SQS send time to its object done in the stream",
+                                    labels=["source"])
+    for row in rows:
+        note = row["notifications"]
+        latency.add_metric([row["source"]], list(note["latency_buckets"].items()),
+                           note["latency_seconds_sum"])
+    yield latency
 
 
 def serve(runtime, port: int, address: str = "127.0.0.1"):

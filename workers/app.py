@@ -18,6 +18,7 @@ from kombu import Queue
 from pipeline.config import Config, load_config
 from pipeline.logs import use_json
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
+from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
 
@@ -47,7 +48,7 @@ app.conf.update(
 
 
 def beat_schedule(config: Config) -> dict:
-    return {
+    schedule = {
         f"discover:{source.identifier}": {
             "task": "trailpipe.discover",
             "schedule": timedelta(seconds=source.recurrence_seconds),
@@ -56,6 +57,16 @@ def beat_schedule(config: Config) -> dict:
         }
         for source in config.sources
     }
+    # Notification consumers: one run per SQS queue, back to back; a run not started within
+    # its interval (a backlogged queue) expires instead of piling up behind the next ones.
+    for owner in queue_owners(config):
+        schedule[f"consume:{owner.identifier}"] = {
+            "task": "trailpipe.consume_notifications",
+            "schedule": timedelta(seconds=RUN_SECONDS),
+            "args": (owner.identifier,),
+            "options": {"queue": owner.queue_name, "expires": RUN_SECONDS},
+        }
+    return schedule
 
 
 def configure(config: Config) -> None:

@@ -108,3 +108,17 @@ def ingest_object(self, source_id: str, key: str) -> dict:
         log.warning("object source=%s key=%s: %s; retry %d", source_id, key, describe(exc),
                     self.request.retries + 1)
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries), max_retries=None)
+
+
+# -- notifications (issue 15): one run per queue, started by beat every RUN_SECONDS ----------
+from pipeline.sqs_consumer import consume, queue_sources  # noqa: E402
+
+
+@app.task(name="trailpipe.consume_notifications", bind=True)
+def consume_notifications(self, source_id: str) -> dict:
+    """Long-poll the source's SQS queue for one run; errors are counted, never raised: the next
+    run (beat) is the retry, and what a message holds never fails the source."""
+    rt = runtime()
+    owner = rt.source(source_id)
+    result = consume(owner, queue_sources(rt.config, owner), rt.state, rt.sqs(owner), enqueue_ingest)
+    return dataclasses.asdict(result)
