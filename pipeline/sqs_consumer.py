@@ -214,8 +214,11 @@ def _ignore(counts: _Counts, kind: str, amount: int = 1, source: str | None = No
         counts.add("ignored", amount, kind=kind, source=source)
 
 
-def hint(exc: BaseException) -> str:
+def hint(exc: BaseException, step: str = "") -> str:
     """What to do about a consumer error, for the log and `trailpipe status`."""
+    if step in ("claim/enqueue", "pending sweep"):
+        return ("Redis or the Celery broker was not reachable; the message stays in the queue and is "
+                "received again")
     code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
     if code in ("AccessDenied", "AccessDeniedException") or "AccessDenied" in code:
         return ("grant the source's credentials sqs:ReceiveMessage, sqs:DeleteMessage, "
@@ -306,7 +309,7 @@ def _delete(sqs, queue_url: str, messages: list[dict], counts: _Counts, state: S
 
 def _note_error(state: StateStore, counts: _Counts, owner: Source, exc: BaseException, step: str) -> None:
     counts.result.errors += 1
-    message = f"{step} failed: {type(exc).__name__}: {exc}; {hint(exc)}"
+    message = f"{step} failed: {type(exc).__name__}: {exc}; {hint(exc, step)}"
     log.warning("notification consumer of %s: %s", owner.identifier, message)
     try:
         counts.add("errors")
