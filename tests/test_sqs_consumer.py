@@ -384,9 +384,12 @@ def test_notified_files_reach_the_stream_in_seconds_and_the_listing_reconciles(
         assert stats["notification_latency.count"] == len(notified)
         metrics = subprocess.run([sys.executable, "-m", "workers.cli", "status", "-c", str(config_path), "--json"],
                                  env=celery_env(config_path), capture_output=True, text=True, timeout=60, cwd=REPO)
-        (row,) = json.loads(metrics.stdout)
+        (row,) = json.loads(metrics.stdout)["sources"]
         assert row["notifications"]["latency_count"] == len(notified)
         assert row["notifications_last_error"] is None
+        plain = subprocess.run([sys.executable, "-m", "workers.cli", "status", "-c", str(config_path)],
+                               env=celery_env(config_path), capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert f"deleted={stats['notifications.deleted']} enqueued={len(notified)}" in plain.stdout
     finally:
         stop_process(beat)
         stop_process(worker)
@@ -439,6 +442,11 @@ def test_worker_killed_while_holding_messages_loses_nothing(tmp_path, moto_endpo
         wait_for(lambda: queue_depth(sqs, url) == 0, timeout=60, what="the queue empty")
         assert Counter(e["event"] for e in stream_events(client)) == expected  # nothing lost, nothing doubled
         assert client.xlen("trailpipe:deadletter") == 0
+        stats = stats_of(client)
+        # The held messages came back after their visibility timeout and were received again.
+        assert stats["notifications.received.s3"] > len(files)
+        print(f"\nreceived={stats['notifications.received.s3']} for {len(files)} files, "
+              f"enqueued={stats['notifications.enqueued']}, objects_enqueued={stats['objects_enqueued']}")
     finally:
         stop_process(beat)
         stop_process(second)

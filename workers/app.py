@@ -114,6 +114,9 @@ def _discover_all_now(**_):
     """A source is discovered once when the schedule starts, not only after its first interval."""
     for source in current_config().sources:
         app.send_task("trailpipe.discover", args=(source.identifier,), queue=source.queue_name)
+    for owner in queue_owners(current_config()):  # notifications: consumed from the start too
+        app.send_task("trailpipe.consume_notifications", args=(owner.identifier,), queue=owner.queue_name,
+                      expires=RUN_SECONDS)
 
 
 def _json_logs(logger=None, **_):

@@ -73,6 +73,21 @@ def status_rows(runtime: Runtime) -> list[dict]:
             for source in runtime.config.sources]
 
 
+def notification_line(row: dict) -> str:
+    """The notification consumer's counters (and its last error, with a hint) on one line."""
+    note = row["notifications"]
+
+    def kinds(counts: dict[str, int]) -> str:
+        return ", ".join(f"{kind}={n}" for kind, n in sorted(counts.items())) or "none"
+
+    mean = (f"{note['latency_seconds_sum'] / note['latency_count']:.1f}s" if note["latency_count"] else "-")
+    line = (f"notifications received: {kinds(note['received'])}; deleted={note['deleted']} "
+            f"enqueued={note['enqueued']} ignored: {kinds(note['ignored'])}; to stream mean={mean}")
+    if row["notifications_last_error"]:
+        line += f"\n  notification consumer error: {row['notifications_last_error']}"
+    return line
+
+
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -97,6 +112,8 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(f"  marker lag={'-' if lag is None else f'{lag:.0f}s'}  discoveries={row['discoveries']} "
                    f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
         click.echo(f"  S3 requests: {requests} (~${row['s3_estimated_cost_usd']:.4f})")
+        if runtime.config.source(row["source"]).sqs is not None:
+            click.echo(f"  {notification_line(row)}")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
 
 
