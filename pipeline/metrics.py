@@ -193,7 +193,9 @@ def notification_families(rows: list[dict]):
                                     labels=["source"])
     for row in rows:
         note = row["notifications"]
-        latency.add_metric([row["source"]], list(note["latency_buckets"].items()),
+        buckets = [(bound if bound == "+Inf" else str(float(bound)), count)  # Prometheus spells le "5.0"
+                   for bound, count in note["latency_buckets"].items()]
+        latency.add_metric([row["source"]], buckets,
                            note["latency_seconds_sum"])
     yield latency
 

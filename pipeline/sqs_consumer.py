@@ -167,6 +167,7 @@ class _Counts:
 
 
 def queue_visibility(sqs, queue_url: str) -> int:
+    """The queue's own visibility timeout (sqs:GetQueueAttributes); SQS's default if unreadable."""
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
         return int(attributes["Attributes"]["VisibilityTimeout"])
@@ -220,9 +221,9 @@ def hint(exc: BaseException, step: str = "") -> str:
         return ("Redis or the Celery broker was not reachable; the message stays in the queue and is "
                 "received again")
     code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    if code in ("AccessDenied", "AccessDeniedException") or "AccessDenied" in code:
-        return ("grant the source's credentials sqs:ReceiveMessage, sqs:DeleteMessage, "
-                "sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on the queue")
+    if "AccessDenied" in code:
+        return ("grant the source's credentials sqs:ReceiveMessage, sqs:DeleteMessage and "
+                "sqs:ChangeMessageVisibility on the queue")
     if "NonExistentQueue" in code or code == "QueueDoesNotExist":
         return "check sqs.queue_url (and sqs.region / sqs.endpoint_url)"
     if isinstance(exc, (BotoCoreError, ConnectionError, TimeoutError)):
@@ -253,12 +254,14 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
         result.extended += n
         counts.add("visibility_extended", n)
 
-    with VisibilityKeeper(sqs, queue_url, queue_visibility(sqs, queue_url), extended) as keeper:
+    visibility = queue_visibility(sqs, queue_url)
+    with VisibilityKeeper(sqs, queue_url, visibility, extended) as keeper:
         while (remaining := run_seconds - (time.monotonic() - started)) > 0:
             try:
                 answer = sqs.receive_message(
                     QueueUrl=queue_url, MaxNumberOfMessages=MAX_MESSAGES,
                     WaitTimeSeconds=max(0, min(wait_seconds, int(remaining))),
+                    VisibilityTimeout=visibility,  # the keeper's assumption holds whatever we could read
                     AttributeNames=["SentTimestamp"])
             except (ClientError, BotoCoreError) as exc:
                 _note_error(state, counts, owner, exc, "ReceiveMessage")

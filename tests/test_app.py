@@ -45,6 +45,20 @@ def test_schedule_sync_adds_retimes_and_removes(tmp_path, redis_server, redis_cl
     assert entry_every(redis_client, "discover:b") is None
 
 
+def test_schedule_has_one_notification_consumer_per_queue(tmp_path, redis_server, redis_client, moto_endpoint, bucket):
+    queue = {"queue_url": "https://sqs.us-east-1.amazonaws.com/111122223333/trail-events"}
+    sources = [source_dict(bucket, moto_endpoint, identifier=name, recurrence="2H", sqs=queue)
+               for name in ("a", "b")]  # two sources notified through one queue
+    sources.append(source_dict(bucket, moto_endpoint, identifier="c"))  # listing only
+    config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, sources))
+    out = sync(config_path)
+    assert "consume:a: every 20S on trailpipe.us-east-1" in out and "consume:b" not in out
+    assert entry_every(redis_client, "consume:a") == 20 and entry_every(redis_client, "discover:a") == 7200
+    definition = json.loads(redis_client.hget("trailpipe:redbeat:consume:a", "definition"))
+    assert definition["task"] == "trailpipe.consume_notifications" and definition["args"] == ["a"]
+    assert definition["options"]["expires"] == 20  # a run that waited a whole interval is dropped
+
+
 @pytest.mark.slow
 def test_two_beats_one_schedules(tmp_path, redis_server, redis_client, moto_endpoint, s3, bucket):
     files = shared_log_files(account="310987654321")[:10]

@@ -83,12 +83,44 @@ def test_recurrence_rejected(text):
     ({"trusted_certificates_dir": "/no/such/dir"}, "trusted_certificates_dir", "not a directory"),
     ({"output_formats": ["cef"]}, "output_formats.0", "'ecs' or 'ocsf'"),
     ({"bucket_name": "x"}, "bucket_name", "not a known parameter"),
+    ({"sqs": {"region": "us-east-1"}}, "sqs.queue_url", "Field required"),
+    ({"sqs": {"queue_url": "sqs.us-east-1.amazonaws.com/1/q"}}, "sqs.queue_url", "not an http(s) URL"),
+    ({"sqs": {"queue_url": "https://q", "endpoint_url": "localhost"}}, "sqs.endpoint_url", "not an http(s) URL"),
+    ({"sqs": {"queue_url": "https://q", "auth": {"method": "access_key", "access_key_id": "A"}}},
+     "sqs.auth.secret_access_key", "Field required"),
+    ({"sqs": {"queue_url": "https://q", "visibility": 30}}, "sqs.visibility", "not a known parameter"),
 ])
 def test_each_bad_parameter_is_named(overrides, field, words):
     problems = problems_of(good_source(**overrides))
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"source 'prod-trail' field '{field}':"), problems
     assert words in problems[0], problems
+
+
+def test_sqs_defaults_from_the_source():
+    from pipeline.s3 import sqs_view
+    queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/trail-events"
+    config = parse_config({"sources": [good_source(sqs={"queue_url": queue})]})
+    source = config.sources[0]
+    assert source.sqs.queue_url == queue and source.sqs.region is None and source.sqs.auth is None
+    view = sqs_view(source)
+    assert view.region == "eu-west-1" and view.auth == source.auth
+    assert view.endpoint_url == "https://sqs.eu-west-1.amazonaws.com"
+    other = {"method": "instance_role"}
+    source = parse_config({"sources": [good_source(sqs={"queue_url": queue, "region": "us-east-2", "auth": other,
+                                                        "endpoint_url": "http://127.0.0.1:9324"})]}).sources[0]
+    view = sqs_view(source)
+    assert view.region == "us-east-2" and view.auth.method == "instance_role"
+    assert view.endpoint_url == "http://127.0.0.1:9324" and source.auth.method == "access_key"
+
+
+def test_sqs_needs_a_region_from_somewhere():
+    queue = {"queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/q"}
+    (problem,) = problems_of(good_source(signature_version="v2", region=None, sqs=queue))
+    assert problem.startswith("source 'prod-trail' field 'sqs.region': is required when the source has no region")
+    config = parse_config({"sources": [good_source(signature_version="v2", region=None,
+                                                   sqs={**queue, "region": "eu-west-1"})]})
+    assert config.sources[0].sqs.region == "eu-west-1"
 
 
 def test_v2_does_not_need_a_region():

@@ -13,7 +13,7 @@ from conftest import upload, REPO, config_dict, shared_log_files, source_dict, s
 from pipeline.discovery import discover
 from pipeline.ingest import ingest_object
 from pipeline.layout import delivery_time
-from pipeline.metrics import marker_lag_seconds
+from pipeline.metrics import marker_lag_seconds, note_notification_latency, notification_families, source_metrics
 from pipeline.redis_server import free_port
 
 
@@ -28,6 +28,33 @@ def test_marker_lag():
     delivered = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
     assert marker_lag_seconds(int(delivered.timestamp() * 1000), now) == 3600
     assert marker_lag_seconds(None, now) is None
+
+
+def test_notification_latency_histogram(make_runtime, bucket, redis_client, keys):
+    runtime = make_runtime(bucket)
+    state = runtime.state
+    now = int(datetime.now(timezone.utc).timestamp() * 1000)
+    for key, sent_ago_ms in (("a", 400), ("b", 3_500), ("c", 4_000_000)):  # buckets 1 s, 5 s, +Inf
+        redis_client.hset(keys.object("test-src", key), mapping={"state": "done", "notified_at": now - sent_ago_ms})
+        note_notification_latency(state, "test-src", key)
+    redis_client.hset(keys.object("test-src", "listed"), "state", "done")  # claimed by the listing
+    note_notification_latency(state, "test-src", "listed")
+    redis_client.hincrby(keys.stats("test-src"), "notifications.received.s3", 3)
+    redis_client.hincrby(keys.stats("test-src"), "notifications.ignored.test", 1)
+    row = source_metrics(state, "test-src", "AWSLogs/")
+    note = row["notifications"]
+    assert note["latency_count"] == 3 and 4_003.8 < note["latency_seconds_sum"] < 4_010
+    assert note["latency_buckets"]["1"] == 1 and note["latency_buckets"]["2"] == 1
+    assert note["latency_buckets"]["5"] == 2 and note["latency_buckets"]["3600"] == 2
+    assert note["latency_buckets"]["+Inf"] == 3
+    assert note["received"] == {"s3": 3} and note["ignored"] == {"test": 1}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in notification_families([row]) for s in family.samples}
+    src = ("source", "test-src")
+    assert samples[("trailpipe_notifications_received_total", (("kind", "s3"), src))] == 3
+    assert samples[("trailpipe_notifications_ignored_total", (("kind", "test"), src))] == 1
+    assert samples[("trailpipe_notification_to_stream_seconds_bucket", (("le", "5.0"), src))] == 2
+    assert samples[("trailpipe_notification_to_stream_seconds_count", (src,))] == 3
 
 
 def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, redis_server, moto_endpoint):

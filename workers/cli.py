@@ -220,9 +220,12 @@ def schedule_sync(config_path: str) -> None:
     from workers.app import configure, sync_schedule  # noqa: PLC0415
 
     configure(config)
+    from pipeline.sqs_consumer import RUN_SECONDS  # noqa: PLC0415
+
     for name in sync_schedule():
         source = config.source(name.split(":", 1)[1])
-        click.echo(f"{name}: every {source.recurrence} on {source.queue_name}")
+        every = f"{RUN_SECONDS}S" if name.startswith("consume:") else source.recurrence
+        click.echo(f"{name}: every {every} on {source.queue_name}")
 
 
 @main.group()
