@@ -6,7 +6,9 @@ queue every ``RUN_SECONDS`` (``trailpipe.consume_notifications``), so a queue is
 continuously by the fleet and a killed run is simply replaced by the next one.
 
 Per message, in this order (the order is the invariant):
-  1. parse the body (pipeline.notifications): every (bucket, key) it announces;
+  1. parse the body (pipeline.notifications): every (bucket, key) it announces; a message sent
+     longer ago than state_retention - 1H is ignored ("too_old"): its objects' records may have
+     expired, so a claim could ingest them twice (the listing never reaches back that far either);
   2. keep the keys of a source on this queue: its bucket, under its prefix, and
      lister.is_wanted (file pattern, no digest, not empty);
   3. claim them (StateStore.claim_many, as discovery does): a key already claimed, by the
@@ -38,7 +40,8 @@ from pipeline.config import Config, Source
 from pipeline.keys import NOTIFIED_AT, notification_stat
 from pipeline.lister import ListedObject, is_wanted
 from pipeline.notifications import ObjectRef, parse
-from pipeline.state import StateStore
+from pipeline.discovery import FORGET_MARGIN
+from pipeline.state import StateStore, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ MAX_MESSAGES = 10  # per ReceiveMessage (the SQS maximum)
 DEFAULT_VISIBILITY_SECONDS = 30  # SQS's default, if the queue's cannot be read
 ERROR_TTL_SECONDS = 3600  # how long status shows the consumer's last error
 UNKNOWN_SIZE = -1  # the envelope gives no size (is_wanted skips only size 0)
+FORGET_MARGIN_MS = int(FORGET_MARGIN.total_seconds() * 1000)  # the listing's own margin
 
 
 @dataclass
@@ -184,6 +188,13 @@ def handle_body(body: str, sent_ms: int, sources: list[Source], state: StateStor
     if not note.objects:
         log.info("notification of kind %s ignored%s", note.kind, f": {note.detail}" if note.detail else "")
         _ignore(counts, note.kind)
+        return
+    if sent_ms < now_ms() - (state.retention_seconds * 1000 - FORGET_MARGIN_MS):
+        # Its objects' records may have expired already: claiming them again could ingest them a
+        # second time. The listing (which never reaches back that far either) is the authority.
+        log.warning("notification sent %.1f h ago ignored: older than state_retention minus 1H; if its "
+                    "files were never ingested, use trailpipe backfill", (now_ms() - sent_ms) / 3_600_000)
+        _ignore(counts, "too_old", len(note.objects))
         return
     if note.detail:
         log.warning("notification of kind %s: %s", note.kind, note.detail)

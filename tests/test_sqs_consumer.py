@@ -285,6 +285,24 @@ def test_visibility_keeper_stops_extending_dropped_messages(sqs, make_queue):
     assert extended == [1] and len(again) == 1
 
 
+def test_notification_older_than_the_state_is_not_claimed_again(make_runtime, bucket, redis_client, keys):
+    from pipeline.sqs_consumer import ConsumeResult, _Counts, handle_body
+    runtime = make_runtime(bucket, settings={"state_retention": "3H"})
+    source = runtime.config.sources[0]
+    body = json.dumps({"Records": [{"eventName": "ObjectCreated:Put",
+                                    "s3": {"bucket": {"name": bucket}, "object": {"key": log_key(13)}}}]})
+    result = ConsumeResult("test-src")
+    recorder = Recorder()
+    now = int(time.time() * 1000)
+    # Sent 2h30 ago with a retention of 3h: its object's record may be gone within the hour
+    # (the listing's margin), so a claim now could ingest it a second time.
+    handle_body(body, now - 9_000_000, [source], runtime.state, recorder, _Counts(runtime.state, "test-src", result))
+    assert recorder.calls == [] and result.ignored == {"too_old": 1}
+    assert redis_client.exists(keys.object("test-src", log_key(13))) == 0
+    handle_body(body, now - 6_000_000, [source], runtime.state, recorder, _Counts(runtime.state, "test-src", result))
+    assert recorder.keys == [log_key(13)]  # 1h40 ago: inside the window, claimed
+
+
 def test_sources_sharing_a_queue_get_their_own_keys(make_runtime, redis_server, sqs, bucket, make_queue,
                                                     moto_endpoint):
     from pipeline.config import parse_config
