@@ -257,7 +257,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
     except Exception as exc:  # noqa: BLE001
         # Redis or the broker is away: receiving now would only spend the messages' receive
         # counts (and push them toward the dead-letter queue) without claiming anything.
-        _note_error(state, counts, owner, exc, "pending sweep")
+        note_error(state, owner.identifier, exc, "pending sweep", counts)
         result.seconds = time.monotonic() - started
         return result
 
@@ -275,7 +275,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
                     VisibilityTimeout=visibility,  # the keeper's assumption holds whatever we could read
                     AttributeNames=["SentTimestamp"])
             except (ClientError, BotoCoreError) as exc:
-                _note_error(state, counts, owner, exc, "ReceiveMessage")
+                note_error(state, owner.identifier, exc, "ReceiveMessage", counts)
                 break
             messages = answer.get("Messages", [])
             if not messages:
@@ -289,7 +289,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
                     handle_body(message.get("Body", ""), sent_ms, sources, state, enqueue, counts)
                     done.append(message)
                 except Exception as exc:  # noqa: BLE001  (kept in the queue: received again later)
-                    _note_error(state, counts, owner, exc, "claim/enqueue")
+                    note_error(state, owner.identifier, exc, "claim/enqueue", counts)
             _delete(sqs, queue_url, done, counts, state, owner)
             # Stop extending every message now: deleted, or left to come back after its timeout.
             keeper.drop([m["ReceiptHandle"] for m in messages])
@@ -310,7 +310,7 @@ def _delete(sqs, queue_url: str, messages: list[dict], counts: _Counts, state: S
         answer = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
     except (ClientError, BotoCoreError) as exc:
         # Claimed and enqueued already: the redelivered message finds the keys claimed.
-        _note_error(state, counts, owner, exc, "DeleteMessageBatch")
+        note_error(state, owner.identifier, exc, "DeleteMessageBatch", counts)
         return
     deleted = len(answer.get("Successful", []))
     counts.result.deleted += deleted
@@ -321,12 +321,15 @@ def _delete(sqs, queue_url: str, messages: list[dict], counts: _Counts, state: S
         log.warning("deleting a notification of %s failed: %s", owner.identifier, failure.get("Code"))
 
 
-def _note_error(state: StateStore, counts: _Counts, owner: Source, exc: BaseException, step: str) -> None:
-    counts.result.errors += 1
+def note_error(state: StateStore, source_id: str, exc: BaseException, step: str,
+               counts: _Counts | None = None) -> None:
+    """Count the error and keep it, with a hint, for `trailpipe status` (never raises)."""
     message = f"{step} failed: {type(exc).__name__}: {exc}; {hint(exc, step)}"
-    log.warning("notification consumer of %s: %s", owner.identifier, message)
+    log.warning("notification consumer of %s: %s", source_id, message)
+    if counts is not None:
+        counts.result.errors += 1
     try:
-        counts.add("errors")
-        state.redis.set(state.keys.notify_error(owner.identifier), message, ex=ERROR_TTL_SECONDS)
+        state.redis.hincrby(state.keys.stats(source_id), notification_stat("errors"), 1)
+        state.redis.set(state.keys.notify_error(source_id), message, ex=ERROR_TTL_SECONDS)
     except Exception:  # noqa: BLE001  (Redis may be the error itself)
         pass

@@ -285,6 +285,17 @@ def test_visibility_keeper_stops_extending_dropped_messages(sqs, make_queue):
     assert extended == [1] and len(again) == 1
 
 
+def test_a_queue_that_does_not_exist_is_reported_with_a_hint(make_runtime, bucket, moto_endpoint, keys,
+                                                             redis_client):
+    runtime = make_runtime(bucket, sqs=sqs_settings(f"{moto_endpoint}/123456789012/no-such-queue", moto_endpoint))
+    result = run(runtime, Recorder())  # returns: the next scheduled run is the retry
+    assert result.errors == 1 and result.received == 0 and result.seconds < 2
+    error = redis_client.get(keys.notify_error("test-src")).decode()
+    assert error.startswith("ReceiveMessage failed: ") and "check sqs.queue_url" in error
+    assert TEST_SECRET not in error
+    assert runtime.state.stats("test-src")["notifications.errors"] == 1
+
+
 def test_notification_older_than_the_state_is_not_claimed_again(make_runtime, bucket, redis_client, keys):
     from pipeline.sqs_consumer import ConsumeResult, _Counts, handle_body
     runtime = make_runtime(bucket, settings={"state_retention": "3H"})

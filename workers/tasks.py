@@ -111,7 +111,7 @@ def ingest_object(self, source_id: str, key: str) -> dict:
 
 
 # -- notifications (issue 15): one run per queue, started by beat every RUN_SECONDS ----------
-from pipeline.sqs_consumer import consume, queue_sources  # noqa: E402
+from pipeline.sqs_consumer import consume, note_error, queue_sources  # noqa: E402
 
 
 @app.task(name="trailpipe.consume_notifications", bind=True)
@@ -120,5 +120,10 @@ def consume_notifications(self, source_id: str) -> dict:
     run (beat) is the retry, and what a message holds never fails the source."""
     rt = runtime()
     owner = rt.source(source_id)
-    result = consume(owner, queue_sources(rt.config, owner), rt.state, rt.sqs(owner), enqueue_ingest)
+    try:
+        client = rt.sqs(owner)  # credentials, certificate checks: may fail before any request
+    except Exception as exc:  # noqa: BLE001
+        note_error(rt.state, source_id, exc, "SQS client")
+        return {"source": source_id, "errors": 1}
+    result = consume(owner, queue_sources(rt.config, owner), rt.state, client, enqueue_ingest)
     return dataclasses.asdict(result)
