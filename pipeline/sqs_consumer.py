@@ -293,6 +293,8 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
             _delete(sqs, queue_url, done, counts, state, owner)
             # Stop extending every message now: deleted, or left to come back after its timeout.
             keeper.drop([m["ReceiptHandle"] for m in messages])
+            if len(done) < len(messages):
+                break  # Redis or the broker is failing: receiving more would only spend receive counts
     result.seconds = time.monotonic() - started
     log.info("notifications of %s: received=%d deleted=%d enqueued=%d requeued=%d ignored=%s "
              "extended=%d errors=%d in %.1fs", owner.identifier, result.received, result.deleted,

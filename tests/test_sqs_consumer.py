@@ -285,6 +285,23 @@ def test_visibility_keeper_stops_extending_dropped_messages(sqs, make_queue):
     assert extended == [1] and len(again) == 1
 
 
+def test_redis_away_receives_nothing_so_no_receive_count_is_spent(sqs, bucket, make_queue, moto_endpoint):
+    from pipeline.config import parse_config
+    from pipeline.redis_server import free_port
+    from pipeline.runtime import Runtime
+    url, _ = make_queue()
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [{
+        "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": log_key(14)}}}]}))
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    runtime = Runtime(parse_config(config_dict(nowhere, [source_dict(bucket, moto_endpoint,
+                                                                     sqs=sqs_settings(url, moto_endpoint))])))
+    recorder = Recorder()
+    result = run(runtime, recorder)
+    assert result.errors == 1 and result.received == 0 and recorder.calls == []
+    (message,) = sqs.receive_message(QueueUrl=url, AttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"  # this receive is the first
+
+
 def test_a_queue_that_does_not_exist_is_reported_with_a_hint(make_runtime, bucket, moto_endpoint, keys,
                                                              redis_client):
     runtime = make_runtime(bucket, sqs=sqs_settings(f"{moto_endpoint}/123456789012/no-such-queue", moto_endpoint))
