@@ -10,12 +10,14 @@ below it), so a running task is never handed to a second worker.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 
 from celery import Celery, signals
 from kombu import Queue
 
 from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError
 from pipeline.logs import use_json
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 
@@ -47,15 +49,23 @@ app.conf.update(
 
 
 def beat_schedule(config: Config) -> dict:
-    return {
-        f"discover:{source.identifier}": {
+    """Per source: its discovery at its recurrence, and the sweep (no S3 request, one Redis
+    script) every ``sweep_interval_seconds``, which re-enqueues objects whose runner died."""
+    schedule = {}
+    for source in config.sources:
+        schedule[f"discover:{source.identifier}"] = {
             "task": "trailpipe.discover",
             "schedule": timedelta(seconds=source.recurrence_seconds),
             "args": (source.identifier,),
             "options": {"queue": source.queue_name},
         }
-        for source in config.sources
-    }
+        schedule[f"sweep:{source.identifier}"] = {
+            "task": "trailpipe.sweep",
+            "schedule": timedelta(seconds=config.sweep_interval_seconds),
+            "args": (source.identifier,),
+            "options": {"queue": source.queue_name, "expires": config.sweep_interval_seconds},
+        }
+    return schedule
 
 
 def configure(config: Config) -> None:
@@ -95,8 +105,23 @@ def current_config() -> Config:
     return config
 
 
+def _is_celery_command() -> bool:
+    """``celery -A workers.app worker|beat|flower ...`` (not an import by the CLI or the tests)."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return program == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py"))
+
+
 if os.environ.get(CONFIG_ENV):
-    configure(load_config(os.environ[CONFIG_ENV]))
+    try:
+        configure(load_config(os.environ[CONFIG_ENV]))
+    except ConfigError as exc:
+        if not _is_celery_command():
+            raise
+        sys.exit("trailpipe: " + "; ".join(exc.problems))
+elif _is_celery_command():
+    # Without it Celery would start against amqp://localhost and beat crash later: say why now.
+    sys.exit(f"trailpipe: {CONFIG_ENV} is not set: set it to the config file "
+             f"({CONFIG_ENV}=/etc/trailpipe/trailpipe.yaml celery -A workers.app worker)")
 
 
 def _discover_all_now(**_):

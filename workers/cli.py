@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,10 +16,8 @@ from pipeline import deadletter as deadletters
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
 from pipeline.metrics import source_metrics
-from pipeline.redis_server import RedisServer
+from pipeline.processes import stop_process
 from pipeline.runtime import Runtime
-
-STATE_DIR = Path(".trailpipe")
 
 
 def _load(path: str) -> Config:
@@ -32,12 +29,38 @@ def _load(path: str) -> Config:
         sys.exit(2)
 
 
+def _open(path: str) -> Config:
+    """The config, with its Redis reachable for this command (the embedded one included)."""
+    from pipeline.embedded import reachable  # noqa: PLC0415
+
+    config = _load(path)
+    click.get_current_context().with_resource(reachable(config))
+    return config
+
+
 config_option = click.option("-c", "--config", "config_path", required=True,
                              type=click.Path(dir_okay=False), envvar="TRAILPIPE_CONFIG",
                              help="The YAML config file (or TRAILPIPE_CONFIG).")
 
 
-@click.group()
+class _Group(click.Group):
+    """Errors a user can fix end the command with one clear line, not a traceback."""
+
+    def invoke(self, ctx):
+        import redis  # noqa: PLC0415
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            sys.exit(2)
+        except redis.ConnectionError as exc:
+            click.echo(f"cannot reach Redis: {exc} (is `trailpipe run` or your redis_url server up?)", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
 def main() -> None:
     """trailpipe: AWS CloudTrail logs from S3 into a Redis stream, on Celery."""
 
@@ -56,7 +79,7 @@ def validate(config_path: str) -> None:
 @click.argument("identifier", required=False)
 def discover(config_path: str, identifier: str | None) -> None:
     """Enqueue a discovery now, of one source or of all."""
-    config = _load(config_path)
+    config = _open(config_path)
     from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
 
     configure(config)
@@ -78,7 +101,7 @@ def status_rows(runtime: Runtime) -> list[dict]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str, as_json: bool) -> None:
     """Per source: prefix, marker, objects done/failed, events emitted."""
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     rows = status_rows(runtime)
     if as_json:
         click.echo(json.dumps({"sources": rows, "stream_length": runtime.redis.xlen(runtime.config.stream)},
@@ -117,7 +140,7 @@ def metrics(config_path: str, port: int, address: str) -> None:
     """Serve Prometheus metrics of every source at /metrics, read from the shared state."""
     from pipeline.metrics import serve, wait_forever  # noqa: PLC0415
 
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     serve(runtime, port, address)
     click.echo(f"serving trailpipe metrics on http://{address}:{port}/metrics", err=True)
     try:
@@ -132,7 +155,7 @@ def metrics(config_path: str, port: int, address: str) -> None:
 @click.option("--raw", is_flag=True, help="Print each entry's fields as JSON.")
 def tail(config_path: str, count: int, raw: bool) -> None:
     """Print the newest events from the stream."""
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     entries = runtime.redis.xrevrange(runtime.config.stream, count=count)
     for entry_id, fields in reversed(entries):
         if raw:
@@ -175,7 +198,7 @@ def backfill(config_path: str, identifier: str, since, until, workers: int) -> N
     """Ingest a source's history from its date folders; safe beside the live schedule."""
     from pipeline.backfill import backfill as run_backfill  # noqa: PLC0415
 
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     source = runtime.config.source(identifier)
     last_day = (until or datetime.now(timezone.utc)).date()
     if since.date() > last_day:
@@ -199,13 +222,15 @@ def schedule() -> None:
 @config_option
 def schedule_sync(config_path: str) -> None:
     """Apply the config's sources and recurrences to the schedule now, without restarting beat."""
-    config = _load(config_path)
+    config = _open(config_path)
     from workers.app import configure, sync_schedule  # noqa: PLC0415
 
     configure(config)
     for name in sync_schedule():
-        source = config.source(name.split(":", 1)[1])
-        click.echo(f"{name}: every {source.recurrence} on {source.queue_name}")
+        kind, identifier = name.split(":", 1)
+        source = config.source(identifier)
+        every = source.recurrence if kind == "discover" else f"{config.sweep_interval_seconds}s"
+        click.echo(f"{name}: every {every} on {source.queue_name}")
 
 
 @main.group()
@@ -219,7 +244,7 @@ def deadletter() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def deadletter_list(config_path: str, source_id: str | None, as_json: bool) -> None:
     """List the dead-lettered objects with their reason."""
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     letters = deadletters.list_entries(runtime.state, source_id)
     for letter in letters:
         if as_json:
@@ -240,7 +265,7 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
     """Enqueue dead-lettered objects again: one KEY, or --all."""
     if bool(key) == retry_all:
         raise click.UsageError("give one object KEY, or --all")
-    config = _load(config_path)
+    config = _open(config_path)
     runtime = Runtime(config)
     from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
 
@@ -264,20 +289,9 @@ def celery_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.app", *args]
 
 
-def run_foreground(command: list[str], env: dict[str, str]) -> int:
-    """Run a child, forwarding Ctrl-C/SIGTERM to it so it shuts down warm."""
-    child = subprocess.Popen(command, env=env)
-
-    def forward(signum, _frame):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return child.wait()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+def _start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # Its own process group: Ctrl-C reaches only the supervisor, which stops the parts in order.
+    return subprocess.Popen(command, env=env, start_new_session=True)
 
 
 @main.command()
@@ -286,25 +300,38 @@ def run_foreground(command: list[str], env: dict[str, str]) -> int:
               help="Worker processes (prefork).")
 @click.option("--loglevel", default="info", show_default=True)
 def run(config_path: str, concurrency: int, loglevel: str) -> None:
-    """Worker and beat in one process tree, for a single machine.
+    """Worker and beat (and, without redis_url, an embedded redis-server) for a single machine,
+    supervised: whatever dies is restarted. Ends on Ctrl-C/SIGTERM (exit 0) or a crash loop."""
+    from pipeline.embedded import AlreadyRunning, EmbeddedRedis, RunLock  # noqa: PLC0415
+    from pipeline.supervisor import Part, Supervisor  # noqa: PLC0415
 
-    Without redis_url in the config, starts an embedded redis-server under ./.trailpipe/.
-    """
     config = _load(config_path)
-    env = dict(os.environ, TRAILPIPE_CONFIG=str(Path(config_path).resolve()))
-    STATE_DIR.mkdir(exist_ok=True)
-    server = None
-    if config.redis_url is None and not os.environ.get("TRAILPIPE_REDIS_URL"):
-        server = RedisServer(STATE_DIR / "redis").start()
-        env["TRAILPIPE_REDIS_URL"] = server.url
-        click.echo(f"embedded redis-server on 127.0.0.1:{server.port}, data in {server.directory}")
+    state_dir = config.state_path
+    env = dict(os.environ, TRAILPIPE_CONFIG=str(Path(config_path).resolve()),
+               TRAILPIPE_STATE_DIR=str(state_dir.resolve()))
+    say = lambda text: click.echo(f"trailpipe run: {text}", err=True)  # noqa: E731
     try:
-        code = run_foreground(celery_command(
-            "worker", "-B", "--concurrency", str(concurrency), "--loglevel", loglevel,
-            "--schedule", str(STATE_DIR / "celerybeat-schedule")), env)
+        lock = RunLock(state_dir).acquire()
+    except AlreadyRunning as exc:
+        say(str(exc))
+        sys.exit(2)
+    parts = []
+    if config.uses_embedded_redis:
+        embedded = EmbeddedRedis(state_dir)
+        parts.append(Part("redis-server", lambda: embedded.start().process,
+                          lambda _process: embedded.stop()))
+        say(f"embedded redis-server on 127.0.0.1:{embedded.server.port} (password in "
+            f"{embedded.folder}/password), data in {embedded.folder}")
+    stop_celery = lambda process: stop_process(process, timeout=45)  # noqa: E731  (soft shutdown: 30 s)
+    parts.append(Part("worker", lambda: _start_child(celery_command(
+        "worker", "--concurrency", str(concurrency), "--loglevel", loglevel), env), stop_celery))
+    parts.append(Part("beat", lambda: _start_child(celery_command(
+        "beat", "--loglevel", loglevel, "--schedule", str(state_dir / "celerybeat-schedule")), env),
+        stop_celery))
+    try:
+        code = Supervisor(parts, say=say).run()
     finally:
-        if server:
-            server.stop()
+        lock.release()
     sys.exit(code)
 
 
