@@ -58,3 +58,9 @@ class Runtime:
                 client = self._s3_clients[source.identifier] = make_client(source)
                 count_s3_requests(client, self.state, source.identifier)
             return client
+
+    def forget_s3(self, source: Source) -> None:
+        """Drop the source's client after a configuration error: the next try builds it anew, so
+        a fixed secret file, certificate or proxy password is picked up without a restart."""
+        with self._lock:
+            self._s3_clients.pop(source.identifier, None)

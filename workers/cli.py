@@ -77,6 +77,50 @@ def validate(config_path: str) -> None:
 @main.command()
 @config_option
 @click.argument("identifier", required=False)
+def check(config_path: str, identifier: str | None) -> None:
+    """Test each source, step by step, as QRadar's "Test" button does; changes nothing.
+
+    Exit 0 when every source passes, 1 otherwise."""
+    from pipeline.check import check_source  # noqa: PLC0415
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"[FAIL] config valid: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            click.echo(f"       {escape(problem)}")
+        sys.exit(1)
+    if identifier and identifier not in {s.identifier for s in config.sources}:
+        raise click.UsageError(f"no source with identifier {identifier!r}")
+    failed = 0
+    for source in config.sources:
+        if identifier and source.identifier != identifier:
+            continue
+        result = check_source(source)
+        click.echo(f"source {source.identifier}: s3://{source.bucket} prefix {source.directory_prefix!r}")
+        for step in result.steps:
+            if step.ok:
+                click.echo(f"  [ok]   {step.name}" + (f": {escape(step.detail)}" if step.detail else ""))
+            else:
+                click.echo(f"  [FAIL] {step.name}: {step.error_class}: {escape(step.detail)}"
+                           + (f"\n         hint: {step.hint}" if step.hint else ""))
+        if result.sample is not None:
+            click.echo("  sample event fields: " + escape(json.dumps(
+                {k: v for k, v in result.sample.items() if k != "event"}, sort_keys=True)))
+            click.echo("  event: " + escape(str(result.sample.get("event", ""))[:400]))
+        click.echo(f"  => {'PASS' if result.ok else 'FAIL'}")
+        failed += not result.ok
+    sys.exit(1 if failed else 0)
+
+
+def escape(text: str) -> str:
+    """Control characters (from S3 keys, records, error messages) shown, never interpreted."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in text)
+
+
+@main.command()
+@config_option
+@click.argument("identifier", required=False)
 def discover(config_path: str, identifier: str | None) -> None:
     """Enqueue a discovery now, of one source or of all."""
     config = _open(config_path)
@@ -108,18 +152,27 @@ def status(config_path: str, as_json: bool) -> None:
                               indent=2))
         return
     for row in rows:
+        health = row["health"]
         click.echo(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
+        if health["state"] == "failing":
+            click.echo(f"  health: FAILING since {health['since']}: {health['message']}")
+        else:
+            click.echo(f"  health: {health['state']} (last success {health['last_success'] or '-'})")
         if len(row["partitions"]) > 1:
             for partition, marker in sorted(row["partitions"].items()):
                 click.echo(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
         click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
                    f"failed={row['objects_failed']} pending={row['objects_pending']}  "
                    f"events emitted={row['events_emitted']}")
-        lag = row["marker_lag_seconds"]
+        seconds = lambda value: "-" if value is None else f"{value:.0f}s"  # noqa: E731
         requests = ", ".join(f"{op}={n}" for op, n in sorted(row["s3_requests"].items())) or "none"
-        click.echo(f"  marker lag={'-' if lag is None else f'{lag:.0f}s'}  discoveries={row['discoveries']} "
+        click.echo(f"  {'caught up' if row['caught_up'] else 'behind'}: ingest lag="
+                   f"{seconds(row['ingest_lag_seconds'])}, newest file delivered "
+                   f"{seconds(row['newest_object_age_seconds'])} ago  discoveries={row['discoveries']} "
                    f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
         click.echo(f"  S3 requests: {requests} (~${row['s3_estimated_cost_usd']:.4f})")
+        if row["errors"]:
+            click.echo("  errors: " + ", ".join(f"{name}={n}" for name, n in sorted(row["errors"].items())))
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
 
 

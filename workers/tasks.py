@@ -62,6 +62,8 @@ def discover(self, source_id: str) -> dict:
     source = rt.source(source_id)
     try:
         result = discover_source(source, rt.state, rt.s3(source), enqueue_ingest, owner=self.request.id or "")
+        if result.error:
+            rt.forget_s3(source)  # the next recurrence tries with what the user has fixed
     except Retry:
         raise
     except Exception as exc:  # noqa: BLE001  (configuration errors are handled inside; the rest retry)
@@ -107,6 +109,7 @@ def ingest_object(self, source_id: str, key: str) -> dict:
                 # The source is wrong, not the object: it waits (no retry burnt) and the sweep
                 # enqueues it again once a discovery has found the source ok.
                 rt.state.release(source_id, key, retry_in_seconds=source.recurrence_seconds)
+                rt.forget_s3(source)
                 rt.state.set_health(source_id, False, verdict.error_class, verdict.description)
                 log.error("object source=%s key=%s waits, the source is failing: %s",
                           source_id, key, verdict.description)
