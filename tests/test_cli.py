@@ -126,3 +126,7 @@ def test_demo_runs_headless_to_its_end(tmp_path):
     assert "demo complete" in out
     assert "digest-must-not-be-emitted" not in out
     assert (tmp_path / ".trailpipe" / "demo" / "worker.log").exists()
+    # It says how to look at the results afterwards, and that works once it has stopped.
+    assert "trailpipe status -c .trailpipe/demo/config.yaml" in out
+    status = cli("status", "-c", ".trailpipe/demo/config.yaml", cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert status.returncode == 0 and f"events emitted={match.group(1)}" in status.stdout, status.stderr
