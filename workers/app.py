@@ -44,7 +44,7 @@ app.conf.update(
     # processes may run; one schedules, the others wait to take over.
     beat_scheduler="redbeat.RedBeatScheduler",
     beat_max_loop_interval=30,
-    redbeat_lock_timeout=90,  # a dead beat's lock expires after this; a standby then takes over
+    redbeat_lock_timeout=60,  # a dead beat's lock expires after this (2 loops); a standby then takes over
 )
 
 
@@ -107,8 +107,9 @@ def current_config() -> Config:
 
 def _is_celery_command() -> bool:
     """``celery -A workers.app worker|beat|flower ...`` (not an import by the CLI or the tests)."""
-    program = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return program == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py"))
+    if not sys.argv or "--help" in sys.argv or "-h" in sys.argv:
+        return False  # asking how to use it needs no config
+    return os.path.basename(sys.argv[0]) == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py"))
 
 
 if os.environ.get(CONFIG_ENV):
