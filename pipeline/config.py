@@ -327,7 +327,13 @@ class Config(_Strict):
     # How long a done/failed object is remembered: at least each source's lookback plus an hour,
     # as only keys inside the lookback window are listed again (so state stays bounded).
     state_retention: str = "1D"
-    requeue_after_seconds: int = Field(default=900, ge=60)  # re-enqueue claims not finished by then
+    requeue_after_seconds: int = Field(default=900, ge=60)  # re-enqueue claims not started by then
+    # Fast failover: a runner beats every heartbeat_timeout/4; silent for heartbeat_timeout, its
+    # object is enqueued again by the sweep, which runs every sweep_interval.
+    heartbeat_timeout_seconds: int = Field(default=60, ge=10)
+    sweep_interval_seconds: int = Field(default=30, ge=5)
+    # Where `trailpipe run` keeps the embedded redis-server (data, password, address) and its lock.
+    state_dir: str = ".trailpipe"
     max_attempts: int = Field(default=5, ge=1)  # deliveries of one object that died mid-way
     visibility_timeout_seconds: int = Field(default=7200, ge=60)  # > the longest task
     stream_high_watermark: int | None = Field(default=None, ge=1)  # emission waits above this length
@@ -359,12 +365,29 @@ class Config(_Strict):
                 return source
         raise KeyError(f"no source with identifier {identifier!r}")
 
+    @property
+    def state_path(self) -> Path:
+        return Path(os.environ.get("TRAILPIPE_STATE_DIR") or self.state_dir)
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return self.redis_url is None and not os.environ.get("TRAILPIPE_REDIS_URL")
+
     def redis_url_value(self) -> str:
         override = os.environ.get("TRAILPIPE_REDIS_URL")
         if override:
             return override
         if self.redis_url is None:
-            raise ConfigError(["redis_url: not set (trailpipe run starts an embedded redis-server)"])
+            # The embedded redis-server of `trailpipe run` records its address (and password)
+            # in the state folder, readable by this user only.
+            from pipeline.embedded import embedded_url  # noqa: PLC0415  (avoids an import cycle)
+
+            url = embedded_url(self.state_path)
+            if url is None:
+                raise ConfigError([
+                    f"redis_url: not set, and no embedded redis-server is recorded in {str(self.state_path)!r}: "
+                    "start `trailpipe run` with this config (from this folder), or set redis_url"])
+            return url
         return self.redis_url.get_secret_value()
 
     def broker_url_value(self) -> str:

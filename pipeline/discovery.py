@@ -9,9 +9,14 @@ the markers.
   so files that land late behind the marker are found; keys already claimed are skipped
   (object records live ``state_retention``, which covers the lookback window).
 - Order per page: claim -> enqueue -> advance marker. The worst a crash can do is leave a claim
-  without its task; it stays in the source's pending set, which every discovery sweeps first:
-  claims older than ``requeue_after_seconds`` and not finished are enqueued again. A duplicate
-  enqueue is harmless: the object's checkpoint lets only one task emit each record.
+  without its task; it stays in the source's pending set, which the sweep (``sweep``: after each
+  discovery and every ``sweep_interval_seconds``) reads: objects past their deadline (a claim
+  never started after ``requeue_after_seconds``, a runner silent for ``heartbeat_timeout_seconds``)
+  are enqueued again. A duplicate enqueue is harmless: the object's checkpoint lets only one
+  task emit each record.
+- Health: a configuration error (pipeline.policy) marks the source failing with its cause and a
+  hint and ends the discovery (no retries: the next recurrence tries again); a discovery that
+  lists every partition marks it ok.
 """
 from __future__ import annotations
 
@@ -22,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from pipeline.config import Source
-from pipeline.layout import start_after
+from pipeline.layout import delivery_time, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
+from pipeline.policy import ErrorKind, classify
 from pipeline.state import StateStore, now_ms
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,7 @@ class DiscoveryResult:
     skipped: int = 0
     markers_cleared: bool = False
     lost_lease: bool = False
+    error: str = ""  # a configuration error that marked the source failing
     list_requests: int = 0
     seconds: float = 0.0
     markers: dict[str, str] = field(default_factory=dict)
@@ -84,9 +91,6 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         log.info("discovery of %s skipped: another discovery holds the lease", sid)
         return result
     try:
-        for key in state.sweep_pending(sid):
-            enqueue(sid, key)
-            result.requeued += 1
         prefix = source.list_prefix
         result.markers_cleared = state.reset_markers(sid, token, prefix)
         if result.markers_cleared:
@@ -105,6 +109,18 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
                 result.lost_lease = True
                 break
         state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
+        if state.set_health(sid, True):
+            log.info("source %s is ok again", sid)
+        result.requeued = sweep(source, state, enqueue, healthy=True)
+    except Exception as exc:
+        verdict = classify(exc)
+        if verdict.kind is not ErrorKind.CONFIGURATION:
+            raise  # the task's retry policy decides
+        state.set_health(sid, False, verdict.error_class, verdict.description)
+        state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
+        result.error = verdict.description
+        log.error("source %s is failing: %s", sid, verdict.description,
+                  extra={"source": sid, "error_class": verdict.error_class})
     finally:
         state.release_lease(sid, token)
         result.seconds = time.monotonic() - started
@@ -128,6 +144,9 @@ def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue,
             continue
         result.listed += len(page)
         wanted = [obj.key for obj in page if is_wanted(source, obj)]
+        newest_delivery = delivery_time(wanted[-1]) if wanted else None  # keys sort by delivery time
+        if newest_delivery is not None:
+            state.note_listed(sid, int(newest_delivery.timestamp() * 1000))
         result.skipped += len(page) - len(wanted)
         for key in state.claim_many(sid, wanted, token):
             enqueue(sid, key)
@@ -141,3 +160,20 @@ def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue,
     if marker:
         result.markers[partition] = marker
     return True
+
+
+def sweep(source: Source, state: StateStore, enqueue: Enqueue, healthy: bool | None = None) -> int:
+    """Enqueue again the source's unfinished objects past their pending deadline; returns how
+    many. A failing source's objects wait: they would only meet the same error again."""
+    sid = source.identifier
+    if healthy is None:
+        healthy = state.health(sid).get("state") != "failing"
+    if not healthy:
+        return 0
+    requeued = 0
+    for key in state.sweep_pending(sid):
+        enqueue(sid, key)
+        requeued += 1
+    if requeued:
+        log.info("sweep of %s enqueued %d unfinished object(s) again", sid, requeued)
+    return requeued

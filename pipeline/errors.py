@@ -1,8 +1,8 @@
 """Error classes that decide what happens to an object.
 
 ``BadObject`` is permanent: retrying cannot fix a corrupt file, so the object is
-dead-lettered with the reason. Anything else that escapes ingest is treated as transient
-and left to the task's retry policy.
+dead-lettered with the reason. What every other error means is decided in one place,
+``pipeline.policy.classify``.
 """
 
 
@@ -17,6 +17,10 @@ class BadObject(TrailpipeError):
         super().__init__(reason)
         self.reason = reason
         self.error_class = error_class
+
+
+class Backpressure(TrailpipeError):
+    """The stream stayed above its high watermark: try again later (transient, nothing lost)."""
 
 
 class ConfigError(TrailpipeError):

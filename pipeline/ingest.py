@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from itertools import islice
 
@@ -18,21 +19,18 @@ from botocore.exceptions import ClientError
 
 from pipeline.config import Source
 from pipeline.emitter import entry_fields, is_excluded
-from pipeline.errors import BadObject, TrailpipeError
+from pipeline.errors import Backpressure, BadObject
+from pipeline.heartbeat import Heartbeat
 from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
 from pipeline.parser import iter_records
+from pipeline.policy import ErrorKind, classify
 from pipeline.state import StateStore
 
 log = logging.getLogger(__name__)
 
-# S3 answers that retrying the same request can never fix.
-PERMANENT_S3_ERRORS = {"NoSuchKey", "AccessDenied", "InvalidObjectState", "NoSuchBucket", "404", "403"}
 BACKPRESSURE_POLL_SECONDS = 0.5
-
-
-class Backpressure(TrailpipeError):
-    """The stream stayed above its high watermark: try again later (transient, nothing lost)."""
+__all__ = ["Backpressure", "IngestLimits", "IngestResult", "ingest_object"]
 
 
 @dataclass
@@ -59,10 +57,11 @@ def open_object(s3, source: Source, key: str):
     try:
         response = s3.get_object(Bucket=source.bucket, Key=key)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in PERMANENT_S3_ERRORS:
-            message = exc.response.get("Error", {}).get("Message", "") or code
-            raise BadObject(f"S3 GetObject failed: {code}: {message}", code) from None
+        verdict = classify(exc)
+        if verdict.kind is ErrorKind.PERMANENT:
+            hint = f"; {verdict.hint}" if verdict.hint else ""
+            raise BadObject(f"S3 GetObject failed: {verdict.error_class}: {verdict.message}{hint}",
+                            verdict.error_class) from None
         raise
     size = int(response.get("ContentLength") or 0)
     if size > source.max_object_bytes:
@@ -99,9 +98,25 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
                   limits: IngestLimits = IngestLimits()) -> IngestResult:
     started = time.monotonic()
     sid = source.identifier
-    start = state.begin(sid, key)
+    runner = uuid.uuid4().hex
+    start = state.begin(sid, key, runner)
     if start.finished:
         return IngestResult(sid, key, "skipped", seconds=time.monotonic() - started)
+    with Heartbeat(lambda: state.heartbeat(sid, key, runner), state.heartbeat_timeout_ms / 4000,
+                   name=f"heartbeat {key}"):
+        result = _ingest_started(source, key, state, s3, limits, start)
+    result.seconds = time.monotonic() - started
+    log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
+             sid, key, result.outcome, result.records, result.events, result.seconds,
+             f" reason={result.reason}" if result.reason else "",
+             extra={"source": sid, "key": key, "outcome": result.outcome, "records": result.records,
+                    "events": result.events, "duration": round(result.seconds, 3), "reason": result.reason})
+    return result
+
+
+def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: IngestLimits,
+                    start) -> IngestResult:
+    sid = source.identifier
     result = IngestResult(sid, key, "done")
     checkpoint = start.checkpoint
     try:
@@ -145,10 +160,4 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
             reason += f" (the {checkpoint} records before it were emitted)"
         state.fail(sid, key, exc.error_class, reason)
         result.outcome, result.reason = "failed", f"{exc.error_class}: {reason}"
-    result.seconds = time.monotonic() - started
-    log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
-             sid, key, result.outcome, result.records, result.events, result.seconds,
-             f" reason={result.reason}" if result.reason else "",
-             extra={"source": sid, "key": key, "outcome": result.outcome, "records": result.records,
-                    "events": result.events, "duration": round(result.seconds, 3), "reason": result.reason})
     return result

@@ -14,15 +14,20 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               written), attempts, claimed_at, token, error; expires
                               state_retention after done/failed
   P:src:S:throttle      string  GCRA theoretical arrival time (ms) of the fleet-wide EPS throttle
-  P:src:S:newest_done   zset  member "delivered" scored by the newest delivery time (ms) of an
-                              object done (ZADD GT: an atomic max), for the marker lag
-  P:src:S:pending       zset  keys claimed and not yet done/failed, scored by claim (or last
-                              re-enqueue) time in ms: the sweeper's work list
+  P:src:S:newest_done   zset  "delivered": the newest delivery time (ms) of an object done;
+                              "listed": of an object listed (ZADD GT: atomic maxima), for the
+                              ingest lag
+  P:src:S:pending       zset  keys claimed and not yet done/failed, scored by their deadline (ms):
+                              claim + requeue_after, or the runner's last heartbeat + heartbeat
+                              timeout; past it, the sweep enqueues the object again
+  P:src:S:health        hash  state (ok|failing), error_class, message (with a hint), since,
+                              last_success, last_error_at
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
                               dead-lettered), objects_dead_lettered (ever), objects_retried,
                               events_emitted, discoveries, last_discovery_at,
                               last_discovery_ms, discovery_ms_total, throttle_wait_ms,
-                              s3_requests.<Operation> (HTTP requests sent, retries too);
+                              s3_requests.<Operation> (HTTP requests sent, retries too),
+                              errors.<ErrorClass> (errors met, by class);
                               the notification consumer's (see NOTIFICATION_STATS below)
   P:src:S:notify_error  string  the last error of the source's notification consumer, with a
                               hint (expires after an hour)
@@ -93,6 +98,9 @@ class Keys:
 
     def stats(self, source: str) -> str:
         return f"{self._source(source)}:stats"
+
+    def health(self, source: str) -> str:
+        return f"{self._source(source)}:health"
 
     def notify_error(self, source: str) -> str:
         return f"{self._source(source)}:notify_error"

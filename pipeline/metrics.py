@@ -19,6 +19,7 @@ from pipeline.state import StateStore, now_ms
 REQUEST_PRICE = {"ListObjectsV2": 0.005 / 1000, "ListObjects": 0.005 / 1000, "GetObject": 0.0004 / 1000,
                  "HeadObject": 0.0004 / 1000}
 S3_PREFIX = "s3_requests."
+ERRORS_PREFIX = "errors."
 
 
 def count_s3_requests(client, state: StateStore, source: str) -> None:
@@ -82,17 +83,51 @@ def notification_metrics(stats: dict[str, int]) -> dict:
     }
 
 
-def marker_lag_seconds(newest_delivered_ms: int | None, now: datetime | None = None) -> float | None:
-    """now - delivery time of the newest object done (None before any carries a delivery time)."""
-    if newest_delivered_ms is None:
-        return None
-    return (now or datetime.now(timezone.utc)).timestamp() - newest_delivered_ms / 1000
+def _age(ms: int | None, now: float) -> float | None:
+    return None if ms is None else max(0.0, now - ms / 1000)
+
+
+def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
+        now: datetime | None = None) -> dict:
+    """What users alert on, and nothing that grows on a quiet, caught-up source:
+
+    - ``newest_object_age_seconds``: since the newest log file listed was delivered (a trail that
+      stopped delivering, or a discovery that stopped listing, makes it grow);
+    - ``ingest_lag_seconds``: how far ingestion trails delivery: newest listed minus newest done
+      (0 when caught up);
+    - ``caught_up``: nothing pending and the newest file listed is ingested.
+    """
+    at = (now or datetime.now(timezone.utc)).timestamp()
+    caught_up = pending == 0 and (newest_listed_ms is None or (newest_done_ms or 0) >= newest_listed_ms)
+    if caught_up:
+        ingest_lag: float | None = 0.0
+    elif newest_listed_ms is None:
+        ingest_lag = None  # objects pending, none with a CloudTrail delivery time
+    elif newest_done_ms is None:
+        ingest_lag = _age(newest_listed_ms, at)  # nothing done yet
+    else:
+        ingest_lag = max(0.0, (newest_listed_ms - newest_done_ms) / 1000)
+    return {"newest_object_age_seconds": _age(newest_listed_ms, at),
+            "newest_ingested_age_seconds": _age(newest_done_ms, at),
+            "ingest_lag_seconds": ingest_lag, "caught_up": caught_up}
+
+
+def health_view(raw: dict[str, str]) -> dict:
+    """The source's health as ``status --json`` shows it (times as ISO 8601 UTC)."""
+    def iso(ms: str | None) -> str | None:
+        return None if not ms else datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat()
+
+    return {"state": raw.get("state", "unknown"), "error_class": raw.get("error_class"),
+            "message": raw.get("message"), "since": iso(raw.get("since")),
+            "last_success": iso(raw.get("last_success"))}
 
 
 def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
     stats = state.stats(source_id)
     markers = state.markers(source_id) if state.marker_prefix(source_id) == prefix else {}
     requests = {k.removeprefix(S3_PREFIX): v for k, v in stats.items() if k.startswith(S3_PREFIX)}
+    errors = {k.removeprefix(ERRORS_PREFIX): v for k, v in stats.items() if k.startswith(ERRORS_PREFIX)}
+    pending = state.pending_count(source_id)
     return {
         "source": source_id,
         "marker": max(markers.values(), default=""),
@@ -103,8 +138,10 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "objects_failed": stats.get("objects_failed", 0),
         "objects_dead_lettered": stats.get("objects_dead_lettered", 0),
         "objects_retried": stats.get("objects_retried", 0),
-        "objects_pending": state.pending_count(source_id),
-        "marker_lag_seconds": marker_lag_seconds(state.newest_delivered_ms(source_id)),
+        "objects_pending": pending,
+        "health": health_view(state.health(source_id)),
+        "errors": errors,
+        **lag(state.newest_listed_ms(source_id), state.newest_delivered_ms(source_id), pending),
         "discoveries": stats.get("discoveries", 0),
         "last_discovery_at": stats.get("last_discovery_at"),
         "last_discovery_seconds": stats.get("last_discovery_ms", 0) / 1000,
@@ -131,6 +168,8 @@ class TrailpipeCollector(Collector):
         config = self.runtime.config
         state = self.runtime.state
         rows = [source_metrics(state, s.identifier, s.list_prefix) for s in config.sources]
+        for row in rows:
+            row["up"] = 0 if row["health"]["state"] == "failing" else 1
 
         def family(kind, name, doc, field, scale=1.0):
             metric = kind(f"trailpipe_{name}", doc, labels=["source"])
@@ -145,8 +184,23 @@ class TrailpipeCollector(Collector):
         yield family(CounterMetricFamily, "objects_dead_lettered", "Objects dead-lettered", "objects_dead_lettered")
         yield family(GaugeMetricFamily, "objects_failed", "Objects in the dead-letter stream now", "objects_failed")
         yield family(GaugeMetricFamily, "objects_pending", "Objects claimed and not finished", "objects_pending")
-        yield family(GaugeMetricFamily, "marker_lag_seconds",
-                     "Now minus the delivery time of the newest object done", "marker_lag_seconds")
+        yield family(GaugeMetricFamily, "newest_object_age_seconds",
+                     "Since the newest log file listed was delivered", "newest_object_age_seconds")
+        yield family(GaugeMetricFamily, "ingest_lag_seconds",
+                     "How far ingestion trails delivery (0 when caught up)", "ingest_lag_seconds")
+        yield family(GaugeMetricFamily, "caught_up", "1 when every file listed is ingested", "caught_up")
+        yield family(GaugeMetricFamily, "source_up", "1 when the source is ok, 0 when failing", "up")
+        last = GaugeMetricFamily("trailpipe_last_discovery_timestamp_seconds",
+                                 "When the last discovery ended (alert on a stalled schedule)", labels=["source"])
+        errors = CounterMetricFamily("trailpipe_source_errors", "Errors met, by class",
+                                     labels=["source", "error_class"])
+        for row in rows:
+            if row["last_discovery_at"]:
+                last.add_metric([row["source"]], row["last_discovery_at"] / 1000)
+            for error_class, count in sorted(row["errors"].items()):
+                errors.add_metric([row["source"], error_class], count)
+        yield last
+        yield errors
         yield family(GaugeMetricFamily, "last_discovery_duration_seconds", "Duration of the last discovery",
                      "last_discovery_seconds")
         yield family(CounterMetricFamily, "discovery_duration_seconds", "Time spent in discoveries",

@@ -41,6 +41,7 @@ class Runtime:
             retention_seconds=self.config.state_retention_seconds,
             requeue_after_seconds=self.config.requeue_after_seconds,
             stream_maxlen=self.config.stream_maxlen or 0,
+            heartbeat_timeout_seconds=self.config.heartbeat_timeout_seconds,
         )
 
     @cached_property
@@ -59,6 +60,12 @@ class Runtime:
                 count_s3_requests(client, self.state, source.identifier)
             return client
 
+    def forget_s3(self, source: Source) -> None:
+        """Drop the source's client after a configuration error: the next try builds it anew, so
+        a fixed secret file, certificate or proxy password is picked up without a restart."""
+        with self._lock:
+            self._s3_clients.pop(source.identifier, None)
+
     def sqs(self, source: Source):
         """The client of the source's notification queue (``sqs``), made once per process."""
         with self._lock:
@@ -66,3 +73,8 @@ class Runtime:
             if client is None:
                 client = self._sqs_clients[source.identifier] = make_sqs_client(source)
             return client
+
+    def forget_sqs(self, source: Source) -> None:
+        """Drop the queue's client after SQS refused it: a fixed secret or policy is picked up."""
+        with self._lock:
+            self._sqs_clients.pop(source.identifier, None)

@@ -15,7 +15,7 @@ Per message, in this order (the order is the invariant):
      listing or an earlier notification, is skipped, so a duplicate notification is harmless;
   4. enqueue one ingest per new claim;
   5. only then delete the message. A claim whose enqueue was lost stays in the source's
-     pending set, which this consumer and discovery sweep.
+     pending set, which the sweep (discovery, and the sweep task) enqueues again.
 A message whose step 3 or 4 failed (Redis or the broker away) is not deleted: it comes back
 after its visibility timeout, and after the queue's maxReceiveCount its redrive policy moves it
 to the dead-letter queue. The consumer never deletes a message for having been received N
@@ -62,9 +62,9 @@ class ConsumeResult:
     received: int = 0
     deleted: int = 0
     enqueued: int = 0
-    requeued: int = 0
     extended: int = 0
     errors: int = 0
+    receive_failed: bool = False  # SQS refused or was unreachable: the caller may rebuild its client
     kinds: dict[str, int] = field(default_factory=dict)
     ignored: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -228,7 +228,7 @@ def _ignore(counts: _Counts, kind: str, amount: int = 1, source: str | None = No
 
 def hint(exc: BaseException, step: str = "") -> str:
     """What to do about a consumer error, for the log and `trailpipe status`."""
-    if step in ("claim/enqueue", "pending sweep"):
+    if step in ("claim/enqueue", "Redis"):
         return ("Redis or the Celery broker was not reachable; the message stays in the queue and is "
                 "received again")
     code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
@@ -250,14 +250,11 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
     counts = _Counts(state, owner.identifier, result)
     queue_url = owner.sqs.queue_url
     try:
-        for source in sources:  # a claim whose enqueue was lost is not left for the next listing
-            for key in state.sweep_pending(source.identifier):
-                enqueue(source.identifier, key)
-                result.requeued += 1
-    except Exception as exc:  # noqa: BLE001
-        # Redis or the broker is away: receiving now would only spend the messages' receive
-        # counts (and push them toward the dead-letter queue) without claiming anything.
-        note_error(state, owner.identifier, exc, "pending sweep", counts)
+        state.redis.ping()
+    except redis.RedisError as exc:
+        # Receiving now would only spend the messages' receive counts (and push them toward
+        # the dead-letter queue) without claiming anything.
+        note_error(state, owner.identifier, exc, "Redis", counts)
         result.seconds = time.monotonic() - started
         return result
 
@@ -276,6 +273,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
                     AttributeNames=["SentTimestamp"])
             except (ClientError, BotoCoreError) as exc:
                 note_error(state, owner.identifier, exc, "ReceiveMessage", counts)
+                result.receive_failed = True
                 break
             messages = answer.get("Messages", [])
             if not messages:
@@ -296,9 +294,9 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
             if len(done) < len(messages):
                 break  # Redis or the broker is failing: receiving more would only spend receive counts
     result.seconds = time.monotonic() - started
-    log.info("notifications of %s: received=%d deleted=%d enqueued=%d requeued=%d ignored=%s "
-             "extended=%d errors=%d in %.1fs", owner.identifier, result.received, result.deleted,
-             result.enqueued, result.requeued, result.ignored, result.extended,
+    log.info("notifications of %s: received=%d deleted=%d enqueued=%d ignored=%s extended=%d "
+             "errors=%d in %.1fs", owner.identifier, result.received, result.deleted,
+             result.enqueued, result.ignored, result.extended,
              result.errors, result.seconds)
     return result
 

@@ -15,6 +15,7 @@ from typing import Iterable, Mapping
 import redis
 
 from pipeline.keys import Keys
+from pipeline.status import TERMINAL_STATUSES, Status, lua_constants
 
 SCRIPT_NAMES = (
     "acquire_lease",
@@ -30,11 +31,15 @@ SCRIPT_NAMES = (
     "release_object",
     "retry_object",
     "throttle",
+    "heartbeat_object",
+    "set_health",
 )
 
 
 def _load_script(name: str) -> str:
-    return resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The script's text, headed by the object states (``STATUS_DONE`` ...) from ``Status``."""
+    text = resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return lua_constants() + text
 
 
 def now_ms() -> int:
@@ -45,13 +50,13 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class ObjectStart:
-    state: str  # processing | done | failed
+    state: Status  # processing, or a terminal state (nothing to do)
     checkpoint: int  # records of the object already handled
     attempts: int
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed")
+        return self.state in TERMINAL_STATUSES
 
 
 class StateStore:
@@ -59,13 +64,15 @@ class StateStore:
 
     def __init__(self, client: redis.Redis, keys: Keys, *, events_stream: str,
                  deadletter_stream: str, retention_seconds: int = 7 * 86400,
-                 requeue_after_seconds: int = 3600, stream_maxlen: int = 0):
+                 requeue_after_seconds: int = 3600, stream_maxlen: int = 0,
+                 heartbeat_timeout_seconds: int = 60):
         self.redis = client
         self.keys = keys
         self.events_stream = events_stream
         self.deadletter_stream = deadletter_stream
         self.retention_seconds = retention_seconds
         self.requeue_after_ms = requeue_after_seconds * 1000
+        self.heartbeat_timeout_ms = heartbeat_timeout_seconds * 1000
         self.stream_maxlen = stream_maxlen
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
 
@@ -135,23 +142,33 @@ class StateStore:
         for key in keys:
             self._scripts["claim_object"](
                 keys=[self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source)],
-                args=[now, token, key], client=pipe)
+                args=[now, token, key, self.requeue_after_ms], client=pipe)
         return [key for key, claimed in zip(keys, pipe.execute()) if claimed]
 
     def sweep_pending(self, source: str, limit: int = 1000) -> list[str]:
-        """Objects claimed more than ``requeue_after`` ago and not finished: enqueue them again."""
+        """Unfinished objects past their pending deadline (a claim never started, a runner whose
+        heartbeats stopped): re-armed for ``requeue_after``; the caller enqueues them again."""
         due = self._scripts["sweep_pending"](
-            keys=[self.keys.pending(source)], args=[now_ms(), self.requeue_after_ms, limit])
+            keys=[self.keys.pending(source)],
+            args=[now_ms(), self.requeue_after_ms, limit, self.keys.object(source, "")])
         return [key.decode() for key in due]
 
     def pending_count(self, source: str) -> int:
         return int(self.redis.zcard(self.keys.pending(source)))
 
-    def begin(self, source: str, key: str) -> ObjectStart:
+    def begin(self, source: str, key: str, runner: str = "") -> ObjectStart:
+        """Start (or resume) work on an object as ``runner``, who must then send heartbeats."""
         state, checkpoint, attempts = self._scripts["begin_object"](
-            keys=[self.keys.object(source, key)], args=[now_ms()])
-        return ObjectStart(state.decode() if isinstance(state, bytes) else state,
+            keys=[self.keys.object(source, key), self.keys.pending(source)],
+            args=[now_ms(), runner, self.heartbeat_timeout_ms, key])
+        return ObjectStart(Status(state.decode() if isinstance(state, bytes) else state),
                            int(checkpoint), int(attempts))
+
+    def heartbeat(self, source: str, key: str, runner: str) -> bool:
+        """``runner`` is alive and still on the object: push its pending deadline forward."""
+        return bool(self._scripts["heartbeat_object"](
+            keys=[self.keys.object(source, key), self.keys.pending(source)],
+            args=[now_ms(), runner, self.heartbeat_timeout_ms, key]))
 
     def commit_batch(self, source: str, key: str, expected: int, records: int,
                      entries: list[Mapping[str, str | bytes]], last: bool) -> tuple[bool, int]:
@@ -195,15 +212,20 @@ class StateStore:
                   self.keys.pending(source)],
             args=args))
 
-    def release(self, source: str, key: str) -> bool:
-        """Give the object back after a transient error: the retry does not count as a crash."""
-        return bool(self._scripts["release_object"](keys=[self.keys.object(source, key)]))
+    def release(self, source: str, key: str, retry_in_seconds: float = 0.0) -> bool:
+        """Give the object back after a transient error: the retry does not count as a crash.
+
+        Should the retry never come (its worker died holding it), the sweep enqueues the object
+        once ``retry_in_seconds`` plus the heartbeat timeout have passed."""
+        return bool(self._scripts["release_object"](
+            keys=[self.keys.object(source, key), self.keys.pending(source)],
+            args=[now_ms(), int(retry_in_seconds * 1000) + self.heartbeat_timeout_ms, key]))
 
     def retry_failed(self, source: str, key: str) -> bool:
         """Claim a dead-lettered object again (keeping its checkpoint); the caller enqueues it."""
         return bool(self._scripts["retry_object"](
             keys=[self.keys.object(source, key), self.keys.pending(source), self.keys.stats(source)],
-            args=[now_ms(), key]))
+            args=[now_ms(), key, self.requeue_after_ms]))
 
     def reserve_events(self, source: str, count: int, eps: int) -> float:
         """Reserve ``count`` events of the source's fleet-wide EPS budget; seconds to wait first."""
@@ -220,6 +242,29 @@ class StateStore:
     def newest_delivered_ms(self, source: str) -> int | None:
         score = self.redis.zscore(self.keys.newest_done(source), "delivered")
         return None if score is None else int(score)
+
+    def note_listed(self, source: str, delivered_ms: int) -> None:
+        """Remember the newest delivery time of an object listed (claimed or already known)."""
+        self.redis.zadd(self.keys.newest_done(source), {"listed": delivered_ms}, gt=True)
+
+    def newest_listed_ms(self, source: str) -> int | None:
+        score = self.redis.zscore(self.keys.newest_done(source), "listed")
+        return None if score is None else int(score)
+
+    # -- source health -----------------------------------------------------------------------
+    def set_health(self, source: str, healthy: bool, error_class: str = "", message: str = "") -> bool:
+        """Record the source as ok, or failing with the error's class and message (with a hint).
+        Returns True when the state changed."""
+        return bool(self._scripts["set_health"](
+            keys=[self.keys.health(source), self.keys.stats(source)],
+            args=["ok" if healthy else "failing", now_ms(), error_class, message]))
+
+    def count_error(self, source: str, error_class: str) -> None:
+        self.redis.hincrby(self.keys.stats(source), f"errors.{error_class}", 1)
+
+    def health(self, source: str) -> dict[str, str]:
+        raw = self.redis.hgetall(self.keys.health(source))
+        return {k.decode(): v.decode() for k, v in raw.items()}
 
     def stream_length(self) -> int:
         return int(self.redis.xlen(self.events_stream))

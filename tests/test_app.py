@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ def test_schedule_has_one_notification_consumer_per_queue(tmp_path, redis_server
     sources.append(source_dict(bucket, moto_endpoint, identifier="c"))  # listing only
     config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, sources))
     out = sync(config_path)
-    assert "consume:a: every 20S on trailpipe.us-east-1" in out and "consume:b" not in out
+    assert "consume:a: every 20s on trailpipe.us-east-1" in out and "consume:b" not in out
     assert entry_every(redis_client, "consume:a") == 20 and entry_every(redis_client, "discover:a") == 7200
     definition = json.loads(redis_client.hget("trailpipe:redbeat:consume:a", "definition"))
     assert definition["task"] == "trailpipe.consume_notifications" and definition["args"] == ["a"]
@@ -141,3 +142,21 @@ def test_json_log_format(tmp_path, redis_server, redis_client, moto_endpoint, s3
     assert {line["key"] for line in objects} == {key for key, _, _ in files}
     assert all(line["source"] == "jsonlogs" and line["records"] > 0 and "duration" in line for line in objects)
     assert any(line["message"].startswith("Task trailpipe.ingest_object") for line in lines)
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+def test_celery_without_a_config_fails_at_once_with_one_line(command, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("TRAILPIPE_CONFIG", "TRAILPIPE_REDIS_URL")}
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", command], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TRAILPIPE_CONFIG is not set" in lines[0], result.stderr
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [{identifier: x, bucket: B!}]\n")
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", command],
+                            env=dict(env, TRAILPIPE_CONFIG=str(bad)), cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    assert "source 'x' field 'bucket'" in result.stderr

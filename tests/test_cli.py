@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import orjson
+import psutil
 import pytest
 import redis
 
 from conftest import upload, REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
+from pipeline.embedded import embedded_url
 from pipeline.ingest import ingest_object
 
 CLI = [sys.executable, "-m", "workers.cli"]
@@ -61,26 +63,55 @@ def test_run_starts_embedded_redis_and_ingests(tmp_path, moto_endpoint, s3, buck
     files = shared_log_files()[:4]
     upload(s3, bucket, files)
     config_path = write_config(tmp_path / "c.yaml", {"sources": [source_dict(bucket, moto_endpoint)]})
-    env = {k: v for k, v in os.environ.items() if k != "TRAILPIPE_REDIS_URL"}
+    env = dict({k: v for k, v in os.environ.items() if k != "TRAILPIPE_REDIS_URL"}, PYTHONPATH=str(REPO))
     log = open(tmp_path / "run.log", "w+")
     process = subprocess.Popen([*CLI, "run", "-c", str(config_path), "--concurrency", "1"], cwd=tmp_path,
-                               stdout=log, stderr=subprocess.STDOUT, env=dict(env, PYTHONPATH=str(REPO)))
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    state = tmp_path / ".trailpipe"
     try:
-        port = wait_for(lambda: re.search(r"embedded redis-server on 127\.0\.0\.1:(\d+)",
-                                          (tmp_path / "run.log").read_text()), timeout=30,
-                        what="the embedded redis-server").group(1)
-        client = redis.Redis(port=int(port))
+        url = wait_for(lambda: embedded_url(state), timeout=30, what="the embedded redis-server")
+        client = redis.Redis.from_url(url)
         expected = sum(len(records) for _, _, records in files)
-        wait_for(lambda: client.xlen("trailpipe:events") == expected, timeout=60, what="all events")
-        assert (tmp_path / ".trailpipe" / "redis" / "redis.log").exists()
-        info = client.info("persistence")
-        assert info["aof_enabled"] == 1
+        wait_for(lambda: client.xlen("trailpipe:events") == expected, timeout=90, what="all events")
+        assert client.info("persistence")["aof_enabled"] == 1
+
+        # Every other command reaches the embedded server through the state folder.
+        status = cli("status", "-c", str(config_path), "--json", cwd=tmp_path, env=env)
+        assert status.returncode == 0, status.stderr
+        (row,) = json.loads(status.stdout)["sources"]
+        assert row["events_emitted"] == expected and row["health"]["state"] == "ok"
+        tail = cli("tail", "-c", str(config_path), "-n", "2", cwd=tmp_path, env=env)
+        assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 2, tail.stderr
+
+        # A second run in the same folder refuses to start, and leaves the first alone.
+        second = cli("run", "-c", str(config_path), cwd=tmp_path, env=env, timeout=60)
+        assert second.returncode != 0 and "one `trailpipe run` per state folder" in second.stderr
+        assert process.poll() is None and client.ping()
+
+        # Hardened: a password nobody passed on a command line, CONFIG/MODULE/DEBUG disabled,
+        # files of this user only.
+        port = client.connection_pool.connection_kwargs["port"]
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).xlen("trailpipe:events")
+        for command in ("CONFIG GET dir", "MODULE LIST", "DEBUG SLEEP 0"):
+            with pytest.raises(redis.ResponseError, match="unknown command"):
+                client.execute_command(command)
+        password = (state / "redis" / "password").read_text().strip()
+        for proc in psutil.process_iter(["cmdline"]):
+            assert password not in " ".join(proc.info["cmdline"] or [])
+        for path in (state / "redis").iterdir():
+            assert path.stat().st_mode & 0o077 == 0, path
+        assert state.stat().st_mode & 0o077 == 0
+
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) is not None
+        assert process.wait(timeout=60) == 0
     finally:
         stop_process(process)
     with pytest.raises(redis.ConnectionError):  # the embedded server stopped with it
-        redis.Redis(port=int(port), socket_connect_timeout=1).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    # Afterwards the read-only commands still show the results, from the data it left.
+    status = cli("status", "-c", str(config_path), cwd=tmp_path, env=env)
+    assert status.returncode == 0 and f"events emitted={expected}" in status.stdout, status.stderr
 
 
 @pytest.mark.slow
@@ -95,3 +126,7 @@ def test_demo_runs_headless_to_its_end(tmp_path):
     assert "demo complete" in out
     assert "digest-must-not-be-emitted" not in out
     assert (tmp_path / ".trailpipe" / "demo" / "worker.log").exists()
+    # It says how to look at the results afterwards, and that works once it has stopped.
+    assert "trailpipe status -c .trailpipe/demo/config.yaml" in out
+    status = cli("status", "-c", ".trailpipe/demo/config.yaml", cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert status.returncode == 0 and f"events emitted={match.group(1)}" in status.stdout, status.stderr

@@ -13,7 +13,7 @@ from conftest import upload, REPO, config_dict, shared_log_files, source_dict, s
 from pipeline.discovery import discover
 from pipeline.ingest import ingest_object
 from pipeline.layout import delivery_time
-from pipeline.metrics import marker_lag_seconds, note_notification_latency, notification_families, source_metrics
+from pipeline.metrics import lag, note_notification_latency, notification_families, source_metrics
 from pipeline.redis_server import free_port
 
 
@@ -23,11 +23,19 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
-def test_marker_lag():
-    now = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
-    delivered = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
-    assert marker_lag_seconds(int(delivered.timestamp() * 1000), now) == 3600
-    assert marker_lag_seconds(None, now) is None
+def test_lag_does_not_grow_on_a_quiet_caught_up_source():
+    ms = lambda hour: int(datetime(2026, 11, 1, hour, tzinfo=timezone.utc).timestamp() * 1000)  # noqa: E731
+    later = datetime(2026, 11, 1, 20, tzinfo=timezone.utc)
+    quiet = lag(ms(8), ms(8), pending=0, now=later)
+    assert quiet["caught_up"] and quiet["ingest_lag_seconds"] == 0
+    assert quiet["newest_object_age_seconds"] == 12 * 3600  # the trail's silence shows here, not as lag
+    behind = lag(ms(9), ms(7), pending=3, now=later)
+    assert not behind["caught_up"] and behind["ingest_lag_seconds"] == 2 * 3600
+    nothing_done = lag(ms(9), None, pending=1, now=later)
+    assert nothing_done["ingest_lag_seconds"] == 11 * 3600
+    assert lag(None, None, pending=0, now=later) == {"newest_object_age_seconds": None,
+                                                     "newest_ingested_age_seconds": None,
+                                                     "ingest_lag_seconds": 0.0, "caught_up": True}
 
 
 def test_notification_latency_histogram(make_runtime, bucket, redis_client, keys):
@@ -85,8 +93,12 @@ def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, re
         assert samples[("trailpipe_s3_estimated_cost_usd_total", src)] > 0
         assert samples[("trailpipe_stream_length", (("stream", "trailpipe:events"),))] == events
         newest = max(delivery_time(key) for key in queued)  # the data is from 2024
-        lag = samples[("trailpipe_marker_lag_seconds", src)]
-        assert abs(lag - (datetime.now(timezone.utc) - newest).total_seconds()) < 60
+        age = samples[("trailpipe_newest_object_age_seconds", src)]
+        assert abs(age - (datetime.now(timezone.utc) - newest).total_seconds()) < 60
+        assert samples[("trailpipe_ingest_lag_seconds", src)] == 0 and samples[("trailpipe_caught_up", src)] == 1
+        assert samples[("trailpipe_source_up", src)] == 1
+        assert abs(samples[("trailpipe_last_discovery_timestamp_seconds", src)]
+                   - datetime.now(timezone.utc).timestamp()) < 120
     finally:
         stop_process(server)
 
@@ -94,7 +106,9 @@ def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, re
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     (row,) = json.loads(result.stdout)["sources"]
     assert row["events_emitted"] == events and row["objects_done"] == 5
-    assert row["s3_requests"]["GetObject"] == 5 and row["marker_lag_seconds"] > 0
+    assert row["s3_requests"]["GetObject"] == 5 and row["caught_up"] and row["ingest_lag_seconds"] == 0
+    assert row["health"]["state"] == "ok" and row["health"]["last_success"]
+    assert set(row["health"]) == {"state", "error_class", "message", "since", "last_success"}
 
 
 def _try_scrape(port):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.keys import Keys
-from pipeline.state import StateStore
+from pipeline.state import StateStore, now_ms
+from pipeline.status import Status
 
 SRC = "s1"
 
@@ -157,3 +158,59 @@ def test_redelivered_discovery_takes_over_its_own_lease(state):
     assert not state.renew_lease(SRC, first, 60_000)
     assert state.renew_lease(SRC, again, 60_000)
     assert state.advance_marker(SRC, again, "p/", "", "p/a")
+
+
+def test_heartbeat_keeps_a_slow_object_from_the_sweep(redis_client, keys):
+    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
+                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state.claim(SRC, "slow", 1)
+    state.claim(SRC, "dead", 1)
+    state.begin(SRC, "slow", runner="r-slow")
+    state.begin(SRC, "dead", runner="r-dead")
+    # 11 s pass: the slow runner beats, the dead one does not.
+    for key in ("slow", "dead"):
+        redis_client.zincrby(keys.pending(SRC), -11_000, key)
+    assert state.heartbeat(SRC, "slow", "r-slow")
+    assert state.sweep_pending(SRC) == ["dead"]  # only the silent runner's object
+    assert state.object_state(SRC, "slow")["runner"] == "r-slow"
+    # The redelivered task takes over; the dead runner's late beat is refused.
+    assert state.begin(SRC, "dead", runner="r-new").attempts == 2
+    assert not state.heartbeat(SRC, "dead", "r-dead")
+    assert state.heartbeat(SRC, "dead", "r-new")
+
+
+def test_release_sets_the_deadline_of_its_retry_and_terminal_objects_leave_pending(redis_client, keys):
+    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
+                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state.claim(SRC, "k", 1)
+    state.begin(SRC, "k", runner="r")
+    before = now_ms()
+    assert state.release(SRC, "k", retry_in_seconds=300)
+    deadline = redis_client.zscore(keys.pending(SRC), "k")
+    assert before + 310_000 <= deadline <= now_ms() + 310_000  # the retry's time + the heartbeat timeout
+    assert state.object_state(SRC, "k")["state"] == Status.CLAIMED
+    redis_client.zadd(keys.pending(SRC), {"k": 0, "gone": 0})
+    redis_client.hset(keys.object(SRC, "gone"), "state", Status.DONE.value)
+    assert state.sweep_pending(SRC) == ["k"]
+    assert redis_client.zscore(keys.pending(SRC), "gone") is None
+
+
+def test_health_since_moves_only_when_the_state_changes(state):
+    assert state.set_health(SRC, False, "SignatureDoesNotMatch", "SignatureDoesNotMatch: x; check the secret")
+    first = state.health(SRC)
+    assert first["state"] == "failing" and first["error_class"] == "SignatureDoesNotMatch"
+    assert not state.set_health(SRC, False, "SignatureDoesNotMatch", "again")
+    assert state.health(SRC)["since"] == first["since"]
+    assert state.stats(SRC)["errors.SignatureDoesNotMatch"] == 2
+    assert state.set_health(SRC, True)
+    healthy = state.health(SRC)
+    assert healthy["state"] == "ok" and "error_class" not in healthy and healthy["last_success"]
+
+
+def test_lua_scripts_spell_states_only_through_the_status_enum():
+    from importlib import resources
+
+    for script in resources.files("pipeline").joinpath("lua").iterdir():
+        text = script.read_text()
+        for status in Status:
+            assert f"'{status.value}'" not in text, f"{script.name} spells {status.value!r}; use STATUS_{status.name}"

@@ -1,29 +1,8 @@
-"""The Celery tasks' error policy, as plain functions (the processes run in test_workers/test_chaos)."""
+"""The Celery tasks' backoff, as a plain function (the processes run in test_workers/test_chaos;
+the error policy itself is tests/test_policy.py)."""
 from __future__ import annotations
 
-from botocore.exceptions import ClientError, ReadTimeoutError
-
-from pipeline.ingest import Backpressure
-from workers.tasks import TRANSIENT_ERRORS, backoff_seconds, is_throttling
-
-
-def client_error(code: str, status: int = 503) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "GetObject")
-
-
-def test_throttling_is_never_permanent():
-    assert is_throttling(client_error("SlowDown"))
-    assert is_throttling(Backpressure("stream full"))
-    assert not is_throttling(client_error("InternalError", 500))
-    assert not is_throttling(ValueError("bug"))
-
-
-def test_transient_errors():
-    assert isinstance(client_error("InternalError", 500), TRANSIENT_ERRORS)
-    assert isinstance(ReadTimeoutError(endpoint_url="http://x"), TRANSIENT_ERRORS)
-    assert isinstance(ConnectionResetError(), TRANSIENT_ERRORS)
-    assert not isinstance(ValueError(), TRANSIENT_ERRORS)
+from workers.tasks import backoff_seconds
 
 
 def test_backoff_grows_with_jitter_and_is_capped():

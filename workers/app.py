@@ -10,12 +10,14 @@ below it), so a running task is never handed to a second worker.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 
 from celery import Celery, signals
 from kombu import Queue
 
 from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError
 from pipeline.logs import use_json
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
@@ -43,20 +45,27 @@ app.conf.update(
     # processes may run; one schedules, the others wait to take over.
     beat_scheduler="redbeat.RedBeatScheduler",
     beat_max_loop_interval=30,
-    redbeat_lock_timeout=90,  # a dead beat's lock expires after this; a standby then takes over
+    redbeat_lock_timeout=60,  # a dead beat's lock expires after this (2 loops); a standby then takes over
 )
 
 
 def beat_schedule(config: Config) -> dict:
-    schedule = {
-        f"discover:{source.identifier}": {
+    """Per source: its discovery at its recurrence, and the sweep (no S3 request, one Redis
+    script) every ``sweep_interval_seconds``, which re-enqueues objects whose runner died."""
+    schedule = {}
+    for source in config.sources:
+        schedule[f"discover:{source.identifier}"] = {
             "task": "trailpipe.discover",
             "schedule": timedelta(seconds=source.recurrence_seconds),
             "args": (source.identifier,),
             "options": {"queue": source.queue_name},
         }
-        for source in config.sources
-    }
+        schedule[f"sweep:{source.identifier}"] = {
+            "task": "trailpipe.sweep",
+            "schedule": timedelta(seconds=config.sweep_interval_seconds),
+            "args": (source.identifier,),
+            "options": {"queue": source.queue_name, "expires": config.sweep_interval_seconds},
+        }
     # Notification consumers: one run per SQS queue, back to back; a run not started within
     # its interval (a backlogged queue) expires instead of piling up behind the next ones.
     for owner in queue_owners(config):
@@ -106,8 +115,24 @@ def current_config() -> Config:
     return config
 
 
+def _is_celery_command() -> bool:
+    """``celery -A workers.app worker|beat|flower ...`` (not an import by the CLI or the tests)."""
+    if not sys.argv or "--help" in sys.argv or "-h" in sys.argv:
+        return False  # asking how to use it needs no config
+    return os.path.basename(sys.argv[0]) == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py"))
+
+
 if os.environ.get(CONFIG_ENV):
-    configure(load_config(os.environ[CONFIG_ENV]))
+    try:
+        configure(load_config(os.environ[CONFIG_ENV]))
+    except ConfigError as exc:
+        if not _is_celery_command():
+            raise
+        sys.exit("trailpipe: " + "; ".join(exc.problems))
+elif _is_celery_command():
+    # Without it Celery would start against amqp://localhost and beat crash later: say why now.
+    sys.exit(f"trailpipe: {CONFIG_ENV} is not set: set it to the config file "
+             f"({CONFIG_ENV}=/etc/trailpipe/trailpipe.yaml celery -A workers.app worker)")
 
 
 def _discover_all_now(**_):

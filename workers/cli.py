@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,10 +16,8 @@ from pipeline import deadletter as deadletters
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
 from pipeline.metrics import source_metrics
-from pipeline.redis_server import RedisServer
+from pipeline.processes import stop_process
 from pipeline.runtime import Runtime
-
-STATE_DIR = Path(".trailpipe")
 
 
 def _load(path: str) -> Config:
@@ -32,12 +29,38 @@ def _load(path: str) -> Config:
         sys.exit(2)
 
 
+def _open(path: str) -> Config:
+    """The config, with its Redis reachable for this command (the embedded one included)."""
+    from pipeline.embedded import reachable  # noqa: PLC0415
+
+    config = _load(path)
+    click.get_current_context().with_resource(reachable(config))
+    return config
+
+
 config_option = click.option("-c", "--config", "config_path", required=True,
                              type=click.Path(dir_okay=False), envvar="TRAILPIPE_CONFIG",
                              help="The YAML config file (or TRAILPIPE_CONFIG).")
 
 
-@click.group()
+class _Group(click.Group):
+    """Errors a user can fix end the command with one clear line, not a traceback."""
+
+    def invoke(self, ctx):
+        import redis  # noqa: PLC0415
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            sys.exit(2)
+        except redis.ConnectionError as exc:
+            click.echo(f"cannot reach Redis: {exc} (is `trailpipe run` or your redis_url server up?)", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
 def main() -> None:
     """trailpipe: AWS CloudTrail logs from S3 into a Redis stream, on Celery."""
 
@@ -54,9 +77,53 @@ def validate(config_path: str) -> None:
 @main.command()
 @config_option
 @click.argument("identifier", required=False)
+def check(config_path: str, identifier: str | None) -> None:
+    """Test each source, step by step, as QRadar's "Test" button does; changes nothing.
+
+    Exit 0 when every source passes, 1 otherwise."""
+    from pipeline.check import check_source  # noqa: PLC0415
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"[FAIL] config valid: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            click.echo(f"       {escape(problem)}")
+        sys.exit(1)
+    if identifier and identifier not in {s.identifier for s in config.sources}:
+        raise click.UsageError(f"no source with identifier {identifier!r}")
+    failed = 0
+    for source in config.sources:
+        if identifier and source.identifier != identifier:
+            continue
+        result = check_source(source)
+        click.echo(f"source {source.identifier}: s3://{source.bucket} prefix {source.directory_prefix!r}")
+        for step in result.steps:
+            if step.ok:
+                click.echo(f"  [ok]   {step.name}" + (f": {escape(step.detail)}" if step.detail else ""))
+            else:
+                click.echo(f"  [FAIL] {step.name}: {step.error_class}: {escape(step.detail)}"
+                           + (f"\n         hint: {step.hint}" if step.hint else ""))
+        if result.sample is not None:
+            click.echo("  sample event fields: " + escape(json.dumps(
+                {k: v for k, v in result.sample.items() if k != "event"}, sort_keys=True)))
+            click.echo("  event: " + escape(str(result.sample.get("event", ""))[:400]))
+        click.echo(f"  => {'PASS' if result.ok else 'FAIL'}")
+        failed += not result.ok
+    sys.exit(1 if failed else 0)
+
+
+def escape(text: str) -> str:
+    """Control characters (from S3 keys, records, error messages) shown, never interpreted."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in text)
+
+
+@main.command()
+@config_option
+@click.argument("identifier", required=False)
 def discover(config_path: str, identifier: str | None) -> None:
     """Enqueue a discovery now, of one source or of all."""
-    config = _load(config_path)
+    config = _open(config_path)
     from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
 
     configure(config)
@@ -93,25 +160,34 @@ def notification_line(row: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str, as_json: bool) -> None:
     """Per source: prefix, marker, objects done/failed, events emitted."""
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     rows = status_rows(runtime)
     if as_json:
         click.echo(json.dumps({"sources": rows, "stream_length": runtime.redis.xlen(runtime.config.stream)},
                               indent=2))
         return
     for row in rows:
+        health = row["health"]
         click.echo(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
+        if health["state"] == "failing":
+            click.echo(f"  health: FAILING since {health['since']}: {health['message']}")
+        else:
+            click.echo(f"  health: {health['state']} (last success {health['last_success'] or '-'})")
         if len(row["partitions"]) > 1:
             for partition, marker in sorted(row["partitions"].items()):
                 click.echo(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
         click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
                    f"failed={row['objects_failed']} pending={row['objects_pending']}  "
                    f"events emitted={row['events_emitted']}")
-        lag = row["marker_lag_seconds"]
+        seconds = lambda value: "-" if value is None else f"{value:.0f}s"  # noqa: E731
         requests = ", ".join(f"{op}={n}" for op, n in sorted(row["s3_requests"].items())) or "none"
-        click.echo(f"  marker lag={'-' if lag is None else f'{lag:.0f}s'}  discoveries={row['discoveries']} "
+        click.echo(f"  {'caught up' if row['caught_up'] else 'behind'}: ingest lag="
+                   f"{seconds(row['ingest_lag_seconds'])}, newest file delivered "
+                   f"{seconds(row['newest_object_age_seconds'])} ago  discoveries={row['discoveries']} "
                    f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
         click.echo(f"  S3 requests: {requests} (~${row['s3_estimated_cost_usd']:.4f})")
+        if row["errors"]:
+            click.echo("  errors: " + ", ".join(f"{name}={n}" for name, n in sorted(row["errors"].items())))
         if runtime.config.source(row["source"]).sqs is not None:
             click.echo(f"  {notification_line(row)}")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
@@ -134,7 +210,7 @@ def metrics(config_path: str, port: int, address: str) -> None:
     """Serve Prometheus metrics of every source at /metrics, read from the shared state."""
     from pipeline.metrics import serve, wait_forever  # noqa: PLC0415
 
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     serve(runtime, port, address)
     click.echo(f"serving trailpipe metrics on http://{address}:{port}/metrics", err=True)
     try:
@@ -149,7 +225,7 @@ def metrics(config_path: str, port: int, address: str) -> None:
 @click.option("--raw", is_flag=True, help="Print each entry's fields as JSON.")
 def tail(config_path: str, count: int, raw: bool) -> None:
     """Print the newest events from the stream."""
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     entries = runtime.redis.xrevrange(runtime.config.stream, count=count)
     for entry_id, fields in reversed(entries):
         if raw:
@@ -192,7 +268,7 @@ def backfill(config_path: str, identifier: str, since, until, workers: int) -> N
     """Ingest a source's history from its date folders; safe beside the live schedule."""
     from pipeline.backfill import backfill as run_backfill  # noqa: PLC0415
 
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     source = runtime.config.source(identifier)
     last_day = (until or datetime.now(timezone.utc)).date()
     if since.date() > last_day:
@@ -216,15 +292,17 @@ def schedule() -> None:
 @config_option
 def schedule_sync(config_path: str) -> None:
     """Apply the config's sources and recurrences to the schedule now, without restarting beat."""
-    config = _load(config_path)
+    config = _open(config_path)
     from workers.app import configure, sync_schedule  # noqa: PLC0415
 
     configure(config)
     from pipeline.sqs_consumer import RUN_SECONDS  # noqa: PLC0415
 
     for name in sync_schedule():
-        source = config.source(name.split(":", 1)[1])
-        every = f"{RUN_SECONDS}S" if name.startswith("consume:") else source.recurrence
+        kind, identifier = name.split(":", 1)
+        source = config.source(identifier)
+        every = {"discover": source.recurrence, "consume": f"{RUN_SECONDS}s"}.get(
+            kind, f"{config.sweep_interval_seconds}s")
         click.echo(f"{name}: every {every} on {source.queue_name}")
 
 
@@ -239,7 +317,7 @@ def deadletter() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def deadletter_list(config_path: str, source_id: str | None, as_json: bool) -> None:
     """List the dead-lettered objects with their reason."""
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(_open(config_path))
     letters = deadletters.list_entries(runtime.state, source_id)
     for letter in letters:
         if as_json:
@@ -260,7 +338,7 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
     """Enqueue dead-lettered objects again: one KEY, or --all."""
     if bool(key) == retry_all:
         raise click.UsageError("give one object KEY, or --all")
-    config = _load(config_path)
+    config = _open(config_path)
     runtime = Runtime(config)
     from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
 
@@ -284,20 +362,9 @@ def celery_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.app", *args]
 
 
-def run_foreground(command: list[str], env: dict[str, str]) -> int:
-    """Run a child, forwarding Ctrl-C/SIGTERM to it so it shuts down warm."""
-    child = subprocess.Popen(command, env=env)
-
-    def forward(signum, _frame):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return child.wait()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+def _start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # Its own process group: Ctrl-C reaches only the supervisor, which stops the parts in order.
+    return subprocess.Popen(command, env=env, start_new_session=True)
 
 
 @main.command()
@@ -306,25 +373,38 @@ def run_foreground(command: list[str], env: dict[str, str]) -> int:
               help="Worker processes (prefork).")
 @click.option("--loglevel", default="info", show_default=True)
 def run(config_path: str, concurrency: int, loglevel: str) -> None:
-    """Worker and beat in one process tree, for a single machine.
+    """Worker and beat (and, without redis_url, an embedded redis-server) for a single machine,
+    supervised: whatever dies is restarted. Ends on Ctrl-C/SIGTERM (exit 0) or a crash loop."""
+    from pipeline.embedded import AlreadyRunning, EmbeddedRedis, RunLock  # noqa: PLC0415
+    from pipeline.supervisor import Part, Supervisor  # noqa: PLC0415
 
-    Without redis_url in the config, starts an embedded redis-server under ./.trailpipe/.
-    """
     config = _load(config_path)
-    env = dict(os.environ, TRAILPIPE_CONFIG=str(Path(config_path).resolve()))
-    STATE_DIR.mkdir(exist_ok=True)
-    server = None
-    if config.redis_url is None and not os.environ.get("TRAILPIPE_REDIS_URL"):
-        server = RedisServer(STATE_DIR / "redis").start()
-        env["TRAILPIPE_REDIS_URL"] = server.url
-        click.echo(f"embedded redis-server on 127.0.0.1:{server.port}, data in {server.directory}")
+    state_dir = config.state_path
+    env = dict(os.environ, TRAILPIPE_CONFIG=str(Path(config_path).resolve()),
+               TRAILPIPE_STATE_DIR=str(state_dir.resolve()))
+    say = lambda text: click.echo(f"trailpipe run: {text}", err=True)  # noqa: E731
     try:
-        code = run_foreground(celery_command(
-            "worker", "-B", "--concurrency", str(concurrency), "--loglevel", loglevel,
-            "--schedule", str(STATE_DIR / "celerybeat-schedule")), env)
+        lock = RunLock(state_dir).acquire()
+    except AlreadyRunning as exc:
+        say(str(exc))
+        sys.exit(2)
+    parts = []
+    if config.uses_embedded_redis:
+        embedded = EmbeddedRedis(state_dir)
+        parts.append(Part("redis-server", lambda: embedded.start().process,
+                          lambda _process: embedded.stop()))
+        say(f"embedded redis-server on 127.0.0.1:{embedded.server.port} (password in "
+            f"{embedded.folder}/password), data in {embedded.folder}")
+    stop_celery = lambda process: stop_process(process, timeout=45)  # noqa: E731  (soft shutdown: 30 s)
+    parts.append(Part("worker", lambda: _start_child(celery_command(
+        "worker", "--concurrency", str(concurrency), "--loglevel", loglevel), env), stop_celery))
+    parts.append(Part("beat", lambda: _start_child(celery_command(
+        "beat", "--loglevel", loglevel, "--schedule", str(state_dir / "celerybeat-schedule")), env),
+        stop_celery))
+    try:
+        code = Supervisor(parts, say=say).run()
     finally:
-        if server:
-            server.stop()
+        lock.release()
     sys.exit(code)
 
 

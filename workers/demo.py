@@ -19,14 +19,20 @@ import yaml
 
 from pipeline.config import parse_config
 from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
+from pipeline.embedded import EmbeddedRedis, RunLock
 from pipeline.processes import stop_process
-from pipeline.redis_server import RedisServer, free_port
+from pipeline.redis_server import find_redis_server, free_port, server_version
 from pipeline.runtime import Runtime
 from workers.cli import celery_command, format_event
 
 DEMO_DIR = Path(".trailpipe") / "demo"
 BUCKET = "trailpipe-demo-cloudtrail"
 SOURCE = "demo-org-trail"
+
+
+def server_name() -> str:
+    path = find_redis_server()
+    return f"{Path(path).name} {'.'.join(map(str, server_version(path)))}"
 
 
 def start_moto(stack: ExitStack) -> str:
@@ -54,9 +60,11 @@ def fill_bucket(endpoint: str, files: int) -> tuple[int, int]:
     return len(logs), sum(log.records for log in logs)
 
 
-def demo_config(endpoint: str, redis_url: str) -> dict:
+def demo_config(endpoint: str, secret_file: Path) -> dict:
+    # No redis_url: the embedded redis-server under state_dir, which `trailpipe status/tail -c`
+    # with this file reach afterwards too.
     return {
-        "redis_url": redis_url,
+        "state_dir": str(DEMO_DIR),
         "sources": [{
             "identifier": SOURCE,
             "bucket": BUCKET,
@@ -64,7 +72,7 @@ def demo_config(endpoint: str, redis_url: str) -> dict:
             "signature_version": "v4",
             "endpoint_url": endpoint,
             "auth": {"method": "access_key", "access_key_id": "demo",
-                     "secret_access_key": "${TRAILPIPE_DEMO_SECRET}"},
+                     "secret_access_key_file": str(secret_file)},
             "directory_prefix": "AWSLogs/",
             "file_pattern": r".*?\.json\.gz",
             "recurrence": "1M",
@@ -76,19 +84,24 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
     started = time.monotonic()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    os.environ["TRAILPIPE_DEMO_SECRET"] = "demo-secret"
+    secret_file = DEMO_DIR / "demo-secret"
+    secret_file.write_text("demo-secret")
     interrupted = False
     with ExitStack() as stack:
-        redis_server = stack.enter_context(RedisServer(DEMO_DIR / "redis"))
-        click.echo(f"embedded redis-server on 127.0.0.1:{redis_server.port} (AOF in {redis_server.directory})")
+        stack.enter_context(RunLock(DEMO_DIR))
+        redis_server = EmbeddedRedis(DEMO_DIR).start()
+        stack.callback(redis_server.stop)
+        click.echo(f"embedded {server_name()} on 127.0.0.1:{redis_server.server.port} "
+                   f"(AOF in {redis_server.folder})")
         endpoint = start_moto(stack)
         log_files, expected_events = fill_bucket(endpoint, files)
         click.echo(f"local S3 at {endpoint}: bucket {BUCKET} holds {log_files} CloudTrail files "
                    f"({expected_events} records), 1 digest file and 1 other object")
         config_path = DEMO_DIR / "config.yaml"
-        config_path.write_text(yaml.safe_dump(demo_config(endpoint, redis_server.url), sort_keys=False))
+        config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
         runtime = Runtime(parse_config(yaml.safe_load(config_path.read_text())))
         env = dict(os.environ, TRAILPIPE_CONFIG=str(config_path.resolve()))
+        env.pop("TRAILPIPE_REDIS_URL", None)
         log_path = DEMO_DIR / "worker.log"
         log_file = stack.enter_context(open(log_path, "wb"))
         worker = subprocess.Popen(
@@ -131,5 +144,9 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         click.echo(f"  time:    {elapsed:.1f} s in all")
         ok = not interrupted and events == expected_events and stats.get("objects_done", 0) == log_files
         click.echo("demo complete" if ok else "demo did NOT complete", err=not ok)
+        click.echo(f"look at the results afterwards (the data stays in {DEMO_DIR}):\n"
+                   f"  trailpipe status -c {config_path}\n"
+                   f"  trailpipe tail -c {config_path} -n 20\n"
+                   f"  trailpipe deadletter list -c {config_path}")
         return 0 if ok or interrupted else 1
 

@@ -1,10 +1,10 @@
 """Thin Celery tasks over ``pipeline``: arguments are only the source identifier and the
 object key (never a secret), the work is done by plain functions tests can call directly.
 
-Errors: transient ones (S3 5xx, SlowDown/throttling, timeouts, connection resets, Redis
-connection errors, backpressure) are retried with exponential backoff and jitter, without
-limit for throttling and backpressure; anything else unexpected is retried a few times and
-then dead-lettered with its reason, so no object is silently dropped and none loops forever.
+Errors follow one policy (``pipeline.policy.classify``): permanent → dead letter; transient →
+exponential backoff with full jitter, up to the verdict's limit, then a dead letter; throttled
+→ backoff without limit; configuration → the source is marked failing and the object waits
+for the next recurrence (no retry burnt, nothing dead-lettered).
 """
 from __future__ import annotations
 
@@ -13,27 +13,21 @@ import logging
 import random
 
 import redis
-import urllib3.exceptions
-from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Retry
 from celery.signals import worker_process_init
 
 from pipeline.discovery import discover as discover_source
-from pipeline.ingest import Backpressure
+from pipeline.discovery import sweep as sweep_source
 from pipeline.ingest import ingest_object as ingest_one
+from pipeline.policy import ErrorKind, classify
 from pipeline.runtime import Runtime
 from workers.app import app, current_config
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (ClientError, BotoCoreError, urllib3.exceptions.HTTPError, redis.ConnectionError,
-                    redis.TimeoutError, redis.BusyLoadingError, ConnectionError, TimeoutError, Backpressure)
-THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-                    "TooManyRequestsException", "503"}
-MAX_TRANSIENT_RETRIES = 30  # about 2.5 hours of backoff; throttling and backpressure: no limit
-MAX_UNEXPECTED_RETRIES = 3
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 300.0
+DISCOVERY_BACKOFF_MAX_SECONDS = 300.0
 
 _runtime: Runtime | None = None
 
@@ -52,22 +46,9 @@ def _reset_runtime_after_fork(**_):
     _runtime = None
 
 
-def backoff_seconds(retries: int) -> float:
+def backoff_seconds(retries: int, cap: float = BACKOFF_MAX_SECONDS) -> float:
     """Exponential backoff with full jitter."""
-    return random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** retries))
-
-
-def is_throttling(exc: BaseException) -> bool:
-    if isinstance(exc, Backpressure):
-        return True
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return error.get("Code") in THROTTLING_CODES
-    return False
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return random.uniform(0, min(cap, BACKOFF_BASE_SECONDS * 2 ** retries))
 
 
 def enqueue_ingest(source_id: str, key: str) -> None:
@@ -75,13 +56,40 @@ def enqueue_ingest(source_id: str, key: str) -> None:
     ingest_object.apply_async(args=(source_id, key), queue=source.queue_name)
 
 
-@app.task(name="trailpipe.discover", bind=True, autoretry_for=TRANSIENT_ERRORS,
-          retry_backoff=5, retry_backoff_max=300, retry_jitter=True, max_retries=MAX_TRANSIENT_RETRIES)
+@app.task(name="trailpipe.discover", bind=True)
 def discover(self, source_id: str) -> dict:
     rt = runtime()
     source = rt.source(source_id)
-    result = discover_source(source, rt.state, rt.s3(source), enqueue_ingest, owner=self.request.id or "")
+    try:
+        result = discover_source(source, rt.state, rt.s3(source), enqueue_ingest, owner=self.request.id or "")
+        if result.error:
+            rt.forget_s3(source)  # the next recurrence tries with what the user has fixed
+    except Retry:
+        raise
+    except Exception as exc:  # noqa: BLE001  (configuration errors are handled inside; the rest retry)
+        verdict = classify(exc)
+        try:
+            rt.state.count_error(source_id, verdict.error_class)
+            if verdict.retry_limit is not None and self.request.retries >= verdict.retry_limit:
+                # Gave up until the next recurrence: visible as failing, with the cause.
+                rt.state.set_health(source_id, False, verdict.error_class,
+                                    f"discovery gave up after {self.request.retries + 1} tries: "
+                                    f"{verdict.description}")
+                log.error("discovery of %s gave up: %s", source_id, verdict.description)
+                return {"source": source_id, "ran": False, "error": verdict.description}
+        except redis.RedisError:
+            pass
+        log.warning("discovery of %s: %s; retry %d", source_id, verdict.description, self.request.retries + 1)
+        raise self.retry(exc=exc, countdown=5 + backoff_seconds(self.request.retries, DISCOVERY_BACKOFF_MAX_SECONDS),
+                         max_retries=None) from None
     return dataclasses.asdict(result)
+
+
+@app.task(name="trailpipe.sweep")
+def sweep(source_id: str) -> int:
+    """Enqueue again the source's objects whose runner stopped beating (fast failover)."""
+    rt = runtime()
+    return sweep_source(rt.source(source_id), rt.state, enqueue_ingest)
 
 
 @app.task(name="trailpipe.ingest_object", bind=True)
@@ -92,22 +100,36 @@ def ingest_object(self, source_id: str, key: str) -> dict:
         return dataclasses.asdict(ingest_one(source, key, rt.state, rt.s3(source), rt.limits))
     except Retry:
         raise
-    except Exception as exc:  # noqa: BLE001  (every error ends in a retry or a dead letter)
-        transient = isinstance(exc, TRANSIENT_ERRORS)
-        limit = None if is_throttling(exc) else (MAX_TRANSIENT_RETRIES if transient else MAX_UNEXPECTED_RETRIES)
+    except Exception as exc:  # noqa: BLE001  (every error ends in a retry, a wait or a dead letter)
+        verdict = classify(exc)
+        countdown = backoff_seconds(self.request.retries)
         try:
-            rt.state.release(source_id, key)
-            if limit is not None and self.request.retries >= limit:
-                error_class = "RetriesExhausted" if transient else "InternalError"
+            rt.state.count_error(source_id, verdict.error_class)
+            if verdict.kind is ErrorKind.CONFIGURATION:
+                # The source is wrong, not the object: it waits (no retry burnt) and the sweep
+                # enqueues it again once a discovery has found the source ok.
+                rt.state.release(source_id, key, retry_in_seconds=source.recurrence_seconds)
+                rt.forget_s3(source)
+                rt.state.set_health(source_id, False, verdict.error_class, verdict.description)
+                log.error("object source=%s key=%s waits, the source is failing: %s",
+                          source_id, key, verdict.description)
+                return {"source": source_id, "key": key, "outcome": "deferred", "reason": verdict.description}
+            limit = verdict.retry_limit
+            if verdict.kind is ErrorKind.PERMANENT or (limit is not None and self.request.retries >= limit):
+                rt.state.release(source_id, key)
+                error_class = verdict.error_class if verdict.kind is ErrorKind.PERMANENT else (
+                    "InternalError" if verdict.error_class == "InternalError" else "RetriesExhausted")
                 rt.state.fail(source_id, key, error_class,
-                              f"gave up after {self.request.retries + 1} tries: {describe(exc)}")
-                log.error("object source=%s key=%s dead-lettered: %s", source_id, key, describe(exc))
-                return {"source": source_id, "key": key, "outcome": "failed", "reason": describe(exc)}
+                              f"gave up after {self.request.retries + 1} tries: {verdict.description}"
+                              if verdict.kind is not ErrorKind.PERMANENT else verdict.description)
+                log.error("object source=%s key=%s dead-lettered: %s", source_id, key, verdict.description)
+                return {"source": source_id, "key": key, "outcome": "failed", "reason": verdict.description}
+            rt.state.release(source_id, key, retry_in_seconds=countdown)
         except redis.RedisError:
-            pass  # Redis is away too: retry later; the pending sweep is the safety net
-        log.warning("object source=%s key=%s: %s; retry %d", source_id, key, describe(exc),
+            pass  # Redis is away too: retry later; the sweep is the safety net
+        log.warning("object source=%s key=%s: %s; retry %d", source_id, key, verdict.description,
                     self.request.retries + 1)
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries), max_retries=None)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=None) from None
 
 
 # -- notifications (issue 15): one run per queue, started by beat every RUN_SECONDS ----------
@@ -126,4 +148,6 @@ def consume_notifications(self, source_id: str) -> dict:
         note_error(rt.state, source_id, exc, "SQS client")
         return {"source": source_id, "errors": 1}
     result = consume(owner, queue_sources(rt.config, owner), rt.state, client, enqueue_ingest)
+    if result.receive_failed:
+        rt.forget_sqs(owner)
     return dataclasses.asdict(result)

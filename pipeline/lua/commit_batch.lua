@@ -11,7 +11,7 @@
 -- Every check comes before the first write: Redis does not roll back a script half way.
 local state = redis.call('HGET', KEYS[1], 'state')
 local checkpoint = tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '-1')
-if state ~= 'processing' or checkpoint ~= tonumber(ARGV[1]) then
+if state ~= STATUS_PROCESSING or checkpoint ~= tonumber(ARGV[1]) then
   return {0, checkpoint}
 end
 local count = tonumber(ARGV[6])
@@ -54,7 +54,7 @@ redis.call('HSET', KEYS[1], 'checkpoint', checkpoint)
 redis.call('HINCRBY', KEYS[1], 'emitted', count)
 redis.call('HINCRBY', KEYS[3], 'events_emitted', count)
 if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'done')
+  redis.call('HSET', KEYS[1], 'state', STATUS_DONE)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'objects_done', 1)
   redis.call('ZREM', KEYS[4], ARGV[7])

@@ -4,7 +4,7 @@
 -- dead-letter entry.
 -- Returns 1 when recorded, 0 when the object was already done or failed.
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' or state == 'failed' then
+if state == STATUS_DONE or state == STATUS_FAILED then
   return 0
 end
 local entry = {}
@@ -19,7 +19,7 @@ local error_class = ''
 for j = 1, #entry, 2 do
   if entry[j] == 'error_class' then error_class = entry[j + 1] end
 end
-redis.call('HSET', KEYS[1], 'state', 'failed', 'error', error_class, 'failed_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', STATUS_FAILED, 'error', error_class, 'failed_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'objects_failed', 1)
 redis.call('HINCRBY', KEYS[3], 'objects_dead_lettered', 1)

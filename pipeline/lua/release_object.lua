@@ -1,9 +1,13 @@
--- A task gives an object back after a transient error (S3 throttling, a timeout...): the
--- delivery does not count towards the redelivery cap, and a retry resumes at the checkpoint.
--- KEYS[1] object hash. Returns 1 if released.
-if redis.call('HGET', KEYS[1], 'state') ~= 'processing' then
+-- A task gives an object back after a transient or configuration error: the delivery does not
+-- count towards the redelivery cap, and a retry resumes at the checkpoint.
+-- KEYS[1] object hash, KEYS[2] pending set
+-- ARGV[1] now (ms), ARGV[2] when the sweep may enqueue it again if nobody has (ms from now),
+-- ARGV[3] object key. Returns 1 if released.
+if redis.call('HGET', KEYS[1], 'state') ~= STATUS_PROCESSING then
   return 0
 end
-redis.call('HSET', KEYS[1], 'state', 'claimed')
+redis.call('HSET', KEYS[1], 'state', STATUS_CLAIMED)
+redis.call('HDEL', KEYS[1], 'runner')
 redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[3])
 return 1

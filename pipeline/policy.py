@@ -1,0 +1,134 @@
+"""One error policy: ``classify(exc)`` says what an error means and what to do about it.
+
+- ``PERMANENT``: this object can never be ingested as it is: dead-letter it with the reason.
+- ``TRANSIENT``: the next try may work (S3 5xx, timeouts, resets, Redis away or out of memory):
+  back off and retry, up to a limit, then dead-letter.
+- ``THROTTLED``: S3 or the stream asks us to slow down: back off, without a limit.
+- ``CONFIGURATION``: the *source* is wrong (a bad secret, a missing permission, a wrong bucket,
+  region, proxy password or certificate, expired credentials). Retrying objects cannot help and
+  dead-lettering them would bury the cause: the source is marked failing (with a hint) and
+  tried again at its next recurrence; objects wait, their retries untouched.
+
+Errors nobody foresaw are TRANSIENT with a short limit (``retry_limit``), then dead-lettered as
+``InternalError``, so nothing loops forever and nothing is dropped silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import redis
+import urllib3.exceptions
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import SSLError as BotoSSLError
+
+from pipeline.certificates import CertificateError
+from pipeline.credentials import CredentialsUnavailable
+from pipeline.errors import Backpressure, BadObject
+from pipeline.s3 import ProxyAuthenticationError, UntrustedCertificate
+
+MAX_TRANSIENT_RETRIES = 30  # about 2.5 hours of backoff
+MAX_UNEXPECTED_RETRIES = 3
+
+
+class ErrorKind(str, Enum):
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+    THROTTLED = "throttled"
+    CONFIGURATION = "configuration"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: ErrorKind
+    error_class: str  # what status, metrics and dead letters call it (an S3 error code, a class)
+    message: str  # the error's own words, never a secret
+    hint: str = ""  # what the user should check
+    retry_limit: int | None = None  # retries before a dead letter (None: no limit)
+
+    @property
+    def description(self) -> str:
+        return f"{self.error_class}: {self.message}" + (f"; {self.hint}" if self.hint else "")
+
+
+THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+                              "TooManyRequestsException", "503"})
+# S3 answers about one object that retrying can never fix.
+PERMANENT_OBJECT_CODES = frozenset({"NoSuchKey", "InvalidObjectState", "404", "AccessDenied", "403"})
+# S3/STS answers that mean the source's settings are wrong, with what to check.
+CONFIGURATION_HINTS = {
+    "SignatureDoesNotMatch": "check the source's secret_access_key (it does not belong to access_key_id)",
+    "InvalidAccessKeyId": "check the source's access_key_id (the endpoint does not know it)",
+    "InvalidClientTokenId": "check the source's access_key_id (STS does not know it)",
+    "AccessDenied": "grant s3:ListBucket on the bucket (ops/iam-policy.json) or check the directory_prefix",
+    "AllAccessDisabled": "the bucket's access is disabled; check the bucket",
+    "NoSuchBucket": "check the source's bucket and endpoint_url",
+    "PermanentRedirect": "check the source's region: the bucket is in another region",
+    "AuthorizationHeaderMalformed": "check the source's region: the bucket is in another region",
+    "IllegalLocationConstraintException": "check the source's region: the bucket is in another region",
+    "301": "check the source's region: the bucket is in another region",
+    "ExpiredToken": "the credentials expired: check the instance role or assume_role settings",
+    "ExpiredTokenException": "the credentials expired: check the instance role or assume_role settings",
+    "TokenRefreshRequired": "the credentials expired: check the instance role or assume_role settings",
+    "InvalidToken": "the session token is invalid: check the source's auth",
+    "RequestTimeTooSkewed": "this machine's clock is off: synchronize it (NTP)",
+    "RequestExpired": "this machine's clock is off: synchronize it (NTP)",
+}
+# AccessDenied on reading one object is that object's problem (a KMS key, an object ACL): the
+# listing works, so the source is fine and the object is dead-lettered.
+OBJECT_OPERATIONS = frozenset({"GetObject", "HeadObject"})
+
+
+def _client_error(exc: ClientError) -> Verdict:
+    error = exc.response.get("Error", {}) or {}
+    code = str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "ClientError")
+    message = str(error.get("Message") or code)
+    operation = getattr(exc, "operation_name", "") or ""
+    if code in THROTTLING_CODES:
+        return Verdict(ErrorKind.THROTTLED, code, message)
+    if code in CONFIGURATION_HINTS and not (code in ("AccessDenied",) and operation in OBJECT_OPERATIONS):
+        hint = CONFIGURATION_HINTS[code]
+        if code == "AccessDenied" and operation.startswith("AssumeRole"):
+            hint = "check the role_arn's trust policy and external_id (ops/iam-policy-assume-role.json)"
+        return Verdict(ErrorKind.CONFIGURATION, code, message, hint)
+    if code in PERMANENT_OBJECT_CODES:
+        hint = "grant s3:GetObject (and kms:Decrypt for SSE-KMS trails)" if code in ("AccessDenied", "403") else ""
+        return Verdict(ErrorKind.PERMANENT, code, message, hint)
+    return Verdict(ErrorKind.TRANSIENT, code, message, retry_limit=MAX_TRANSIENT_RETRIES)
+
+
+def classify(exc: BaseException) -> Verdict:
+    """What ``exc`` means for the object (or discovery) that raised it."""
+    if isinstance(exc, BadObject):
+        return Verdict(ErrorKind.PERMANENT, exc.error_class, exc.reason)
+    if isinstance(exc, Backpressure):
+        return Verdict(ErrorKind.THROTTLED, "Backpressure", str(exc))
+    if isinstance(exc, ProxyAuthenticationError):
+        return Verdict(ErrorKind.CONFIGURATION, "ProxyAuthenticationRequired", str(exc),
+                       "check proxy.username and proxy.password")
+    if isinstance(exc, (UntrustedCertificate, CertificateError)) or (
+            isinstance(exc, BotoSSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)):
+        return Verdict(ErrorKind.CONFIGURATION, "UntrustedCertificate", str(exc),
+                       "put the endpoint's certificate in trusted_certificates_dir "
+                       "(trailpipe certificates acquire)")
+    if isinstance(exc, (CredentialsUnavailable, NoCredentialsError, PartialCredentialsError,
+                        CredentialRetrievalError)):
+        return Verdict(ErrorKind.CONFIGURATION, "CredentialsUnavailable", str(exc), "check the source's auth")
+    if isinstance(exc, ClientError):
+        return _client_error(exc)
+    if isinstance(exc, redis.ResponseError) and str(exc).startswith("OOM"):
+        return Verdict(ErrorKind.TRANSIENT, "RedisOutOfMemory", str(exc),
+                       "Redis is full (maxmemory): let consumers catch up or give it memory",
+                       retry_limit=None)
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
+        return Verdict(ErrorKind.TRANSIENT, type(exc).__name__, str(exc), "is Redis up?", retry_limit=None)
+    if isinstance(exc, (BotoCoreError, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)):
+        return Verdict(ErrorKind.TRANSIENT, type(exc).__name__, str(exc), retry_limit=MAX_TRANSIENT_RETRIES)
+    return Verdict(ErrorKind.TRANSIENT, "InternalError", f"{type(exc).__name__}: {exc}",
+                   retry_limit=MAX_UNEXPECTED_RETRIES)

