@@ -9,6 +9,7 @@ Transient errors propagate to the caller (the Celery task), which releases and r
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -109,7 +110,8 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
                             f"each time, at record {checkpoint}): a poison object", "TooManyAttempts")
         body = open_object(s3, source, key)
         try:
-            records = iter_records(body)
+            hasher = hashlib.sha256()  # of every uncompressed byte, even on a resumed delivery
+            records = iter_records(body, hasher=hasher)
             remaining = islice(records, checkpoint, None)  # resume after the last committed batch
             batch, error = _take(remaining, limits.batch_size)
             while True:
@@ -120,7 +122,8 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
                 wait_below_watermark(state, limits)
                 time.sleep(state.reserve_events(sid, len(entries), source.eps_throttle))  # waits, never drops
                 last = not following and error is None
-                written, checkpoint = state.commit_batch(sid, key, checkpoint, len(batch), entries, last=last)
+                written, checkpoint = state.commit_batch(sid, key, checkpoint, len(batch), entries, last=last,
+                                                         sha256=hasher.hexdigest() if last else None)
                 if not written:
                     result.outcome = "superseded"
                     break

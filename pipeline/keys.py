@@ -11,8 +11,15 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
   P:src:S:fence         string  counter handing out fencing tokens (INCR)
   P:src:S:obj:K         hash  one S3 object K: state (claimed|processing|done|failed),
                               checkpoint (records of the object handled so far), emitted (events
-                              written), attempts, claimed_at, token, error; expires
+                              written), attempts, claimed_at, token, error, sha256 (of its
+                              uncompressed bytes, set as it becomes done), expected_sha256 and
+                              digest (from the CloudTrail digest listing it); expires
                               state_retention after done/failed
+  P:src:S:digest_chains hash  digest chain (digest folder|trail|home region[|backfill]) -> JSON
+                              {key, sha256, signature}: the newest digest handled in that chain
+  P:src:S:integrity_awaiting  zset  log files a digest lists whose ingestion had not finished
+                              (scored by when): compared with the digest at later discoveries
+  P:src:S:violations    stream  integrity violations: kind, key, detail, at (MAXLEN ~10000)
   P:src:S:throttle      string  GCRA theoretical arrival time (ms) of the fleet-wide EPS throttle
   P:src:S:newest_done   zset  member "delivered" scored by the newest delivery time (ms) of an
                               object done (ZADD GT: an atomic max), for the marker lag
@@ -22,7 +29,9 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               dead-lettered), objects_dead_lettered (ever), objects_retried,
                               events_emitted, discoveries, last_discovery_at,
                               last_discovery_ms, discovery_ms_total, throttle_wait_ms,
-                              s3_requests.<Operation> (HTTP requests sent, retries too)
+                              s3_requests.<Operation> (HTTP requests sent, retries too),
+                              integrity_violations.<kind>, digests_verified,
+                              log_files_found_by_digest, integrity_errors
   P:sources             set   identifiers that have state (for status)
 
 Celery beat's schedule (celery-redbeat) lives under ``P:redbeat:``: one hash per entry
@@ -73,6 +82,15 @@ class Keys:
 
     def stats(self, source: str) -> str:
         return f"{self._source(source)}:stats"
+
+    def digest_chains(self, source: str) -> str:
+        return f"{self._source(source)}:digest_chains"
+
+    def integrity_awaiting(self, source: str) -> str:
+        return f"{self._source(source)}:integrity_awaiting"
+
+    def violations(self, source: str) -> str:
+        return f"{self._source(source)}:violations"
 
     def sources(self) -> str:
         return f"{self.prefix}:sources"
