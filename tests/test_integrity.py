@@ -1,0 +1,214 @@
+"""Digests followed by discovery and reconciled with object state (real moto S3, real Redis):
+each kind of tampering is named; a file behind the listing window is found through its digest."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import stream_events
+from pipeline import digests as dg
+from pipeline import integrity
+from pipeline.discovery import discover
+from pipeline.ingest import ingest_object
+from support.cloudtrail_digests import Trail, write_public_keys
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+SRC = "test-src"
+
+
+class Recorder(list):
+    def __call__(self, source_id: str, key: str) -> None:
+        self.append(key)
+
+
+@pytest.fixture
+def keys_dir(tmp_path):
+    directory = tmp_path / "public-keys"
+    directory.mkdir()
+    write_public_keys(directory, 0)  # CloudTrail's key; key pair 1 is a forger's
+    return directory
+
+
+@pytest.fixture
+def runtime(make_runtime, bucket, keys_dir):
+    return make_runtime(bucket, integrity={"enabled": True, "public_keys_dir": str(keys_dir)})
+
+
+def run_discovery(runtime, now: datetime):
+    source = runtime.config.sources[0]
+    enqueued = Recorder()
+    result = discover(source, runtime.state, runtime.s3(source), enqueued, now=now)
+    return result, enqueued
+
+
+def ingest_all(runtime, keys) -> None:
+    source = runtime.config.sources[0]
+    for key in keys:
+        assert ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits).outcome == "done"
+
+
+def deliver_hours(trail: Trail, hours: int, start: int = 0) -> tuple[list[str], list[str]]:
+    """Two log files per hour and the hour's digest listing them: (log keys, digest keys)."""
+    logs, digests = [], []
+    for hour in range(start, start + hours):
+        files = [trail.put_log(T0 + timedelta(hours=hour, minutes=m), f"h{hour:02d}m{m:02d}aaaaaaaaaa")
+                 for m in (10, 40)]
+        logs += [key for key, _ in files]
+        digests.append(trail.deliver_digest(T0 + timedelta(hours=hour + 1), files))
+    return logs, digests
+
+
+def violations(runtime) -> list[tuple[str, str]]:
+    return sorted((v["kind"], v["key"]) for v in integrity.IntegrityStore(runtime.state).violations(SRC))
+
+
+def cycle(runtime, now: datetime):
+    """One discovery, its enqueued objects ingested, and the next discovery (which settles)."""
+    first, enqueued = run_discovery(runtime, now)
+    ingest_all(runtime, enqueued)
+    second, again = run_discovery(runtime, now + timedelta(minutes=15))
+    return first, enqueued, second, again
+
+
+def test_intact_chain_verifies_and_reconciles(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    logs, digest_keys = deliver_hours(trail, 3)
+    first, enqueued, second, again = cycle(runtime, T0 + timedelta(hours=3, minutes=10))
+    assert sorted(enqueued) == sorted(logs) and again == []  # the listing found them; nothing twice
+    assert first.digests["digests_valid"] == 3 and first.digests.get("digests_invalid", 0) == 0
+    assert first.digests["log_files_pending"] == 6  # claimed by the listing, not ingested yet
+    assert second.digests["settled"] == 6 and second.digests["mismatches"] == 0
+    assert violations(runtime) == []
+    stats = runtime.state.stats(SRC)
+    assert stats["digests_verified"] == 3 and not any(k.startswith("integrity_violations.") for k in stats)
+    for key in logs:  # each object keeps its hash beside the digest's
+        state = runtime.state.object_state(SRC, key)
+        assert state["sha256"] == state["expected_sha256"]
+    # Digests are never emitted as events: only the log files' 6 x 3 records are in the stream.
+    assert len(stream_events(runtime.redis)) == 18
+    # A new hour: only the new digest is handled.
+    new_logs, _ = deliver_hours(trail, 1, start=3)
+    third, enqueued = run_discovery(runtime, T0 + timedelta(hours=4, minutes=10))
+    assert third.digests["digests_valid"] == 1 and sorted(enqueued) == sorted(new_logs)
+
+
+def test_log_file_altered_before_ingestion_is_named(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    logs, _ = deliver_hours(trail, 2)
+    altered = logs[1]
+    s3.put_object(Bucket=bucket, Key=altered, Body=b'{"Records":[{"eventVersion":"1.08","eventName":"Forged"}]}')
+    # Altered after one hour was ingested: hashes compared at once when the digest comes later.
+    ingest_all(runtime, [logs[0]])
+    cycle(runtime, T0 + timedelta(hours=2, minutes=10))
+    assert violations(runtime) == [(integrity.LOG_MISMATCH, altered)]
+    assert runtime.state.stats(SRC)[f"integrity_violations.{integrity.LOG_MISMATCH}"] == 1
+
+
+def test_deleted_digest_is_named(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    _, digest_keys = deliver_hours(trail, 3)
+    s3.delete_object(Bucket=bucket, Key=digest_keys[1])
+    cycle(runtime, T0 + timedelta(hours=3, minutes=10))
+    assert violations(runtime) == [(dg.MISSING, digest_keys[1])]
+
+
+def test_forged_signature_is_named_and_its_listing_ignored(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    deliver_hours(trail, 1)
+    cycle(runtime, T0 + timedelta(hours=1, minutes=10))
+    planted = trail.put_log(T0 - timedelta(hours=20), "plantedplantedpl")  # far outside the window
+    forged = trail.deliver_digest(T0 + timedelta(hours=2), [planted], sign_with=1)
+    first, enqueued, _, _ = cycle(runtime, T0 + timedelta(hours=2, minutes=10))
+    assert (dg.SIGNATURE, forged) in violations(runtime)
+    assert planted[0] not in enqueued  # a listing CloudTrail did not sign is not acted on
+    assert first.digests["digests_invalid"] == 1
+
+
+def test_digest_moved_to_another_key_is_named(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    _, digest_keys = deliver_hours(trail, 3)
+    moved = trail.digest_key(T0 + timedelta(hours=2, minutes=30))
+    s3.copy_object(Bucket=bucket, Key=moved, CopySource={"Bucket": bucket, "Key": digest_keys[1]},
+                   MetadataDirective="COPY")
+    s3.delete_object(Bucket=bucket, Key=digest_keys[1])
+    cycle(runtime, T0 + timedelta(hours=3, minutes=10))
+    named = violations(runtime)
+    assert (dg.MOVED, moved) in named
+    assert (dg.MISSING, digest_keys[1]) in named  # the next digest still names it where it was
+
+
+def test_broken_previous_hash_link_is_named(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    deliver_hours(trail, 2)
+    logs = [trail.put_log(T0 + timedelta(hours=2, minutes=20), "hour2aaaaaaaaaaa")]
+    # Validly signed, but the hash it records for the previous digest is not that digest's.
+    broken = trail.deliver_digest(T0 + timedelta(hours=3), logs, override={"previousDigestHashValue": "0" * 64})
+    cycle(runtime, T0 + timedelta(hours=3, minutes=10))
+    assert violations(runtime) == [(dg.CHAIN, broken)]
+
+
+def test_unknown_public_key_and_gap(runtime, s3, bucket, keys_dir):
+    trail = Trail(s3, bucket)
+    deliver_hours(trail, 1)
+    gap = trail.deliver_digest(T0 + timedelta(hours=3), [], link=False)  # logging was off: not a problem
+    other = Trail(s3, bucket, name="second-trail", key=2)  # signed by a key we do not have
+    unknown = other.deliver_digest(T0 + timedelta(hours=3), [])
+    run_discovery(runtime, T0 + timedelta(hours=3, minutes=10))
+    assert violations(runtime) == [(dg.INVALID, unknown)]
+    assert gap not in {key for _, key in violations(runtime)}
+
+
+def test_file_landing_five_hours_behind_is_found_through_the_next_digest(runtime, s3, bucket, redis_client):
+    trail = Trail(s3, bucket)
+    logs, _ = deliver_hours(trail, 7)
+    now = T0 + timedelta(hours=7, minutes=10)
+    _, enqueued, _, _ = cycle(runtime, now)
+    assert sorted(enqueued) == sorted(logs)
+    newest = max(logs)
+    # A file lands late: named 5 hours behind the newest delivery, outside the 2 h listing window.
+    late_key, late_raw = trail.put_log(T0 + timedelta(hours=1, minutes=50), "late0000late0000")
+    assert late_key < newest
+    more = [trail.put_log(T0 + timedelta(hours=7, minutes=20), "h07m20bbbbbbbbbb")]
+    trail.deliver_digest(T0 + timedelta(hours=8), more + [(late_key, late_raw)])
+    result, enqueued = run_discovery(runtime, T0 + timedelta(hours=8, minutes=10))
+    assert Counter(enqueued) == Counter([more[0][0], late_key])  # the listing found only the new one
+    assert result.digests["log_files_claimed"] == 1
+    ingest_all(runtime, enqueued)
+    again, enqueued = run_discovery(runtime, T0 + timedelta(hours=8, minutes=25))
+    assert enqueued == []
+    events = [e for e in stream_events(redis_client) if e["object"] == late_key.encode()]
+    assert len(events) == 3  # ingested once
+    assert violations(runtime) == []
+    assert runtime.state.stats(SRC)["log_files_found_by_digest"] == 1
+
+
+def test_digests_older_than_the_kept_state_are_not_reconciled(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    logs, _ = deliver_hours(trail, 1)
+    # Two days on (state_retention 1D): the listing no longer reaches them and neither does the digest.
+    result, _ = run_discovery(runtime, T0 + timedelta(days=2))
+    assert result.digests.get("digests_valid", 0) == 0 and result.digests.get("log_files_pending", 0) == 0
+    control, _ = run_discovery(runtime, T0 + timedelta(hours=2))
+    assert control.digests["digests_valid"] == 1  # inside the kept state it is
+
+
+def test_organization_trail_regions_accounts_and_backfill(runtime, s3, bucket):
+    base = "AWSLogs/o-abcdefghij/"
+    trails = [Trail(s3, bucket, account=account, region=region, base=base)
+              for account in ("111111111111", "222222222222") for region in ("us-east-1", "eu-west-1")]
+    expected = []
+    for trail in trails:
+        logs, _ = deliver_hours(trail, 2)
+        expected += logs
+    backfill = trails[0]
+    late = backfill.put_log(T0 + timedelta(minutes=30), "backfillbackfill")
+    backfill.previous = None
+    backfill_key = backfill.deliver_digest(T0 + timedelta(hours=2, minutes=1), [late], backfill=True)
+    assert backfill_key.endswith("_backfill.json.gz")
+    first, enqueued, second, again = cycle(runtime, T0 + timedelta(hours=2, minutes=30))
+    assert Counter(enqueued) == Counter(expected + [late[0]])
+    assert first.digests["digests_valid"] == 9 and violations(runtime) == []
+    chains = integrity.IntegrityStore(runtime.state).chains(SRC)
+    assert len(chains) == 5 and sum(c.endswith("|backfill") for c in chains) == 1
