@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 
 import orjson
 import pytest
@@ -66,6 +67,9 @@ def test_redelivered_task_resumes_from_checkpoint(make_runtime, s3, bucket, redi
     assert (result.outcome, result.records) == ("done", 6)
     ids = [e["event_id"] for e in stream_events(redis_client)]
     assert ids == [f"id-{n}".encode() for n in range(10)]  # each exactly once, in order
+    # The resumed delivery still hashed the whole object (what a CloudTrail digest records).
+    raw = orjson.dumps({"Records": records})
+    assert runtime.state.object_state("test-src", KEY)["sha256"] == hashlib.sha256(raw).hexdigest()
 
 
 def test_plain_json_and_missing_fields(make_runtime, s3, bucket, redis_client):
