@@ -212,3 +212,64 @@ def test_organization_trail_regions_accounts_and_backfill(runtime, s3, bucket):
     assert first.digests["digests_valid"] == 9 and violations(runtime) == []
     chains = integrity.IntegrityStore(runtime.state).chains(SRC)
     assert len(chains) == 5 and sum(c.endswith("|backfill") for c in chains) == 1
+
+
+# ------------------------------------------------------------------------------- verify
+
+
+def verify(runtime, keys_dir, since, until, now=None):
+    source = runtime.config.sources[0]
+    return integrity.verify_range(source, runtime.state, runtime.s3(source), dg.DirPublicKeys(str(keys_dir)),
+                                  since, until, now=now).as_dict()
+
+
+def test_verify_intact_range_then_each_problem(runtime, s3, bucket, keys_dir, redis_client):
+    trail = Trail(s3, bucket)
+    logs, digest_keys = deliver_hours(trail, 3)
+    cycle(runtime, T0 + timedelta(hours=3, minutes=10))
+    report = verify(runtime, keys_dir, T0, T0 + timedelta(hours=3), now=T0 + timedelta(hours=3, minutes=30))
+    assert report["digests"] == {"valid": 3, "invalid": 0, "missing": 0}
+    assert report["log_files"]["listed"] == 6 and report["log_files"]["ingested_intact"] == 6
+    assert report["problems"] == [] and report["notes"] == []
+
+    # An hour where: a listed file was never ingested, a listed one was dead-lettered, an ingested
+    # one is listed by no digest; and an earlier digest is deleted.
+    never, _ = trail.put_log(T0 + timedelta(hours=3, minutes=5), "neverneverneverx"), None
+    bad_key = trail.log_key(T0 + timedelta(hours=3, minutes=6), "corruptcorruptco")
+    s3.put_object(Bucket=bucket, Key=bad_key, Body=b"\x1f\x8bnot gzip")
+    unlisted, _ = trail.put_log(T0 + timedelta(hours=3, minutes=7), "unlistedunlisted")
+    trail.deliver_digest(T0 + timedelta(hours=4), [never, (bad_key, b"\x1f\x8bnot gzip")])
+    source = runtime.config.sources[0]
+    for key in (bad_key, unlisted):
+        ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits)
+    s3.delete_object(Bucket=bucket, Key=digest_keys[1])
+    report = verify(runtime, keys_dir, T0, T0 + timedelta(hours=4), now=T0 + timedelta(hours=4, minutes=10))
+    assert report["digests"] == {"valid": 3, "invalid": 0, "missing": 1}
+    files = report["log_files"]
+    # The deleted digest's two files are ingested but no longer listed: unlisted, like the third.
+    assert (files["listed"], files["ingested_intact"], files["not_ingested"], files["dead_lettered"],
+            files["unlisted"]) == (6, 4, 1, 1, 3)
+    assert sorted((p["kind"], p["key"]) for p in report["problems"]) == sorted([
+        (dg.MISSING, digest_keys[1]), (integrity.LOG_NOT_INGESTED, never[0]),
+        (integrity.LOG_DEAD_LETTERED, bad_key), (integrity.LOG_UNLISTED, unlisted),
+        (integrity.LOG_UNLISTED, logs[2]), (integrity.LOG_UNLISTED, logs[3])])
+
+
+def test_verify_names_a_mismatch_without_downloading_and_hashes_old_files(runtime, s3, bucket, keys_dir,
+                                                                          redis_client, keys):
+    trail = Trail(s3, bucket)
+    logs, _ = deliver_hours(trail, 2)
+    cycle(runtime, T0 + timedelta(hours=2, minutes=10))
+    redis_client.hset(keys.object(SRC, logs[0]), "sha256", "f" * 64)  # as if ingested altered
+    gets = []
+    s3.meta.events.register("before-call.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
+    report = verify(runtime, keys_dir, T0, T0 + timedelta(hours=2), now=T0 + timedelta(hours=2, minutes=30))
+    assert [(p["kind"], p["key"]) for p in report["problems"]] == [(integrity.LOG_MISMATCH, logs[0])]
+    assert not set(gets) & set(logs)  # judged from the kept hashes: no log file downloaded
+    # Beyond the kept state: downloaded and hashed, and the report says so.
+    for key in logs:
+        redis_client.delete(keys.object(SRC, key))
+    s3.put_object(Bucket=bucket, Key=logs[3], Body=b'{"Records":[]}')  # altered in S3
+    report = verify(runtime, keys_dir, T0, T0 + timedelta(hours=2), now=T0 + timedelta(days=3))
+    assert report["log_files"]["hashed_from_s3"] == 4 and "downloaded" in report["notes"][0]
+    assert [(p["kind"], p["key"]) for p in report["problems"]] == [(integrity.LOG_ALTERED_IN_S3, logs[3])]
