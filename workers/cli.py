@@ -69,6 +69,7 @@ def discover(config_path: str, identifier: str | None) -> None:
 def status_rows(runtime: Runtime) -> list[dict]:
     """Per source what `trailpipe metrics` serves (markers of an earlier prefix count as none)."""
     return [{"bucket": source.bucket, "prefix": source.directory_prefix, "queue": source.queue_name,
+             "integrity_enabled": source.integrity.enabled,
              **source_metrics(runtime.state, source.identifier, source.list_prefix)}
             for source in runtime.config.sources]
 
@@ -97,6 +98,11 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(f"  marker lag={'-' if lag is None else f'{lag:.0f}s'}  discoveries={row['discoveries']} "
                    f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
         click.echo(f"  S3 requests: {requests} (~${row['s3_estimated_cost_usd']:.4f})")
+        if row["integrity_enabled"] or row["integrity_violations"]:
+            violations = ", ".join(f"{k}={n}" for k, n in sorted(row["integrity_violations"].items())) or "none"
+            click.echo(f"  integrity: digests verified={row['digests_verified']} found by digest="
+                       f"{row['log_files_found_by_digest']} errors={row['integrity_errors']}  violations: "
+                       f"{violations}")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
 
 
