@@ -273,3 +273,53 @@ def test_verify_names_a_mismatch_without_downloading_and_hashes_old_files(runtim
     report = verify(runtime, keys_dir, T0, T0 + timedelta(hours=2), now=T0 + timedelta(days=3))
     assert report["log_files"]["hashed_from_s3"] == 4 and "downloaded" in report["notes"][0]
     assert [(p["kind"], p["key"]) for p in report["problems"]] == [(integrity.LOG_ALTERED_IN_S3, logs[3])]
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_late_file_found_through_its_digest_by_worker_and_beat_alone(tmp_path, keys_dir, redis_server,
+                                                                     redis_client, moto_endpoint, s3, bucket):
+    """No command run: `celery beat` schedules discoveries, `celery worker` runs them and ingests."""
+    from conftest import config_dict, source_dict, start_celery, stop_process, wait_for, write_config
+
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)
+    trail = Trail(s3, bucket)
+    logs = []
+    for hour in range(7):
+        files = [trail.put_log(start + timedelta(hours=hour, minutes=m), f"h{hour}m{m:02d}aaaaaaaaaaa")
+                 for m in (20, 40)]
+        logs += [key for key, _ in files]
+        trail.deliver_digest(start + timedelta(hours=hour + 1), files)
+    config_path = write_config(tmp_path / "trailpipe.yaml", config_dict(redis_server.url, [source_dict(
+        bucket, moto_endpoint, identifier="e2e", recurrence="1M",
+        integrity={"enabled": True, "public_keys_dir": str(keys_dir)})]))
+    worker = start_celery(["worker", "--concurrency", "2", "--loglevel", "info", "--hostname", "wi@%h"],
+                          config_path, tmp_path / "worker.log")
+    beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat-schedule")],
+                        config_path, tmp_path / "beat.log")
+    stats_key = "trailpipe:src:e2e:stats"
+
+    def stat(name):
+        return int(redis_client.hget(stats_key, name) or 0)
+
+    try:
+        wait_for(lambda: stat("objects_done") == len(logs) and stat("digests_verified") == 7, timeout=120,
+                 what="the first discovery's files and digests")
+        # Lands 5 h 10 min behind the newest delivery (lookback 2 h): only its digest tells.
+        late_key, late_raw = trail.put_log(start + timedelta(hours=1, minutes=30), "late0000late0000")
+        assert late_key < max(logs)
+        trail.deliver_digest(start + timedelta(hours=7, minutes=30), [(late_key, late_raw)])
+        wait_for(lambda: stat("objects_done") == len(logs) + 1, timeout=150, what="the late file ingested")
+        assert stat("log_files_found_by_digest") == 1
+        discoveries = stat("discoveries")
+        wait_for(lambda: stat("discoveries") > discoveries, timeout=90, what="one more discovery")
+        assert stat("objects_enqueued") == len(logs) + 1  # found once, never again
+        events = [e for e in stream_events(redis_client) if e["object"] == late_key.encode()]
+        assert len(events) == 3  # its three records, once
+        assert redis_client.xlen("trailpipe:src:e2e:violations") == 0
+    finally:
+        stop_process(beat)
+        stop_process(worker)
+    assert "Traceback" not in (tmp_path / "worker.log").read_text(errors="replace")
