@@ -87,7 +87,8 @@ def ingest_ratio(data: bytes, repeat: int) -> None:
         try:
             config = parse_config({"redis_url": server.url, "stream_maxlen": 100000, "sources": [{
                 "identifier": "bench", "bucket": "bench-bucket", "region": "us-east-1",
-                "auth": {"method": "default_chain"}, "eps_throttle": 10 ** 9}]})
+                "auth": {"method": "default_chain"}, "eps_throttle": 10 ** 9,
+                "integrity": {"enabled": True}}]})
             runtime = Runtime(config)
             source = config.sources[0]
             redis_proc = psutil.Process(server.process.pid)
