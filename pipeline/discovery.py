@@ -108,7 +108,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
                 break
         if source.integrity.enabled and not result.lost_lease:  # CloudTrail's digests, after the logs
             result.digests = discover_digests(source, state, s3, enqueue, token, partitions, not_before,
-                                              renew=lambda: state.renew_lease(sid, token, lease_ms))
+                                              renew=lambda: state.renew_lease(sid, token, lease_ms), now=now)
         state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
     finally:
         state.release_lease(sid, token)

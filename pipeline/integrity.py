@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Enqueue = Callable[[str, str], None]
 
 DIGEST_SPAN = timedelta(hours=1)  # a digest lists the log files of the hour before it
+FUTURE_MARGIN = timedelta(hours=2)  # clock skew tolerated for a digest's time
 VIOLATIONS_MAXLEN = 10000
 # Log file problem kinds (digest kinds are in pipeline.digests).
 LOG_MISMATCH = "log_file_hash_mismatch"  # ingested with another hash than the digest records
@@ -148,7 +149,7 @@ def _listed_files(source: Source, digest: dg.Digest) -> list[tuple[str, str]]:
 def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, token: int,
                      log_partitions: list[str], not_before: datetime,
                      renew: Callable[[], bool] = lambda: True,
-                     keys: dg.PublicKeys | None = None) -> dict[str, int]:
+                     keys: dg.PublicKeys | None = None, now: datetime | None = None) -> dict[str, int]:
     """Follow the digest folders of a source (one call per discovery, under its lease).
 
     ``not_before``: object state older than this may be forgotten; digests are reconciled only
@@ -162,10 +163,13 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
     keys = keys or keys_for(source)
     chains = store.chains(sid)
     oldest = not_before + DIGEST_SPAN
+    # A digest named in the future waits for its time: one planted far ahead must not make every
+    # genuine digest after it look handled already.
+    newest = (now or datetime.now(timezone.utc)) + FUTURE_MARGIN
     for partition in digest_partitions(log_partitions):
         try:
-            if not _follow_folder(source, store, s3, enqueue, token, partition, chains, oldest, renew, keys,
-                                  summary):
+            if not _follow_folder(source, store, s3, enqueue, token, partition, chains, (oldest, newest), renew,
+                                  keys, summary):
                 break  # lease lost
         except Exception as exc:  # noqa: BLE001  (never stops log discovery; tried again next time)
             summary["errors"] += 1
@@ -177,8 +181,10 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
 
 
 def _follow_folder(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, token: int, partition: str,
-                   chains: dict[str, dg.Link], oldest: datetime, renew, keys, summary: Counter) -> bool:
+                   chains: dict[str, dg.Link], window: tuple[datetime, datetime], renew, keys,
+                   summary: Counter) -> bool:
     sid = source.identifier
+    oldest, newest_allowed = window
     newest = max((link.key for chain, link in chains.items() if chain.startswith(partition + "|")), default="")
     name = dg.digest_name(newest) if newest else None
     # From the day before the newest digest handled here: chains of several trails interleave.
@@ -189,6 +195,10 @@ def _follow_folder(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, 
         for obj in page:
             name = dg.digest_name(obj.key)
             if name is None or name.time < oldest:
+                continue
+            if name.time > newest_allowed:
+                summary["digests_future"] += 1
+                log.warning("source=%s digest %s is dated in the future: left until its time", sid, obj.key)
                 continue
             link = chains.get(name.chain)
             if link is not None and obj.key <= link.key:
@@ -279,11 +289,14 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
     chains: dict[str, list[dg.DigestName]] = {}
     last_digest_end: dict[str, datetime] = {}  # log partition -> end of its newest digest
     for partition in digest_partitions(partitions):
+        last = until + DIGEST_SPAN + timedelta(minutes=30)
         for page in list_pages(s3, source.bucket, partition, dg.day_position(partition, since)):
             names = [n for n in map(dg.digest_name, (o.key for o in page)) if n]
             for name in names:
-                if since <= name.time <= until + DIGEST_SPAN + timedelta(minutes=30):
+                if since <= name.time <= last:
                     chains.setdefault(name.chain, []).append(name)
+            if names and min(n.time for n in names) > last + timedelta(days=1):
+                break  # keys sort by day: the range is behind us
     listed: dict[str, tuple[str, str]] = {}  # log file -> (expected SHA-256, digest key)
     for chain in sorted(chains):
         link: dg.Link | None = None

@@ -323,3 +323,17 @@ def test_late_file_found_through_its_digest_by_worker_and_beat_alone(tmp_path, k
         stop_process(beat)
         stop_process(worker)
     assert "Traceback" not in (tmp_path / "worker.log").read_text(errors="replace")
+
+
+def test_digest_dated_in_the_future_cannot_hide_the_genuine_ones(runtime, s3, bucket):
+    trail = Trail(s3, bucket)
+    deliver_hours(trail, 1)
+    run_discovery(runtime, T0 + timedelta(hours=1, minutes=10))
+    planted = Trail(s3, bucket)  # same trail name and key folder, named 2099 and validly shaped
+    planted.deliver_digest(datetime(2099, 1, 1, tzinfo=timezone.utc), [], sign_with=1)
+    result, _ = run_discovery(runtime, T0 + timedelta(hours=1, minutes=20))
+    assert result.digests["digests_future"] == 1
+    logs, digest_keys = deliver_hours(trail, 1, start=1)
+    result, enqueued = run_discovery(runtime, T0 + timedelta(hours=2, minutes=10))
+    assert result.digests["digests_valid"] == 1 and sorted(enqueued) == sorted(logs)
+    assert violations(runtime) == []
