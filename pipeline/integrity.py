@@ -15,6 +15,7 @@ for older ones trailpipe can no longer tell ingested from not, and claiming woul
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -43,6 +44,7 @@ LOG_NOT_INGESTED = "log_file_not_ingested"
 LOG_DEAD_LETTERED = "log_file_dead_lettered"
 LOG_UNLISTED = "log_file_unlisted"  # ingested, yet no digest lists it
 LOG_ALTERED_IN_S3 = "log_file_altered"  # older than the kept state: S3's bytes differ from the digest
+NO_DIGESTS = "no_digests"  # nothing to prove the range with
 SCRIPTS = ("reconcile_log_file", "record_violation", "advance_digest_chain")
 HASH_ALGORITHM = "SHA-256"
 
@@ -70,14 +72,10 @@ class IntegrityStore:
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
     def chains(self, source: str) -> dict[str, dg.Link]:
-        import json  # noqa: PLC0415
-
         raw = self.redis.hgetall(self.keys.digest_chains(source))
         return {k.decode(): dg.Link(**json.loads(v)) for k, v in raw.items()}
 
     def advance_chain(self, source: str, token: int, chain: str, link: dg.Link) -> bool:
-        import json  # noqa: PLC0415
-
         return bool(self.scripts["advance_digest_chain"](
             keys=[self.keys.digest_chains(source), self.keys.lease(source), self.keys.stats(source)],
             args=[token, chain, json.dumps(link.__dict__)]))
@@ -297,6 +295,10 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
                     chains.setdefault(name.chain, []).append(name)
             if names and min(n.time for n in names) > last + timedelta(days=1):
                 break  # keys sort by day: the range is behind us
+    if not chains:
+        report.problem(NO_DIGESTS, source.list_prefix or "/",
+                       f"no CloudTrail digest between {since:%Y-%m-%dT%H:%MZ} and {until:%Y-%m-%dT%H:%MZ} "
+                       f"beside {len(partitions)} partition(s): is log file validation on for the trail?")
     listed: dict[str, tuple[str, str]] = {}  # log file -> (expected SHA-256, digest key)
     for chain in sorted(chains):
         link: dg.Link | None = None

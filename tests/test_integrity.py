@@ -255,6 +255,14 @@ def test_verify_intact_range_then_each_problem(runtime, s3, bucket, keys_dir, re
         (integrity.LOG_UNLISTED, logs[2]), (integrity.LOG_UNLISTED, logs[3])])
 
 
+def test_verify_without_digests_proves_nothing(runtime, s3, bucket, keys_dir):
+    trail = Trail(s3, bucket)
+    trail.put_log(T0 + timedelta(minutes=5), "nodigestnodigest")  # a trail without validation
+    run_discovery(runtime, T0 + timedelta(hours=1))
+    report = verify(runtime, keys_dir, T0, T0 + timedelta(hours=1), now=T0 + timedelta(hours=1))
+    assert [p["kind"] for p in report["problems"]] == [integrity.NO_DIGESTS]
+
+
 def test_verify_names_a_mismatch_without_downloading_and_hashes_old_files(runtime, s3, bucket, keys_dir,
                                                                           redis_client, keys):
     trail = Trail(s3, bucket)
