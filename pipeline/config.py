@@ -185,6 +185,28 @@ SIGV2_REGIONS = frozenset({
 })
 
 
+class Integrity(_Strict):
+    """CloudTrail's signed digest files: verified, and used to find log files the listing missed."""
+
+    enabled: bool = False
+    public_keys_dir: str | None = None  # files named by fingerprint (PKCS#1 DER); else ListPublicKeys
+    endpoint_url: str | None = None  # the CloudTrail API for ListPublicKeys; default: AWS's
+
+    @field_validator("public_keys_dir")
+    @classmethod
+    def _keys_dir_rule(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_dir():
+            raise ValueError("is not a directory")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _api_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("is not an http(s) URL")
+        return value
+
+
 class Source(_Strict):
     """One log source: a bucket (and prefix) to collect CloudTrail files from."""
 
@@ -210,6 +232,7 @@ class Source(_Strict):
     # Late files: each discovery lists again from (newest delivery time seen - lookback).
     lookback: str = "2H"
     max_object_bytes: int = Field(default=1 << 30, ge=1)  # larger objects are dead-lettered
+    integrity: Integrity = Field(default_factory=Integrity)
     sqs: SqsNotifications | None = None  # notifications; the listing stays on as reconciliation
 
     @field_validator("endpoint_url")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from pipeline.config import Source
+from pipeline.integrity import discover_digests
 from pipeline.layout import delivery_time, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.policy import ErrorKind, classify
@@ -56,6 +57,7 @@ class DiscoveryResult:
     list_requests: int = 0
     seconds: float = 0.0
     markers: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, int] = field(default_factory=dict)  # integrity: what the digests showed
 
 
 def source_partitions(source: Source, state: StateStore, s3) -> tuple[list[str], int]:
@@ -108,6 +110,9 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
                                        marker, position, result):
                 result.lost_lease = True
                 break
+        if source.integrity.enabled and not result.lost_lease:  # CloudTrail's digests, after the logs
+            result.digests = discover_digests(source, state, s3, enqueue, token, partitions, not_before,
+                                              renew=lambda: state.renew_lease(sid, token, lease_ms), now=now)
         state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
         if state.set_health(sid, True):
             log.info("source %s is ok again", sid)

@@ -11,8 +11,15 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
   P:src:S:fence         string  counter handing out fencing tokens (INCR)
   P:src:S:obj:K         hash  one S3 object K: state (claimed|processing|done|failed),
                               checkpoint (records of the object handled so far), emitted (events
-                              written), attempts, claimed_at, token, error; expires
+                              written), attempts, claimed_at, token, error, sha256 (of its
+                              uncompressed bytes, set as it becomes done), expected_sha256 and
+                              digest (from the CloudTrail digest listing it); expires
                               state_retention after done/failed
+  P:src:S:digest_chains hash  digest chain (digest folder|trail|home region[|backfill]) -> JSON
+                              {key, sha256, signature}: the newest digest handled in that chain
+  P:src:S:integrity_awaiting  zset  log files a digest lists whose ingestion had not finished
+                              (scored by when): compared with the digest at later discoveries
+  P:src:S:violations    stream  integrity violations: kind, key, detail, at (MAXLEN ~10000)
   P:src:S:throttle      string  GCRA theoretical arrival time (ms) of the fleet-wide EPS throttle
   P:src:S:newest_done   zset  "delivered": the newest delivery time (ms) of an object done;
                               "listed": of an object listed (ZADD GT: atomic maxima), for the
@@ -27,7 +34,9 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               events_emitted, discoveries, last_discovery_at,
                               last_discovery_ms, discovery_ms_total, throttle_wait_ms,
                               s3_requests.<Operation> (HTTP requests sent, retries too),
-                              errors.<ErrorClass> (errors met, by class);
+                              errors.<ErrorClass> (errors met, by class),
+                              integrity_violations.<kind>, digests_verified,
+                              log_files_found_by_digest, integrity_errors;
                               the notification consumer's (see NOTIFICATION_STATS below)
   P:src:S:notify_error  string  the last error of the source's notification consumer, with a
                               hint (expires after an hour)
@@ -101,6 +110,14 @@ class Keys:
 
     def health(self, source: str) -> str:
         return f"{self._source(source)}:health"
+    def digest_chains(self, source: str) -> str:
+        return f"{self._source(source)}:digest_chains"
+
+    def integrity_awaiting(self, source: str) -> str:
+        return f"{self._source(source)}:integrity_awaiting"
+
+    def violations(self, source: str) -> str:
+        return f"{self._source(source)}:violations"
 
     def notify_error(self, source: str) -> str:
         return f"{self._source(source)}:notify_error"

@@ -20,6 +20,7 @@ REQUEST_PRICE = {"ListObjectsV2": 0.005 / 1000, "ListObjects": 0.005 / 1000, "Ge
                  "HeadObject": 0.0004 / 1000}
 S3_PREFIX = "s3_requests."
 ERRORS_PREFIX = "errors."
+VIOLATIONS_PREFIX = "integrity_violations."  # per kind, counted by pipeline.integrity
 
 
 def count_s3_requests(client, state: StateStore, source: str) -> None:
@@ -149,6 +150,11 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "s3_requests": requests,
         "s3_estimated_cost_usd": round(sum(REQUEST_PRICE.get(op, 0.0) * n for op, n in requests.items()), 8),
         "throttle_wait_seconds": stats.get("throttle_wait_ms", 0) / 1000,
+        "integrity_violations": {k.removeprefix(VIOLATIONS_PREFIX): v for k, v in stats.items()
+                                 if k.startswith(VIOLATIONS_PREFIX)},
+        "digests_verified": stats.get("digests_verified", 0),
+        "log_files_found_by_digest": stats.get("log_files_found_by_digest", 0),
+        "integrity_errors": stats.get("integrity_errors", 0),
         "notifications": notification_metrics(stats),
         "notifications_last_error": _text(state.redis.get(state.keys.notify_error(source_id))),
     }
@@ -215,6 +221,17 @@ class TrailpipeCollector(Collector):
             for kind, count in sorted(row["s3_requests"].items()):
                 requests.add_metric([row["source"], kind], count)
         yield requests
+        yield family(CounterMetricFamily, "digests_verified", "CloudTrail digests handled by discovery",
+                     "digests_verified")
+        yield family(CounterMetricFamily, "log_files_found_by_digest",
+                     "Log files the listing missed, found through a digest", "log_files_found_by_digest")
+        violations = CounterMetricFamily("trailpipe_integrity_violations",
+                                         "Integrity violations found through CloudTrail's digests, by kind",
+                                         labels=["source", "kind"])
+        for row in rows:
+            for kind, count in sorted(row["integrity_violations"].items()):
+                violations.add_metric([row["source"], kind], count)
+        yield violations
         yield from notification_families(rows)
         stream = GaugeMetricFamily("trailpipe_stream_length", "Entries in the stream", labels=["stream"])
         stream.add_metric([config.stream], state.redis.xlen(config.stream))

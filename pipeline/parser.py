@@ -453,14 +453,26 @@ def _bad_record(index: int, value: Any, where: str) -> BadObject:
     return BadObject(f"record {index} is {names.get(kind, kind)}, not a JSON object ({where})", "BadRecord")
 
 
-def iter_records(data: Any) -> Iterator[tuple[bytes, dict]]:
+def iter_records(data: Any, hasher: Any = None) -> Iterator[tuple[bytes, dict]]:
     """Yield ``(raw_json, record)`` for each record of a CloudTrail file ``{"Records": [...]}``.
 
     ``data`` is ``bytes`` or a binary file-like object (``.read(n)``), gzip or plain JSON.
     ``raw_json`` is the record as compact JSON: the record's own bytes when they contain no
     whitespace at all, else ``orjson.dumps(record)``; ``orjson.loads(raw_json) == record``.
+    ``hasher`` (anything with ``.update(bytes)``) receives every uncompressed byte in order;
+    once the records are exhausted it has seen the whole document.
     """
-    return _Document(_uncompressed_chunks(data)).records()
+    chunks = _uncompressed_chunks(data)
+    if hasher is not None:
+        chunks = _fed_to(hasher, chunks)
+    return _Document(chunks).records()
+
+
+def _fed_to(hasher: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    update = hasher.update
+    for chunk in chunks:
+        update(chunk)
+        yield chunk
 
 
 # --------------------------------------------------------------------------- keys & digests

@@ -171,13 +171,18 @@ class StateStore:
             args=[now_ms(), runner, self.heartbeat_timeout_ms, key]))
 
     def commit_batch(self, source: str, key: str, expected: int, records: int,
-                     entries: list[Mapping[str, str | bytes]], last: bool) -> tuple[bool, int]:
+                     entries: list[Mapping[str, str | bytes]], last: bool,
+                     sha256: str | None = None) -> tuple[bool, int]:
         """XADD ``entries`` and move the checkpoint from ``expected`` by ``records``, atomically.
+
+        ``sha256`` (with ``last``): hex SHA-256 of the object's uncompressed bytes, kept in its
+        state (field ``sha256``) as the object becomes done, for digest reconciliation.
 
         Returns (written, checkpoint). Not written means another worker moved the checkpoint or
         the object is already done: the caller must stop, as its batch is somebody else's.
         """
-        args: list[str | bytes | int] = [expected, "1" if last else "0", self.retention_seconds,
+        ending = (sha256 or "1") if last else "0"  # the last batch carries the object's hash
+        args: list[str | bytes | int] = [expected, ending, self.retention_seconds,
                                          self.stream_maxlen, records, len(entries), key]
         names = tuple(entries[0]) if entries else ()
         if names and all(tuple(entry) == names for entry in entries):

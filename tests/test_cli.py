@@ -130,3 +130,49 @@ def test_demo_runs_headless_to_its_end(tmp_path):
     assert "trailpipe status -c .trailpipe/demo/config.yaml" in out
     status = cli("status", "-c", ".trailpipe/demo/config.yaml", cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert status.returncode == 0 and f"events emitted={match.group(1)}" in status.stdout, status.stderr
+
+
+# -- verify ----------------------------------------------------------------------------------
+
+
+def test_verify_command(tmp_path, make_runtime, s3, bucket, redis_server):
+    from datetime import datetime, timedelta, timezone
+
+    from pipeline.discovery import discover
+    from support.cloudtrail_digests import Trail, write_public_keys
+
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    write_public_keys(keys_dir, 0)
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
+    trail = Trail(s3, bucket)
+    for hour in range(2):
+        files = [trail.put_log(start + timedelta(hours=hour, minutes=20), f"h{hour}aaaaaaaaaaaaaa")]
+        digest = trail.deliver_digest(start + timedelta(hours=hour + 1), files)
+    integrity_conf = {"enabled": True, "public_keys_dir": str(keys_dir)}
+    runtime = make_runtime(bucket, integrity=integrity_conf)
+    source = runtime.config.sources[0]
+    enqueued = []
+    discover(source, runtime.state, runtime.s3(source), lambda _sid, key: enqueued.append(key))
+    for key in enqueued:
+        ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits)
+    config_path = write_config(tmp_path / "c.yaml", config_dict(
+        redis_server.url, [source_dict(bucket, s3.meta.endpoint_url, integrity=integrity_conf)]))
+    since, until = start.isoformat(), (start + timedelta(hours=2)).isoformat()
+
+    result = cli("verify", "-c", str(config_path), "test-src", "--since", since, "--until", until, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["digests"] == {"valid": 2, "invalid": 0, "missing": 0}
+    assert report["log_files"]["listed"] == 2 and report["log_files"]["ingested_intact"] == 2
+    assert report["problems"] == []
+    assert set(report["log_files"]) >= {"listed", "ingested_intact", "ingested_mismatch", "not_ingested",
+                                        "dead_lettered", "unlisted"}
+
+    s3.put_object(Bucket=bucket, Key=digest, Body=b"{}",
+                  Metadata={"signature": "00", "signature-algorithm": "SHA256withRSA"})  # replaced
+    result = cli("verify", "-c", str(config_path), "test-src", "--since", since, "--until", until)
+    assert result.returncode == 1
+    assert "digest_invalid" in result.stdout and "NOT intact" in result.stdout
+    result = cli("verify", "-c", str(config_path), "test-src", "--since", "yesterday")
+    assert result.returncode == 2 and "--since" in result.stderr

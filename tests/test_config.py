@@ -221,3 +221,19 @@ def test_validate_command(tmp_path):
         "source 'second' field 'eps_throttle': Input should be greater than or equal to 1",
     ]
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_integrity_settings(tmp_path):
+    source = parse_config({"redis_url": "redis://127.0.0.1:1/0", "sources": [good_source()]}).sources[0]
+    assert not source.integrity.enabled and source.integrity.public_keys_dir is None
+    on = parse_config({"redis_url": "redis://127.0.0.1:1/0", "sources": [good_source(
+        integrity={"enabled": True, "public_keys_dir": str(tmp_path)})]}).sources[0]
+    assert on.integrity.enabled and on.integrity.public_keys_dir == str(tmp_path)
+    hidden = "/secret-place/keys"
+    problems = problems_of(good_source(integrity={"enabled": True, "public_keys_dir": hidden,
+                                                  "endpoint_url": "ftp://x", "colour": 1}))
+    assert sorted(problems) == sorted([
+        "source 'prod-trail' field 'integrity.public_keys_dir': is not a directory",
+        "source 'prod-trail' field 'integrity.endpoint_url': is not an http(s) URL",
+        "source 'prod-trail' field 'integrity.colour': is not a known parameter"])
+    assert not any(hidden in p for p in problems)  # names source and field, never the value

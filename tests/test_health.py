@@ -46,6 +46,21 @@ def trail(seaweed):
     return bucket, files
 
 
+def metric_samples(config_path) -> dict:
+    """What `trailpipe metrics` serves, collected in-process from the same shared state."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pipeline.config import load_config
+    from pipeline.metrics import TrailpipeCollector
+
+    registry = CollectorRegistry()
+    registry.register(TrailpipeCollector(Runtime(load_config(config_path))))
+    text = generate_latest(registry).decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
 def _source(bucket, seaweed, secret_file):
     return source_dict(bucket, seaweed.endpoint, identifier="sw",
                        auth={"method": "access_key", "access_key_id": ACCESS_KEY,
@@ -160,6 +175,10 @@ def test_failing_source_with_real_processes_recovers_after_the_fix(tmp_path, sea
         (row,) = json.loads(status.stdout)["sources"]
         assert row["health"]["state"] == "failing" and row["health"]["error_class"] == "SignatureDoesNotMatch"
         assert "secret_access_key" in row["health"]["message"] and row["health"]["since"]
+        samples = metric_samples(config_path)
+        assert samples[("trailpipe_source_up", (("source", "sw"),))] == 0
+        assert samples[("trailpipe_source_errors_total",
+                        (("error_class", "SignatureDoesNotMatch"), ("source", "sw")))] >= 1
 
         wait_for(lambda: stats().get("discoveries", 0) >= 2, timeout=150, what="a second recurrence")
         current = stats()
@@ -168,6 +187,7 @@ def test_failing_source_with_real_processes_recovers_after_the_fix(tmp_path, sea
 
         secret_file.write_text(RIGHT)
         wait_for(lambda: redis_client.hget(health_key, "state") == b"ok", timeout=150, what="ok after the fix")
+        assert metric_samples(config_path)[("trailpipe_source_up", (("source", "sw"),))] == 1
         expected = sum(len(records) for _, _, records in files)
         wait_for(lambda: redis_client.xlen("trailpipe:events") == expected, timeout=60, what="every event")
         got = Counter(e["event"] for e in stream_events(redis_client))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 
 import orjson
 import pytest
@@ -66,6 +67,19 @@ def test_redelivered_task_resumes_from_checkpoint(make_runtime, s3, bucket, redi
     assert (result.outcome, result.records) == ("done", 6)
     ids = [e["event_id"] for e in stream_events(redis_client)]
     assert ids == [f"id-{n}".encode() for n in range(10)]  # each exactly once, in order
+    assert "sha256" not in runtime.state.object_state("test-src", KEY)  # integrity off: not hashed
+
+
+def test_integrity_source_keeps_the_sha256_even_on_a_resumed_delivery(make_runtime, s3, bucket, redis_client):
+    records = [record(n) for n in range(10)]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
+    runtime = make_runtime(bucket, settings={"batch_size": 4}, integrity={"enabled": True})
+    runtime.state.begin("test-src", KEY)
+    first_batch = [{"event": orjson.dumps(r), "event_id": r["eventID"]} for r in records[:4]]
+    runtime.state.commit_batch("test-src", KEY, 0, 4, first_batch, last=False)
+    assert ingest(runtime).records == 6
+    raw = orjson.dumps({"Records": records})  # what a CloudTrail digest records: uncompressed bytes
+    assert runtime.state.object_state("test-src", KEY)["sha256"] == hashlib.sha256(raw).hexdigest()
 
 
 def test_plain_json_and_missing_fields(make_runtime, s3, bucket, redis_client):

@@ -116,3 +116,26 @@ def _try_scrape(port):
         return scrape(port)
     except OSError:
         return None
+
+
+def test_integrity_violations_in_metrics_and_status(tmp_path, make_runtime, bucket, redis_server, moto_endpoint):
+    from pipeline.integrity import IntegrityStore
+    from pipeline.metrics import TrailpipeCollector
+
+    runtime = make_runtime(bucket)
+    store = IntegrityStore(runtime.state)
+    store.record_violation("test-src", "digest_missing", "AWSLogs/d1.json.gz", "deleted?")
+    store.record_violation("test-src", "digest_missing", "AWSLogs/d2.json.gz", "deleted?")
+    store.record_violation("test-src", "log_file_hash_mismatch", "AWSLogs/l.json.gz", "other hash")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in TrailpipeCollector(runtime).collect() for s in family.samples}
+    assert samples[("trailpipe_integrity_violations_total",
+                    (("kind", "digest_missing"), ("source", "test-src")))] == 2
+    assert samples[("trailpipe_integrity_violations_total",
+                    (("kind", "log_file_hash_mismatch"), ("source", "test-src")))] == 1
+    assert [v["key"] for v in store.violations("test-src")][0] == "AWSLogs/l.json.gz"  # newest first
+
+    config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, [source_dict(bucket, moto_endpoint)]))
+    result = subprocess.run([sys.executable, "-m", "workers.cli", "status", "-c", str(config_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert "violations: digest_missing=2, log_file_hash_mismatch=1" in result.stdout, result.stdout

@@ -564,3 +564,12 @@ def test_streaming_memory_stays_bounded(tmp_path: Path):
     peak_mib = peak_kib / 1024
     print(f"peak RSS while streaming {size / 2**20:.0f} MiB: {peak_mib:.1f} MiB")
     assert peak_mib < 150, f"peak RSS {peak_mib:.1f} MiB"
+
+
+def test_hasher_sees_every_uncompressed_byte_in_order():
+    doc = orjson.dumps({"Records": [{"eventVersion": "1", "n": n, "pad": "x" * 5000} for n in range(400)]})
+    for data in (gzip.compress(doc) + gzip.compress(b" "), io.BytesIO(gzip.compress(doc)), doc):
+        hasher = hashlib.sha256()
+        assert sum(1 for _ in iter_records(data, hasher=hasher)) == 400
+        expected = doc + b" " if isinstance(data, bytes) and data[:2] == b"\x1f\x8b" else doc
+        assert hasher.hexdigest() == hashlib.sha256(expected).hexdigest()

@@ -136,6 +136,7 @@ def discover(config_path: str, identifier: str | None) -> None:
 def status_rows(runtime: Runtime) -> list[dict]:
     """Per source what `trailpipe metrics` serves (markers of an earlier prefix count as none)."""
     return [{"bucket": source.bucket, "prefix": source.directory_prefix, "queue": source.queue_name,
+             "integrity_enabled": source.integrity.enabled,
              **source_metrics(runtime.state, source.identifier, source.list_prefix)}
             for source in runtime.config.sources]
 
@@ -188,6 +189,11 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(f"  S3 requests: {requests} (~${row['s3_estimated_cost_usd']:.4f})")
         if row["errors"]:
             click.echo("  errors: " + ", ".join(f"{name}={n}" for name, n in sorted(row["errors"].items())))
+        if row["integrity_enabled"] or row["integrity_violations"]:
+            violations = ", ".join(f"{k}={n}" for k, n in sorted(row["integrity_violations"].items())) or "none"
+            click.echo(f"  integrity: digests verified={row['digests_verified']} found by digest="
+                       f"{row['log_files_found_by_digest']} errors={row['integrity_errors']}  violations: "
+                       f"{violations}")
         if runtime.config.source(row["source"]).sqs is not None:
             click.echo(f"  {notification_line(row)}")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
@@ -356,6 +362,69 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
     for letter in retried:
         click.echo(f"retrying {letter.source} {letter.key}")
     click.echo(f"{len(retried)} object(s) enqueued again")
+
+
+# -- verify: CloudTrail's digests against what trailpipe ingested ------------------------------
+
+
+def _utc(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.UsageError(f"{option}: not an ISO 8601 time (such as 2026-11-01T08:00:00Z)") from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+@main.command()
+@config_option
+@click.argument("identifier")
+@click.option("--since", required=True, help="Start of the range, ISO 8601 (UTC unless it says).")
+@click.option("--until", help="End of the range, ISO 8601 (default: now).")
+@click.option("--public-keys", "public_keys", type=click.Path(file_okay=False, exists=True),
+              help="Directory of CloudTrail public keys named by fingerprint (default: the source's "
+                   "integrity.public_keys_dir, else CloudTrail ListPublicKeys).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def verify(config_path: str, identifier: str, since: str, until: str | None, public_keys: str | None,
+           as_json: bool) -> None:
+    """Prove a time range with CloudTrail's signed digests: every log file delivered was ingested,
+    unaltered, once. Exit 0 only when everything in range is intact."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from pipeline.digests import public_keys_for  # noqa: PLC0415
+    from pipeline.integrity import verify_range  # noqa: PLC0415
+
+    runtime = Runtime(_load(config_path))
+    try:
+        source = runtime.config.source(identifier)
+    except KeyError:
+        raise click.UsageError(f"no source with identifier {identifier!r}") from None
+    start, end = _utc(since, "--since"), _utc(until, "--until") or datetime.now(timezone.utc)
+    if start > end:
+        raise click.UsageError("--since is after --until")
+    try:
+        report = verify_range(source, runtime.state, runtime.s3(source), public_keys_for(source, public_keys),
+                              start, end)
+    except (ClientError, BotoCoreError) as exc:
+        click.echo(f"source {identifier!r}: verify failed: {exc} (reading the digests needs s3:ListBucket "
+                   f"and s3:GetObject; ListPublicKeys needs cloudtrail:ListPublicKeys, or use --public-keys)",
+                   err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            click.echo(f"{problem['kind']}  {problem['key']}\n  {problem['detail']}")
+        d, f = report.as_dict()["digests"], report.as_dict()["log_files"]
+        click.echo(f"digests: {d['valid']} valid, {d['invalid']} invalid, {d['missing']} missing")
+        click.echo(f"log files: {f['listed']} listed, {f['ingested_intact']} ingested intact, "
+                   f"{f['ingested_mismatch']} ingested with another hash, {f['not_ingested']} not ingested, "
+                   f"{f['dead_lettered']} dead-lettered; {f['unlisted']} ingested but unlisted")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        click.echo("intact" if report.intact else f"NOT intact: {len(report.problems)} problem(s)")
+    sys.exit(0 if report.intact else 1)
 
 
 def celery_command(*args: str) -> list[str]:

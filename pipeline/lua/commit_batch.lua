@@ -1,7 +1,7 @@
 -- Emit one batch of events and move the object's checkpoint, atomically.
 -- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats, KEYS[4] pending set
--- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '1' if
--- this batch ends the object, ARGV[3] retention (s) for a done object, ARGV[4] MAXLEN ('0' =
+-- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '0', or
+-- when this batch ends the object '1' or the hex SHA-256 of its uncompressed bytes, ARGV[3] retention (s) for a done object, ARGV[4] MAXLEN ('0' =
 -- never trim), ARGV[5] records this batch handles (excluded records count, but emit nothing),
 -- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] n: when > 0, every entry has the
 -- n field names ARGV[9..8+n] and n values follow per entry; when 0, per entry: field count m,
@@ -53,7 +53,10 @@ checkpoint = checkpoint + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'checkpoint', checkpoint)
 redis.call('HINCRBY', KEYS[1], 'emitted', count)
 redis.call('HINCRBY', KEYS[3], 'events_emitted', count)
-if ARGV[2] == '1' then
+if ARGV[2] ~= '0' then
+  if ARGV[2] ~= '1' then
+    redis.call('HSET', KEYS[1], 'sha256', ARGV[2])
+  end
   redis.call('HSET', KEYS[1], 'state', STATUS_DONE)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'objects_done', 1)

@@ -39,7 +39,9 @@ def supports_tls(binary: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     output = result.stdout + result.stderr
-    return "Bad directive" not in output and "tls" in output.lower()
+    # Valkey builds without TLS take the directive and then fail on the connection type.
+    return ("Bad directive" not in output and "Failed finding TLS support" not in output
+            and "tls" in output.lower())
 
 
 def tls_redis_binary() -> str | None:

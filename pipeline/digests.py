@@ -1,0 +1,319 @@
+"""CloudTrail digest files: where they sit, what they say, and whether CloudTrail signed them.
+
+Every hour CloudTrail writes per account and region
+``[prefix/]AWSLogs/[o-…/]<account>/CloudTrail-Digest/<region>/Y/M/D/
+<account>_CloudTrail-Digest_<region>_<trail>_<home-region>_<YYYYMMDDTHHMMSSZ>[_backfill].json.gz``
+listing the log files it delivered in that hour with the SHA-256 of their uncompressed bytes.
+The algorithm follows aws-cli's ``cloudtrail validate-logs``: the object's metadata
+``signature`` (hex) is RSASSA-PKCS1-v1_5/SHA-256 over
+``digestEndTime\\n digestS3Bucket/digestS3Object\\n sha256hex(uncompressed)\\n previousDigestSignature|null``
+with the public key (PKCS#1 DER) whose MD5 hex is ``digestPublicKeyFingerprint``. We check more
+than the CLI: each digest's ``previousDigestHashValue`` and ``previousDigestSignature`` must
+equal the previous digest's own hash and signature.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Protocol
+
+from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from pipeline.config import Source
+from pipeline.errors import BadObject
+from pipeline.layout import PARTITION
+from pipeline.parser import parse_digest
+
+log = logging.getLogger(__name__)
+
+DIGEST_KEY = re.compile(
+    r"^(?P<partition>(?:[^/]+/)*?AWSLogs/(?:o-[a-z0-9]{10,32}/)?(?P<account>\d{12})/CloudTrail-Digest/"
+    r"(?P<region>[a-z0-9-]+)/)(?P<ymd>\d{4}/\d{2}/\d{2})/(?P=account)_CloudTrail-Digest_(?P=region)_"
+    r"(?P<trail>.+)_(?P<home>[a-z]{2}(?:-[a-z]+)+-\d+)_(?P<stamp>\d{8}T\d{6}Z)(?P<backfill>_backfill)?\.json\.gz$")
+SIGNATURE_ALGORITHM = "SHA256withRSA"
+KEY_SEARCH_MARGIN = timedelta(days=1)  # public keys rotate: ListPublicKeys around the digest's time
+
+# Problem kinds (integrity violations and `verify` problems).
+MISSING = "digest_missing"  # the chain names a digest that is not in S3 (deleted)
+SIGNATURE = "digest_signature_invalid"  # the signature does not verify (forged or altered)
+MOVED = "digest_moved"  # the digest does not sit where it says it sits
+CHAIN = "digest_chain_broken"  # previous hash/signature differ from the previous digest's
+INVALID = "digest_invalid"  # unreadable, fields missing, unknown public key
+DIGEST_KINDS = (MISSING, SIGNATURE, MOVED, CHAIN, INVALID)
+
+
+@dataclass(frozen=True)
+class DigestName:
+    """What a digest's key says: its folder (partition), chain and time."""
+
+    key: str
+    partition: str
+    account: str
+    region: str
+    trail: str
+    home_region: str
+    time: datetime
+    backfill: bool
+
+    @property
+    def chain(self) -> str:
+        """Digests of one trail, region and account link to each other; backfill ones apart."""
+        return f"{self.partition}|{self.trail}|{self.home_region}" + ("|backfill" if self.backfill else "")
+
+
+def digest_name(key: str) -> DigestName | None:
+    match = DIGEST_KEY.match(key)
+    if not match:
+        return None
+    when = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return DigestName(key, match.group("partition"), match.group("account"), match.group("region"),
+                      match.group("trail"), match.group("home"), when, bool(match.group("backfill")))
+
+
+def digest_partition(log_partition: str) -> str | None:
+    """The digest folder beside a log partition (``…/CloudTrail/<region>/``); None for others."""
+    match = PARTITION.match(log_partition)
+    if not match or match.group("folder") != "CloudTrail":
+        return None
+    return f"{match.group('base')}{match.group('account')}/CloudTrail-Digest/{match.group('region')}/"
+
+
+def day_position(partition: str, when: datetime) -> str:
+    """A StartAfter value: every digest of ``partition`` from ``when``'s day on sorts after it."""
+    return f"{partition}{when.astimezone(timezone.utc):%Y/%m/%d}/"
+
+
+class DigestProblem(Exception):
+    def __init__(self, kind: str, key: str, detail: str):
+        super().__init__(f"{kind}: {key}: {detail}")
+        self.kind, self.key, self.detail = kind, key, detail
+
+
+@dataclass
+class Digest:
+    """One digest as fetched: its fields, its own hash and the signature CloudTrail attached."""
+
+    bucket: str
+    key: str
+    fields: dict
+    sha256: str  # of the uncompressed digest
+    signature: str | None
+    signature_algorithm: str | None
+
+    @property
+    def log_files(self) -> list[dict]:
+        return self.fields["logFiles"]
+
+    @property
+    def previous_key(self) -> str | None:
+        return self.fields.get("previousDigestS3Object")
+
+    @property
+    def end_time(self) -> datetime:
+        return parse_time(self.fields["digestEndTime"])
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def fetch_digest(s3, bucket: str, key: str) -> Digest:
+    """GET and parse a digest; DigestProblem MISSING when it is gone, INVALID when unreadable."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise DigestProblem(MISSING, key, "named by the chain but not in S3 (deleted?)") from None
+        raise
+    body = response["Body"]
+    try:
+        try:
+            fields = parse_digest(body)
+        except BadObject as exc:
+            raise DigestProblem(INVALID, key, exc.reason) from None
+    finally:
+        body.close()
+    metadata = {k.lower(): v for k, v in (response.get("Metadata") or {}).items()}
+    return Digest(bucket, key, fields, fields["contentSha256"], metadata.get("signature"),
+                  metadata.get("signature-algorithm"))
+
+
+def string_to_sign(digest: Digest) -> bytes:
+    f = digest.fields
+    previous = f.get("previousDigestSignature")
+    return (f"{f['digestEndTime']}\n{f['digestS3Bucket']}/{f['digestS3Object']}\n{digest.sha256}\n"
+            f"{'null' if previous is None else previous}").encode("utf-8")
+
+
+def fingerprint(der: bytes) -> str:
+    """CloudTrail's public key fingerprint: the MD5 hex of the PKCS#1 DER."""
+    return hashlib.md5(der).hexdigest()  # noqa: S324  (an identifier, not a security function)
+
+
+class PublicKeys(Protocol):
+    def get(self, fingerprint: str, digest: Digest, region: str) -> bytes | None:
+        """The PKCS#1 DER public key with that fingerprint, or None when there is none."""
+
+
+class DirPublicKeys:
+    """Public keys saved as files named by their fingerprint (``<fp>`` or ``<fp>.der``)."""
+
+    def __init__(self, directory: str):
+        self.directory = Path(directory)
+
+    def get(self, fingerprint_hex: str, digest: Digest, region: str) -> bytes | None:
+        if not re.fullmatch(r"[0-9a-f]{32}", fingerprint_hex or ""):
+            return None
+        for name in (fingerprint_hex, f"{fingerprint_hex}.der"):
+            path = self.directory / name
+            if path.is_file():
+                der = path.read_bytes()
+                if fingerprint(der) != fingerprint_hex:
+                    log.warning("public key file %s does not have the fingerprint its name says", path)
+                    return None
+                return der
+        return None
+
+    def describe(self) -> str:
+        return f"public_keys_dir {str(self.directory)!r}"
+
+
+class CloudTrailPublicKeys:
+    """CloudTrail's ListPublicKeys in the trail's home region, around the digest's time; cached."""
+
+    def __init__(self, client_for_region):
+        self.client_for_region = client_for_region
+        self.cache: dict[tuple[str, str], bytes] = {}
+
+    def get(self, fingerprint_hex: str, digest: Digest, region: str) -> bytes | None:
+        if (region, fingerprint_hex) in self.cache:
+            return self.cache[(region, fingerprint_hex)]
+        when = digest.end_time
+        client = self.client_for_region(region)
+        params = {"StartTime": when - KEY_SEARCH_MARGIN, "EndTime": when + KEY_SEARCH_MARGIN}
+        while True:
+            page = client.list_public_keys(**params)
+            for item in page.get("PublicKeyList", []):
+                self.cache[(region, item["Fingerprint"])] = item["Value"]
+            if not page.get("NextToken"):
+                break
+            params["NextToken"] = page["NextToken"]
+        return self.cache.get((region, fingerprint_hex))
+
+    def describe(self) -> str:
+        return "CloudTrail ListPublicKeys"
+
+
+def cloudtrail_keys_for(source: Source) -> CloudTrailPublicKeys:
+    """ListPublicKeys with the source's credentials, proxy and trusted certificates."""
+    import botocore.config  # noqa: PLC0415
+
+    from pipeline.credentials import make_session  # noqa: PLC0415
+    from pipeline.s3 import client_config, install_error_hooks, make_sts_client, verify_setting  # noqa: PLC0415
+
+    clients: dict[str, object] = {}
+
+    def client_for_region(region: str):
+        if region not in clients:
+            verify = verify_setting(source)
+            session = make_session(source, lambda base: make_sts_client(source, base, verify))
+            config = client_config(source, service="cloudtrail").merge(botocore.config.Config(region_name=region))
+            clients[region] = session.client("cloudtrail", region_name=region, config=config, verify=verify,
+                                             endpoint_url=source.integrity.endpoint_url)
+            install_error_hooks(clients[region], source)
+        return clients[region]
+
+    return CloudTrailPublicKeys(client_for_region)
+
+
+def public_keys_for(source: Source, directory: str | None = None) -> PublicKeys:
+    directory = directory or source.integrity.public_keys_dir
+    return DirPublicKeys(directory) if directory else cloudtrail_keys_for(source)
+
+
+def verify_digest(digest: Digest, keys: PublicKeys) -> None:
+    """Raise DigestProblem unless the digest sits where it says and CloudTrail's key signed it.
+
+    Errors reaching the key source (ListPublicKeys refused, network) propagate: they say
+    nothing about the digest, which is checked again later.
+    """
+    f, key = digest.fields, digest.key
+    if f.get("digestS3Bucket") != digest.bucket or f.get("digestS3Object") != key:
+        raise DigestProblem(MOVED, key, f"says it sits at s3://{f.get('digestS3Bucket')}/{f.get('digestS3Object')}")
+    if not digest.signature:
+        raise DigestProblem(SIGNATURE, key, "no x-amz-meta-signature on the object")
+    algorithm = digest.signature_algorithm or f.get("digestSignatureAlgorithm")
+    if algorithm != SIGNATURE_ALGORITHM:
+        raise DigestProblem(INVALID, key, f"signature algorithm {algorithm!r} is not {SIGNATURE_ALGORITHM}")
+    name = digest_name(key)
+    region = name.home_region if name else (f.get("awsRegion") or "us-east-1")
+    wanted = f.get("digestPublicKeyFingerprint") or ""
+    der = keys.get(wanted, digest, region)
+    if der is None:
+        where = keys.describe() if hasattr(keys, "describe") else "the public keys"
+        raise DigestProblem(INVALID, key, f"no public key with fingerprint {wanted!r} in {where} ({region})")
+    try:
+        public_key = serialization.load_der_public_key(der)  # PKCS#1 (CloudTrail's) or SPKI
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise ValueError("not an RSA key")
+        signature = bytes.fromhex(digest.signature)
+    except ValueError as exc:
+        raise DigestProblem(INVALID, key, f"unusable public key or signature: {exc}") from None
+    try:
+        public_key.verify(signature, string_to_sign(digest), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise DigestProblem(SIGNATURE, key, f"signature does not verify with key {wanted}") from None
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a verified digest is: enough to check the next digest's previous* fields."""
+
+    key: str
+    sha256: str
+    signature: str
+
+    @classmethod
+    def of(cls, digest: Digest) -> "Link":
+        return cls(digest.key, digest.sha256, digest.signature or "")
+
+
+def check_link(digest: Digest, previous: Link) -> DigestProblem | None:
+    """The digest's record of its previous digest must match that digest exactly."""
+    f = digest.fields
+    if f.get("previousDigestHashValue") != previous.sha256:
+        return DigestProblem(CHAIN, digest.key, f"previousDigestHashValue differs from the SHA-256 of "
+                                                f"{previous.key}")
+    if f.get("previousDigestSignature") != previous.signature:
+        return DigestProblem(CHAIN, digest.key, f"previousDigestSignature differs from the signature of "
+                                                f"{previous.key}")
+    return None
+
+
+def check_previous(s3, digest: Digest, known: Link | None, keys: PublicKeys) -> list[DigestProblem]:
+    """Check the link from ``digest`` back to its previous digest.
+
+    ``known``: the previous digest of the chain already handled (None at the start). When the
+    digest names another one (something between them), that one is fetched: a missing object is
+    a deleted digest. A null previous is a gap (logging was off), not a problem.
+    """
+    previous_key = digest.previous_key
+    if previous_key is None:
+        return []
+    if known is not None and known.key == previous_key:
+        problem = check_link(digest, known)
+        return [problem] if problem else []
+    bucket = digest.fields.get("previousDigestS3Bucket") or digest.bucket
+    try:
+        previous = fetch_digest(s3, bucket, previous_key)
+    except DigestProblem as problem:
+        return [problem]
+    problem = check_link(digest, Link.of(previous))
+    return [problem] if problem else []

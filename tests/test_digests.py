@@ -1,0 +1,137 @@
+"""pipeline.digests: names, fetching, signature verification, chain links, public key sources
+(a directory of keys, and CloudTrail's ListPublicKeys through boto3 on the wire)."""
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import TEST_KEY_ID
+from pipeline import digests as dg
+from support.cloudtrail_api import CloudTrailKeysAPI
+from support.cloudtrail_digests import Trail, fingerprint, private_key, public_der, write_public_keys
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def keys_dir(tmp_path):
+    write_public_keys(tmp_path, 0)
+    return dg.DirPublicKeys(str(tmp_path))
+
+
+def test_digest_names():
+    key = ("logs/AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/2026/11/01/"
+           "111122223333_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20261101T090712Z.json.gz")
+    name = dg.digest_name(key)
+    assert (name.partition, name.account, name.region, name.trail, name.home_region) == (
+        "logs/AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/", "111122223333", "eu-west-1",
+        "my_trail", "us-east-1")
+    assert name.time == datetime(2026, 11, 1, 9, 7, 12, tzinfo=timezone.utc) and not name.backfill
+    backfill = dg.digest_name(key.replace(".json.gz", "_backfill.json.gz"))
+    assert backfill.backfill and backfill.chain == name.chain + "|backfill"
+    assert dg.digest_name(key.replace("CloudTrail-Digest/", "CloudTrail/")) is None
+    assert dg.digest_name("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/01/x.json.gz") is None
+    assert dg.digest_partition("AWSLogs/o-abcdefghij/111122223333/CloudTrail/eu-west-1/") == \
+        "AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/"
+    assert dg.digest_partition("AWSLogs/111122223333/CloudTrail-Insight/eu-west-1/") is None
+    assert dg.day_position(name.partition, name.time) == name.partition + "2026/11/01/"
+
+
+def test_valid_digest_verifies_and_links(s3, bucket, keys_dir):
+    trail = Trail(s3, bucket)
+    logs = [trail.put_log(T0 + timedelta(minutes=5), "aaaaaaaaaaaaaaaa")]
+    first_key = trail.deliver_digest(T0 + timedelta(hours=1), logs)
+    second_key = trail.deliver_digest(T0 + timedelta(hours=2), [])
+    first, second = dg.fetch_digest(s3, bucket, first_key), dg.fetch_digest(s3, bucket, second_key)
+    dg.verify_digest(first, keys_dir)
+    dg.verify_digest(second, keys_dir)
+    assert first.log_files[0]["s3Object"] == logs[0][0]
+    assert dg.check_previous(s3, second, dg.Link.of(first), keys_dir) == []
+    assert dg.check_previous(s3, second, None, keys_dir) == []  # fetched from S3 when not known
+    assert dg.check_previous(s3, first, None, keys_dir) == []  # the first of a chain links nowhere
+
+
+def kinds(problems):
+    return [p.kind for p in problems]
+
+
+def test_each_tampering_is_its_own_kind(s3, bucket, keys_dir):
+    trail = Trail(s3, bucket)
+    first_key = trail.deliver_digest(T0 + timedelta(hours=1), [])
+    first = dg.fetch_digest(s3, bucket, first_key)
+    # Content altered after signing: the signature no longer verifies.
+    raw = json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=first_key)["Body"].read()))
+    raw["logFiles"] = [{"s3Bucket": bucket, "s3Object": "planted", "hashValue": "0" * 64}]
+    meta = s3.head_object(Bucket=bucket, Key=first_key)["Metadata"]
+    s3.put_object(Bucket=bucket, Key=first_key, Body=gzip.compress(json.dumps(raw).encode()), Metadata=meta)
+    with pytest.raises(dg.DigestProblem) as caught:
+        dg.verify_digest(dg.fetch_digest(s3, bucket, first_key), keys_dir)
+    assert caught.value.kind == dg.SIGNATURE
+    # Signed by another key pair under CloudTrail's fingerprint.
+    forged = dg.fetch_digest(s3, bucket, trail.deliver_digest(T0 + timedelta(hours=2), [], sign_with=1))
+    assert pytest.raises(dg.DigestProblem, dg.verify_digest, forged, keys_dir).value.kind == dg.SIGNATURE
+    # Copied to another key: it says where it sits.
+    other = first_key.replace("2026/11/01", "2026/11/02")
+    s3.copy_object(Bucket=bucket, Key=other, CopySource={"Bucket": bucket, "Key": forged.key})
+    moved = dg.fetch_digest(s3, bucket, other)
+    assert pytest.raises(dg.DigestProblem, dg.verify_digest, moved, keys_dir).value.kind == dg.MOVED
+    # A public key nobody has.
+    stranger = Trail(s3, bucket, name="other", key=2).deliver_digest(T0 + timedelta(hours=1), [])
+    problem = pytest.raises(dg.DigestProblem, dg.verify_digest, dg.fetch_digest(s3, bucket, stranger), keys_dir)
+    assert problem.value.kind == dg.INVALID and fingerprint(private_key(2)) in problem.value.detail
+    # Not a digest at all / gone.
+    s3.put_object(Bucket=bucket, Key="AWSLogs/x.json.gz", Body=b"not json")
+    assert pytest.raises(dg.DigestProblem, dg.fetch_digest, s3, bucket, "AWSLogs/x.json.gz").value.kind == dg.INVALID
+    assert pytest.raises(dg.DigestProblem, dg.fetch_digest, s3, bucket, "AWSLogs/gone").value.kind == dg.MISSING
+    # Links: a hash or signature that differ from the previous digest's own.
+    good = dg.Link.of(first)
+    after = dg.fetch_digest(s3, bucket, Trail(s3, bucket).deliver_digest(T0 + timedelta(hours=3), []))
+    assert kinds(dg.check_previous(s3, after, None, keys_dir)) == []
+    after.fields.update(previousDigestS3Object=first_key, previousDigestHashValue=good.sha256,
+                        previousDigestSignature="00")
+    assert kinds(dg.check_previous(s3, after, good, keys_dir)) == [dg.CHAIN]
+    after.fields.update(previousDigestSignature=good.signature, previousDigestHashValue="1" * 64)
+    assert kinds(dg.check_previous(s3, after, good, keys_dir)) == [dg.CHAIN]
+    after.fields.update(previousDigestS3Object="AWSLogs/deleted-digest.json.gz")
+    assert kinds(dg.check_previous(s3, after, good, keys_dir)) == [dg.MISSING]
+
+
+def test_key_file_must_have_the_fingerprint_its_name_says(tmp_path):
+    (tmp_path / fingerprint(private_key(0))).write_bytes(public_der(private_key(1)))  # wrong key
+    assert dg.DirPublicKeys(str(tmp_path)).get(fingerprint(private_key(0)), None, "us-east-1") is None
+    (tmp_path / f"{fingerprint(private_key(1))}.der").write_bytes(public_der(private_key(1)))
+    assert dg.DirPublicKeys(str(tmp_path)).get(fingerprint(private_key(1)), None, "us-east-1") == \
+        public_der(private_key(1))
+    assert dg.DirPublicKeys(str(tmp_path)).get("../../etc/passwd", None, "us-east-1") is None
+
+
+def test_public_keys_from_cloudtrail_list_public_keys(make_runtime, s3, bucket):
+    """The ListPublicKeys path, on the wire: signed with the source's credentials, in the trail's
+    home region, around the digest's time, paged; keys rotate, so the right one is picked."""
+    trail = Trail(s3, bucket, home="eu-west-1")
+    digest_key = trail.deliver_digest(T0 + timedelta(hours=1), [])
+    with CloudTrailKeysAPI() as api:
+        api.add_key(public_der(private_key(3)), fingerprint(private_key(3)), T0 - timedelta(days=30),
+                    T0 - timedelta(hours=2))  # the previous key, rotated out
+        api.add_key(public_der(private_key(0)), fingerprint(private_key(0)), T0 - timedelta(hours=2),
+                    T0 + timedelta(days=30))
+        runtime = make_runtime(bucket, integrity={"enabled": True, "endpoint_url": api.url})
+        source = runtime.config.sources[0]
+        keys = dg.public_keys_for(source)
+        assert isinstance(keys, dg.CloudTrailPublicKeys)
+        digest = dg.fetch_digest(s3, bucket, digest_key)
+        dg.verify_digest(digest, keys)
+        assert {r["access_key"] for r in api.requests} == {TEST_KEY_ID}
+        assert {r["region"] for r in api.requests} == {"eu-west-1"}  # the trail's home region
+        assert len(api.requests) == 2  # two keys in the margin, one per page
+        start, end = api.requests[0]["start"], api.requests[0]["end"]
+        assert start < (T0 + timedelta(hours=1)).timestamp() < end
+        dg.verify_digest(digest, keys)  # cached: no new request
+        assert len(api.requests) == 2
+        # A key ListPublicKeys does not return: the digest is invalid, and the message says where we looked.
+        stranger = Trail(s3, bucket, name="x", home="eu-west-1", key=2).deliver_digest(T0 + timedelta(hours=1), [])
+        problem = pytest.raises(dg.DigestProblem, dg.verify_digest, dg.fetch_digest(s3, bucket, stranger), keys)
+        assert problem.value.kind == dg.INVALID and "ListPublicKeys" in problem.value.detail
