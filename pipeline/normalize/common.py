@@ -106,19 +106,38 @@ def parse_iso8601(value: Any) -> datetime | None:
     return moment
 
 
+# A file's records share few distinct times (second resolution): remember the last ones.
+_STAMPS: dict[str, str | None] = {}
+_MILLIS: dict[str, int | None] = {}
+_CACHE_MAX = 4096
+
+
 def es_timestamp(value: Any) -> str | None:
     """Elasticsearch's date processor output: UTC, millisecond precision, ``Z``."""
-    moment = parse_iso8601(value)
-    if moment is None:
+    if not isinstance(value, str):
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    stamp = _STAMPS.get(value, MISSING)
+    if stamp is MISSING:
+        moment = parse_iso8601(value)
+        stamp = None if moment is None else (
+            moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z")
+        if len(_STAMPS) >= _CACHE_MAX:
+            _STAMPS.clear()
+        _STAMPS[value] = stamp
+    return stamp
 
 
 def epoch_millis(value: Any) -> int | None:
-    moment = parse_iso8601(value)
-    if moment is None:
+    if not isinstance(value, str):
         return None
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    millis = _MILLIS.get(value, MISSING)
+    if millis is MISSING:
+        moment = parse_iso8601(value)
+        millis = None if moment is None else (moment - _EPOCH) // timedelta(milliseconds=1)
+        if len(_MILLIS) >= _CACHE_MAX:
+            _MILLIS.clear()
+        _MILLIS[value] = millis
+    return millis
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

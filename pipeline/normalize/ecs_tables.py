@@ -161,6 +161,12 @@ RENAMES_DIGEST_3 = (
     ("insightDetails", "aws.cloudtrail.insight_details"),
 )
 
+# The record keys the digest processors read (event records seldom have any).
+DIGEST_KEYS = frozenset(
+    [src for src, _ in RENAMES_DIGEST + RENAMES_DIGEST_2 + RENAMES_DIGEST_3 + DIGEST_DATES + DIGEST_DATES_2]
+    + ["previousDigestSignature", "logFiles"]
+)
+
 # ``set`` processors with mustache values (ignore_empty_value), from the flattened objects.
 TEMPLATE_SETS = (
     ("group.id", "aws.cloudtrail.flattened.response_elements.group.groupId"),

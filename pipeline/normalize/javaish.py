@@ -12,6 +12,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from .common import MISSING
+
 # A JSON object parsed by Jackson into a HashMap starts with 16 buckets and doubles
 # whenever it holds more than 0.75 * capacity entries.
 _INITIAL_CAPACITY = 16
@@ -28,6 +30,8 @@ def java_string_hash(text: str) -> int:
 
 
 def hashmap_capacity(size: int) -> int:
+    if size <= 12:
+        return _INITIAL_CAPACITY
     capacity = _INITIAL_CAPACITY
     while size > capacity * _LOAD_FACTOR:
         capacity *= 2
@@ -98,8 +102,19 @@ def java_map_str(mapping: dict) -> str:
     """``HashMap.toString()`` of a JSON object: ``{k=v, ...}`` in hash order.  For a
     ``Pruned`` map the capacity is the one the map grew to before keys were dropped."""
     size = getattr(mapping, "original_size", len(mapping))
-    keys = hashmap_order(list(mapping), hashmap_capacity(size))
+    capacity = hashmap_capacity(size)
+    names = tuple(mapping)
+    keys = _ORDERS.get((names, capacity))
+    if keys is None:
+        if len(_ORDERS) >= _ORDERS_MAX:
+            _ORDERS.clear()
+        keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
     return "{" + ", ".join(f"{k}={java_str(mapping[k])}" for k in keys) + "}"
+
+
+# HashMap orders by key tuple: a file's records repeat a few shapes of requestParameters.
+_ORDERS: dict[tuple[tuple, int], list] = {}
+_ORDERS_MAX = 4096
 
 
 class Pruned(dict):
@@ -112,20 +127,42 @@ _DROP = object()
 
 
 def _prune(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = Pruned()
+    """``value`` without null/"" values and empty containers; ``value`` itself (no copy)
+    when nothing is dropped, ``_DROP`` when nothing is left."""
+    cls = value.__class__
+    if cls is str:
+        return value if value else _DROP
+    if value is None:
+        return _DROP
+    if cls is dict or (cls is not list and isinstance(value, dict)):
+        if not value:
+            return _DROP
+        out = None
         for key, item in value.items():
-            item = _prune(item)
-            if item is not _DROP:
-                out[key] = item
+            new = _prune(item)
+            if out is None:
+                if new is item:
+                    continue
+                out = Pruned()  # first change: copy the entries kept so far
+                for kept, kept_item in value.items():
+                    if kept is key:
+                        break
+                    out[kept] = kept_item
+            if new is not _DROP:
+                out[key] = new
+        if out is None:
+            return value
         if not out:
             return _DROP
         out.original_size = len(value)
         return out
-    if isinstance(value, list):
-        items = [item for item in map(_prune, value) if item is not _DROP]
+    if cls is list or isinstance(value, list):
+        items = list(map(_prune, value))
+        if all(new is item for new, item in zip(items, value)):
+            return value if value else _DROP
+        items = [item for item in items if item is not _DROP]
         return items if items else _DROP
-    if value is None or value == "":
+    if isinstance(value, str) and not value:
         return _DROP
     return value
 
@@ -135,6 +172,17 @@ def drop_empty(value: Any) -> Any:
     empty, recursively.  Returns None when nothing is left."""
     out = _prune(value)
     return None if out is _DROP else out
+
+
+def pruned(value: Any) -> Any:
+    """``drop_empty`` of one value read from the record: MISSING when nothing is left."""
+    cls = value.__class__
+    if cls is str:
+        return value if value else MISSING
+    if cls is bool or cls is int or cls is float:
+        return value
+    out = _prune(value)
+    return MISSING if out is _DROP else out
 
 
 def template_value(root: Any, path: str) -> str:
