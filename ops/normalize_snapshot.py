@@ -107,7 +107,9 @@ def test_records() -> list[tuple[str, dict]]:
 def outputs(record: dict) -> dict[str, str]:
     from pipeline.normalize import derive_fields  # noqa: PLC0415
 
-    return derive_fields(copy.deepcopy(record), FORMATS)
+    fields = derive_fields(copy.deepcopy(record), FORMATS)
+    return {name: value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+            for name, value in fields.items()}
 
 
 def write(path: Path) -> int:

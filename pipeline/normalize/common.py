@@ -47,6 +47,19 @@ def is_ip(value: Any) -> bool:
     allowed, or an IPv6 address, optionally with a %zone)."""
     if not isinstance(value, str) or not value:
         return False
+    known = _IPS.get(value)
+    if known is None:
+        known = _is_ip(value)
+        if len(_IPS) >= _CACHE_MAX:
+            _IPS.clear()
+        _IPS[value] = known
+    return known
+
+
+_IPS: dict[str, bool] = {}  # a file's records come from few addresses
+
+
+def _is_ip(value: str) -> bool:
     if _GROK_IPV4.fullmatch(value):
         return True
     if ":" not in value:
@@ -106,38 +119,54 @@ def parse_iso8601(value: Any) -> datetime | None:
     return moment
 
 
-# A file's records share few distinct times (second resolution): remember the last ones.
-_STAMPS: dict[str, str | None] = {}
-_MILLIS: dict[str, int | None] = {}
+# A file's records share few distinct times (second resolution): remember the last ones,
+# for ECS and OCSF together: text -> (Elasticsearch timestamp, epoch milliseconds).
+_TIMES: dict[str, tuple[str | None, int | None]] = {}
 _CACHE_MAX = 4096
+_NO_TIME = (None, None)
+
+# CloudTrail's own form, "2024-03-04T05:06:07Z": read without the general parser.
+_SECONDS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+
+
+def clear_caches() -> None:
+    """Forget the remembered times and addresses (benchmarks: each run starts cold)."""
+    _TIMES.clear()
+    _IPS.clear()
+
+
+def _times(value: Any) -> tuple[str | None, int | None]:
+    if not isinstance(value, str):
+        return _NO_TIME
+    times = _TIMES.get(value)
+    if times is None:
+        moment = None
+        if len(value) == 20 and _SECONDS_Z.fullmatch(value):
+            try:
+                moment = datetime.fromisoformat(value)  # the same date rules, in C
+            except ValueError:
+                times = _NO_TIME
+            else:
+                times = (value[:19] + ".000Z", (moment - _EPOCH) // _MILLISECOND)
+        else:
+            moment = parse_iso8601(value)
+            times = _NO_TIME if moment is None else (
+                moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+                (moment - _EPOCH) // _MILLISECOND)
+        if len(_TIMES) >= _CACHE_MAX:
+            _TIMES.clear()
+        _TIMES[value] = times
+    return times
 
 
 def es_timestamp(value: Any) -> str | None:
     """Elasticsearch's date processor output: UTC, millisecond precision, ``Z``."""
-    if not isinstance(value, str):
-        return None
-    stamp = _STAMPS.get(value, MISSING)
-    if stamp is MISSING:
-        moment = parse_iso8601(value)
-        stamp = None if moment is None else (
-            moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z")
-        if len(_STAMPS) >= _CACHE_MAX:
-            _STAMPS.clear()
-        _STAMPS[value] = stamp
-    return stamp
+    return _times(value)[0]
 
 
 def epoch_millis(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None
-    millis = _MILLIS.get(value, MISSING)
-    if millis is MISSING:
-        moment = parse_iso8601(value)
-        millis = None if moment is None else (moment - _EPOCH) // timedelta(milliseconds=1)
-        if len(_MILLIS) >= _CACHE_MAX:
-            _MILLIS.clear()
-        _MILLIS[value] = millis
-    return millis
+    return _times(value)[1]
 
 
+_MILLISECOND = timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -29,6 +29,7 @@ from .javaish import hashmap_capacity, hashmap_order, java_str, pruned
 
 _DICT = dict
 _STR = str
+_NAMES = frozenset(("newUserName", "groupName", "userName"))
 
 
 def _leaf(obj: Any, *path: str) -> Any:
@@ -88,47 +89,57 @@ def ecs_document(record: dict) -> dict:
         record = {}
     get = record.get
     doc: dict[str, Any] = {"ecs": {"version": T.ECS_VERSION}}
-    ct: dict[str, Any] | None = None  # aws.cloudtrail, created by its first field
+    ct: dict[str, Any] = {}  # aws.cloudtrail
     user: dict[str, Any] = {}
     event: dict[str, Any] = {}
     cloud: dict[str, Any] = {}
     related_user: list = []
 
-    def cloudtrail() -> dict:
-        nonlocal ct
-        if ct is None:
-            ct = doc.setdefault("aws", {})["cloudtrail"] = {}
-        return ct
-
     stamp = es_timestamp(get("eventTime"))
     if stamp is not None:
         doc["@timestamp"] = stamp
 
-    value = pruned(get("eventVersion"))
+    value = get("eventVersion")
+
+    if value.__class__ is not str or not value:
+
+        value = pruned(value)
     if value is not MISSING:
-        cloudtrail()["event_version"] = value
+        ct["event_version"] = value
 
     identity = get("userIdentity")
     if isinstance(identity, _DICT) and identity:
         iget = identity.get
         uid: dict[str, Any] = {}  # aws.cloudtrail.user_identity
-        value = pruned(iget("type"))
+        value = iget("type")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             uid["type"] = value
-        value = pruned(iget("userName"))
+        value = iget("userName")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             related_user.append(java_str(value))
             user["name"] = value
-        value = pruned(iget("principalId"))
+        value = iget("principalId")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             user["id"] = value
-        value = pruned(iget("arn"))
+        value = iget("arn")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             uid["arn"] = value
-        value = pruned(iget("accountId"))
+        value = iget("accountId")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             cloud["account"] = {"id": value}
-        value = pruned(iget("accessKeyId"))
+        value = iget("accessKeyId")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             uid["access_key_id"] = value
         context = iget("sessionContext")
@@ -144,59 +155,87 @@ def ecs_document(record: dict) -> dict:
             if isinstance(issuer, _DICT):
                 sget = issuer.get
                 issued: dict[str, Any] = {}
-                value = pruned(sget("type"))
+                value = sget("type")
+                if value.__class__ is not str or not value:
+                    value = pruned(value)
                 if value is not MISSING:
                     issued["type"] = value
-                value = pruned(sget("userName"))
+                value = sget("userName")
+                if value.__class__ is not str or not value:
+                    value = pruned(value)
                 if value is not MISSING and "name" not in user:
                     user["name"] = value
                 for src, dst in (("principalId", "principal_id"), ("arn", "arn"), ("accountId", "account_id")):
-                    value = pruned(sget(src))
+                    value = sget(src)
+                    if value.__class__ is not str or not value:
+                        value = pruned(value)
                     if value is not MISSING:
                         issued[dst] = value
                 if issued:
                     session["session_issuer"] = issued
             if session:
                 uid["session_context"] = session
-        value = pruned(iget("invokedBy"))
+        value = iget("invokedBy")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             uid["invoked_by"] = value
         if uid:
-            cloudtrail()["user_identity"] = uid
+            ct["user_identity"] = uid
 
-    value = pruned(get("eventSource"))
+    value = get("eventSource")
+
+    if value.__class__ is not str or not value:
+
+        value = pruned(value)
     if value is not MISSING:
         event["provider"] = value
-    name = pruned(get("eventName"))
+    name = get("eventName")
+    if name.__class__ is not str or not name:
+        name = pruned(name)
     action = "" if name is MISSING else java_str(name)
     if action:
         event["action"] = action
-    value = pruned(get("eventCategory"))
+    value = get("eventCategory")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING:
-        cloudtrail()["event_category"] = value
-    value = pruned(get("awsRegion"))
+        ct["event_category"] = value
+    value = get("awsRegion")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING:
         cloud["region"] = value
-    address = pruned(get("sourceIPAddress"))
+    address = get("sourceIPAddress")
+    if address.__class__ is not str or not address:
+        address = pruned(address)
     if address is not MISSING:
         source = doc["source"] = {"address": address}
         if is_ip(address):
             source["ip"] = address
-    value = pruned(get("userAgent"))
+    value = get("userAgent")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING:
         doc["user_agent"] = {"original": value}
-    error_code = pruned(get("errorCode"))
+    error_code = get("errorCode")
+    if error_code.__class__ is not str or not error_code:
+        error_code = pruned(error_code)
     if error_code is not MISSING:
-        cloudtrail()["error_code"] = error_code
-    error_message = pruned(get("errorMessage"))
+        ct["error_code"] = error_code
+    error_message = get("errorMessage")
+    if error_message.__class__ is not str or not error_message:
+        error_message = pruned(error_message)
     if error_message is not MISSING:
-        cloudtrail()["error_message"] = error_message
+        ct["error_message"] = error_message
 
     flattened = None
-    if ct is not None:
+    if ct:  # the pipeline's script runs only when aws.cloudtrail exists by now
         flattened = ct["flattened"] = {}
         for src, dst in T.FLATTENED:
-            value = pruned(get(src))
+            value = get(src)
+            if value.__class__ is not str or not value:
+                value = pruned(value)
             if value is not MISSING:
                 rendered = java_str(value)
                 ct[dst] = rendered
@@ -204,19 +243,25 @@ def ecs_document(record: dict) -> dict:
                     flattened[dst] = value
 
     for src, dst in T.RENAMES_EVENT:
-        value = pruned(get(src))
+        value = get(src)
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             if dst[0] == "e":  # event.id
                 event["id"] = value
             else:
-                cloudtrail()[dst[15:]] = value
-    value = pruned(get("resources"))
+                ct[dst[15:]] = value
+    value = get("resources")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING:
-        cloudtrail()["resources"] = _dedupe_resources(value) if isinstance(value, list) else value
+        ct["resources"] = _dedupe_resources(value) if isinstance(value, list) else value
     for src, dst in T.RENAMES_ACCOUNT:
-        value = pruned(get(src))
+        value = get(src)
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
-            cloudtrail()[dst[15:]] = value
+            ct[dst[15:]] = value
 
     if flattened is not None:
         request = flattened.get("request_parameters")
@@ -257,12 +302,16 @@ def ecs_document(record: dict) -> dict:
 
     # digest-file fields (the same pipeline also ingests digest files)
     if not T.DIGEST_KEYS.isdisjoint(record):
-        _digest_fields(record, doc, cloud, cloudtrail)
+        _digest_fields(record, doc, cloud, ct)
 
     if flattened is not None:
         response = flattened.get("response_elements")
         request = flattened.get("request_parameters")
-        if isinstance(response, _DICT) or isinstance(request, _DICT):
+        if not isinstance(response, _DICT):
+            response = {}
+        if not isinstance(request, _DICT):
+            request = {}
+        if "group" in response or "user" in response or not _NAMES.isdisjoint(request):
             group_id = _template(response, "group", "groupId")
             target_id = _template(response, "user", "userId")
             new_name = _template(request, "newUserName")
@@ -278,7 +327,7 @@ def ecs_document(record: dict) -> dict:
                 doc.setdefault("group", {})["name"] = group_name
             if target_name:
                 user.setdefault("target", {})["name"] = target_name
-    if ct is not None:
+    if ct:
         for src, dst in (("digest", "digest"), ("insight_details", "insight_details")):
             if src in ct:
                 moved = ct.get("flattened")
@@ -304,6 +353,8 @@ def ecs_document(record: dict) -> dict:
         if out:
             doc["tls"] = out
 
+    if ct:
+        doc["aws"] = {"cloudtrail": ct}
     if user:
         doc["user"] = user
     if event:
@@ -315,23 +366,31 @@ def ecs_document(record: dict) -> dict:
     return doc
 
 
-def _digest_fields(record: dict, doc: dict, cloud: dict, cloudtrail) -> None:
+def _digest_fields(record: dict, doc: dict, cloud: dict, ct: dict) -> None:
     """The digest-file processors (``awsAccountId``, ``digest*``, ``logFiles``...) and the
     insightDetails rename, in pipeline order; rare in event records."""
     get = record.get
-    value = pruned(get("awsAccountId"))
+    value = get("awsAccountId")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING and "account" not in cloud:
         cloud["account"] = {"id": value}
-    value = pruned(get("digestS3Object"))
+    value = get("digestS3Object")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING:
         doc["file"] = {"path": value}
     if pruned(get("previousDigestHashAlgorithm")) == "SHA-256":
-        value = pruned(get("previousDigestSignature"))
+        value = get("previousDigestSignature")
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             doc.setdefault("file", {})["hash"] = {"sha256": value}
             doc.setdefault("related", {})["hash"] = [java_str(value)]
     digest: dict[str, Any] = {}
-    value = pruned(get("logFiles"))
+    value = get("logFiles")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING:
         digest["log_files"] = value
     start = es_timestamp(pruned(get("digestStartTime")))
@@ -341,7 +400,9 @@ def _digest_fields(record: dict, doc: dict, cloud: dict, cloudtrail) -> None:
     if end is not None:
         doc["@timestamp"] = end
         digest["end_time"] = end
-    value = pruned(get("digestS3Bucket"))
+    value = get("digestS3Bucket")
+    if value.__class__ is not str or not value:
+        value = pruned(value)
     if value is not MISSING:
         digest["s3_bucket"] = value
     for src, dst in (("newestEventTime", "newest_event_time"), ("oldestEventTime", "oldest_event_time")):
@@ -349,11 +410,13 @@ def _digest_fields(record: dict, doc: dict, cloud: dict, cloudtrail) -> None:
         if stamp is not None:
             digest[dst] = stamp
     for src, dst in T.RENAMES_DIGEST_3:
-        value = pruned(get(src))
+        value = get(src)
+        if value.__class__ is not str or not value:
+            value = pruned(value)
         if value is not MISSING:
             if dst.startswith("aws.cloudtrail.digest."):
                 digest[dst[22:]] = value
             else:
-                cloudtrail()[dst[15:]] = value
+                ct[dst[15:]] = value
     if digest:
-        cloudtrail()["digest"] = digest
+        ct["digest"] = digest

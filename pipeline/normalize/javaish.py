@@ -79,14 +79,16 @@ def java_double(value: float) -> str:
 
 def java_str(value: Any) -> str:
     """``String.valueOf(value)`` for a value parsed from JSON by Jackson into Java types."""
+    cls = value.__class__
+    if cls is str:
+        return value
+    render = _RENDER.get(cls)
+    if render is not None:
+        return render(value)
     if isinstance(value, str):
         return value
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -94,27 +96,45 @@ def java_str(value: Any) -> str:
     if isinstance(value, dict):
         return java_map_str(value)
     if isinstance(value, list):
-        return "[" + ", ".join(java_str(v) for v in value) + "]"
+        return _java_list_str(value)
     return str(value)
+
+
+def _java_list_str(values: list) -> str:
+    return "[" + ", ".join([java_str(v) for v in values]) + "]"
 
 
 def java_map_str(mapping: dict) -> str:
     """``HashMap.toString()`` of a JSON object: ``{k=v, ...}`` in hash order.  For a
     ``Pruned`` map the capacity is the one the map grew to before keys were dropped."""
-    size = getattr(mapping, "original_size", len(mapping))
-    capacity = hashmap_capacity(size)
+    size = getattr(mapping, "original_size", None) or len(mapping)
+    capacity = _INITIAL_CAPACITY if size <= 12 else hashmap_capacity(size)
     names = tuple(mapping)
     keys = _ORDERS.get((names, capacity))
     if keys is None:
         if len(_ORDERS) >= _ORDERS_MAX:
             _ORDERS.clear()
         keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
-    return "{" + ", ".join(f"{k}={java_str(mapping[k])}" for k in keys) + "}"
+    return "{" + ", ".join([f"{k}={java_str(mapping[k])}" for k in keys]) + "}"
+
+
+_RENDER = {
+    type(None): lambda value: "null",
+    bool: lambda value: "true" if value else "false",
+    int: str,
+    float: java_double,
+    dict: java_map_str,
+    list: _java_list_str,
+}
 
 
 # HashMap orders by key tuple: a file's records repeat a few shapes of requestParameters.
 _ORDERS: dict[tuple[tuple, int], list] = {}
 _ORDERS_MAX = 4096
+
+
+def clear_caches() -> None:
+    _ORDERS.clear()
 
 
 class Pruned(dict):
@@ -132,6 +152,8 @@ def _prune(value: Any) -> Any:
     cls = value.__class__
     if cls is str:
         return value if value else _DROP
+    if cls is int or cls is bool or cls is float:
+        return value
     if value is None:
         return _DROP
     if cls is dict or (cls is not list and isinstance(value, dict)):
