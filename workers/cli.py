@@ -312,9 +312,11 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args: tuple[str, ...]) -> None:
     """The benchmark: floor, naive collector and trailpipe on the same data (--help for options)."""
-    from workers.bench import main as bench_main  # noqa: PLC0415
-
-    sys.exit(bench_main(list(args)))
+    script = Path(__file__).resolve().parents[1] / "ops" / "bench" / "run.py"
+    if not script.is_file():
+        raise click.ClickException("the benchmark lives in the source tree (ops/bench/run.py): "
+                                   "run it from a clone of the repository")
+    sys.exit(subprocess.call([sys.executable, str(script), *args]))
 
 
 @main.command()

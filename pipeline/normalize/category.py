@@ -42,12 +42,28 @@ def category(record: dict) -> str:
     code = record.get("errorCode")
     if isinstance(code, str) and code in C.ACCESS_DENIED_ERRORS:
         return C.ACCESS_DENIED
+    found = _BY_NAME.get(name, _UNKNOWN)
+    if found is _UNKNOWN:
+        found = _by_name(name)
+        if len(_BY_NAME) >= 4096:
+            _BY_NAME.clear()
+        _BY_NAME[name] = found
+    if found is not None:
+        return found
+    if is_read_only(record, name):
+        return C.READ_ACTIVITY
+    return C.DEFAULT
+
+
+_UNKNOWN = object()
+_BY_NAME: dict[str, str | None] = {}  # eventName -> its category by name alone (tables 3 and 4)
+
+
+def _by_name(name: str) -> str | None:
     found = C.EVENT_CATEGORIES.get(name)
     if found is not None:
         return found
     for pattern, found in _PATTERNS:
         if pattern.fullmatch(name):
             return found
-    if is_read_only(record, name):
-        return C.READ_ACTIVITY
-    return C.DEFAULT
+    return None
