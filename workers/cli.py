@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-import orjson
 
 from pipeline import deadletter as deadletters
 from pipeline.config import Config, load_config
@@ -19,6 +18,7 @@ from pipeline.errors import ConfigError
 from pipeline.metrics import source_metrics
 from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
+from workers.console import celery_command, format_event
 
 STATE_DIR = Path(".trailpipe")
 
@@ -98,15 +98,6 @@ def status(config_path: str, as_json: bool) -> None:
                    f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
         click.echo(f"  S3 requests: {requests} (~${row['s3_estimated_cost_usd']:.4f})")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
-
-
-def format_event(fields: dict[bytes, bytes]) -> str:
-    get = lambda name: fields.get(name.encode(), b"").decode("utf-8", "replace")  # noqa: E731
-    record = orjson.loads(fields.get(b"event", b"{}"))
-    identity = record.get("userIdentity") or {}
-    who = identity.get("userName") or identity.get("arn") or identity.get("type") or "-"
-    return (f"{get('event_time')}  {get('account')}/{get('region') or '-'}  {get('event_name')}"
-            f"  by {who}  from {record.get('sourceIPAddress') or '-'}  [{get('source')}]")
 
 
 @main.command()
@@ -258,10 +249,6 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
     for letter in retried:
         click.echo(f"retrying {letter.source} {letter.key}")
     click.echo(f"{len(retried)} object(s) enqueued again")
-
-
-def celery_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.app", *args]
 
 
 def run_foreground(command: list[str], env: dict[str, str]) -> int:

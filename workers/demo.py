@@ -22,7 +22,7 @@ from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
 from pipeline.processes import stop_process
 from pipeline.redis_server import RedisServer, free_port
 from pipeline.runtime import Runtime
-from workers.cli import celery_command, format_event
+from workers.console import celery_command, format_event
 
 DEMO_DIR = Path(".trailpipe") / "demo"
 BUCKET = "trailpipe-demo-cloudtrail"
