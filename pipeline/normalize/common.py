@@ -147,7 +147,7 @@ def _times(value: Any) -> tuple[str | None, int | None]:
             except ValueError:
                 times = _NO_TIME
             else:
-                times = (value[:19] + ".000Z", (moment - _EPOCH) // _MILLISECOND)
+                times = (value[:19] + ".000Z", int(moment.timestamp()) * 1000)  # whole seconds: exact
         else:
             moment = parse_iso8601(value)
             times = _NO_TIME if moment is None else (

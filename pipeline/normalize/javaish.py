@@ -115,7 +115,11 @@ def java_map_str(mapping: dict) -> str:
         if len(_ORDERS) >= _ORDERS_MAX:
             _ORDERS.clear()
         keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
-    return "{" + ", ".join([f"{k}={java_str(mapping[k])}" for k in keys]) + "}"
+    parts = []
+    for k in keys:
+        value = mapping[k]
+        parts.append(f"{k}={value if value.__class__ is str else java_str(value)}")
+    return "{" + ", ".join(parts) + "}"
 
 
 _RENDER = {
