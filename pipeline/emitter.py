@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pipeline.config import Source
-from pipeline.normalize import derive_fields
+from pipeline.normalize import canonical_keys, derive_fields
 
 
 def _text(value) -> str:
@@ -21,7 +21,9 @@ def account_of(record: dict) -> str:
 
 def entry_fields(source: Source, key: str, raw: bytes, record: dict) -> dict[str, str | bytes]:
     """The stream entry of one record: the raw record as ``event``, the fields to route by, and
-    what normalization derives (display_name, category, and the source's output_formats)."""
+    what normalization derives (display_name, category, and the source's output_formats).
+    A record whose keys an exporter lower-cased is read with CloudTrail's names."""
+    record = canonical_keys(record)
     fields: dict[str, str | bytes] = {
         "event": raw,
         "event_id": _text(record.get("eventID")),

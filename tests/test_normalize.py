@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.normalize import derive_fields, ecs_document, ocsf_event
+from pipeline.normalize import canonical_keys, derive_fields, ecs_document, ocsf_event
 from pipeline.normalize.category import category
 from pipeline.normalize.display import display_name
 from pipeline.normalize.javaish import drop_empty, hashmap_order, java_double, java_map_str, java_str
@@ -161,7 +161,7 @@ INSIGHT = {
 )
 def test_display_name(name, shown):
     assert display_name(name) == shown
-    assert derive_fields({"eventName": name})["display_name"] == shown
+    assert derive_fields({"eventName": name})["display_name"] == (shown or "CloudTrail Event")  # never empty
 
 
 # --------------------------------------------------------------------------- category
@@ -738,7 +738,7 @@ def _check_all_outputs(record: dict) -> None:
 def test_edge_records_never_raise():
     for record in _edge_records():
         _check_all_outputs(record)
-    assert derive_fields({}) == {"display_name": "", "category": "General Audit Event"}
+    assert derive_fields({}) == {"display_name": "CloudTrail Event", "category": "General Audit Event"}
 
 
 def test_mutated_records_never_raise():
@@ -807,3 +807,47 @@ def test_outputs_match_the_snapshot():
     assert len(entries) > 1500
     diffs = normalize_snapshot.differences(entries)
     assert not diffs, [(name, field) for name, field, _, _ in diffs[:10]]
+
+
+# --------------------------------------------------------------------------- issue 13: names and casing
+
+
+def test_display_name_of_records_without_an_event_name():
+    insight = {"eventVersion": "1.07", "eventTime": "2024-03-04T05:06:07Z", "eventType": "AwsCloudTrailInsight",
+               "eventCategory": "Insight", "recipientAccountId": "111122223333",
+               "insightDetails": {"state": "Start", "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                                  "insightType": "ApiCallRateInsight"}}
+    assert derive_fields(insight)["display_name"] == "API Call Rate Insight Start: Run Instances"
+    del insight["insightDetails"]["eventName"]
+    assert derive_fields(insight)["display_name"] == "API Call Rate Insight Start"
+    assert derive_fields({"eventType": "AwsServiceEvent"})["display_name"] == "Aws Service Event"
+    assert derive_fields({"eventName": "  ", "eventVersion": "1.08"})["display_name"] == "CloudTrail Event"
+    assert derive_fields({"eventName": "ListMFADevices"})["display_name"] == "List MFA Devices"
+
+
+LOWER = {"eventversion": "1.08", "eventtime": "2024-03-04T05:06:07Z", "eventsource": "signin.amazonaws.com",
+         "eventname": "ConsoleLogin", "awsregion": "us-east-1", "sourceipaddress": "198.51.100.7",
+         "useridentity": {"type": "IAMUser", "principalid": "AIDAEXAMPLE", "arn": "arn:aws:iam::111122223333:user/bob",
+                          "accountid": "111122223333", "username": "bob"},
+         "responseelements": {"ConsoleLogin": "Failure"}, "additionaleventdata": {"MFAUsed": "No"},
+         "eventid": "e-1", "eventtype": "AwsConsoleSignIn", "recipientaccountid": "111122223333"}
+
+
+def test_lower_cased_records_are_cloudtrail_too():
+    canonical = {"eventVersion": "1.08", "eventTime": "2024-03-04T05:06:07Z", "eventSource": "signin.amazonaws.com",
+                 "eventName": "ConsoleLogin", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7",
+                 "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+                                  "arn": "arn:aws:iam::111122223333:user/bob", "accountId": "111122223333",
+                                  "userName": "bob"},
+                 "responseElements": {"ConsoleLogin": "Failure"}, "additionalEventData": {"MFAUsed": "No"},
+                 "eventID": "e-1", "eventType": "AwsConsoleSignIn", "recipientAccountId": "111122223333"}
+    assert canonical_keys(LOWER) == canonical
+    assert derive_fields(LOWER, ALL) == derive_fields(canonical, ALL)
+    fields = derive_fields(LOWER, ALL)
+    assert fields["display_name"] == "Console Login" and fields["category"] == "User Login Failure"
+    assert orjson.loads(fields["ocsf"])["class_uid"] == 3002
+    assert orjson.loads(fields["ecs"])["user"]["name"] == "bob"
+    record = {"eventName": "GetObject", "eventTime": "t"}
+    assert canonical_keys(record) is record  # a normal record is not copied
+    both = {"eventname": "a", "eventName": "b"}
+    assert canonical_keys(both) is both  # not a lower-cased export: untouched

@@ -20,11 +20,12 @@ import orjson
 
 from . import common, javaish, ocsf as _ocsf
 from .category import category
-from .display import display_name
+from .casing import canonical_keys
+from .display import display_name, record_display_name
 from .ecs import ecs_document
 from .ocsf import ocsf_event
 
-__all__ = ["clear_caches", "derive_fields", "display_name", "category", "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
+__all__ = ["canonical_keys", "clear_caches", "derive_fields", "display_name", "category", "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("ecs", "ocsf")
 
@@ -34,6 +35,7 @@ def derive_fields(record: dict, output_formats: Sequence[str] = ()) -> dict[str,
     documents as UTF-8 JSON bytes."""
     if not isinstance(record, dict):
         record = {}
+    record = canonical_keys(record)
     try:
         return _derive(record, output_formats)
     except RecursionError:
@@ -55,7 +57,7 @@ def clear_caches() -> None:
 
 def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str | bytes]:
     fields = {
-        "display_name": display_name(record.get("eventName")),
+        "display_name": record_display_name(record),
         "category": category(record),
     }
     if "ecs" in output_formats:
