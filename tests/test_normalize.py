@@ -851,3 +851,23 @@ def test_lower_cased_records_are_cloudtrail_too():
     assert canonical_keys(record) is record  # a normal record is not copied
     both = {"eventname": "a", "eventName": "b"}
     assert canonical_keys(both) is both  # not a lower-cased export: untouched
+
+
+@pytest.mark.parametrize("text", [
+    "2024-02-29T23:59:59Z", "2024-02-30T00:00:00Z", "0000-01-01T00:00:00Z", "2024-13-01T00:00:00Z",
+    "2024-01-01T24:00:00Z", "2024-01-01T23:59:60Z", "\uff12\uff10\uff12\uff14-01-01T00:00:00Z",
+    "2024-W10-1T05:06:07Z", "1969-12-31T23:59:59Z", "2024-01-01T00:00:00.123+01:00", "2024-01-01",
+])
+def test_the_fast_time_path_agrees_with_the_general_parser(text):
+    from datetime import timedelta  # noqa: PLC0415
+
+    from pipeline.normalize.common import clear_caches, epoch_millis, es_timestamp, parse_iso8601  # noqa: PLC0415
+
+    clear_caches()
+    moment = parse_iso8601(text)
+    if moment is None:
+        assert es_timestamp(text) is None and epoch_millis(text) is None
+    else:
+        assert es_timestamp(text) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        assert epoch_millis(text) == (moment - moment.replace(year=1970, month=1, day=1, hour=0, minute=0, second=0,
+                                                              microsecond=0)) // timedelta(milliseconds=1)
