@@ -354,7 +354,8 @@ def test_ecs_hidden_user_name_and_mfa_strings():
 def test_ecs_assumed_role_identity():
     doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity_role()))
     assert doc["user"] == {"name": "Deployer", "id": "AROAEXAMPLEROLE:ci-session"}
-    assert "related" not in doc  # only userIdentity.userName feeds related.user
+    assert doc["related"] == {"user": ["Deployer"]}  # user.name, the issuer's role (issue 13)
+    assert "email" not in doc["user"]  # "ci-session" is no email address
     session = doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
     assert session == {
         "mfa_authenticated": "true",
@@ -871,3 +872,38 @@ def test_the_fast_time_path_agrees_with_the_general_parser(text):
         assert es_timestamp(text) == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
         assert epoch_millis(text) == (moment - moment.replace(year=1970, month=1, day=1, hour=0, minute=0, second=0,
                                                               microsecond=0)) // timedelta(milliseconds=1)
+
+
+def test_ecs_email_identities():
+    """Issue 13 (Elastic's test-assume-role-email-session expectations): an email address as
+    role session name is user.email; related.user gets it, its local part, the principal id
+    carrying it and user.name."""
+    identity = identity_role()
+    identity["principalId"] = "AROAEXAMPLEROLE:first.last@example.com"
+    identity["arn"] = "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123/first.last@example.com"
+    identity["sessionContext"]["sessionIssuer"]["userName"] = "AWSReservedSSO_Admin_0123"
+    doc = ecs(api_call("AssumeRole", "sts.amazonaws.com", userIdentity=identity,
+                       requestParameters={"roleArn": "arn:aws:iam::111122223333:role/Other",
+                                          "roleSessionName": "first.last@example.com"}))
+    assert doc["user"]["email"] == "first.last@example.com"
+    assert doc["user"]["name"] == "AWSReservedSSO_Admin_0123"
+    assert doc["related"]["user"] == ["first.last@example.com", "first.last",
+                                      "AROAEXAMPLEROLE:first.last@example.com", "AWSReservedSSO_Admin_0123"]
+    # a console user (or Identity Center user) whose name is an email address
+    sso = {"type": "IdentityCenterUser", "principalId": "p-1", "accountId": "111122223333",
+           "userName": "jane@example.org"}
+    doc = ecs(console_login("Success", userIdentity=sso))
+    assert doc["user"]["email"] == "jane@example.org" and doc["user"]["name"] == "jane@example.org"
+    assert doc["related"]["user"] == ["jane@example.org", "jane"]
+    # an AWS service as caller: no user, no email
+    service = {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}
+    doc = ecs(api_call("AssumeRole", "sts.amazonaws.com", userIdentity=service, sourceIPAddress="ec2.amazonaws.com"))
+    assert "user" not in doc and "related" not in doc
+    assert doc["aws"]["cloudtrail"]["user_identity"] == {"type": "AWSService", "invoked_by": "ec2.amazonaws.com"}
+
+
+@pytest.mark.parametrize("name, kind", [("StartSession", "start"), ("CreateControlChannel", "start"),
+                                        ("ResumeSession", "start"), ("TerminateSession", "end")])
+def test_ecs_session_manager_channels(name, kind):
+    doc = ecs(api_call(name, "ssm.amazonaws.com", userIdentity=identity_role()))
+    assert doc["event"]["category"] == ["session"] and doc["event"]["type"] == [kind]

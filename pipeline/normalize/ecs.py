@@ -21,6 +21,7 @@ applied null-safely instead.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import ecs_tables as T
@@ -182,6 +183,7 @@ def ecs_document(record: dict) -> dict:
             uid["invoked_by"] = value
         if uid:
             ct["user_identity"] = uid
+        _identities(uid.get("arn"), user, related_user)
 
     value = get("eventSource")
 
@@ -364,6 +366,38 @@ def ecs_document(record: dict) -> dict:
     if related_user:
         doc.setdefault("related", {})["user"] = related_user
     return doc
+
+
+_EMAIL = re.compile(r"[^@\s/:]+@[^@\s/:]+\.[^@\s/:.]+")
+
+
+def _identities(arn: Any, user: dict, related_user: list) -> None:
+    """What the current aws.cloudtrail pipeline adds about the caller (issue 13): an email
+    address in the role session name of an AssumedRole ARN (SSO sessions) or in the user name
+    (console users) becomes ``user.email``, and ``related.user`` gets it, its local part and
+    the principal id that carries it; ``related.user`` ends with ``user.name`` (the session
+    issuer's role name when the caller is a role)."""
+    name = user.get("name")
+    candidates = []
+    if isinstance(arn, str) and ":assumed-role/" in arn:
+        candidates.append(arn.rsplit("/", 1)[-1])
+    if isinstance(name, str):
+        candidates.append(name)
+    for candidate in candidates:
+        if _EMAIL.fullmatch(candidate):
+            user.setdefault("email", candidate)
+            principal = user.get("id")
+            found = [candidate, candidate.split("@", 1)[0]]
+            if isinstance(principal, str) and principal.endswith(":" + candidate):
+                found.append(principal)
+            for value in found:
+                if value not in related_user:
+                    related_user.append(value)
+            break
+    if name is not None:
+        name = java_str(name)
+        if name not in related_user:
+            related_user.append(name)
 
 
 def _digest_fields(record: dict, doc: dict, cloud: dict, ct: dict) -> None:
