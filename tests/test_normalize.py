@@ -907,3 +907,29 @@ def test_ecs_email_identities():
 def test_ecs_session_manager_channels(name, kind):
     doc = ecs(api_call(name, "ssm.amazonaws.com", userIdentity=identity_role()))
     assert doc["event"]["category"] == ["session"] and doc["event"]["type"] == [kind]
+
+
+def test_prune_render_is_drop_empty_then_java_str():
+    from pipeline.normalize.javaish import prune_render  # noqa: PLC0415
+
+    values = [{"a": None, "b": "", "c": {"d": {}}, "e": [None, "", {"f": 1}], "g": 1.5, "h": True},
+              {"k": [], "l": {"m": None}}, [None], "", None, 0, 1e22, {"x": [{"y": "z", "w": None}], "nan": float("nan")},
+              {str(i): i for i in range(20)}, {1: "int key"}]
+    for record in _edge_records() + [console_login("Success"), INSIGHT]:
+        values += [v for v in record.values()]
+    import json  # noqa: PLC0415
+
+    checked = 0
+    for value in values:
+        try:
+            expected = drop_empty(value)
+        except RecursionError:
+            continue  # deeper than Python recurses: derive_fields' fallback handles it
+        kept, text = prune_render(value)
+        if expected is None:
+            assert text is None
+        else:
+            assert text == java_str(expected)
+            assert json.dumps(kept) == json.dumps(expected)
+            checked += 1
+    assert checked > 30

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import ecs_tables as T
 from .common import MISSING, es_timestamp, is_ip
-from .javaish import hashmap_capacity, hashmap_order, java_str, pruned
+from .javaish import hashmap_capacity, hashmap_order, java_str, prune_render, pruned
 
 _DICT = dict
 _STR = str
@@ -236,13 +236,12 @@ def ecs_document(record: dict) -> dict:
         flattened = ct["flattened"] = {}
         for src, dst in T.FLATTENED:
             value = get(src)
-            if value.__class__ is not str or not value:
-                value = pruned(value)
-            if value is not MISSING:
-                rendered = java_str(value)
-                ct[dst] = rendered
-                if _java_length(rendered) < T.FLATTENED_MAX_CHARS:
-                    flattened[dst] = value
+            if value is not None:
+                value, rendered = prune_render(value)
+                if rendered is not None:
+                    ct[dst] = rendered
+                    if _java_length(rendered) < T.FLATTENED_MAX_CHARS:
+                        flattened[dst] = value
 
     for src, dst in T.RENAMES_EVENT:
         value = get(src)

@@ -200,6 +200,79 @@ def drop_empty(value: Any) -> Any:
     return None if out is _DROP else out
 
 
+_DROPPED = (_DROP, None)
+
+
+def prune_render(value: Any) -> tuple[Any, str | None]:
+    """``(drop_empty(value), java_str(drop_empty(value)))`` in one walk (the pipeline's
+    flattened objects and their text); ``(_DROP, None)`` when nothing is left."""
+    cls = value.__class__
+    if cls is str:
+        return (value, value) if value else _DROPPED
+    if cls is int:
+        return value, str(value)
+    if cls is bool:
+        return value, "true" if value else "false"
+    if value is None:
+        return _DROPPED
+    if cls is dict:
+        if not value:
+            return _DROPPED
+        texts: dict = {}
+        out = None
+        for key, item in value.items():
+            kind = item.__class__
+            if kind is str and item:
+                new = item
+                texts[key] = item
+            elif kind is int:
+                new = item
+                texts[key] = str(item)
+            else:
+                new, text = prune_render(item)
+                if new is not _DROP:
+                    texts[key] = text
+            if out is None:
+                if new is item:
+                    continue
+                out = Pruned()  # first change: copy the entries kept so far
+                for kept, kept_item in value.items():
+                    if kept is key:
+                        break
+                    out[kept] = kept_item
+            if new is not _DROP:
+                out[key] = new
+        if out is not None:
+            if not out:
+                return _DROPPED
+            out.original_size = len(value)
+        size = len(value)
+        capacity = _INITIAL_CAPACITY if size <= 12 else hashmap_capacity(size)
+        names = tuple(texts)
+        keys = _ORDERS.get((names, capacity))
+        if keys is None:
+            if len(_ORDERS) >= _ORDERS_MAX:
+                _ORDERS.clear()
+            keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
+        return (value if out is None else out), "{" + ", ".join([f"{k}={texts[k]}" for k in keys]) + "}"
+    if cls is list:
+        items = []
+        texts_ = []
+        changed = False
+        for item in value:
+            new, text = prune_render(item)
+            if new is not item:
+                changed = True
+            if new is not _DROP:
+                items.append(new)
+                texts_.append(text)
+        if not items:
+            return _DROPPED
+        return (items if changed else value), "[" + ", ".join(texts_) + "]"
+    out = _prune(value)  # anything else (floats, subclasses): the two steps
+    return _DROPPED if out is _DROP else (out, java_str(out))
+
+
 def pruned(value: Any) -> Any:
     """``drop_empty`` of one value read from the record: MISSING when nothing is left."""
     cls = value.__class__
