@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 
 from . import categories as C
-from .common import dig
 
 _PATTERNS = tuple((re.compile(pattern), category) for pattern, category in C.PATTERN_CATEGORIES)
 _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
@@ -13,7 +12,8 @@ _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
 def failed(record: dict) -> bool:
     """Whether the call failed: ``errorCode``/``errorMessage`` present, or a console
     sign-in answered "Failure"."""
-    console = dig(record, "responseElements.ConsoleLogin")
+    response = record.get("responseElements")
+    console = response.get("ConsoleLogin") if isinstance(response, dict) else None
     if isinstance(console, str):
         return console.lower() != "success"
     return bool(record.get("errorCode") or record.get("errorMessage"))

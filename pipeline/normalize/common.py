@@ -146,7 +146,9 @@ def _times(value: Any) -> tuple[str | None, int | None]:
             except ValueError:
                 moment = None  # not ASCII digits, or not a date: the general parser decides
         if moment is not None:
-            times = (value[:19] + ".000Z", int(moment.timestamp()) * 1000)  # whole seconds: exact
+            seconds = ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600
+                       + moment.minute * 60 + moment.second)
+            times = (value[:19] + ".000Z", seconds * 1000)
         else:
             moment = parse_iso8601(value)
             times = _NO_TIME if moment is None else (
@@ -168,4 +170,5 @@ def epoch_millis(value: Any) -> int | None:
 
 
 _MILLISECOND = timedelta(milliseconds=1)
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

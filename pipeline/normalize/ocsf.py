@@ -49,6 +49,8 @@ def _bool(value: Any) -> bool | None:
 
 def _str(value: Any) -> str | None:
     """A scalar as text (OCSF string attributes); None for missing/empty/objects."""
+    if value is None:
+        return None
     if isinstance(value, str):
         return value or None
     if isinstance(value, bool):
