@@ -383,7 +383,7 @@ def _identities(arn: Any, user: dict, related_user: list) -> None:
     if isinstance(name, str):
         candidates.append(name)
     for candidate in candidates:
-        if _EMAIL.fullmatch(candidate):
+        if "@" in candidate and _EMAIL.fullmatch(candidate):
             user.setdefault("email", candidate)
             principal = user.get("id")
             found = [candidate, candidate.split("@", 1)[0]]
