@@ -300,7 +300,7 @@ def test_ecs_console_login_success():
         "outcome": "success",
     }
     assert doc["user"] == {"name": "bob", "id": "AIDAEXAMPLEPRINCIPAL"}
-    assert doc["related"] == {"user": ["bob"]}
+    assert doc["related"] == {"user": ["bob", "AIDAEXAMPLEPRINCIPAL"]}  # user.name, then user.id (issue 13)
     assert doc["cloud"] == {"region": "us-east-1", "account": {"id": "111122223333"}}
     assert doc["source"] == {"address": "198.51.100.23", "ip": "198.51.100.23"}
     assert doc["user_agent"] == {"original": "Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0"}
@@ -354,7 +354,8 @@ def test_ecs_hidden_user_name_and_mfa_strings():
 def test_ecs_assumed_role_identity():
     doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity_role()))
     assert doc["user"] == {"name": "Deployer", "id": "AROAEXAMPLEROLE:ci-session"}
-    assert doc["related"] == {"user": ["Deployer"]}  # user.name, the issuer's role (issue 13)
+    # issue 13: the role session name, user.id and user.name (the issuer's role)
+    assert doc["related"] == {"user": ["ci-session", "AROAEXAMPLEROLE:ci-session", "Deployer"]}
     assert "email" not in doc["user"]  # "ci-session" is no email address
     session = doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
     assert session == {
@@ -430,10 +431,10 @@ def test_ecs_iam_user_and_group_changes():
     ))
     assert doc["event"]["category"] == ["iam"] and doc["event"]["type"] == ["user", "creation"]
     assert doc["user"]["target"] == {"name": "carol", "id": "AIDACAROL"}
-    assert doc["related"]["user"] == ["alice", "carol"]
+    assert doc["related"]["user"] == ["alice", "AIDAEXAMPLEPRINCIPAL", "carol"]
     doc = ecs(api_call("UpdateUser", requestParameters={"userName": "carol", "newUserName": "caroline"}))
     assert doc["user"]["changes"] == {"name": "caroline"}
-    assert doc["related"]["user"] == ["alice", "carol", "caroline"]
+    assert doc["related"]["user"] == ["alice", "AIDAEXAMPLEPRINCIPAL", "carol", "caroline"]
     doc = ecs(api_call("AddUserToGroup", requestParameters={"groupName": "admins", "userName": "carol"}))
     assert doc["group"] == {"name": "admins"}
     assert doc["event"]["type"] == ["group", "change"]
@@ -875,9 +876,9 @@ def test_the_fast_time_path_agrees_with_the_general_parser(text):
 
 
 def test_ecs_email_identities():
-    """Issue 13 (Elastic's test-assume-role-email-session expectations): an email address as
-    role session name is user.email; related.user gets it, its local part, the principal id
-    carrying it and user.name."""
+    """Issue 13 (Elastic's test-assume-role-email-session and test-copy-object expectations):
+    an email address as role session name or user name is user.email; related.user gets the
+    session name, a session email's local part, user.id and user.name."""
     identity = identity_role()
     identity["principalId"] = "AROAEXAMPLEROLE:first.last@example.com"
     identity["arn"] = "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123/first.last@example.com"
@@ -894,7 +895,7 @@ def test_ecs_email_identities():
            "userName": "jane@example.org"}
     doc = ecs(console_login("Success", userIdentity=sso))
     assert doc["user"]["email"] == "jane@example.org" and doc["user"]["name"] == "jane@example.org"
-    assert doc["related"]["user"] == ["jane@example.org", "jane"]
+    assert doc["related"]["user"] == ["jane@example.org", "p-1"]  # user.name, user.id
     # an AWS service as caller: no user, no email
     service = {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}
     doc = ecs(api_call("AssumeRole", "sts.amazonaws.com", userIdentity=service, sourceIPAddress="ec2.amazonaws.com"))

@@ -371,32 +371,28 @@ _EMAIL = re.compile(r"[^@\s/:]+@[^@\s/:]+\.[^@\s/:.]+")
 
 
 def _identities(arn: Any, user: dict, related_user: list) -> None:
-    """What the current aws.cloudtrail pipeline adds about the caller (issue 13): an email
-    address in the role session name of an AssumedRole ARN (SSO sessions) or in the user name
-    (console users) becomes ``user.email``, and ``related.user`` gets it, its local part and
-    the principal id that carries it; ``related.user`` ends with ``user.name`` (the session
-    issuer's role name when the caller is a role)."""
-    name = user.get("name")
-    candidates = []
+    """What the current aws.cloudtrail pipeline adds about the caller (issue 13, read from
+    Elastic's test expectations): ``related.user`` gets the role session name of an
+    AssumedRole ARN, ``user.id`` and ``user.name`` (the session issuer's role name when the
+    caller is a role); an email address as session name (SSO sessions) or as user name
+    (console users) becomes ``user.email``, and a session email's local part is related too."""
+    found = []
     if isinstance(arn, str) and ":assumed-role/" in arn:
-        candidates.append(arn.rsplit("/", 1)[-1])
-    if isinstance(name, str):
-        candidates.append(name)
-    for candidate in candidates:
-        if "@" in candidate and _EMAIL.fullmatch(candidate):
-            user.setdefault("email", candidate)
-            principal = user.get("id")
-            found = [candidate, candidate.split("@", 1)[0]]
-            if isinstance(principal, str) and principal.endswith(":" + candidate):
-                found.append(principal)
-            for value in found:
-                if value not in related_user:
-                    related_user.append(value)
-            break
-    if name is not None:
-        name = java_str(name)
-        if name not in related_user:
-            related_user.append(name)
+        session = arn.rsplit("/", 1)[-1]
+        if session:
+            found.append(session)
+            if "@" in session and _EMAIL.fullmatch(session):
+                user.setdefault("email", session)
+                found.append(session.split("@", 1)[0])
+    name = user.get("name")
+    if isinstance(name, str) and "@" in name and _EMAIL.fullmatch(name):
+        user.setdefault("email", name)
+    for value in (user.get("id"), name):
+        if value is not None:
+            found.append(java_str(value))
+    for value in found:
+        if value not in related_user:
+            related_user.append(value)
 
 
 def _digest_fields(record: dict, doc: dict, cloud: dict, ct: dict) -> None:

@@ -8,13 +8,18 @@ bf3be6b2ca0eb305677128e9db73c75536000433 (2.2x): the same processors, replayed i
 ``json`` object) or to the output document.
 
 Newer than those (issue 13), read from Elastic's published pipeline test expectations
-because the newer default.yml was not available: ``user.email`` and the extra
-``related.user`` values of an email-shaped session or user name, ``related.user`` ending with
-``user.name`` (test-assume-role-email-session, test-create-control-channel), and the Session
-Manager categorization (test-create-control-channel: ``CreateControlChannel`` ->
-session/start; StartSession, ResumeSession, CreateDataChannel, TerminateSession inferred).
-Not followed yet (no source read): the ``api``/``file`` categories of generic and S3 object
-calls, the empty ``event.type`` without a verb, ``cloud.provider``/``cloud.service.name``,
+because the newer default.yml was not available: ``user.email`` of an email-shaped session
+or user name, ``related.user`` with the role session name, ``user.id``, ``user.name`` and a
+session email's local part (test-assume-role-email-session, test-converse,
+test-copy-object; test-create-control-channel, at another commit, has only ``user.name``),
+and the Session Manager categorization (test-create-control-channel:
+``CreateControlChannel`` -> session/start; StartSession, ResumeSession, CreateDataChannel,
+TerminateSession inferred).  The expectation files come from different commits and disagree
+in places (orders of ``related.user``, which calls get ``event.category``), so these rules
+are the majority reading, not Elastic's processors.
+Not followed yet (no source read): the ``api``/``file`` categories (test-converse has
+``api`` and no ``event.type`` for Bedrock Converse; test-copy-object has no category for
+S3 CopyObject), the empty ``event.type`` without a verb, ``cloud.provider``/``cloud.service.name``,
 ``related.ip``, ``service.name`` of AWSService callers.
 """
 from __future__ import annotations
