@@ -934,3 +934,17 @@ def test_prune_render_is_drop_empty_then_java_str():
             assert json.dumps(kept) == json.dumps(expected)
             checked += 1
     assert checked > 30
+
+
+def test_own_ecs_expectations_with_the_comparison_script():
+    """ops/ecs_compare.py on tests/data/ecs_expected (the issue-13 cases): every named field
+    agrees except the one known miss, Bedrock's event.category "api"."""
+    import sys  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    import ecs_compare  # noqa: PLC0415
+
+    diffs, fields, agree = ecs_compare.compare(Path(__file__).resolve().parent / "data" / "ecs_expected",
+                                               only_expected=True)
+    assert sum(fields.values()) > 35
+    assert [(name, path) for name, _, path, _, _ in diffs] == [("test-bedrock-converse.log", "event.category")]
