@@ -948,3 +948,13 @@ def test_own_ecs_expectations_with_the_comparison_script():
                                                only_expected=True)
     assert sum(fields.values()) > 35
     assert [(name, path) for name, _, path, _, _ in diffs] == [("test-bedrock-converse.log", "event.category")]
+
+
+def test_derive_batch_equals_derive_fields_one_by_one():
+    from pipeline.normalize import derive_batch  # noqa: PLC0415
+
+    records = _edge_records() + [console_login("Success"), console_login("Failure"), INSIGHT, LOWER, {}, "not a dict"]
+    rng = random.Random(7)
+    records += list(_mutations(rng, console_login("Success"), 50))
+    for formats in ((), ("ecs",), ("ocsf",), ALL):
+        assert derive_batch(records, formats) == [derive_fields(r, formats) for r in records]

@@ -805,7 +805,7 @@ def summarize(results: dict) -> None:
                        for n, p in phases.items() if n.startswith("trailpipe"))}
     normalize = results.get("normalize")
     if normalize:
-        value = round(normalize["ecs_ocsf_fields_us"] - normalize["default_fields_us"], 1)
+        value = round(normalize["ecs_ocsf_batch_us"] - normalize["default_batch_us"], 1)  # as ingest runs it
         limit = TARGETS["ecs_ocsf_us_per_record"]
         targets[f"ECS + OCSF <= {limit:.0f} us per record (in process)"] = {"value": value, "met": value <= limit}
     listing = results.get("listing")
@@ -853,7 +853,9 @@ def format_report(results: dict) -> str:
         lines.append(f"normalize (in process, {normalize['records']} records): parse {normalize['parse_us']} us, "
                      f"display_name + category {normalize['default_fields_us']} us, ecs_document "
                      f"{normalize['ecs_document_us']} us, ocsf_event {normalize['ocsf_event_us']} us, "
-                     f"all fields with [ecs, ocsf] serialized {normalize['ecs_ocsf_fields_us']} us per record")
+                     f"all fields with [ecs, ocsf] serialized {normalize['ecs_ocsf_fields_us']} us per record "
+                     f"one by one, {normalize['ecs_ocsf_batch_us']} us by batches of 500 (default fields: "
+                     f"{normalize['default_batch_us']} us)")
     for entry in results.get("listing", []):
         for label in ("first", "nothing_new", "new"):
             r = entry[label]
