@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import orjson  # noqa: E402
 
+from pipeline.config import Config  # noqa: E402
 from pipeline.demo_data import make_bucket_files  # noqa: E402
 from pipeline.normalize import clear_caches, derive_batch, derive_fields, ecs_document, ocsf_event  # noqa: E402
 
@@ -55,7 +56,7 @@ def per_record_us(function, items, repeat: int) -> float:
     return best / len(items) * 1e6
 
 
-BATCH = 500  # the pipeline's default batch_size
+BATCH = Config.model_fields["batch_size"].default  # the pipeline's default batch_size
 
 
 def per_record_batched_us(formats, items, repeat: int) -> float:
