@@ -45,9 +45,10 @@ def _leaf(obj: Any, *path: str) -> Any:
 
 
 def _java_length(text: str) -> int:
-    """``String.length()``: UTF-16 code units."""
+    """``String.length()`` (UTF-16 code units), exact from half the limit up: below it, the
+    comparison with the limit comes out the same whatever the text holds."""
     if len(text) * 2 < T.FLATTENED_MAX_CHARS:
-        return len(text)  # short enough whatever it holds
+        return len(text)
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
