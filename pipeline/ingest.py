@@ -19,7 +19,7 @@ from itertools import islice
 from botocore.exceptions import ClientError
 
 from pipeline.config import Source
-from pipeline.emitter import entry_fields, is_excluded
+from pipeline.emitter import batch_entries
 from pipeline.errors import Backpressure, BadObject
 from pipeline.heartbeat import Heartbeat
 from pipeline.layout import delivery_time
@@ -135,8 +135,7 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
             while True:
                 # Read one batch ahead, so the batch that ends the object is known as the last.
                 following, error = (_take(remaining, limits.batch_size) if error is None else ([], error))
-                entries = [entry_fields(source, key, raw, record)
-                           for raw, record in batch if not is_excluded(source, record)]
+                entries = batch_entries(source, key, batch)
                 wait_below_watermark(state, limits)
                 time.sleep(state.reserve_events(sid, len(entries), source.eps_throttle))  # waits, never drops
                 last = not following and error is None

@@ -1,7 +1,8 @@
-"""Smoke test of the benchmark harness (ops/bench/run.py -> workers/bench.py) at a tiny size:
+"""Smoke test of the benchmark harness (ops/bench/run.py -> ops/bench/harness.py) at a tiny size:
 every phase runs end to end and reports consistent figures. No timing is asserted."""
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -10,32 +11,59 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
+ROUTING = {"event", "event_id", "event_name", "event_time", "source", "object", "account", "region"}
 
 
+def test_the_naive_collector_carries_none_of_trailpipes_code():
+    """The baseline is what a user runs instead: only boto3, redis, orjson and gzip, and short."""
+    path = REPO / "ops" / "bench" / "naive_collector.py"
+    tree = ast.parse(path.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported == {"gzip", "boto3", "orjson", "redis"}
+    code_lines = [line for line in path.read_text().splitlines()[1:] if line.strip()]
+    assert len(code_lines) <= 20
+    shown = subprocess.run([sys.executable, str(REPO / "ops" / "bench" / "run.py"), "--show-naive"],
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert shown.returncode == 0 and shown.stdout == path.read_text()
+
+
+@pytest.mark.slow
 def test_benchmark_runs_every_phase_at_a_tiny_size(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "ops" / "bench" / "run.py"), "--files", "3", "--min-records", "100",
          "--max-records", "150", "--concurrency", "1", "--listing-objects", "200", "--listing-new", "3",
          "--big-mb", "2", "--json-out", str(out), "--work-dir", str(tmp_path / "work"), "--quiet"],
-        capture_output=True, text=True, timeout=120, cwd=REPO)
+        capture_output=True, text=True, timeout=240, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(out.read_text())
 
     events = figures["data"]["events"]
     assert 300 <= events <= 450 and figures["data"]["files"] == 3
     phases = figures["phases"]
-    assert set(phases) == {"floor", "naive", "trailpipe_x1"}
+    assert set(phases) == {"floor", "naive", "naive_pipelined", "trailpipe_x1", "trailpipe_x1_ecs_ocsf"}
     for phase in phases.values():
         assert phase["events"] == events  # every record written once, in every phase
         assert phase["events_per_s"] > 0 and phase["cpu_s_per_million_events"] > 0
         assert 0 <= phase["redis_cpu_seconds"] <= phase["cpu_seconds"]  # (clock ticks: may round to 0)
-    trailpipe = phases["trailpipe_x1"]
-    assert trailpipe["objects_done"] == 3 and trailpipe["objects_failed"] == 0
-    assert trailpipe["worker_peak_rss_mb"] >= trailpipe["worker_idle_rss_mb"] > 0
-    assert figures["stream_fields_match"]  # floor and naive write what trailpipe writes
-    assert {"trailpipe_x1/naive events_per_s", "trailpipe_x1/floor cpu_per_event"} <= set(figures["ratios"])
+    for name in ("trailpipe_x1", "trailpipe_x1_ecs_ocsf"):
+        assert phases[name]["objects_done"] == 3 and phases[name]["objects_failed"] == 0
+        assert phases[name]["worker_peak_rss_mb"] >= phases[name]["worker_idle_rss_mb"] > 0
+    fields = figures["stream_fields"]
+    assert set(fields["floor"]) == ROUTING  # the floor writes the routing fields, nothing derived
+    assert set(fields["naive"]) == {"event", "object"}
+    assert set(fields["trailpipe_x1"]) == ROUTING | {"display_name", "category"}
+    assert set(fields["trailpipe_x1_ecs_ocsf"]) == ROUTING | {"display_name", "category", "ecs", "ocsf"}
+    assert {"trailpipe_x1/naive events_per_s", "trailpipe_x1/floor cpu_per_event",
+            "trailpipe_x1_ecs_ocsf/naive events_per_s"} <= set(figures["ratios"])
+
+    normalize = figures["normalize"]
+    assert normalize["ecs_ocsf_fields_us"] > normalize["default_fields_us"] > 0
 
     (listing,) = figures["listing"]
     assert listing["objects"] == 200 and listing["first"]["enqueued"] == 200
@@ -48,4 +76,5 @@ def test_benchmark_runs_every_phase_at_a_tiny_size(tmp_path):
     assert memory["peak_rss_mb"] >= memory["warm_idle_rss_mb"] > 0
 
     assert "target nothing new = one LIST per partition: MET" in result.stdout
+    assert "ECS + OCSF <= 25 us per record (in process)" in result.stdout
     assert "Traceback" not in (tmp_path / "work" / "worker-1.log").read_text()

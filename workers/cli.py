@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-import orjson
 
 from pipeline import deadletter as deadletters
 from pipeline.config import Config, load_config
@@ -18,6 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.metrics import source_metrics
 from pipeline.processes import stop_process
 from pipeline.runtime import Runtime
+from workers.console import celery_command, format_event
 
 
 def _load(path: str) -> Config:
@@ -197,15 +197,6 @@ def status(config_path: str, as_json: bool) -> None:
         if runtime.config.source(row["source"]).sqs is not None:
             click.echo(f"  {notification_line(row)}")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
-
-
-def format_event(fields: dict[bytes, bytes]) -> str:
-    get = lambda name: fields.get(name.encode(), b"").decode("utf-8", "replace")  # noqa: E731
-    record = orjson.loads(fields.get(b"event", b"{}"))
-    identity = record.get("userIdentity") or {}
-    who = identity.get("userName") or identity.get("arn") or identity.get("type") or "-"
-    return (f"{get('event_time')}  {get('account')}/{get('region') or '-'}  {get('event_name')}"
-            f"  by {who}  from {record.get('sourceIPAddress') or '-'}  [{get('source')}]")
 
 
 @main.command()
@@ -427,10 +418,6 @@ def verify(config_path: str, identifier: str, since: str, until: str | None, pub
     sys.exit(0 if report.intact else 1)
 
 
-def celery_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.app", *args]
-
-
 def _start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     # Its own process group: Ctrl-C reaches only the supervisor, which stops the parts in order.
     return subprocess.Popen(command, env=env, start_new_session=True)
@@ -481,9 +468,11 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args: tuple[str, ...]) -> None:
     """The benchmark: floor, naive collector and trailpipe on the same data (--help for options)."""
-    from workers.bench import main as bench_main  # noqa: PLC0415
-
-    sys.exit(bench_main(list(args)))
+    script = Path(__file__).resolve().parents[1] / "ops" / "bench" / "run.py"
+    if not script.is_file():
+        raise click.ClickException("the benchmark lives in the source tree (ops/bench/run.py): "
+                                   "run it from a clone of the repository")
+    sys.exit(subprocess.call([sys.executable, str(script), *args]))
 
 
 @main.command()

@@ -23,7 +23,7 @@ from pipeline.embedded import EmbeddedRedis, RunLock
 from pipeline.processes import stop_process
 from pipeline.redis_server import find_redis_server, free_port, server_version
 from pipeline.runtime import Runtime
-from workers.cli import celery_command, format_event
+from workers.console import celery_command, format_event
 
 DEMO_DIR = Path(".trailpipe") / "demo"
 BUCKET = "trailpipe-demo-cloudtrail"

@@ -2,7 +2,7 @@
 """Profile the object processor the way a worker process runs it, without Celery around it.
 
     python ops/bench/profile_ingest.py [--files 20] [--min-records 100] [--max-records 5000]
-                                       [--normalize auto|on|off] [--profiler pyinstrument|cprofile|none]
+                                       [--normalize off|on] [--profiler pyinstrument|cprofile|none]
                                        [--out PATH]
 
 Same data, S3 server (moto, in its own process) and fresh redis-server as ``ops/bench/run.py``;
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import bench  # noqa: E402
+from ops.bench import harness as bench  # noqa: E402
 
 
 def main() -> int:
@@ -32,7 +32,8 @@ def main() -> int:
     parser.add_argument("--min-records", type=int, default=100)
     parser.add_argument("--max-records", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--normalize", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--normalize", choices=("off", "on"), default="off",
+                        help="the source's output_formats: off = [], on = [ecs, ocsf]")
     parser.add_argument("--profiler", choices=("pyinstrument", "cprofile", "none"), default="pyinstrument")
     parser.add_argument("--out", help="also write the profile here (pyinstrument: .html or .txt; cprofile: pstats)")
     args = parser.parse_args()
@@ -44,7 +45,8 @@ def main() -> int:
 
     options = bench.BenchOptions(files=args.files, min_records=args.min_records, max_records=args.max_records,
                                  seed=args.seed, normalize=args.normalize)
-    formats, _, note = bench.normalization(args.normalize)
+    (formats,) = bench.FORMAT_SETS[args.normalize]
+    note = f"output_formats {formats}"
     with tempfile.TemporaryDirectory(prefix="trailpipe-profile-") as tmp:
         work = Path(tmp)
         s3 = bench.S3Server(work / "s3.log").start()

@@ -1,9 +1,10 @@
 """Derived stream fields for a CloudTrail record.
 
-``derive_fields(record, output_formats)`` returns the string fields added to each stream
+``derive_fields(record, output_formats)`` returns the fields added to each stream
 entry: ``display_name`` (humanized eventName), ``category`` (QRadar-style low-level
 category) and, when asked for, ``ecs`` (the document Elastic's aws.cloudtrail pipeline
-would index, as compact JSON) and ``ocsf`` (an OCSF 1.1.0 event, as compact JSON).
+would index) and ``ocsf`` (an OCSF 1.1.0 event), each as compact JSON in UTF-8 bytes
+(what the stream stores: no str round trip).
 
 One module per concern; mapping tables are data modules (``categories``,
 ``ecs_tables``, ``ocsf_tables``).
@@ -17,20 +18,24 @@ from typing import Any
 
 import orjson
 
+from . import common, javaish, ocsf as _ocsf
 from .category import category
-from .display import display_name
+from .casing import canonical_keys
+from .display import display_name, record_display_name
 from .ecs import ecs_document
 from .ocsf import ocsf_event
 
-__all__ = ["derive_fields", "display_name", "category", "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
+__all__ = ["canonical_keys", "clear_caches", "derive_batch", "derive_fields", "display_name", "category", "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("ecs", "ocsf")
 
 
-def derive_fields(record: dict, output_formats: Sequence[str] = ()) -> dict[str, str]:
-    """Stream fields derived from ``record`` (all values are str)."""
+def derive_fields(record: dict, output_formats: Sequence[str] = ()) -> dict[str, str | bytes]:
+    """Stream fields derived from ``record``: display_name and category as str, the
+    documents as UTF-8 JSON bytes."""
     if not isinstance(record, dict):
         record = {}
+    record = canonical_keys(record)
     try:
         return _derive(record, output_formats)
     except RecursionError:
@@ -42,9 +47,39 @@ def derive_fields(record: dict, output_formats: Sequence[str] = ()) -> dict[str,
 MAX_DEPTH = 200
 
 
-def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str]:
+def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = ()) -> list[dict[str, str | bytes]]:
+    """``[derive_fields(r, output_formats) for r in records]``, computed one normalizer at a
+    time over the whole batch: run record by record, ECS and OCSF evict each other's code and
+    data from the CPU's caches (measured: ~20% more CPU per record with both formats)."""
+    records = [canonical_keys(r) if isinstance(r, dict) else {} for r in records]
+    out: list[dict[str, str | bytes]] = [
+        {"display_name": record_display_name(r), "category": category(r)} for r in records]
+    done: set[int] = set()  # records redone whole by derive_fields (nesting beyond recursion)
+    for name, build in (("ecs", ecs_document), ("ocsf", ocsf_event)):
+        if name not in output_formats:
+            continue
+        for index, record in enumerate(records):
+            if index in done:
+                continue
+            try:
+                out[index][name] = _to_json(build(record))
+            except RecursionError:
+                out[index] = derive_fields(record, output_formats)
+                done.add(index)
+    return out
+
+
+def clear_caches() -> None:
+    """Forget what the normalizers remember between records (times, HashMap orders), so
+    a benchmark's repeated runs each start cold."""
+    common.clear_caches()
+    javaish.clear_caches()
+    _ocsf.clear_caches()
+
+
+def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str | bytes]:
     fields = {
-        "display_name": display_name(record.get("eventName")),
+        "display_name": record_display_name(record),
         "category": category(record),
     }
     if "ecs" in output_formats:
@@ -65,14 +100,15 @@ def _shallow(value: Any, depth: int) -> Any:
     return value
 
 
-def _to_json(document: Any) -> str:
-    """Compact JSON text.  Records from ``pipeline.parser`` always fit orjson; a record
+def _to_json(document: Any) -> bytes:
+    """Compact JSON, UTF-8.  Records from ``pipeline.parser`` always fit orjson; a record
     built elsewhere may hold what orjson refuses (integers beyond 64 bits, non-JSON
     types), which the standard library writes instead."""
     try:
-        return orjson.dumps(document).decode()
+        return orjson.dumps(document)
     except TypeError:
-        return json.dumps(_plain(document), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return json.dumps(_plain(document), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8", "surrogatepass")
 
 
 def _plain(value: Any) -> Any:

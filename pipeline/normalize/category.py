@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 
 from . import categories as C
-from .common import dig
 
 _PATTERNS = tuple((re.compile(pattern), category) for pattern, category in C.PATTERN_CATEGORIES)
 _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
@@ -13,7 +12,8 @@ _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
 def failed(record: dict) -> bool:
     """Whether the call failed: ``errorCode``/``errorMessage`` present, or a console
     sign-in answered "Failure"."""
-    console = dig(record, "responseElements.ConsoleLogin")
+    response = record.get("responseElements")
+    console = response.get("ConsoleLogin") if isinstance(response, dict) else None
     if isinstance(console, str):
         return console.lower() != "success"
     return bool(record.get("errorCode") or record.get("errorMessage"))
@@ -42,12 +42,28 @@ def category(record: dict) -> str:
     code = record.get("errorCode")
     if isinstance(code, str) and code in C.ACCESS_DENIED_ERRORS:
         return C.ACCESS_DENIED
+    found = _BY_NAME.get(name, _UNKNOWN)
+    if found is _UNKNOWN:
+        found = _by_name(name)
+        if len(_BY_NAME) >= 4096:
+            _BY_NAME.clear()
+        _BY_NAME[name] = found
+    if found is not None:
+        return found
+    if is_read_only(record, name):
+        return C.READ_ACTIVITY
+    return C.DEFAULT
+
+
+_UNKNOWN = object()
+_BY_NAME: dict[str, str | None] = {}  # eventName -> its category by name alone (tables 3 and 4)
+
+
+def _by_name(name: str) -> str | None:
     found = C.EVENT_CATEGORIES.get(name)
     if found is not None:
         return found
     for pattern, found in _PATTERNS:
         if pattern.fullmatch(name):
             return found
-    if is_read_only(record, name):
-        return C.READ_ACTIVITY
-    return C.DEFAULT
+    return None

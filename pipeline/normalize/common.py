@@ -47,6 +47,19 @@ def is_ip(value: Any) -> bool:
     allowed, or an IPv6 address, optionally with a %zone)."""
     if not isinstance(value, str) or not value:
         return False
+    known = _IPS.get(value)
+    if known is None:
+        known = _is_ip(value)
+        if len(_IPS) >= _CACHE_MAX:
+            _IPS.clear()
+        _IPS[value] = known
+    return known
+
+
+_IPS: dict[str, bool] = {}  # a file's records come from few addresses
+
+
+def _is_ip(value: str) -> bool:
     if _GROK_IPV4.fullmatch(value):
         return True
     if ":" not in value:
@@ -106,19 +119,56 @@ def parse_iso8601(value: Any) -> datetime | None:
     return moment
 
 
+# A file's records share few distinct times (second resolution): remember the last ones,
+# for ECS and OCSF together: text -> (Elasticsearch timestamp, epoch milliseconds).
+_TIMES: dict[str, tuple[str | None, int | None]] = {}
+_CACHE_MAX = 4096
+_NO_TIME = (None, None)
+
+
+
+def clear_caches() -> None:
+    """Forget the remembered times and addresses (benchmarks: each run starts cold)."""
+    _TIMES.clear()
+    _IPS.clear()
+
+
+def _times(value: Any) -> tuple[str | None, int | None]:
+    if not isinstance(value, str):
+        return _NO_TIME
+    times = _TIMES.get(value)
+    if times is None:
+        moment = None
+        if (len(value) == 20 and value[19] == "Z" and value[10] == "T" and value[4] == "-"
+                and value[7] == "-" and value[13] == ":" and value[16] == ":"):
+            try:  # CloudTrail's own form, "2024-03-04T05:06:07Z": the same date rules, in C
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                moment = None  # not ASCII digits, or not a date: the general parser decides
+        if moment is not None:
+            seconds = ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600
+                       + moment.minute * 60 + moment.second)
+            times = (value[:19] + ".000Z", seconds * 1000)
+        else:
+            moment = parse_iso8601(value)
+            times = _NO_TIME if moment is None else (
+                moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+                (moment - _EPOCH) // _MILLISECOND)
+        if len(_TIMES) >= _CACHE_MAX:
+            _TIMES.clear()
+        _TIMES[value] = times
+    return times
+
+
 def es_timestamp(value: Any) -> str | None:
     """Elasticsearch's date processor output: UTC, millisecond precision, ``Z``."""
-    moment = parse_iso8601(value)
-    if moment is None:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return _times(value)[0]
 
 
 def epoch_millis(value: Any) -> int | None:
-    moment = parse_iso8601(value)
-    if moment is None:
-        return None
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return _times(value)[1]
 
 
+_MILLISECOND = timedelta(milliseconds=1)
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -12,6 +12,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from .common import MISSING
+
 # A JSON object parsed by Jackson into a HashMap starts with 16 buckets and doubles
 # whenever it holds more than 0.75 * capacity entries.
 _INITIAL_CAPACITY = 16
@@ -28,6 +30,8 @@ def java_string_hash(text: str) -> int:
 
 
 def hashmap_capacity(size: int) -> int:
+    if size <= 12:
+        return _INITIAL_CAPACITY
     capacity = _INITIAL_CAPACITY
     while size > capacity * _LOAD_FACTOR:
         capacity *= 2
@@ -75,14 +79,16 @@ def java_double(value: float) -> str:
 
 def java_str(value: Any) -> str:
     """``String.valueOf(value)`` for a value parsed from JSON by Jackson into Java types."""
+    cls = value.__class__
+    if cls is str:
+        return value
+    render = _RENDER.get(cls)
+    if render is not None:
+        return render(value)
     if isinstance(value, str):
         return value
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -90,16 +96,49 @@ def java_str(value: Any) -> str:
     if isinstance(value, dict):
         return java_map_str(value)
     if isinstance(value, list):
-        return "[" + ", ".join(java_str(v) for v in value) + "]"
+        return _java_list_str(value)
     return str(value)
+
+
+def _java_list_str(values: list) -> str:
+    return "[" + ", ".join([java_str(v) for v in values]) + "]"
 
 
 def java_map_str(mapping: dict) -> str:
     """``HashMap.toString()`` of a JSON object: ``{k=v, ...}`` in hash order.  For a
     ``Pruned`` map the capacity is the one the map grew to before keys were dropped."""
-    size = getattr(mapping, "original_size", len(mapping))
-    keys = hashmap_order(list(mapping), hashmap_capacity(size))
-    return "{" + ", ".join(f"{k}={java_str(mapping[k])}" for k in keys) + "}"
+    size = getattr(mapping, "original_size", None) or len(mapping)
+    capacity = _INITIAL_CAPACITY if size <= 12 else hashmap_capacity(size)
+    names = tuple(mapping)
+    keys = _ORDERS.get((names, capacity))
+    if keys is None:
+        if len(_ORDERS) >= _ORDERS_MAX:
+            _ORDERS.clear()
+        keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
+    parts = []
+    for k in keys:
+        value = mapping[k]
+        parts.append(f"{k}={value if value.__class__ is str else java_str(value)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+_RENDER = {
+    type(None): lambda value: "null",
+    bool: lambda value: "true" if value else "false",
+    int: str,
+    float: java_double,
+    dict: java_map_str,
+    list: _java_list_str,
+}
+
+
+# HashMap orders by key tuple: a file's records repeat a few shapes of requestParameters.
+_ORDERS: dict[tuple[tuple, int], list] = {}
+_ORDERS_MAX = 4096
+
+
+def clear_caches() -> None:
+    _ORDERS.clear()
 
 
 class Pruned(dict):
@@ -112,20 +151,44 @@ _DROP = object()
 
 
 def _prune(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = Pruned()
+    """``value`` without null/"" values and empty containers; ``value`` itself (no copy)
+    when nothing is dropped, ``_DROP`` when nothing is left."""
+    cls = value.__class__
+    if cls is str:
+        return value if value else _DROP
+    if cls is int or cls is bool or cls is float:
+        return value
+    if value is None:
+        return _DROP
+    if cls is dict or (cls is not list and isinstance(value, dict)):
+        if not value:
+            return _DROP
+        out = None
         for key, item in value.items():
-            item = _prune(item)
-            if item is not _DROP:
-                out[key] = item
+            new = _prune(item)
+            if out is None:
+                if new is item:
+                    continue
+                out = Pruned()  # first change: copy the entries kept so far
+                for kept, kept_item in value.items():
+                    if kept is key:
+                        break
+                    out[kept] = kept_item
+            if new is not _DROP:
+                out[key] = new
+        if out is None:
+            return value
         if not out:
             return _DROP
         out.original_size = len(value)
         return out
-    if isinstance(value, list):
-        items = [item for item in map(_prune, value) if item is not _DROP]
+    if cls is list or isinstance(value, list):
+        items = list(map(_prune, value))
+        if all(new is item for new, item in zip(items, value)):
+            return value if value else _DROP
+        items = [item for item in items if item is not _DROP]
         return items if items else _DROP
-    if value is None or value == "":
+    if isinstance(value, str) and not value:
         return _DROP
     return value
 
@@ -135,6 +198,90 @@ def drop_empty(value: Any) -> Any:
     empty, recursively.  Returns None when nothing is left."""
     out = _prune(value)
     return None if out is _DROP else out
+
+
+_DROPPED = (_DROP, None)
+
+
+def prune_render(value: Any) -> tuple[Any, str | None]:
+    """``(drop_empty(value), java_str(drop_empty(value)))`` in one walk (the pipeline's
+    flattened objects and their text); ``(_DROP, None)`` when nothing is left."""
+    cls = value.__class__
+    if cls is str:
+        return (value, value) if value else _DROPPED
+    if cls is int:
+        return value, str(value)
+    if cls is bool:
+        return value, "true" if value else "false"
+    if value is None:
+        return _DROPPED
+    if cls is dict:
+        if not value:
+            return _DROPPED
+        texts: dict = {}
+        out = None
+        for key, item in value.items():
+            kind = item.__class__
+            if kind is str and item:
+                new = item
+                texts[key] = item
+            elif kind is int:
+                new = item
+                texts[key] = str(item)
+            else:
+                new, text = prune_render(item)
+                if new is not _DROP:
+                    texts[key] = text
+            if out is None:
+                if new is item:
+                    continue
+                out = Pruned()  # first change: copy the entries kept so far
+                for kept, kept_item in value.items():
+                    if kept is key:
+                        break
+                    out[kept] = kept_item
+            if new is not _DROP:
+                out[key] = new
+        if out is not None:
+            if not out:
+                return _DROPPED
+            out.original_size = len(value)
+        size = len(value)
+        capacity = _INITIAL_CAPACITY if size <= 12 else hashmap_capacity(size)
+        names = tuple(texts)
+        keys = _ORDERS.get((names, capacity))
+        if keys is None:
+            if len(_ORDERS) >= _ORDERS_MAX:
+                _ORDERS.clear()
+            keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
+        return (value if out is None else out), "{" + ", ".join([f"{k}={texts[k]}" for k in keys]) + "}"
+    if cls is list:
+        items = []
+        texts_ = []
+        changed = False
+        for item in value:
+            new, text = prune_render(item)
+            if new is not item:
+                changed = True
+            if new is not _DROP:
+                items.append(new)
+                texts_.append(text)
+        if not items:
+            return _DROPPED
+        return (items if changed else value), "[" + ", ".join(texts_) + "]"
+    out = _prune(value)  # anything else (floats, subclasses): the two steps
+    return _DROPPED if out is _DROP else (out, java_str(out))
+
+
+def pruned(value: Any) -> Any:
+    """``drop_empty`` of one value read from the record: MISSING when nothing is left."""
+    cls = value.__class__
+    if cls is str:
+        return value if value else MISSING
+    if cls is bool or cls is int or cls is float:
+        return value
+    out = _prune(value)
+    return MISSING if out is _DROP else out
 
 
 def template_value(root: Any, path: str) -> str:

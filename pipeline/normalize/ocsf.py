@@ -30,24 +30,9 @@ from typing import Any
 
 from . import ocsf_tables as T
 from .category import failed
-from .common import dig, epoch_millis, ip_list, is_ip, text
+from .common import MISSING, dig, epoch_millis, ip_list, is_ip, text
 
 _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
-
-
-def _prune(obj: dict) -> dict:
-    """Drop None values and empty objects, recursively (the record's own data is attached
-    after pruning, untouched)."""
-    out = {}
-    for key, value in obj.items():
-        if isinstance(value, dict):
-            value = _prune(value)
-            if not value:
-                continue
-        if value is None:
-            continue
-        out[key] = value
-    return out
 
 
 def _bool(value: Any) -> bool | None:
@@ -64,6 +49,8 @@ def _bool(value: Any) -> bool | None:
 
 def _str(value: Any) -> str | None:
     """A scalar as text (OCSF string attributes); None for missing/empty/objects."""
+    if value is None:
+        return None
     if isinstance(value, str):
         return value or None
     if isinstance(value, bool):
@@ -75,8 +62,28 @@ def _str(value: Any) -> str | None:
 
 def classify(record: dict) -> tuple[int, int]:
     """(class_uid, activity_id) for the record."""
-    name = text(record.get("eventName")) or ""
+    name = record.get("eventName")
     source = record.get("eventSource")
+    if name.__class__ is str and (source is None or source.__class__ is str):
+        known = _CLASSES.get((name, source))
+        if known is None:
+            known = _classify(record, name, source)
+            if not (source == T.IAM_SOURCE and isinstance(T.ACCOUNT_CHANGE_ACTIVITIES.get(name), tuple)):
+                if len(_CLASSES) >= 4096:
+                    _CLASSES.clear()
+                _CLASSES[name, source] = known  # decided by the names alone
+        return known
+    return _classify(record, text(name) or "", source)
+
+
+_CLASSES: dict[tuple[str, str | None], tuple[int, int]] = {}
+
+
+def clear_caches() -> None:
+    _CLASSES.clear()
+
+
+def _classify(record: dict, name: str, source: object) -> tuple[int, int]:
     if name in T.AUTH_ACTIVITIES or source == T.SIGNIN_SOURCE or name.startswith(T.AUTH_PREFIX):
         return T.AUTHENTICATION, T.AUTH_ACTIVITIES.get(name, 1 if name.startswith(T.AUTH_PREFIX) else 99)
     if source == T.IAM_SOURCE and name in T.ACCOUNT_CHANGE_ACTIVITIES:
@@ -93,35 +100,80 @@ def classify(record: dict) -> tuple[int, int]:
 
 
 def _actor_user(identity: dict) -> dict:
-    type_ = _str(identity.get("type"))
-    name = _str(identity.get("userName")) or _str(dig(identity, "sessionContext.sessionIssuer.userName"))
-    return {
-        "uid": _str(identity.get("arn")),
-        "uid_alt": _str(identity.get("principalId")),
-        "name": name,
-        "type": type_,
-        "type_id": T.USER_TYPE_IDS.get(type_, 99) if type_ else 0,
-        "account": {"uid": _str(identity.get("accountId"))},
-        "credential_uid": _str(identity.get("accessKeyId")),
-    }
+    get = identity.get
+    user: dict[str, Any] = {}
+    value = get("arn")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        user["uid"] = value
+    value = get("principalId")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        user["uid_alt"] = value
+    name = _str(get("userName"))
+    if name is None:
+        context = get("sessionContext")
+        issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
+        name = _str(issuer.get("userName")) if isinstance(issuer, dict) else None
+    if name is not None:
+        user["name"] = name
+    type_ = _str(get("type"))
+    if type_ is not None:
+        user["type"] = type_
+        user["type_id"] = T.USER_TYPE_IDS.get(type_, 99)
+    else:
+        user["type_id"] = 0
+    value = get("accountId")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        user["account"] = {"uid": value}
+    value = get("accessKeyId")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        user["credential_uid"] = value
+    return user
 
 
 def _actor(identity: dict) -> dict:
-    attributes = dig(identity, "sessionContext.attributes")
-    attributes = attributes if isinstance(attributes, dict) else {}
-    provider = _str(dig(identity, "sessionContext.webIdFederationData.federatedProvider")) or _str(
-        identity.get("identityProvider")
-    )
-    return {
-        "user": _actor_user(identity),
-        "session": {
-            "created_time": epoch_millis(attributes.get("creationDate")),
-            "is_mfa": _bool(attributes.get("mfaAuthenticated")),
-            "issuer": _str(dig(identity, "sessionContext.sessionIssuer.arn")),
-        },
-        "invoked_by": _str(identity.get("invokedBy")),
-        "idp": {"name": provider},
-    }
+    get = identity.get
+    actor: dict[str, Any] = {"user": _actor_user(identity)}
+    context = get("sessionContext")
+    provider = None
+    if isinstance(context, dict):
+        session: dict[str, Any] = {}
+        attributes = context.get("attributes")
+        if isinstance(attributes, dict):
+            if (value := epoch_millis(attributes.get("creationDate"))) is not None:
+                session["created_time"] = value
+            if (value := _bool(attributes.get("mfaAuthenticated"))) is not None:
+                session["is_mfa"] = value
+        issuer = context.get("sessionIssuer")
+        if isinstance(issuer, dict) and (value := _str(issuer.get("arn"))) is not None:
+            session["issuer"] = value
+        if session:
+            actor["session"] = session
+        federation = context.get("webIdFederationData")
+        if isinstance(federation, dict):
+            provider = _str(federation.get("federatedProvider"))
+    value = get("invokedBy")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        actor["invoked_by"] = value
+    if provider is None:
+        provider = _str(get("identityProvider"))
+    if provider is not None:
+        actor["idp"] = {"name": provider}
+    return actor
+
+
+def _kept(values: dict) -> dict:
+    """``values`` without its None values."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _target_user(record: dict, identity: dict) -> dict:
@@ -138,13 +190,13 @@ def _target_user(record: dict, identity: dict) -> dict:
         created = created if isinstance(created, dict) else {}
         name = _str(request.get(name_key)) or _str(created.get(name_key))
         if name or created:
-            return {
+            return _kept({
                 "uid": _str(created.get("arn")),
                 "uid_alt": _str(created.get(id_key)),
                 "name": name,
                 "type": type_,
                 "type_id": type_id,
-            }
+            })
     return _actor_user(identity)
 
 
@@ -156,26 +208,28 @@ def _auth_user(record: dict, identity: dict) -> dict:
         assumed = dig(record, "responseElements.assumedRoleUser")
         assumed = assumed if isinstance(assumed, dict) else {}
         if role_arn or assumed:
-            return {
+            return _kept({
                 "uid": role_arn or _str(assumed.get("arn")),
                 "uid_alt": _str(assumed.get("assumedRoleId")),
                 "name": _str(dig(record, "requestParameters.roleSessionName")),
                 "type": "AssumedRole",
                 "type_id": 99,
-            }
+            })
     return _actor_user(identity)
 
 
 def _src_endpoint(record: dict) -> dict:
     address = record.get("sourceIPAddress")
-    endpoint: dict[str, Any] = {"uid": _str(record.get("vpcEndpointId"))}
+    endpoint: dict[str, Any] = {}
+    if (value := _str(record.get("vpcEndpointId"))) is not None:
+        endpoint["uid"] = value
     if is_ip(address):
         endpoint["ip"] = address
     elif (addresses := ip_list(address)) is not None:
         endpoint["ip"] = addresses[0]
         endpoint["intermediate_ips"] = addresses[1:]
-    else:
-        endpoint["domain"] = _str(address)
+    elif (value := _str(address)) is not None:
+        endpoint["domain"] = value
     return endpoint
 
 
@@ -186,42 +240,68 @@ def _resources(record: dict) -> list | None:
     out = []
     for resource in resources:
         if isinstance(resource, dict):
-            item = _prune({
-                "uid": _str(resource.get("ARN")) or _str(resource.get("arn")),
-                "type": _str(resource.get("type")),
-                "owner": {"account": {"uid": _str(resource.get("accountId"))}},
-            })
+            item = {}
+            if (uid := _str(resource.get("ARN")) or _str(resource.get("arn"))) is not None:
+                item["uid"] = uid
+            if (value := _str(resource.get("type"))) is not None:
+                item["type"] = value
+            if (value := _str(resource.get("accountId"))) is not None:
+                item["owner"] = {"account": {"uid": value}}
             if item:
                 out.append(item)
     return out or None
 
 
-def _without(obj: dict, paths: tuple[str, ...]) -> dict:
-    """A copy of ``obj`` without the dotted ``paths`` (objects left empty are dropped)."""
-    out = dict(obj)
-    for path in paths:
-        head, _, rest = path.partition(".")
-        if not rest:
-            out.pop(head, None)
-        elif isinstance(out.get(head), dict):
-            out[head] = _without(out[head], (rest,))
-            if not out[head]:
-                del out[head]
+def _without(obj: dict, tree: dict) -> dict:
+    """A copy of ``obj`` without the paths of ``tree`` (a leaf is None); objects left
+    empty on those paths are dropped."""
+    out = {}
+    for key, value in obj.items():
+        sub = tree.get(key, MISSING)
+        if sub is MISSING:
+            out[key] = value
+        elif sub is not None:
+            if isinstance(value, dict):
+                value = _without(value, sub)
+                if value:
+                    out[key] = value
+            else:
+                out[key] = value
     return out
 
 
+def _tree(paths: tuple[str, ...]) -> dict:
+    tree: dict = {}
+    for path in paths:
+        *heads, leaf = path.split(".")
+        node = tree
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[leaf] = None
+    return tree
+
+
+_MAPPED_USER_IDENTITY = _tree(T.MAPPED_USER_IDENTITY)
+_MAPPED_AUTH_EXTRA = _tree(T.MAPPED_AUTH_EXTRA)
+
+
 def ocsf_event(record: dict) -> dict:
-    """The OCSF 1.1.0 event for ``record`` (a dict ready for JSON)."""
+    """The OCSF 1.1.0 event for ``record`` (a dict ready for JSON; attributes without a
+    value are left out)."""
+    get = record.get
     class_uid, activity_id = classify(record)
     class_name, category_uid, category_name = T.CLASSES[class_uid]
-    event_name = text(record.get("eventName"))
+    event_name = text(get("eventName"))
     activity_name = T.ACTIVITY_NAMES[class_uid].get(activity_id, "Other")
     if activity_id == 99 and event_name:
         activity_name = event_name
     status_id, status = T.STATUS_FAILURE if failed(record) else T.STATUS_SUCCESS
-    identity = record.get("userIdentity")
+    identity = get("userIdentity")
     identity = identity if isinstance(identity, dict) else None
-    extra = record.get("additionalEventData")
+    extra = get("additionalEventData")
+    error_code = _str(get("errorCode"))
+    error_message = _str(get("errorMessage"))
+    service = _str(get("eventSource"))
 
     event: dict[str, Any] = {
         "activity_id": activity_id,
@@ -236,79 +316,134 @@ def ocsf_event(record: dict) -> dict:
         "severity": T.SEVERITY[1],
         "status_id": status_id,
         "status": status,
-        "status_code": _str(record.get("errorCode")),
-        "status_detail": _str(record.get("errorMessage")),
-        "time": epoch_millis(record.get("eventTime")),
-        "metadata": {
-            "version": T.OCSF_VERSION,
-            "uid": _str(record.get("eventID")),
-            "product": {
-                **T.PRODUCT,
-                "version": _str(record.get("eventVersion")),
-                "feature": {"name": _str(record.get("eventCategory"))},
-            },
-            "event_code": _str(record.get("eventType")),
-            "profiles": list(T.PROFILES),
-        },
-        "cloud": {
-            "provider": "AWS",
-            "region": _str(record.get("awsRegion")),
-            "account": {"uid": _str(record.get("recipientAccountId"))},
-        },
-        "actor": _actor(identity) if identity else None,
-        "api": {
-            "operation": event_name,
-            "service": {"name": _str(record.get("eventSource"))},
-            "version": _str(record.get("apiVersion")),
-            "request": {"uid": _str(record.get("requestID"))},
-            "response": {
-                "error": _str(record.get("errorCode")),
-                "message": _str(record.get("errorMessage")),
-            },
-        },
-        "src_endpoint": _src_endpoint(record),
-        "http_request": {"user_agent": _str(record.get("userAgent"))},
-        "resources": _resources(record),
     }
-    mapped_extra: tuple[str, ...] = ()
+    if error_code is not None:
+        event["status_code"] = error_code
+    if error_message is not None:
+        event["status_detail"] = error_message
+    time = epoch_millis(get("eventTime"))
+    if time is not None:
+        event["time"] = time
+    product = {**T.PRODUCT}
+    value = get("eventVersion")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        product["version"] = value
+    value = get("eventCategory")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        product["feature"] = {"name": value}
+    metadata: dict[str, Any] = {"version": T.OCSF_VERSION}
+    value = get("eventID")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        metadata["uid"] = value
+    metadata["product"] = product
+    value = get("eventType")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        metadata["event_code"] = value
+    metadata["profiles"] = list(T.PROFILES)
+    event["metadata"] = metadata
+    cloud: dict[str, Any] = {"provider": "AWS"}
+    value = get("awsRegion")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        cloud["region"] = value
+    value = get("recipientAccountId")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        cloud["account"] = {"uid": value}
+    event["cloud"] = cloud
+    if identity:
+        event["actor"] = _actor(identity)
+    api: dict[str, Any] = {}
+    if event_name is not None:
+        api["operation"] = event_name
+    if service is not None:
+        api["service"] = {"name": service}
+    value = get("apiVersion")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        api["version"] = value
+    value = get("requestID")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        api["request"] = {"uid": value}
+    if error_code is not None or error_message is not None:
+        api["response"] = _kept({"error": error_code, "message": error_message})
+    if api:
+        event["api"] = api
+    endpoint = _src_endpoint(record)
+    if endpoint:
+        event["src_endpoint"] = endpoint
+    value = get("userAgent")
+    if value.__class__ is not str or not value:
+        value = _str(value)
+    if value is not None:
+        event["http_request"] = {"user_agent": value}
+    resources = _resources(record)
+    if resources is not None:
+        event["resources"] = resources
+
+    mapped_extra = None
     if class_uid == T.AUTHENTICATION:
         event["user"] = _auth_user(record, identity or {})
-        event["service"] = {"name": _str(record.get("eventSource"))}
+        if service is not None:
+            event["service"] = {"name": service}
         if isinstance(extra, dict):
-            event["is_mfa"] = _bool(extra.get("MFAUsed"))
-            event["dst_endpoint"] = {"svc_name": _str(extra.get("LoginTo"))}
-            mapped_extra = T.MAPPED_AUTH_EXTRA
+            if (value := _bool(extra.get("MFAUsed"))) is not None:
+                event["is_mfa"] = value
+            if (value := _str(extra.get("LoginTo"))) is not None:
+                event["dst_endpoint"] = {"svc_name": value}
+            mapped_extra = _MAPPED_AUTH_EXTRA
         protocol = T.AUTH_PROTOCOLS.get(event_name or "")
         if protocol:
             event["auth_protocol_id"], event["auth_protocol"] = protocol
     elif class_uid == T.ACCOUNT_CHANGE:
         event["user"] = _target_user(record, identity or {})
-        policy_arn = _str(dig(record, "requestParameters.policyArn"))
-        policy_name = _str(dig(record, "requestParameters.policyName"))
-        if policy_arn or policy_name:
-            event["policy"] = {"uid": policy_arn, "name": policy_name or policy_arn.rsplit("/", 1)[-1]}
+        request = get("requestParameters")
+        if isinstance(request, dict):
+            policy_arn = _str(request.get("policyArn"))
+            policy_name = _str(request.get("policyName"))
+            if policy_arn or policy_name:
+                event["policy"] = _kept({"uid": policy_arn, "name": policy_name or policy_arn.rsplit("/", 1)[-1]})
 
-    unmapped = {key: value for key, value in record.items() if key not in T.MAPPED_TOP_LEVEL}
+    mapped = T.MAPPED_TOP_LEVEL
+    unmapped = {key: value for key, value in record.items() if key not in mapped}
     unmapped.pop("userIdentity", None)
     if identity:
-        rest = _without(identity, T.MAPPED_USER_IDENTITY)
+        rest = _without(identity, _MAPPED_USER_IDENTITY)
         if rest:
             unmapped["userIdentity"] = rest
     elif "userIdentity" in record and record["userIdentity"] is not None:
         unmapped["userIdentity"] = record["userIdentity"]
-    if mapped_extra and isinstance(extra, dict):
+    if mapped_extra is not None:
         rest = _without(extra, mapped_extra)
         if rest:
             unmapped["additionalEventData"] = rest
         else:
             unmapped.pop("additionalEventData", None)
-    if event["time"] is None and record.get("eventTime") is not None:
+    if time is None and get("eventTime") is not None:
         unmapped["eventTime"] = record["eventTime"]  # not a time OCSF can carry
-    event = _prune(event)
     for key, field in (("request", "requestParameters"), ("response", "responseElements")):
-        data = record.get(field)
+        data = get(field)
         if data is not None:
-            event.setdefault("api", {}).setdefault(key, {})["data"] = data
+            api = event.get("api")
+            if api is None:
+                api = event["api"] = {}
+            part = api.get(key)
+            if part is None:
+                part = api[key] = {}
+            part["data"] = data
     if unmapped:
         event["unmapped"] = unmapped
     return event

@@ -1,0 +1,58 @@
+"""Tests for pipeline.emitter: the stream entry of one record."""
+from __future__ import annotations
+
+import orjson
+
+from conftest import config_dict, source_dict
+from pipeline.config import parse_config
+from pipeline.emitter import batch_entries, entry_fields
+
+ROUTING = ("event", "event_id", "event_name", "event_time", "source", "object", "account", "region")
+
+
+def _source(**overrides):
+    config = parse_config(config_dict("redis://127.0.0.1:1/0", [source_dict("bucket-1", "http://127.0.0.1:1", **overrides)]))
+    return config.sources[0]
+
+
+def test_entry_carries_the_raw_record_and_the_routing_fields():
+    record = {"eventID": "e-1", "eventName": "GetObject", "eventTime": "2024-03-04T05:06:07Z",
+              "awsRegion": "eu-west-1", "userIdentity": {"accountId": "111122223333"}}
+    raw = orjson.dumps(record)
+    fields = entry_fields(_source(), "AWSLogs/k.json.gz", raw, record)
+    assert tuple(fields)[:8] == ROUTING
+    assert fields["event"] is raw  # the record's bytes, not serialized again
+    assert fields["account"] == "111122223333"  # no recipientAccountId: the caller's account
+    assert fields["display_name"] == "Get Object" and fields["category"] == "Read Activity"
+    assert "ecs" not in fields and "ocsf" not in fields
+
+
+def test_lower_cased_record_routes_like_cloudtrail():
+    record = {"eventid": "e-2", "eventname": "ConsoleLogin", "eventtime": "2024-03-04T05:06:07Z",
+              "awsregion": "us-east-1", "recipientaccountid": "111122223333",
+              "responseelements": {"ConsoleLogin": "Success"}}
+    fields = entry_fields(_source(output_formats=["ecs", "ocsf"]), "k", orjson.dumps(record), record)
+    assert (fields["event_id"], fields["event_name"], fields["event_time"], fields["account"], fields["region"]) == (
+        "e-2", "ConsoleLogin", "2024-03-04T05:06:07Z", "111122223333", "us-east-1")
+    assert fields["category"] == "User Login Success"
+    assert orjson.loads(fields["ecs"])["event"]["action"] == "ConsoleLogin"
+    assert orjson.loads(fields["ocsf"])["class_uid"] == 3002
+
+
+def test_batch_entries_equal_entry_fields_record_by_record():
+    records = [{"eventID": f"e-{i}", "eventName": name, "eventTime": "2024-03-04T05:06:07Z", "awsRegion": "us-east-1",
+                "recipientAccountId": "111122223333", "userIdentity": {"type": "IAMUser", "userName": f"u{i}"}}
+               for i, name in enumerate(["GetObject", "ConsoleLogin", "DescribeInstances", "CreateUser"])]
+    records.append({"eventid": "e-9", "eventname": "ListBuckets", "eventtime": "2024-03-04T05:06:07Z"})
+    items = [(orjson.dumps(r), r) for r in records]
+    source = _source(output_formats=["ecs", "ocsf"], exclude_event_names="Describe.*")
+    batch = batch_entries(source, "k", items)
+    one_by_one = [entry_fields(source, "k", raw, r) for raw, r in items if r.get("eventName") != "DescribeInstances"]
+    assert batch == one_by_one and len(batch) == 4
+    assert [tuple(entry) for entry in batch] == [tuple(one_by_one[0])] * 4  # same field names: packed once
+    assert batch[-1]["event_name"] == "ListBuckets"  # lower-cased keys read too
+
+
+def test_lower_cased_records_are_excluded_by_their_event_name():
+    record = {"eventname": "DescribeInstances", "eventtime": "2024-03-04T05:06:07Z"}
+    assert batch_entries(_source(exclude_event_names="Describe.*"), "k", [(b"{}", record)]) == []
