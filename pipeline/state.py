@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 import redis
 
+from pipeline import defaults
 from pipeline.keys import Keys
 
 SCRIPT_NAMES = (
@@ -58,8 +59,10 @@ class StateStore:
     """The shared state of every source, in one Redis database."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, events_stream: str,
-                 deadletter_stream: str, retention_seconds: int = 7 * 86400,
-                 requeue_after_seconds: int = 3600, stream_maxlen: int = 0):
+                 deadletter_stream: str,
+                 retention_seconds: int = int(defaults.STATE_RETENTION.total_seconds()),
+                 requeue_after_seconds: int = int(defaults.REQUEUE_AFTER.total_seconds()),
+                 stream_maxlen: int = 0, deadletter_maxlen: int = defaults.DEADLETTER_MAXLEN):
         self.redis = client
         self.keys = keys
         self.events_stream = events_stream
@@ -67,6 +70,7 @@ class StateStore:
         self.retention_seconds = retention_seconds
         self.requeue_after_ms = requeue_after_seconds * 1000
         self.stream_maxlen = stream_maxlen
+        self.deadletter_maxlen = deadletter_maxlen
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
 
     # -- discovery lease -------------------------------------------------------------------
@@ -184,10 +188,15 @@ class StateStore:
         return bool(written), int(checkpoint)
 
     def fail(self, source: str, key: str, error_class: str, message: str) -> bool:
-        """Dead-letter the object with its reason; False if it was already done or failed."""
+        """Dead-letter the object with its reason; False if it was already done or failed.
+
+        The failed object's record is kept for as long as its dead letter is listed (so
+        ``deadletter retry`` always finds it); the stream holds at most ``deadletter_maxlen``
+        letters, and the record of a letter dropped for that is forgotten ``retention`` later."""
+        # state_key: the record the letter points to, so the trim (in Lua) can expire it.
         fields = {"source": source, "object": key, "error_class": error_class, "message": message,
-                  "failed_at": str(now_ms())}
-        args: list[str | int] = [self.retention_seconds, now_ms(), key]
+                  "failed_at": str(now_ms()), "state_key": self.keys.object(source, key)}
+        args: list[str | int] = [self.retention_seconds, now_ms(), key, self.deadletter_maxlen]
         for field, value in fields.items():
             args += [field, value]
         return bool(self._scripts["fail_object"](
@@ -209,8 +218,8 @@ class StateStore:
         """Reserve ``count`` events of the source's fleet-wide EPS budget; seconds to wait first."""
         if count <= 0:
             return 0.0
-        wait_ms = self._scripts["throttle"](
-            keys=[self.keys.throttle(source), self.keys.stats(source)], args=[now_ms(), count, eps])
+        wait_ms = self._scripts["throttle"](  # on Redis's clock: workers' clocks may disagree
+            keys=[self.keys.throttle(source), self.keys.stats(source)], args=[count, eps])
         return int(wait_ms) / 1000.0
 
     def note_delivered(self, source: str, delivered_ms: int) -> None:

@@ -14,7 +14,7 @@ import click
 import orjson
 
 from pipeline import deadletter as deadletters
-from pipeline.config import Config, load_config
+from pipeline.config import Config, format_duration, load_config
 from pipeline.errors import ConfigError
 from pipeline.metrics import source_metrics
 from pipeline.redis_server import RedisServer
@@ -205,7 +205,7 @@ def schedule_sync(config_path: str) -> None:
     configure(config)
     for name in sync_schedule():
         source = config.source(name.split(":", 1)[1])
-        click.echo(f"{name}: every {source.recurrence} on {source.queue_name}")
+        click.echo(f"{name}: every {format_duration(source.recurrence)} on {source.queue_name}")
 
 
 @main.group()
