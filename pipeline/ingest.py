@@ -16,11 +16,12 @@ from itertools import islice
 
 from botocore.exceptions import ClientError
 
+from pipeline import defaults
 from pipeline.config import Source
 from pipeline.emitter import entry_fields, is_excluded
 from pipeline.errors import BadObject, TrailpipeError
 from pipeline.layout import delivery_time
-from pipeline.parser import iter_records
+from pipeline.parser import ParseLimits, RecordReader
 from pipeline.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,10 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class IngestLimits:
-    batch_size: int = 500
-    max_attempts: int = 5
+    batch_size: int = defaults.BATCH_SIZE
+    max_attempts: int = defaults.MAX_ATTEMPTS
     stream_high_watermark: int | None = None
-    backpressure_max_wait: float = 60.0
+    backpressure_max_wait: float = defaults.BACKPRESSURE_MAX_WAIT.total_seconds()
 
 
 def open_object(s3, source: Source, key: str):
@@ -103,14 +104,16 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
         return IngestResult(sid, key, "skipped", seconds=time.monotonic() - started)
     result = IngestResult(sid, key, "done")
     checkpoint = start.checkpoint
+    reader = None
     try:
         if start.attempts > limits.max_attempts:
             raise BadObject(f"delivered {start.attempts} times without finishing (its worker died "
                             f"each time, at record {checkpoint}): a poison object", "TooManyAttempts")
         body = open_object(s3, source, key)
         try:
-            records = iter_records(body)
-            remaining = islice(records, checkpoint, None)  # resume after the last committed batch
+            # Caps on what the object may inflate to: hostile input is dead-lettered (parser).
+            reader = RecordReader(body, ParseLimits.of(source))
+            remaining = islice(iter(reader), checkpoint, None)  # resume after the last committed batch
             batch, error = _take(remaining, limits.batch_size)
             while True:
                 # Read one batch ahead, so the batch that ends the object is known as the last.
@@ -143,6 +146,10 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
             reason += f" (the {checkpoint} records before it were emitted)"
         state.fail(sid, key, exc.error_class, reason)
         result.outcome, result.reason = "failed", f"{exc.error_class}: {reason}"
+    if reader is not None and reader.empty and result.outcome in ("done", "failed"):
+        # Empty records ({}) are never emitted; counted once per object finished (the reader
+        # re-reads from the start on a resume, so this is the whole file's count).
+        state.note_empty_records(sid, reader.empty)
     result.seconds = time.monotonic() - started
     log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
              sid, key, result.outcome, result.records, result.events, result.seconds,

@@ -12,7 +12,8 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
   P:src:S:obj:K         hash  one S3 object K: state (claimed|processing|done|failed),
                               checkpoint (records of the object handled so far), emitted (events
                               written), attempts, claimed_at, token, error; expires
-                              state_retention after done/failed
+                              state_retention after done; a failed one lives as long as
+                              its dead letter (then state_retention)
   P:src:S:throttle      string  GCRA theoretical arrival time (ms) of the fleet-wide EPS throttle
   P:src:S:newest_done   zset  member "delivered" scored by the newest delivery time (ms) of an
                               object done (ZADD GT: an atomic max), for the marker lag
@@ -20,7 +21,8 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               re-enqueue) time in ms: the sweeper's work list
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
                               dead-lettered), objects_dead_lettered (ever), objects_retried,
-                              events_emitted, discoveries, last_discovery_at,
+                              events_emitted, records_empty (empty records read, never
+                              emitted), discoveries, last_discovery_at,
                               last_discovery_ms, discovery_ms_total, throttle_wait_ms,
                               s3_requests.<Operation> (HTTP requests sent, retries too)
   P:sources             set   identifiers that have state (for status)

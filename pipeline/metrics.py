@@ -64,6 +64,7 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "s3_requests": requests,
         "s3_estimated_cost_usd": round(sum(REQUEST_PRICE.get(op, 0.0) * n for op, n in requests.items()), 8),
         "throttle_wait_seconds": stats.get("throttle_wait_ms", 0) / 1000,
+        "records_empty": stats.get("records_empty", 0),
     }
 
 
@@ -100,6 +101,8 @@ class TrailpipeCollector(Collector):
         yield family(CounterMetricFamily, "discoveries", "Discoveries run", "discoveries")
         yield family(CounterMetricFamily, "throttle_wait_seconds", "Time emission waited for the EPS throttle",
                      "throttle_wait_seconds")
+        yield family(CounterMetricFamily, "records_empty", "Empty records ({}) read and not emitted",
+                     "records_empty")
         yield family(CounterMetricFamily, "s3_estimated_cost_usd", "Estimated cost of the S3 requests (USD)",
                      "s3_estimated_cost_usd")
         requests = CounterMetricFamily("trailpipe_s3_requests", "S3 requests sent, by kind", labels=["source", "kind"])

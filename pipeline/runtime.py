@@ -40,6 +40,7 @@ class Runtime:
             retention_seconds=self.config.state_retention_seconds,
             requeue_after_seconds=self.config.requeue_after_seconds,
             stream_maxlen=self.config.stream_maxlen or 0,
+            deadletter_maxlen=self.config.deadletter_maxlen,
         )
 
     @cached_property

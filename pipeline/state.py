@@ -222,6 +222,10 @@ class StateStore:
             keys=[self.keys.throttle(source), self.keys.stats(source)], args=[count, eps])
         return int(wait_ms) / 1000.0
 
+    def note_empty_records(self, source: str, count: int) -> None:
+        """Count empty records (``{}``) of an object finished: never emitted, but visible."""
+        self.redis.hincrby(self.keys.stats(source), "records_empty", count)
+
     def note_delivered(self, source: str, delivered_ms: int) -> None:
         """Remember the newest delivery time of an object done (ZADD GT keeps the maximum)."""
         self.redis.zadd(self.keys.newest_done(source), {"delivered": delivered_ms}, gt=True)

@@ -91,7 +91,7 @@ def status(config_path: str, as_json: bool) -> None:
                 click.echo(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
         click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
                    f"failed={row['objects_failed']} pending={row['objects_pending']}  "
-                   f"events emitted={row['events_emitted']}")
+                   f"events emitted={row['events_emitted']}  empty records={row['records_empty']}")
         lag = row["marker_lag_seconds"]
         requests = ", ".join(f"{op}={n}" for op, n in sorted(row["s3_requests"].items())) or "none"
         click.echo(f"  marker lag={'-' if lag is None else f'{lag:.0f}s'}  discoveries={row['discoveries']} "
