@@ -10,6 +10,7 @@ below it), so a running task is never handed to a second worker.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from datetime import timedelta
 
 from celery import Celery, signals
@@ -58,9 +59,26 @@ def beat_schedule(config: Config) -> dict:
     }
 
 
+def redbeat_connection(url: str) -> tuple[str, dict]:
+    """``redbeat_redis_url`` and ``redbeat_redis_options`` for a Redis URL, the credentials moved
+    out of the URL: a worker reports its configuration (``celery inspect conf``, Flower) with
+    ``*pass*`` keys masked, but ``redbeat_redis_url`` in the clear."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url, {}
+    options = {}
+    if parts.username:
+        options["username"] = urllib.parse.unquote(parts.username)
+    if parts.password is not None:
+        options["password"] = urllib.parse.unquote(parts.password)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), options
+
+
 def configure(config: Config) -> None:
     """Point the app at the config's broker, queues and schedule."""
     queues = sorted({source.queue_name for source in config.sources})
+    redbeat_url, redbeat_options = redbeat_connection(config.redis_url_value())
     app.conf.update(
         broker_url=config.broker_url_value(),
         broker_use_ssl=celery_broker_ssl(config),  # verify the server on rediss:// URLs
@@ -70,9 +88,9 @@ def configure(config: Config) -> None:
         task_queues=[Queue(name) for name in queues],  # a worker without -Q serves them all
         task_default_queue=queues[0],
         beat_schedule=beat_schedule(config),
-        redbeat_redis_url=config.redis_url_value(),
+        redbeat_redis_url=redbeat_url,
         redbeat_redis_use_ssl=broker_ssl_options(config.redis_url_value()),
-        redbeat_redis_options={},
+        redbeat_redis_options=redbeat_options,  # the password under a key Celery masks
         redbeat_key_prefix=f"{config.key_prefix}:redbeat:",
     )
     app.trailpipe_config = config
