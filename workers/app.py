@@ -17,7 +17,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from pipeline.config import Config, load_config
-from pipeline.logs import use_json
+from pipeline.logs import use_escaping, use_json
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
@@ -129,6 +129,15 @@ def _json_logs(logger=None, **_):
         use_json(logger)
 
 
+def _escape_logs(logger=None, **_):
+    """Control characters in messages (S3 keys, reasons) are escaped: no forged lines, no
+    terminal escape sequences (JSON logs escape them too)."""
+    if logger is not None:
+        use_escaping(logger)
+
+
+signals.after_setup_logger.connect(_escape_logs, weak=False)
+signals.after_setup_task_logger.connect(_escape_logs, weak=False)
 signals.after_setup_logger.connect(_json_logs, weak=False)
 signals.after_setup_task_logger.connect(_json_logs, weak=False)
 signals.beat_init.connect(_discover_all_now, weak=False)

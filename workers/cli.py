@@ -16,11 +16,18 @@ import orjson
 from pipeline import deadletter as deadletters
 from pipeline.config import Config, format_duration, load_config
 from pipeline.errors import ConfigError
+from pipeline.logs import escape_controls
 from pipeline.metrics import source_metrics
 from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
 
 STATE_DIR = Path(".trailpipe")
+
+
+def say(text: str, **kwargs) -> None:
+    """Print text that may hold S3 keys or record fields (anyone who writes to the bucket
+    chooses them): control characters escaped, so nothing reaches the terminal raw."""
+    click.echo(escape_controls(text), **kwargs)
 
 
 def _load(path: str) -> Config:
@@ -85,10 +92,10 @@ def status(config_path: str, as_json: bool) -> None:
                               indent=2))
         return
     for row in rows:
-        click.echo(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
+        say(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
         if len(row["partitions"]) > 1:
             for partition, marker in sorted(row["partitions"].items()):
-                click.echo(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
+                say(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
         click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
                    f"failed={row['objects_failed']} pending={row['objects_pending']}  "
                    f"events emitted={row['events_emitted']}  empty records={row['records_empty']}")
@@ -139,7 +146,7 @@ def tail(config_path: str, count: int, raw: bool) -> None:
             click.echo(json.dumps({"id": entry_id.decode(),
                                    **{k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}}))
         else:
-            click.echo(format_event(fields))
+            say(format_event(fields))
 
 
 def _progress_printer(stream_is_tty: bool):
@@ -223,10 +230,10 @@ def deadletter_list(config_path: str, source_id: str | None, as_json: bool) -> N
     letters = deadletters.list_entries(runtime.state, source_id)
     for letter in letters:
         if as_json:
-            click.echo(json.dumps(letter.as_dict()))
+            click.echo(json.dumps(letter.as_dict()))  # ASCII: json escapes every control character
         else:
-            click.echo(f"{letter.source}  {letter.key}\n  {letter.error_class}: {letter.message} "
-                       f"(attempts {letter.attempts})")
+            say(f"{letter.source}  {letter.key}")
+            say(f"  {letter.error_class}: {letter.message} (attempts {letter.attempts})")
     if not as_json:
         click.echo(f"{len(letters)} dead-lettered object(s)")
 
@@ -256,7 +263,7 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
         sys.exit(1)
     retried = deadletters.retry(runtime.state, letters, enqueue, {s.identifier for s in config.sources})
     for letter in retried:
-        click.echo(f"retrying {letter.source} {letter.key}")
+        say(f"retrying {letter.source} {letter.key}")
     click.echo(f"{len(retried)} object(s) enqueued again")
 
 
