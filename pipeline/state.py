@@ -193,9 +193,11 @@ class StateStore:
         The failed object's record is kept for as long as its dead letter is listed (so
         ``deadletter retry`` always finds it); the stream holds at most ``deadletter_maxlen``
         letters, and the record of a letter dropped for that is forgotten ``retention`` later."""
-        # state_key: the record the letter points to, so the trim (in Lua) can expire it.
+        # state_key/stats_key: the record the letter points to and its source's counters, so
+        # the trim (in Lua) can expire the one and count the letter out of the other.
         fields = {"source": source, "object": key, "error_class": error_class, "message": message,
-                  "failed_at": str(now_ms()), "state_key": self.keys.object(source, key)}
+                  "failed_at": str(now_ms()), "state_key": self.keys.object(source, key),
+                  "stats_key": self.keys.stats(source)}
         args: list[str | int] = [self.retention_seconds, now_ms(), key, self.deadletter_maxlen]
         for field, value in fields.items():
             args += [field, value]

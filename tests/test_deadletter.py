@@ -39,6 +39,7 @@ def test_the_stream_keeps_deadletter_maxlen_letters(redis_client):
     failed_objects(state, *(f"k{n}" for n in range(10)))
     assert [letter.key for letter in deadletter.list_entries(state)] == ["k7", "k8", "k9"]
     assert state.stats(SRC)["objects_dead_lettered"] == 10
+    assert state.stats(SRC)["objects_failed"] == 3  # the gauge: letters listed now
     # Every listed letter is retryable; the dropped ones' records are forgotten after the retention.
     assert all(redis_client.ttl(Keys().object(SRC, f"k{n}")) == -1 for n in (7, 8, 9))
     assert all(0 < redis_client.ttl(Keys().object(SRC, f"k{n}")) <= 60 for n in range(7))

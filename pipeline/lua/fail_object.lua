@@ -1,7 +1,8 @@
 -- Record an object as failed for good and dead-letter it, atomically.
 -- KEYS[1] object hash, KEYS[2] dead-letter stream, KEYS[3] source stats, KEYS[4] pending set
 -- ARGV[1] retention (s), ARGV[2] now (ms), ARGV[3] the object key, ARGV[4] most dead letters
--- kept, then field/value pairs of the dead-letter entry (one is state_key: the object hash).
+-- kept, then field/value pairs of the dead-letter entry (state_key: the object hash,
+-- stats_key: its source's stats).
 -- Returns 1 when recorded, 0 when the object was already done or failed.
 -- A failed object's hash does not expire: it lives as long as its dead letter, so a listed
 -- letter can always be retried. When the stream is full, the oldest letters are dropped and
@@ -20,10 +21,14 @@ table.insert(entry, attempts)
 local excess = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[4]) + 1
 if excess > 0 then
   for _, old in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', excess)) do
-    local fields = old[2]
+    local fields, named = old[2], {}
     for j = 1, #fields, 2 do
-      if fields[j] == 'state_key' and redis.call('HGET', fields[j + 1], 'state') == 'failed' then
-        redis.call('EXPIRE', fields[j + 1], ARGV[1])
+      named[fields[j]] = fields[j + 1]
+    end
+    if named.state_key and redis.call('HGET', named.state_key, 'state') == 'failed' then
+      redis.call('EXPIRE', named.state_key, ARGV[1])
+      if named.stats_key then
+        redis.call('HINCRBY', named.stats_key, 'objects_failed', -1)
       end
     end
     redis.call('XDEL', KEYS[2], old[1])
