@@ -216,6 +216,56 @@ def schedule_sync(config_path: str) -> None:
 
 
 @main.group()
+def certificates() -> None:
+    """Public key pins of HTTPS endpoints (in a source's trusted_certificates_dir)."""
+
+
+@certificates.command("acquire")
+@config_option
+@click.argument("identifier")
+@click.option("--expect", help="The key fingerprint the server must present (sha256//BASE64 or hex), "
+                               "read from the server by other means.")
+@click.option("--replace", is_flag=True, help="Replace a pin the endpoint no longer matches.")
+def certificates_acquire(config_path: str, identifier: str, expect: str | None, replace: bool) -> None:
+    """Pin the public key each HTTPS endpoint of a source presents now, and print its fingerprint.
+
+    Compare the fingerprint with the server's before trusting it: from then on the endpoint is
+    trusted by that key alone (for that host and port only)."""
+    from pipeline import certificates as certs  # noqa: PLC0415
+    from pipeline.s3 import endpoint_connector, endpoints  # noqa: PLC0415
+
+    config = _load(config_path)
+    try:
+        source = config.source(identifier)
+    except KeyError:
+        raise click.UsageError(f"no source {identifier!r} in {config_path}") from None
+    if not source.trusted_certificates_dir:
+        raise click.UsageError(f"source {identifier!r} has no trusted_certificates_dir: the pin is kept there")
+    urls = [url for url in endpoints(source) if certs.endpoint_address(url)]
+    if not urls:
+        raise click.UsageError(f"source {identifier!r} has no https endpoint: nothing to pin")
+    failed = False
+    for url in urls:
+        try:
+            got = certs.acquire(url, source.trusted_certificates_dir, endpoint_connector(source),
+                                expect=expect, replace=replace)
+        except (certs.CertificateError, ConnectionError) as exc:
+            say(f"{url}: {exc}", err=True)
+            failed = True
+            continue
+        leaf = got.leaf
+        say(f"{url}: {'pinned' if got.written else 'already pinned'} public key {leaf.pin}")
+        say(f"  key SHA-256 {leaf.key_fingerprint}")
+        say(f"  certificate subject {leaf.subject!r}, issuer {leaf.issuer!r}, SHA-256 {leaf.sha256}")
+        say(f"  pin file {got.path}")
+        if got.previous:
+            say(f"  replaced {len(got.previous)} earlier pin(s)")
+        if got.verifies is not None:
+            say(f"  (it does not verify with the trusted CAs: {got.verifies}; the pin is what trusts it)")
+    sys.exit(1 if failed else 0)
+
+
+@main.group()
 def deadletter() -> None:
     """Objects that could not be ingested: list them, retry them."""
 
