@@ -238,7 +238,8 @@ def read_pins(path: Path) -> set[bytes]:
     except FileNotFoundError:
         return set()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CertificateError(f"pin file {str(path)!r} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+        why = getattr(exc, "strerror", None) or exc
+        raise CertificateError(f"pin file {str(path)!r} cannot be read: {why}") from None
     pins = set()
     for line in (line.strip() for line in lines):
         if not line or line.startswith("#"):

@@ -189,8 +189,10 @@ def make_sts_client(source: Source, base: Credentials, verify: str | bool | None
     auth = source.auth
     url = getattr(auth, "sts_endpoint_url", None)
     pins: set[bytes] = set()
-    if verify is None:  # AWS's own STS endpoint (no URL) is never pinned
-        verify, pins = verify_setting(source, url) if url else (certificates.ca_bundle(source.trusted_certificates_dir), set())
+    if verify is None and url:
+        verify, pins = verify_setting(source, url)
+    elif verify is None:  # AWS's own STS endpoint (no URL) is never pinned
+        verify = certificates.ca_bundle(source.trusted_certificates_dir)
     client = session_with(base, source.region).client(
         "sts", endpoint_url=url, config=client_config(source, service="sts"), verify=verify)
     if pins:

@@ -2,7 +2,6 @@
 names a real module, Celery app and sub-command of this project."""
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
