@@ -1,9 +1,17 @@
-FROM python:3.11-slim
-WORKDIR /opt/trailpipe
+# Runtime-only image: the wheel is built in a throwaway stage; the image gets the package and
+# its runtime dependencies, no dev extra, no build tools, and runs as an unprivileged user.
+FROM python:3.11-slim AS build
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY workers ./workers
-RUN pip install --no-cache-dir ".[dev]" && useradd --system trailpipe
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && useradd --system --home-dir /var/lib/trailpipe --create-home trailpipe
 USER trailpipe
-ENV TRAILPIPE_CONFIG=/etc/trailpipe/trailpipe.yaml
+WORKDIR /var/lib/trailpipe
+ENV TRAILPIPE_CONFIG=/etc/trailpipe/trailpipe.yaml PYTHONUNBUFFERED=1
 CMD ["celery", "-A", "workers.app", "worker", "--loglevel", "info"]

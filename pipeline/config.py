@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -26,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline import defaults
 from pipeline.errors import ConfigError
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
@@ -40,16 +43,36 @@ MIN_RECURRENCE_SECONDS = 60
 
 
 def parse_recurrence(text: str) -> int:
-    """``"2H"``, ``"15 M"``, ``"1D"`` -> seconds. Minimum one minute: every S3 call costs money."""
+    """``"2H"``, ``"15 M"``, ``"1D"`` -> seconds. Minimum one minute: every S3 call costs money.
+
+    Messages never quote the value (a secret pasted into the wrong field must not be printed)."""
     match = _RECURRENCE.match(str(text))
     if not match:
-        raise ValueError(
-            f"{text!r} is not a recurrence: use a number and a unit H, M or D, such as 2H, 15 M or 1D"
-        )
+        raise ValueError("is not a recurrence: use a number and a unit H, M or D, such as 2H, 15 M or 1D")
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).upper()]
     if seconds < MIN_RECURRENCE_SECONDS:
-        raise ValueError(f"{text!r} is shorter than the minimum of 1 minute")
+        raise ValueError("is shorter than the minimum of 1 minute")
     return seconds
+
+
+def _duration(value: Any) -> timedelta:
+    """A duration field: ``"2H"``/``"15 M"``/``"1D"`` in the file, a timedelta once loaded."""
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=parse_recurrence(value))
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest of ``"1D"``, ``"2H"``, ``"15M"`` that says ``value`` (whole minutes)."""
+    seconds = int(value.total_seconds())
+    for unit in ("D", "H"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds // 60}M"
+
+
+# Typed once at load: the rest of the code sees a timedelta, never the text.
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class _Strict(BaseModel):
@@ -76,9 +99,9 @@ class AccessKeyAuth(_Strict):
     def _secret_file_readable(cls, value: str | None) -> str | None:
         if value is not None:
             if not Path(value).is_file():
-                raise ValueError(f"{value!r} is not a file")
+                raise ValueError("is not a file")
             if not os.access(value, os.R_OK):
-                raise ValueError(f"{value!r} is not readable")
+                raise ValueError("is not readable")
         return value
 
     @model_validator(mode="after")
@@ -120,14 +143,14 @@ class AssumeRoleAuth(_Strict):
     @classmethod
     def _role_arn_rule(cls, value: str) -> str:
         if len(value) > 2048 or not re.match(r"^arn:aws[a-z\-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/\-]+$", value):
-            raise ValueError(f"{value!r} is not an IAM role ARN such as arn:aws:iam::123456789012:role/NAME")
+            raise ValueError("is not an IAM role ARN such as arn:aws:iam::123456789012:role/NAME")
         return value
 
     @field_validator("sts_endpoint_url")
     @classmethod
     def _sts_endpoint_is_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            raise ValueError("is not an http(s) URL")
         return value.rstrip("/") if value else value
 
 
@@ -149,7 +172,7 @@ class Proxy(_Strict):
     @classmethod
     def _host_only(cls, value: str) -> str:
         if not re.match(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$", value):
-            raise ValueError(f"{value!r} is not a host name or address (no scheme, port or user here)")
+            raise ValueError("is not a host name or address (no scheme, port or user here)")
         return value
 
     @model_validator(mode="after")
@@ -224,14 +247,18 @@ class Source(_Strict):
     proxy: Proxy | None = None
     auto_acquire_certificates: bool = False
     trusted_certificates_dir: str | None = Field(default=None, validate_default=True)
-    recurrence: str = "15M"
-    eps_throttle: int = Field(default=5000, ge=1)
+    recurrence: Duration = defaults.RECURRENCE
+    eps_throttle: int = Field(default=defaults.EPS_THROTTLE, ge=1)
     output_formats: list[Literal["ecs", "ocsf"]] = Field(default_factory=list)
     exclude_event_names: str | None = None
     queue: str | None = Field(default=None, min_length=1)
     # Late files: each discovery lists again from (newest delivery time seen - lookback).
-    lookback: str = "2H"
-    max_object_bytes: int = Field(default=1 << 30, ge=1)  # larger objects are dead-lettered
+    lookback: Duration = defaults.LOOKBACK
+    # Hostile input: an object over one of these caps is dead-lettered (pipeline.parser).
+    max_object_bytes: int = Field(default=defaults.MAX_OBJECT_BYTES, ge=1)  # compressed
+    max_uncompressed_bytes: int = Field(default=defaults.MAX_UNCOMPRESSED_BYTES, ge=1)
+    max_record_bytes: int = Field(default=defaults.MAX_RECORD_BYTES, ge=1)
+    max_records_per_object: int = Field(default=defaults.MAX_RECORDS_PER_OBJECT, ge=1)
     integrity: Integrity = Field(default_factory=Integrity)
     sqs: SqsNotifications | None = None  # notifications; the listing stays on as reconciliation
 
@@ -239,7 +266,7 @@ class Source(_Strict):
     @classmethod
     def _endpoint_is_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            raise ValueError("is not an http(s) URL")
         return value.rstrip("/")
 
     @field_validator("directory_prefix")
@@ -259,12 +286,6 @@ class Source(_Strict):
                 raise ValueError(f"is not a valid regular expression: {exc}") from None
         return value
 
-    @field_validator("recurrence", "lookback")
-    @classmethod
-    def _recurrence_rule(cls, value: str) -> str:
-        parse_recurrence(value)
-        return value
-
     @field_validator("region")
     @classmethod
     def _region_for_v4(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -277,7 +298,7 @@ class Source(_Strict):
     def _region_for_v2(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value and info.data.get("signature_version") == "v2" and value not in SIGV2_REGIONS:
             raise ValueError(
-                f"{value} accepts only Signature Version 4: use signature_version v4 "
+                "accepts only Signature Version 4: use signature_version v4 "
                 f"(Signature Version 2 works only in {', '.join(sorted(SIGV2_REGIONS))})")
         return value
 
@@ -291,7 +312,7 @@ class Source(_Strict):
                 )
             return value
         if not Path(value).is_dir():
-            raise ValueError(f"{value!r} is not a directory")
+            raise ValueError("is not a directory")
         return value
 
     @field_validator("sqs")
@@ -309,11 +330,11 @@ class Source(_Strict):
 
     @property
     def recurrence_seconds(self) -> int:
-        return parse_recurrence(self.recurrence)
+        return int(self.recurrence.total_seconds())
 
     @property
     def lookback_seconds(self) -> int:
-        return parse_recurrence(self.lookback)
+        return int(self.lookback.total_seconds())
 
     @property
     def file_regex(self) -> re.Pattern[str]:
@@ -346,41 +367,37 @@ class Config(_Strict):
     stream: str = Field(default=DEFAULT_STREAM, min_length=1)
     deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
     key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
-    batch_size: int = Field(default=500, ge=1, le=10000)
-    # How long a done/failed object is remembered: at least each source's lookback plus an hour,
+    batch_size: int = Field(default=defaults.BATCH_SIZE, ge=1, le=10000)
+    # How long a done object is remembered: at least each source's lookback plus an hour,
     # as only keys inside the lookback window are listed again (so state stays bounded).
-    state_retention: str = "1D"
-    requeue_after_seconds: int = Field(default=900, ge=60)  # re-enqueue claims not started by then
+    # A dead-lettered object is remembered as long as its dead letter is listed.
+    state_retention: Duration = defaults.STATE_RETENTION
+    requeue_after_seconds: int = Field(default=int(defaults.REQUEUE_AFTER.total_seconds()), ge=60)
     # Fast failover: a runner beats every heartbeat_timeout/4; silent for heartbeat_timeout, its
     # object is enqueued again by the sweep, which runs every sweep_interval.
-    heartbeat_timeout_seconds: int = Field(default=60, ge=10)
-    sweep_interval_seconds: int = Field(default=30, ge=5)
+    heartbeat_timeout_seconds: int = Field(default=int(defaults.HEARTBEAT_TIMEOUT.total_seconds()), ge=10)
+    sweep_interval_seconds: int = Field(default=int(defaults.SWEEP_INTERVAL.total_seconds()), ge=5)
     # Where `trailpipe run` keeps the embedded redis-server (data, password, address) and its lock.
-    state_dir: str = ".trailpipe"
-    max_attempts: int = Field(default=5, ge=1)  # deliveries of one object that died mid-way
-    visibility_timeout_seconds: int = Field(default=7200, ge=60)  # > the longest task
+    state_dir: str = defaults.STATE_DIR
+    max_attempts: int = Field(default=defaults.MAX_ATTEMPTS, ge=1)  # deliveries of one object that died mid-way
+    visibility_timeout_seconds: int = Field(default=int(defaults.VISIBILITY_TIMEOUT.total_seconds()), ge=60)
     stream_high_watermark: int | None = Field(default=None, ge=1)  # emission waits above this length
     stream_maxlen: int | None = Field(default=None, ge=1)  # opt-in approximate trimming
+    deadletter_maxlen: int = Field(default=defaults.DEADLETTER_MAXLEN, ge=1)  # oldest dropped first
     sources: list[Source] = Field(min_length=1)
-
-    @field_validator("state_retention")
-    @classmethod
-    def _retention_rule(cls, value: str) -> str:
-        parse_recurrence(value)
-        return value
 
     @model_validator(mode="after")
     def _retention_covers_lookback(self) -> "Config":
         for source in self.sources:
-            if self.state_retention_seconds < source.lookback_seconds + 3600:
+            if self.state_retention < source.lookback + defaults.RETENTION_MARGIN:
                 raise ValueError(
-                    f"state_retention: {self.state_retention!r} must be at least source"
-                    f" {source.identifier!r}'s lookback ({source.lookback}) plus 1H")
+                    f"state_retention: must be at least source {source.identifier!r}'s lookback"
+                    f" plus {format_duration(defaults.RETENTION_MARGIN)}")
         return self
 
     @property
     def state_retention_seconds(self) -> int:
-        return parse_recurrence(self.state_retention)
+        return int(self.state_retention.total_seconds())
 
     def source(self, identifier: str) -> Source:
         for source in self.sources:
@@ -461,6 +478,27 @@ def _split_model_message(loc: tuple, message: str) -> tuple[tuple, str]:
     return loc, message.removeprefix("Value error, ")
 
 
+# pydantic messages that quote the input: said without it.
+_VALUE_FREE = {
+    "union_tag_invalid": "is not one of the known methods: " + ", ".join(AUTH_METHODS),
+    "union_tag_not_found": "needs a method: one of " + ", ".join(AUTH_METHODS),
+}
+
+
+def _without_value(message: str, err: dict) -> str:
+    """The message with no trace of the input: a secret pasted into the wrong field (or the
+    wrong value for a secret field) must not be printed by ``validate`` or in logs."""
+    if err["type"] in _VALUE_FREE:
+        return _VALUE_FREE[err["type"]]
+    # Our own validators never quote the value; this catches pydantic's and any later slip.
+    found = err.get("input")
+    if isinstance(found, (str, int, float)) and not isinstance(found, bool):
+        text = str(found)
+        if len(text) >= 3:  # shorter ones cannot be told apart from the message's own words
+            message = message.replace(repr(text), "the value").replace(text, "the value")
+    return message
+
+
 def _duplicate_identifiers(raw: dict) -> list[str]:
     """Checked on the raw list so it is reported beside every other problem, not after them."""
     sources = raw.get("sources")
@@ -489,11 +527,11 @@ def parse_config(raw: Any) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors(include_input=False, include_url=False):
+        for err in exc.errors(include_url=False):
             loc, message = _split_model_message(tuple(err["loc"]), err["msg"])
             if err["type"] == "extra_forbidden":
                 message = "is not a known parameter"
-            problems.append(f"{_where(raw, loc)}: {message}")
+            problems.append(f"{_where(raw, loc)}: {_without_value(message, err)}")
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)

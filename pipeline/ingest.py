@@ -18,13 +18,14 @@ from itertools import islice
 
 from botocore.exceptions import ClientError
 
+from pipeline import defaults
 from pipeline.config import Source
 from pipeline.emitter import batch_entries
 from pipeline.errors import Backpressure, BadObject
 from pipeline.heartbeat import Heartbeat
 from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
-from pipeline.parser import iter_records
+from pipeline.parser import ParseLimits, RecordReader
 from pipeline.policy import ErrorKind, classify
 from pipeline.state import StateStore
 
@@ -47,10 +48,10 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class IngestLimits:
-    batch_size: int = 500
-    max_attempts: int = 5
+    batch_size: int = defaults.BATCH_SIZE
+    max_attempts: int = defaults.MAX_ATTEMPTS
     stream_high_watermark: int | None = None
-    backpressure_max_wait: float = 60.0
+    backpressure_max_wait: float = defaults.BACKPRESSURE_MAX_WAIT.total_seconds()
 
 
 def open_object(s3, source: Source, key: str):
@@ -120,17 +121,19 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
     sid = source.identifier
     result = IngestResult(sid, key, "done")
     checkpoint = start.checkpoint
+    reader = None
     try:
         if start.attempts > limits.max_attempts:
             raise BadObject(f"delivered {start.attempts} times without finishing (its worker died "
                             f"each time, at record {checkpoint}): a poison object", "TooManyAttempts")
         body = open_object(s3, source, key)
         try:
-            # Digest reconciliation compares it with CloudTrail's; a resumed delivery re-reads
-            # every byte, so it is whole. Only for integrity sources: it costs ~20% of parsing.
+            # Caps on what the object may inflate to: hostile input is dead-lettered (parser).
+            # The SHA-256 of the uncompressed bytes, for digest reconciliation (a resumed
+            # delivery re-reads every byte, so it is whole); only for integrity sources.
             hasher = hashlib.sha256() if source.integrity.enabled else None
-            records = iter_records(body, hasher=hasher)
-            remaining = islice(records, checkpoint, None)  # resume after the last committed batch
+            reader = RecordReader(body, ParseLimits.of(source), hasher=hasher)
+            remaining = islice(iter(reader), checkpoint, None)  # resume after the last committed batch
             batch, error = _take(remaining, limits.batch_size)
             while True:
                 # Read one batch ahead, so the batch that ends the object is known as the last.
@@ -164,4 +167,8 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
             reason += f" (the {checkpoint} records before it were emitted)"
         state.fail(sid, key, exc.error_class, reason)
         result.outcome, result.reason = "failed", f"{exc.error_class}: {reason}"
+    if reader is not None and reader.empty and result.outcome in ("done", "failed"):
+        # Empty records ({}) are never emitted; counted once per object finished (the reader
+        # re-reads from the start on a resume, so this is the whole file's count).
+        state.note_empty_records(sid, reader.empty)
     return result

@@ -14,7 +14,8 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               written), attempts, claimed_at, token, error, sha256 (of its
                               uncompressed bytes, set as it becomes done), expected_sha256 and
                               digest (from the CloudTrail digest listing it); expires
-                              state_retention after done/failed
+                              state_retention after done; a failed one lives as long as
+                              its dead letter (then state_retention)
   P:src:S:digest_chains hash  digest chain (digest folder|trail|home region[|backfill]) -> JSON
                               {key, sha256, signature}: the newest digest handled in that chain
   P:src:S:integrity_awaiting  zset  log files a digest lists whose ingestion had not finished
@@ -31,7 +32,8 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               last_success, last_error_at
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
                               dead-lettered), objects_dead_lettered (ever), objects_retried,
-                              events_emitted, discoveries, last_discovery_at,
+                              events_emitted, records_empty (empty records read, never
+                              emitted), discoveries, last_discovery_at,
                               last_discovery_ms, discovery_ms_total, throttle_wait_ms,
                               s3_requests.<Operation> (HTTP requests sent, retries too),
                               errors.<ErrorClass> (errors met, by class),

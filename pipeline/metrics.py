@@ -157,6 +157,7 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "integrity_errors": stats.get("integrity_errors", 0),
         "notifications": notification_metrics(stats),
         "notifications_last_error": _text(state.redis.get(state.keys.notify_error(source_id))),
+        "records_empty": stats.get("records_empty", 0),
     }
 
 
@@ -214,6 +215,8 @@ class TrailpipeCollector(Collector):
         yield family(CounterMetricFamily, "discoveries", "Discoveries run", "discoveries")
         yield family(CounterMetricFamily, "throttle_wait_seconds", "Time emission waited for the EPS throttle",
                      "throttle_wait_seconds")
+        yield family(CounterMetricFamily, "records_empty", "Empty records ({}) read and not emitted",
+                     "records_empty")
         yield family(CounterMetricFamily, "s3_estimated_cost_usd", "Estimated cost of the S3 requests (USD)",
                      "s3_estimated_cost_usd")
         requests = CounterMetricFamily("trailpipe_s3_requests", "S3 requests sent, by kind", labels=["source", "kind"])

@@ -27,10 +27,18 @@ How it streams
   ``orjson.loads`` would accept it (except that orjson's nesting limit of 1024 levels
   applies to each record rather than to the whole file).
 
+* Hostile input is capped (``ParseLimits``, per source in the config): what the object
+  inflates to (``max_uncompressed_bytes``), one record or other value (``max_record_bytes``),
+  and the records one object may hold (``max_records_per_object``).  The window on the text
+  grows geometrically (at least doubling when a value spans it), so a huge value costs
+  linear time, never quadratic.  Empty records (``{}``) are counted (``RecordReader.empty``)
+  and not yielded.
+
 Errors are ``BadObject(reason, error_class)`` with error_class one of CorruptGzip,
-NotJson, NotUtf8, NoRecords, BadRecord.  Because the file is streamed, such an error can
-be raised after some records have already been yielded (a truncated gzip, a malformed
-record in the middle): the records before it are always the same ones.
+NotJson, NotUtf8, NoRecords, BadRecord, UncompressedTooLarge, RecordTooLarge,
+TooManyRecords.  Because the file is streamed, such an error can be raised after some
+records have already been yielded (a truncated gzip, a malformed record in the middle, a
+cap reached): the records before it are always the same ones.
 """
 from __future__ import annotations
 
@@ -39,12 +47,14 @@ import posixpath
 import re
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from pipeline import defaults
 from pipeline.errors import BadObject
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -68,6 +78,31 @@ _FIRST_KEY = re.compile(rb'\{[ \t\r\n]*+"(?:[^"\\]++|\\.)*+"', re.S)
 
 _WS_BYTES = b" \t\r\n"
 _OPEN = (ord("{"), ord("["))
+
+
+# --------------------------------------------------------------------------- limits
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one object may hold before it is dead-lettered; defaults in pipeline.defaults."""
+
+    max_uncompressed_bytes: int = defaults.MAX_UNCOMPRESSED_BYTES
+    max_record_bytes: int = defaults.MAX_RECORD_BYTES
+    max_records_per_object: int = defaults.MAX_RECORDS_PER_OBJECT
+
+    @classmethod
+    def of(cls, source: Any) -> "ParseLimits":
+        """The limits a config ``Source`` sets."""
+        return cls(source.max_uncompressed_bytes, source.max_record_bytes, source.max_records_per_object)
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _too_large(what: str, limit: int, name: str, error_class: str) -> BadObject:
+    return BadObject(f"{what} the source's {name} of {limit} bytes", error_class)
 
 
 # --------------------------------------------------------------------------- input
@@ -129,7 +164,27 @@ def _gunzip(pieces: Iterable[Any]) -> Iterator[bytes]:
         raise BadObject(f"corrupt gzip: {exc}", "CorruptGzip") from None
 
 
-def _uncompressed_chunks(data: Any) -> Iterator[bytes]:
+def _uncompressed_chunks(data: Any, limit: int = defaults.MAX_UNCOMPRESSED_BYTES,
+                         hasher: Hasher | None = None) -> Iterator[bytes]:
+    """The uncompressed document, in chunks, at most ``limit`` bytes (else BadObject
+    UncompressedTooLarge); each chunk goes to ``hasher.update`` first, in order."""
+    total = 0
+    for chunk in _inflated(data):
+        total += len(chunk)
+        if total > limit:  # the bytes up to the cap first: the records inside them are emitted
+            head = chunk[: len(chunk) - (total - limit)]
+            if head:
+                if hasher is not None:
+                    hasher.update(head)
+                yield head
+            raise _too_large("the object inflates to more than", limit, "max_uncompressed_bytes",
+                             "UncompressedTooLarge")
+        if hasher is not None:
+            hasher.update(chunk)
+        yield chunk
+
+
+def _inflated(data: Any) -> Iterator[bytes]:
     """The uncompressed document, in chunks; gzip is detected by its magic bytes."""
     if _is_buffer(data):
         if bytes(data[:2]) != GZIP_MAGIC:
@@ -164,8 +219,8 @@ def decompress(data: bytes) -> bytes:
 def uncompressed_sha256(data: Any) -> str:
     """Hex SHA-256 of the uncompressed content (what a CloudTrail digest records per log file)."""
     digest = hashlib.sha256()
-    for chunk in _uncompressed_chunks(data):
-        digest.update(chunk)
+    for _ in _uncompressed_chunks(data, hasher=digest):
+        pass
     return digest.hexdigest()
 
 
@@ -186,30 +241,59 @@ def _kind(byte: int) -> str:
 class _Document:
     """A growing window on the uncompressed text, plus the tokenizer over it."""
 
-    __slots__ = ("buf", "base", "eof", "_chunks")
+    __slots__ = ("buf", "base", "eof", "_chunks", "empty", "max_value", "max_records")
 
-    def __init__(self, chunks: Iterator[bytes]):
+    def __init__(self, chunks: Iterator[bytes], limits: ParseLimits):
         self._chunks = chunks
         self.buf = b""
         self.base = 0  # offset of buf[0] in the uncompressed document
         self.eof = False
+        self.empty = 0  # empty records ({}) seen: counted, not yielded
+        self.max_value = limits.max_record_bytes
+        self.max_records = limits.max_records_per_object
 
     # -- window management -------------------------------------------------------
 
-    def more(self, keep: int) -> bool:
+    def more(self, keep: int, want: int = 0) -> bool:
         """Drop ``buf[:keep]`` (callers shift their positions by ``keep``) and append the
-        next chunk.  Return False when the document has no more bytes."""
+        next chunk, or as many as make ``want`` bytes (so a value spanning the window makes
+        it double: linear, not quadratic, copying).  Return False when the document has no
+        more bytes."""
         if keep:
             self.buf = self.buf[keep:]
             self.base += keep
         if self.eof:
             return False
+        parts = [self.buf]
+        got = 0
         for chunk in self._chunks:
             if chunk:
-                self.buf = self.buf + chunk if self.buf else chunk
-                return True
-        self.eof = True
-        return False
+                parts.append(chunk)
+                got += len(chunk)
+                if got >= want:
+                    break
+        else:
+            self.eof = True
+        if not got:
+            return False
+        self.buf = b"".join(parts) if self.buf else (parts[1] if len(parts) == 2 else b"".join(parts))
+        return True
+
+    def grow(self, start: int) -> bool:
+        """``more`` for a value that begins at ``start`` and does not end in the window: at
+        least doubles what the window holds of it, unless it is already over the cap."""
+        size = len(self.buf) - start
+        if size > self.max_value:
+            raise self.too_large(start)
+        return self.more(start, size)
+
+    def too_large(self, start: int) -> BadObject:
+        return BadObject(f"the record or value starting {self.at(start)} is over the source's "
+                         f"max_record_bytes of {self.max_value} bytes", "RecordTooLarge")
+
+    def too_many(self) -> BadObject:
+        return BadObject(f"the object holds more than the source's max_records_per_object of "
+                         f"{self.max_records} records", "TooManyRecords")
 
     def at(self, pos: int) -> str:
         return f"at byte {self.base + pos} of the uncompressed document"
@@ -255,10 +339,12 @@ class _Document:
                     else:
                         depth -= 1
                         if depth == 0:
+                            if scan - start > self.max_value:
+                                raise self.too_large(start)
                             return start, scan
                     found = match(buf, scan)
                 offset = scan - start
-                if not self.more(start):  # (the value now starts at 0 in the window)
+                if not self.grow(start):  # (the value now starts at 0 in the window)
                     raise self.not_json("unterminated object or list starting", 0)
                 start, scan = 0, offset
         is_string = first == 34
@@ -266,12 +352,14 @@ class _Document:
         while True:
             found = pattern.match(self.buf, start)
             if found is not None and (is_string or found.end() < len(self.buf) or self.eof):
+                if found.end() - start > self.max_value:
+                    raise self.too_large(start)
                 return start, found.end()
             if found is None and not is_string:
                 raise self.not_json(f"unexpected character {chr(first)!r}", start)
             if self.eof:
                 raise self.not_json("unterminated string starting", start)
-            self.more(start)
+            self.grow(start)
             start = 0
 
     def load(self, raw: bytes, what: str, start: int) -> Any:
@@ -344,6 +432,8 @@ class _Document:
                     misses = 0
                     loads = _loads
                     dumps = _dumps
+                    max_value = self.max_value
+                    max_records = self.max_records
                     while True:
                         # pos: first byte of record ``index`` (not whitespace)
                         if signature:
@@ -361,14 +451,21 @@ class _Document:
                                     end = _gap_end(buf, pos, nxt)
                                     if end < 0:
                                         break
+                                if end - pos > max_value:
+                                    raise self.too_large(pos)
                                 raw = buf[pos:end]
                                 try:
                                     record = loads(raw)
                                 except _JSONDecodeError:
                                     break
-                                if b" " in raw or b"\n" in raw or b"\r" in raw or b"\t" in raw:
-                                    raw = dumps(record)  # not certainly compact: see _is_compact
-                                yield raw, record
+                                if record:
+                                    if b" " in raw or b"\n" in raw or b"\r" in raw or b"\t" in raw:
+                                        raw = dumps(record)  # not certainly compact: see _is_compact
+                                    if index - self.empty >= max_records:
+                                        raise self.too_many()
+                                    yield raw, record
+                                else:
+                                    self.empty += 1
                                 index += 1
                                 pos = nxt
                                 misses = 0
@@ -389,9 +486,14 @@ class _Document:
                             found = _FIRST_KEY.match(raw)
                             if found is not None:
                                 signature = raw[: found.end()]
-                        if not _is_compact(raw):
-                            raw = dumps(record)
-                        yield raw, record
+                        if record:
+                            if not _is_compact(raw):
+                                raw = dumps(record)
+                            if index - self.empty >= max_records:
+                                raise self.too_many()
+                            yield raw, record
+                        else:
+                            self.empty += 1
                         index += 1
                         pos = self.next_token(end, 'inside the "Records" list')
                         byte = self.buf[pos]
@@ -453,26 +555,35 @@ def _bad_record(index: int, value: Any, where: str) -> BadObject:
     return BadObject(f"record {index} is {names.get(kind, kind)}, not a JSON object ({where})", "BadRecord")
 
 
-def iter_records(data: Any, hasher: Any = None) -> Iterator[tuple[bytes, dict]]:
+class RecordReader:
+    """The records of one object, and what was seen on the way: ``empty``, the number of
+    empty records (``{}``) read so far, which are counted and never yielded."""
+
+    def __init__(self, data: Any, limits: ParseLimits | None = None, hasher: Hasher | None = None):
+        limits = limits or ParseLimits()
+        self._document = _Document(_uncompressed_chunks(data, limits.max_uncompressed_bytes, hasher), limits)
+
+    @property
+    def empty(self) -> int:
+        return self._document.empty
+
+    def __iter__(self) -> Iterator[tuple[bytes, dict]]:
+        return self._document.records()
+
+
+def iter_records(data: Any, limits: ParseLimits | None = None,
+                 hasher: Hasher | None = None) -> Iterator[tuple[bytes, dict]]:
     """Yield ``(raw_json, record)`` for each record of a CloudTrail file ``{"Records": [...]}``.
 
     ``data`` is ``bytes`` or a binary file-like object (``.read(n)``), gzip or plain JSON.
     ``raw_json`` is the record as compact JSON: the record's own bytes when they contain no
     whitespace at all, else ``orjson.dumps(record)``; ``orjson.loads(raw_json) == record``.
-    ``hasher`` (anything with ``.update(bytes)``) receives every uncompressed byte in order;
-    once the records are exhausted it has seen the whole document.
+    Empty records are skipped (``RecordReader`` counts them). ``limits``: the caps (default
+    ``ParseLimits()``). ``hasher``: any object with ``.update(bytes)`` (``hashlib.sha256()``)
+    is given every uncompressed byte of the object, in order, as it is read; after the last
+    record it has seen the whole document (not when a BadObject stopped it early).
     """
-    chunks = _uncompressed_chunks(data)
-    if hasher is not None:
-        chunks = _fed_to(hasher, chunks)
-    return _Document(chunks).records()
-
-
-def _fed_to(hasher: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    update = hasher.update
-    for chunk in chunks:
-        update(chunk)
-        yield chunk
+    return iter(RecordReader(data, limits, hasher))
 
 
 # --------------------------------------------------------------------------- keys & digests

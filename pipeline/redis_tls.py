@@ -29,6 +29,8 @@ def broker_ssl_options(url: str) -> dict | None:
     if reqs not in CERT_REQS:
         raise ValueError(f"ssl_cert_reqs={reqs!r} in the broker URL: use required, optional or none")
     options: dict = {"ssl_cert_reqs": CERT_REQS[reqs]}
+    if CERT_REQS[reqs] != ssl.CERT_NONE:
+        options["ssl_check_hostname"] = True  # the name must match, not only the chain verify
     for name in SSL_PARAMETERS:
         if query.get(name):
             options[name] = query[name]

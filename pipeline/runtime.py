@@ -42,6 +42,7 @@ class Runtime:
             requeue_after_seconds=self.config.requeue_after_seconds,
             stream_maxlen=self.config.stream_maxlen or 0,
             heartbeat_timeout_seconds=self.config.heartbeat_timeout_seconds,
+            deadletter_maxlen=self.config.deadletter_maxlen,
         )
 
     @cached_property

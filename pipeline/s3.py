@@ -8,6 +8,7 @@ writes names the proxy as ``http://host:port`` and at most its user, never the p
 from __future__ import annotations
 
 import base64
+import http.client
 import socket
 import urllib.parse
 
@@ -67,31 +68,23 @@ def proxy_connector(source: Source) -> certificates.Connector:
     proxy = source.proxy
 
     def connect(host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+        headers = {}
         if proxy.username:
             password = proxy.password.get_secret_value() if proxy.password is not None else ""
             token = base64.b64encode(f"{proxy.username}:{password}".encode()).decode()
-            request += f"Proxy-Authorization: Basic {token}\r\n"
+            headers["Proxy-Authorization"] = f"Basic {token}"
+        tunnel = http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
+        tunnel.set_tunnel(host, port, headers=headers)
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            sock.sendall((request + "\r\n").encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                if not chunk or len(head) > 65536:
-                    raise ConnectionError(f"proxy {proxy_label(proxy)} closed the connection during CONNECT")
-                head += chunk
-            status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            parts = status_line.split(" ", 2)
-            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            if status == PROXY_AUTH_REQUIRED:
-                raise ProxyAuthenticationError(message=_proxy_auth_message(source, f"CONNECT {target}"))
-            if status != 200:
-                raise ConnectionError(f"proxy {proxy_label(proxy)} answered CONNECT {target} with {status_line!r}")
-        except BaseException:
-            sock.close()
-            raise
+            tunnel.connect()
+        except OSError as exc:
+            tunnel.close()
+            # http.client: "Tunnel connection failed: 407 Proxy Authentication Required"
+            if f" {PROXY_AUTH_REQUIRED} " in f" {exc} ":
+                raise ProxyAuthenticationError(message=_proxy_auth_message(source, f"CONNECT {target}")) from None
+            raise ConnectionError(f"proxy {proxy_label(proxy)} failed CONNECT {target}: {exc}") from None
+        sock, tunnel.sock = tunnel.sock, None  # the tunnel's socket is now the caller's
         return sock
 
     return connect
@@ -117,13 +110,26 @@ def client_config(source: Source, *, service: str) -> botocore.config.Config:
     return botocore.config.Config(**options)
 
 
-def verify_setting(source: Source) -> str | bool:
-    """``verify=`` for the source's clients; with auto_acquire, each HTTPS endpoint is checked first."""
+def verify_setting(source: Source, url: str | None = None) -> tuple[str | bool, set[bytes]]:
+    """``verify=`` for a client of the source talking to ``url`` (default: the S3 endpoint),
+    and the endpoint's public key pins. A pinned endpoint is verified by its pin, checked on
+    every connection (``certificates.pin_client``), instead of a CA chain."""
+    pins = certificates.endpoint_pins(source.trusted_certificates_dir, url or source.endpoint_url)
+    if pins:
+        return False, pins
+    return certificates.ca_bundle(source.trusted_certificates_dir), set()
+
+
+def check_endpoints(source: Source) -> None:
+    """With auto_acquire, each HTTPS endpoint is checked (and maybe pinned) before a client is made."""
     if source.auto_acquire_certificates and source.trusted_certificates_dir:
-        connect = proxy_connector(source) if source.proxy else certificates.direct_connector
         for url in endpoints(source):
-            certificates.ensure_trusted(source.identifier, url, source.trusted_certificates_dir, connect)
-    return certificates.ca_bundle(source.trusted_certificates_dir)
+            certificates.ensure_trusted(source.identifier, url, source.trusted_certificates_dir,
+                                        endpoint_connector(source))
+
+
+def endpoint_connector(source: Source) -> certificates.Connector:
+    return proxy_connector(source) if source.proxy else certificates.direct_connector
 
 
 def endpoints(source: Source) -> list[str]:
@@ -142,7 +148,16 @@ def _untrusted_message(source: Source, exc: BotoSSLError) -> str:
               f"{source.trusted_certificates_dir!r}" if source.trusted_certificates_dir
               else "put its CA certificate (.der or .pem) into a directory named by trusted_certificates_dir")
     return (f"source {source.identifier!r}: the TLS certificate of {where} is not trusted ({reason}); "
-            f"{remedy}, or set auto_acquire_certificates: true to trust it on first use")
+            f"{remedy}; or pin its public key: trailpipe certificates acquire -c CONFIG {source.identifier} "
+            f"(or auto_acquire_certificates: true, for an endpoint that never verified)")
+
+
+def _pin_message(source: Source, exc: BotoSSLError) -> str:
+    reason = str(exc.kwargs.get("error") or exc)
+    reason = reason[reason.find("the certificate of"):] if "the certificate of" in reason else reason
+    return (f"source {source.identifier!r}: {reason.rstrip(')')}; if the endpoint's key changed on purpose, "
+            f"compare the new fingerprint with the server's and run: trailpipe certificates acquire "
+            f"--replace -c CONFIG {source.identifier}")
 
 
 def install_error_hooks(client, source: Source) -> None:
@@ -157,6 +172,8 @@ def install_error_hooks(client, source: Source) -> None:
                 and str(PROXY_AUTH_REQUIRED) in str(caught_exception.kwargs.get("error"))):
             # HTTPS goes through CONNECT: urllib3 reports "Tunnel connection failed: 407 ...".
             raise ProxyAuthenticationError(message=_proxy_auth_message(source, name)) from None
+        if isinstance(caught_exception, BotoSSLError) and certificates.PIN_MISMATCH in str(caught_exception):
+            raise UntrustedCertificate(message=_pin_message(source, caught_exception)) from None
         if isinstance(caught_exception, BotoSSLError) and "CERTIFICATE_VERIFY_FAILED" in str(caught_exception):
             raise UntrustedCertificate(message=_untrusted_message(source, caught_exception)) from None
 
@@ -168,21 +185,31 @@ def install_error_hooks(client, source: Source) -> None:
     events.register("after-call", after_call)
 
 
-def make_sts_client(source: Source, base: Credentials, verify: str | bool):
+def make_sts_client(source: Source, base: Credentials, verify: str | bool | None = None):
     auth = source.auth
+    url = getattr(auth, "sts_endpoint_url", None)
+    pins: set[bytes] = set()
+    if verify is None and url:
+        verify, pins = verify_setting(source, url)
+    elif verify is None:  # AWS's own STS endpoint (no URL) is never pinned
+        verify = certificates.ca_bundle(source.trusted_certificates_dir)
     client = session_with(base, source.region).client(
-        "sts", endpoint_url=getattr(auth, "sts_endpoint_url", None),
-        config=client_config(source, service="sts"), verify=verify)
+        "sts", endpoint_url=url, config=client_config(source, service="sts"), verify=verify)
+    if pins:
+        certificates.pin_client(client, pins)
     install_error_hooks(client, source)
     return client
 
 
 def make_client(source: Source):
     """The S3 client of ``source``; share it across tasks of a process (it pools connections)."""
-    verify = verify_setting(source)
-    session = make_session(source, lambda base: make_sts_client(source, base, verify))
+    check_endpoints(source)
+    verify, pins = verify_setting(source)
+    session = make_session(source, lambda base: make_sts_client(source, base))
     client = session.client("s3", endpoint_url=source.endpoint_url,
                             config=client_config(source, service="s3"), verify=verify)
+    if pins:
+        certificates.pin_client(client, pins)
     install_error_hooks(client, source)
     return client
 

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 import redis
 
+from pipeline import defaults
 from pipeline.keys import Keys
 from pipeline.status import TERMINAL_STATUSES, Status, lua_constants
 
@@ -63,9 +64,11 @@ class StateStore:
     """The shared state of every source, in one Redis database."""
 
     def __init__(self, client: redis.Redis, keys: Keys, *, events_stream: str,
-                 deadletter_stream: str, retention_seconds: int = 7 * 86400,
-                 requeue_after_seconds: int = 3600, stream_maxlen: int = 0,
-                 heartbeat_timeout_seconds: int = 60):
+                 deadletter_stream: str,
+                 retention_seconds: int = int(defaults.STATE_RETENTION.total_seconds()),
+                 requeue_after_seconds: int = int(defaults.REQUEUE_AFTER.total_seconds()),
+                 stream_maxlen: int = 0, deadletter_maxlen: int = defaults.DEADLETTER_MAXLEN,
+                 heartbeat_timeout_seconds: int = int(defaults.HEARTBEAT_TIMEOUT.total_seconds())):
         self.redis = client
         self.keys = keys
         self.events_stream = events_stream
@@ -74,6 +77,7 @@ class StateStore:
         self.requeue_after_ms = requeue_after_seconds * 1000
         self.heartbeat_timeout_ms = heartbeat_timeout_seconds * 1000
         self.stream_maxlen = stream_maxlen
+        self.deadletter_maxlen = deadletter_maxlen
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
 
     # -- discovery lease -------------------------------------------------------------------
@@ -206,10 +210,17 @@ class StateStore:
         return bool(written), int(checkpoint)
 
     def fail(self, source: str, key: str, error_class: str, message: str) -> bool:
-        """Dead-letter the object with its reason; False if it was already done or failed."""
+        """Dead-letter the object with its reason; False if it was already done or failed.
+
+        The failed object's record is kept for as long as its dead letter is listed (so
+        ``deadletter retry`` always finds it); the stream holds at most ``deadletter_maxlen``
+        letters, and the record of a letter dropped for that is forgotten ``retention`` later."""
+        # state_key/stats_key: the record the letter points to and its source's counters, so
+        # the trim (in Lua) can expire the one and count the letter out of the other.
         fields = {"source": source, "object": key, "error_class": error_class, "message": message,
-                  "failed_at": str(now_ms())}
-        args: list[str | int] = [self.retention_seconds, now_ms(), key]
+                  "failed_at": str(now_ms()), "state_key": self.keys.object(source, key),
+                  "stats_key": self.keys.stats(source)}
+        args: list[str | int] = [self.retention_seconds, now_ms(), key, self.deadletter_maxlen]
         for field, value in fields.items():
             args += [field, value]
         return bool(self._scripts["fail_object"](
@@ -236,9 +247,13 @@ class StateStore:
         """Reserve ``count`` events of the source's fleet-wide EPS budget; seconds to wait first."""
         if count <= 0:
             return 0.0
-        wait_ms = self._scripts["throttle"](
-            keys=[self.keys.throttle(source), self.keys.stats(source)], args=[now_ms(), count, eps])
+        wait_ms = self._scripts["throttle"](  # on Redis's clock: workers' clocks may disagree
+            keys=[self.keys.throttle(source), self.keys.stats(source)], args=[count, eps])
         return int(wait_ms) / 1000.0
+
+    def note_empty_records(self, source: str, count: int) -> None:
+        """Count empty records (``{}``) of an object finished: never emitted, but visible."""
+        self.redis.hincrby(self.keys.stats(source), "records_empty", count)
 
     def note_delivered(self, source: str, delivered_ms: int) -> None:
         """Remember the newest delivery time of an object done (ZADD GT keeps the maximum)."""

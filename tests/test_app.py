@@ -160,3 +160,48 @@ def test_celery_without_a_config_fails_at_once_with_one_line(command, tmp_path):
                             timeout=60)
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
     assert "source 'x' field 'bucket'" in result.stderr
+
+
+def test_redbeat_url_is_given_without_its_credentials():
+    from workers.app import redbeat_connection
+
+    assert redbeat_connection("redis://127.0.0.1:6379/0") == ("redis://127.0.0.1:6379/0", {})
+    assert redbeat_connection("rediss://us%40r:p%3Ass@redis.local:6380/2?ssl_ca_certs=/ca.pem") == (
+        "rediss://redis.local:6380/2?ssl_ca_certs=/ca.pem", {"username": "us@r", "password": "p:ss"})
+    assert redbeat_connection("redis://:only-pass@h:1/0") == ("redis://h:1/0", {"password": "only-pass"})
+
+
+@pytest.mark.slow
+def test_no_password_in_the_configuration_a_worker_reports(tmp_path, moto_endpoint, bucket):
+    """What `celery inspect conf` and Flower's worker page show: the conf table of a running worker."""
+    from celery import Celery
+
+    from pipeline.redis_server import RedisServer
+    from support.redis_servers import with_password
+
+    password = "conf-pa55-Zq19"
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        with_password(server, password)
+        url = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        config_path = write_config(tmp_path / "c.yaml", config_dict(url, [source_dict(bucket, moto_endpoint)]))
+        worker = start_celery(["worker", "--concurrency", "1", "--hostname", "conf@%h"], config_path,
+                              tmp_path / "worker.log")
+        probe = Celery("probe", broker=url)
+        try:
+            replies = wait_for(lambda: probe.control.inspect(timeout=2).conf(), timeout=60, what="inspect conf")
+            reported = json.dumps(replies)
+            assert "redbeat_redis_url" in reported and "broker_url" in reported
+            assert password not in reported, reported
+            # The credentials still reach redbeat: the schedule is written through them.
+            assert "discover:test-src" in sync(config_path)
+            assert redis_client_of(url).exists("trailpipe:redbeat:discover:test-src")
+        finally:
+            probe.close()
+            stop_process(worker)
+        assert password not in (tmp_path / "worker.log").read_text()
+
+
+def redis_client_of(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import certificates
-from pipeline.certificates import CertificateError, acquired_path, ca_bundle
+from pipeline.certificates import CertificateError, ca_bundle
 from pipeline.s3 import ProxyAuthenticationError, UntrustedCertificate, make_client
 from support.proxy_server import proxy_settings, start_or_skip
 from support.tls import TLSFront, make_pki
@@ -120,46 +120,132 @@ def test_bundle_of_a_read_only_directory_goes_to_the_temp_directory(pki, trusted
         trusted.chmod(0o755)
 
 
-def test_auto_acquire_trusts_on_first_use(make_runtime, bucket, object_key, https_endpoint, pki, trusted, caplog):
+def acquire_cli(config_path, *args):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    return subprocess.run([sys.executable, "-m", "workers.cli", "certificates", "acquire", "-c", str(config_path),
+                           *args], capture_output=True, text=True, timeout=60, cwd=REPO)
+
+
+def pinned_config(tmp_path, redis_server, bucket, url, trusted, **overrides):
+    from conftest import config_dict, source_dict, write_config
+
+    return write_config(tmp_path / "c.yaml", config_dict(redis_server.url, [source_dict(
+        bucket, url, trusted_certificates_dir=str(trusted), **overrides)]))
+
+
+def test_acquire_pins_the_leaf_key_and_prints_its_fingerprint(make_runtime, redis_server, bucket, object_key,
+                                                              https_endpoint, pki, trusted, tmp_path):
+    from pipeline.certificates import describe, pin_path, read_certificates
+
+    leaf = describe(read_certificates(pki.leaf_pem)[0])
+    config = pinned_config(tmp_path, redis_server, bucket, https_endpoint.url, trusted)
+    result = acquire_cli(config, "test-src")
+    assert result.returncode == 0, result.stderr
+    assert f"{https_endpoint.url}: pinned public key {leaf.pin}" in result.stdout
+    assert f"key SHA-256 {leaf.key_fingerprint}" in result.stdout
+    assert "does not verify with the trusted CAs: self-signed certificate in certificate chain" in result.stdout
+    pin = pin_path(trusted, "127.0.0.1", https_endpoint.port)
+    assert leaf.pin in pin.read_text().splitlines()
+    assert not [p for p in trusted.iterdir() if p.suffix in (".der", ".pem")]  # no CA stored, ever
+    # Trusted by the pin: no auto_acquire, no CA.
+    runtime = make_runtime(bucket, endpoint_url=https_endpoint.url, trusted_certificates_dir=str(trusted))
+    assert works(make_client(runtime.source("test-src")), bucket)
+    again = acquire_cli(config, "test-src")
+    assert again.returncode == 0 and "already pinned" in again.stdout
+    wrong = acquire_cli(config, "test-src", "--expect", "sha256//" + "A" * 43 + "=")
+    assert wrong.returncode == 1 and f"is {leaf.pin}" in wrong.stderr and "nothing pinned" in wrong.stderr
+
+
+def test_a_pin_vouches_for_its_own_host_only(make_runtime, redis_server, bucket, object_key, moto_endpoint,
+                                             https_endpoint, pki, trusted, tmp_path):
+    """The old trust on first use stored the CA: any host with a certificate from it was then trusted."""
+    config = pinned_config(tmp_path, redis_server, bucket, https_endpoint.url, trusted)
+    assert acquire_cli(config, "test-src").returncode == 0
+    moto = urllib.parse.urlsplit(moto_endpoint)
+    other = TLSFront((moto.hostname, moto.port), pki.cert_pem, pki.key_pem).start()  # same CA, another host
+    try:
+        runtime = make_runtime(bucket, endpoint_url=other.url, trusted_certificates_dir=str(trusted))
+        with pytest.raises(UntrustedCertificate, match="is not trusted"):
+            make_client(runtime.source("test-src")).get_object(Bucket=bucket, Key=object_key)
+    finally:
+        other.stop()
+
+
+def test_a_pinned_endpoint_presenting_another_key_is_refused_on_every_connection(
+        make_runtime, redis_server, bucket, object_key, https_endpoint, pki, trusted, tmp_path):
+    config = pinned_config(tmp_path, redis_server, bucket, https_endpoint.url, trusted)
+    assert acquire_cli(config, "test-src").returncode == 0
+    runtime = make_runtime(bucket, endpoint_url=https_endpoint.url, trusted_certificates_dir=str(trusted))
+    client = make_client(runtime.source("test-src"))
+    assert works(client, bucket)
+
+    impostor = make_pki(tmp_path / "impostor", ca_name="impostor CA")
+    (trusted / "impostor-ca.pem").write_bytes(impostor.ca_pem.read_bytes())  # even a CA the user trusts
+    https_endpoint.use_certificate(impostor.cert_pem, impostor.key_pem)
+    with pytest.raises(UntrustedCertificate) as info:
+        make_client(runtime.source("test-src")).get_object(Bucket=bucket, Key=object_key)
+    message = str(info.value)
+    assert message.startswith("source 'test-src': the certificate of 127.0.0.1:")
+    assert "does not match its pinned public key" in message and "certificates acquire --replace" in message
+    client.close()  # the pooled connection of the first client is gone: a new one is checked too
+    with pytest.raises(UntrustedCertificate, match="pinned public key"):
+        client.get_object(Bucket=bucket, Key=object_key)
+
+    refused = acquire_cli(config, "test-src")
+    assert refused.returncode == 1 and "acquire again with --replace" in refused.stderr
+    replaced = acquire_cli(config, "test-src", "--replace")
+    assert replaced.returncode == 0 and "replaced 1 earlier pin(s)" in replaced.stdout
+    assert works(make_client(runtime.source("test-src")), bucket)
+
+
+def test_auto_acquire_pins_the_leaf_key_on_first_use(make_runtime, bucket, object_key, https_endpoint, pki,
+                                                     trusted, caplog):
+    from pipeline.certificates import describe, pin_path, read_certificates
+
+    leaf = describe(read_certificates(pki.leaf_pem)[0])
     runtime = make_runtime(bucket, endpoint_url=https_endpoint.url, trusted_certificates_dir=str(trusted),
                            auto_acquire_certificates=True)
     source = runtime.source("test-src")
     with caplog.at_level(logging.INFO, logger="pipeline.certificates"):
         assert works(make_client(source), bucket)
-    stored = acquired_path(trusted, "127.0.0.1", https_endpoint.port)
-    assert stored.read_bytes() == pki.ca_der.read_bytes()  # the root the server sent, as DER
-    assert (f"source test-src: trusting on first use the certificate of {https_endpoint.url}: "
-            f"subject 'CN=trailpipe test CA,O=trailpipe tests' SHA-256 {pki.ca_sha256}") in caplog.text
+    pin = pin_path(trusted, "127.0.0.1", https_endpoint.port)
+    assert leaf.pin in pin.read_text().splitlines()
+    assert (f"source test-src: pinned on first use the public key of {https_endpoint.url}: {leaf.pin} "
+            f"(key SHA-256 {leaf.key_fingerprint}") in caplog.text
 
     caplog.clear()
-    mtime = stored.stat().st_mtime_ns
+    mtime = pin.stat().st_mtime_ns
     with caplog.at_level(logging.INFO, logger="pipeline.certificates"):
-        assert works(make_client(source), bucket)  # a later client: verified against the stored one
-    assert stored.stat().st_mtime_ns == mtime and "trusting on first use" not in caplog.text
+        assert works(make_client(source), bucket)  # a later client: checked against the pin
+    assert pin.stat().st_mtime_ns == mtime and "on first use" not in caplog.text
+
+    impostor = make_pki(trusted.parent / "impostor", ca_name="impostor CA")
+    https_endpoint.use_certificate(impostor.cert_pem, impostor.key_pem)
+    with pytest.raises(CertificateError, match="does not match its pinned public key"):
+        make_client(source)
+    assert leaf.pin in pin.read_text()  # untouched
 
 
-def test_changed_certificate_is_an_error_until_the_stored_one_is_removed(
-        make_runtime, bucket, object_key, https_endpoint, pki, trusted, tmp_path):
+def test_a_host_that_verified_once_is_never_auto_acquired(make_runtime, bucket, object_key, https_endpoint, pki,
+                                                          trusted, tmp_path):
+    from pipeline.certificates import pin_path
+
+    (trusted / "corporate-ca.der").write_bytes(pki.ca_der.read_bytes())
     runtime = make_runtime(bucket, endpoint_url=https_endpoint.url, trusted_certificates_dir=str(trusted),
                            auto_acquire_certificates=True)
-    source = runtime.source("test-src")
-    assert works(make_client(source), bucket)
-    stored = acquired_path(trusted, "127.0.0.1", https_endpoint.port)
+    assert works(make_client(runtime.source("test-src")), bucket)  # verifies with the CA
 
-    other = make_pki(tmp_path / "other", ca_name="impostor CA")
-    https_endpoint.use_certificate(other.cert_pem, other.key_pem)
+    attacker = make_pki(tmp_path / "attacker", ca_name="attacker CA")
+    https_endpoint.use_certificate(attacker.cert_pem, attacker.key_pem)
     with pytest.raises(CertificateError) as info:
-        make_client(source)
+        make_client(runtime.source("test-src"))
     message = str(info.value)
-    assert message.startswith(f"source 'test-src': the certificate of {https_endpoint.url} changed: ")
-    assert f"trusted on first use SHA-256 {pki.ca_sha256}" in message
-    assert f"now presented SHA-256 {other.ca_sha256} (CN=impostor CA,O=trailpipe tests)" in message
-    assert f"delete {stored} to trust the new one" in message
-    assert stored.read_bytes() == pki.ca_der.read_bytes()  # untouched
-
-    stored.unlink()
-    assert works(make_client(source), bucket)
-    assert stored.read_bytes() == other.ca_der.read_bytes()
+    assert "verified before and does not any more" in message and "trailpipe certificates acquire" in message
+    assert not pin_path(trusted, "127.0.0.1", https_endpoint.port).exists()
 
 
 def test_auto_acquire_when_the_server_hides_its_root(make_runtime, bucket, object_key, moto_endpoint, pki, trusted):
@@ -168,29 +254,34 @@ def test_auto_acquire_when_the_server_hides_its_root(make_runtime, bucket, objec
     try:
         runtime = make_runtime(bucket, endpoint_url=front.url, trusted_certificates_dir=str(trusted),
                                auto_acquire_certificates=True)
-        with pytest.raises(CertificateError, match="does not send its root CA: copy the CA certificate into"):
-            make_client(runtime.source("test-src"))
-        assert not acquired_path(trusted, "127.0.0.1", front.port).exists()
-        (trusted / "ca.der").write_bytes(pki.ca_der.read_bytes())  # what the message says to do
-        assert works(make_client(runtime.source("test-src")), bucket)
+        assert works(make_client(runtime.source("test-src")), bucket)  # the leaf's key is what is pinned
     finally:
         front.stop()
 
 
+def test_certificates_acquired_by_the_old_trust_on_first_use_are_ignored(pki, trusted, caplog):
+    (trusted / "acquired-127.0.0.1-443.der").write_bytes(pki.ca_der.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="pipeline.certificates"):
+        assert ca_bundle(str(trusted)) is True
+    assert "no longer trusted as a CA" in caplog.text and "trailpipe certificates acquire" in caplog.text
+
+
 def test_https_through_the_proxy_with_auto_acquire(make_runtime, bucket, object_key, https_endpoint, pki,
                                                    trusted, tmp_path):
+    from pipeline.certificates import pin_path
+
     proxy = start_or_skip(tmp_path / "proxy")
     try:
         runtime = make_runtime(bucket, endpoint_url=https_endpoint.url, trusted_certificates_dir=str(trusted),
                                auto_acquire_certificates=True, proxy=proxy_settings(proxy))
         assert works(make_client(runtime.source("test-src")), bucket)
-        assert acquired_path(trusted, "127.0.0.1", https_endpoint.port).exists()
+        assert pin_path(trusted, "127.0.0.1", https_endpoint.port).exists()
         proxy.wait_for_log(f"CONNECT 127.0.0.1:{https_endpoint.port}")
 
         # A wrong proxy password: the certificate check's CONNECT names the proxy, not the password.
         wrong = make_runtime(bucket, endpoint_url=https_endpoint.url, trusted_certificates_dir=str(trusted),
                              auto_acquire_certificates=True, proxy=proxy_settings(proxy, password="nope-n0pe"))
-        (trusted / acquired_path(trusted, "127.0.0.1", https_endpoint.port).name).unlink()
+        pin_path(trusted, "127.0.0.1", https_endpoint.port).unlink()
         with pytest.raises(ProxyAuthenticationError, match="407 Proxy Authentication Required") as info:
             make_client(wrong.source("test-src"))
         assert "nope-n0pe" not in str(info.value)

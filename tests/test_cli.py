@@ -176,3 +176,46 @@ def test_verify_command(tmp_path, make_runtime, s3, bucket, redis_server):
     assert "digest_invalid" in result.stdout and "NOT intact" in result.stdout
     result = cli("verify", "-c", str(config_path), "test-src", "--since", "yesterday")
     assert result.returncode == 2 and "--since" in result.stderr
+
+
+
+
+HOSTILE_KEY = ("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/01/"
+               "111122223333_CloudTrail_us-east-1_20261101T0800Z_\x1b[2J\x1b]0;owned\x07\tFAKE.json.gz")
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path, make_runtime, s3, bucket, redis_server):
+    import gzip
+
+    record = {"eventVersion": "1.08", "eventID": "e\x1b[31m1", "eventName": "Get\x1b]0;title\x07Object\nFAKE",
+              "eventTime": "2026-11-01T08:00:00Z", "recipientAccountId": "111122223333",
+              "userIdentity": {"type": "IAMUser", "userName": "mallory\x1b[8m\u202e\x9b"}}
+    s3.put_object(Bucket=bucket, Key=HOSTILE_KEY, Body=gzip.compress(orjson.dumps({"Records": [record]})))
+    bad_key = HOSTILE_KEY.replace("0800Z", "0805Z")
+    s3.put_object(Bucket=bucket, Key=bad_key, Body=b"\x1b[5mnot gzip, not json")
+    runtime = make_runtime(bucket)
+    source = runtime.config.sources[0]
+    assert ingest_object(source, HOSTILE_KEY, runtime.state, runtime.s3(source)).outcome == "done"
+    assert ingest_object(source, bad_key, runtime.state, runtime.s3(source)).outcome == "failed"
+    token = runtime.state.acquire_lease(source.identifier, 1000)
+    runtime.state.reset_markers(source.identifier, token, "AWSLogs/")
+    runtime.state.advance_marker(source.identifier, token, "AWSLogs/", "", HOSTILE_KEY)
+    config_path = write_config(tmp_path / "c.yaml", config_dict(
+        redis_server.url, [source_dict(bucket, s3.meta.endpoint_url)]))
+
+    outputs = {}
+    for name, args in {"tail": ["tail", "-n", "5"], "tail --raw": ["tail", "-n", "5", "--raw"],
+                       "status": ["status"], "deadletter list": ["deadletter", "list"],
+                       "deadletter list --json": ["deadletter", "list", "--json"]}.items():
+        result = cli(*args, "-c", str(config_path))
+        assert result.returncode == 0, (name, result.stderr)
+        outputs[name] = result.stdout
+        for char in "\x1b\x07\x9b\u202e":
+            assert char not in result.stdout, (name, char, result.stdout)
+        assert not any(line.startswith("FAKE") for line in result.stdout.splitlines()), (name, result.stdout)
+    assert "Get\\x1b]0;title\\x07Object\\x0aFAKE" in outputs["tail"] and "mallory\\x1b[8m\\u202e\\x9b" in outputs["tail"]
+    assert "\\x1b[2J" in outputs["status"] and "\\x1b[2J" in outputs["deadletter list"]
+    assert len(outputs["deadletter list"].splitlines()) == 3  # key line, reason line, the count
+    # --raw and --json stay exact (JSON escapes), so a program reading them gets the true values.
+    assert json.loads(outputs["deadletter list --json"])["object"] == bad_key
+    assert orjson.loads(json.loads(outputs["tail --raw"].splitlines()[-1])["event"]) == record

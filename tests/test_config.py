@@ -217,7 +217,7 @@ def test_validate_command(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "source 'prod-trail' field 'directory_prefix': must not start with \"/\" (\"/\" alone means the bucket root)",
-        "source 'prod-trail' field 'recurrence': '5S' is not a recurrence: use a number and a unit H, M or D, such as 2H, 15 M or 1D",
+        "source 'prod-trail' field 'recurrence': is not a recurrence: use a number and a unit H, M or D, such as 2H, 15 M or 1D",
         "source 'second' field 'eps_throttle': Input should be greater than or equal to 1",
     ]
     assert SECRET not in result.stdout + result.stderr
@@ -237,3 +237,83 @@ def test_integrity_settings(tmp_path):
         "source 'prod-trail' field 'integrity.endpoint_url': is not an http(s) URL",
         "source 'prod-trail' field 'integrity.colour': is not a known parameter"])
     assert not any(hidden in p for p in problems)  # names source and field, never the value
+
+
+# A secret pasted into the wrong field: every field's error names source and field, never the value.
+MISPLACED = "wJalrXUtnFEMIK7MDENGbPxRfiCYzzSECRET"
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"endpoint_url": MISPLACED}, "endpoint_url"),
+    ({"region": MISPLACED}, "region"),
+    ({"region": "eu-central-1", "signature_version": "v2"}, "region"),
+    ({"bucket": MISPLACED}, "bucket"),
+    ({"recurrence": MISPLACED}, "recurrence"),
+    ({"lookback": MISPLACED}, "lookback"),
+    ({"signature_version": MISPLACED}, "signature_version"),
+    ({"eps_throttle": MISPLACED}, "eps_throttle"),
+    ({"auth": {"method": MISPLACED}}, "auth"),
+    ({"auth": {"method": "assume_role", "role_arn": MISPLACED, "base": {"method": "instance_role"}}},
+     "auth.role_arn"),
+    ({"auth": {"method": "assume_role", "role_arn": "arn:aws:iam::123456789012:role/r",
+               "sts_endpoint_url": MISPLACED, "base": {"method": "instance_role"}}}, "auth.sts_endpoint_url"),
+    ({"auth": {"method": "access_key", "access_key_id": "AKIA", "secret_access_key_file": MISPLACED}},
+     "auth.secret_access_key_file"),
+    ({"proxy": {"host": MISPLACED + "/x", "port": 3128}}, "proxy.host"),
+    ({"proxy": {"host": "proxy", "port": MISPLACED}}, "proxy.port"),
+    ({"trusted_certificates_dir": MISPLACED}, "trusted_certificates_dir"),
+    ({"output_formats": [MISPLACED]}, "output_formats.0"),
+    ({"max_record_bytes": MISPLACED}, "max_record_bytes"),
+])
+def test_validate_never_echoes_a_value(overrides, field):
+    problems = problems_of(good_source(**overrides))
+    assert len(problems) == 1 and problems[0].startswith(f"source 'prod-trail' field '{field}': "), problems
+    assert MISPLACED not in problems[0] and "eu-central-1" not in problems[0], problems
+
+
+def test_validate_never_echoes_a_shared_setting():
+    for settings in ({"stream": 5, "batch_size": MISPLACED}, {"state_retention": MISPLACED},
+                     {"key_prefix": MISPLACED + "/"}, {"redis_url": {"x": MISPLACED}}):
+        problems = problems_of(good_source(), **settings)
+        assert problems and MISPLACED not in "\n".join(problems), problems
+
+
+def test_durations_are_typed_once_at_load_and_defaults_come_from_one_place():
+    from datetime import timedelta
+
+    from pipeline import defaults
+    from pipeline.config import format_duration
+    from pipeline.ingest import IngestLimits
+    from pipeline.parser import ParseLimits
+
+    config = parse_config({"sources": [good_source(recurrence="90m", lookback="3 H")], "state_retention": "2D"})
+    source = config.sources[0]
+    assert (source.recurrence, source.lookback, config.state_retention) == (
+        timedelta(minutes=90), timedelta(hours=3), timedelta(days=2))
+    assert (source.recurrence_seconds, source.lookback_seconds, config.state_retention_seconds) == (5400, 10800, 172800)
+    assert [format_duration(d) for d in (source.recurrence, source.lookback, config.state_retention)] == ["90M", "3H", "2D"]
+    default = parse_config({"sources": [{k: v for k, v in good_source().items() if k != "recurrence"}]})
+    assert default.sources[0].recurrence == defaults.RECURRENCE
+    assert default.state_retention == defaults.STATE_RETENTION
+    assert default.requeue_after_seconds == defaults.REQUEUE_AFTER.total_seconds()
+    assert default.deadletter_maxlen == defaults.DEADLETTER_MAXLEN
+    # The code paths that run without a config use the same defaults as the file.
+    assert IngestLimits().batch_size == default.batch_size and IngestLimits().max_attempts == default.max_attempts
+    import redis
+
+    from pipeline.keys import Keys
+    from pipeline.state import StateStore
+
+    store = StateStore(redis.Redis(port=1), Keys(), events_stream="e", deadletter_stream="d")  # never connects
+    assert store.retention_seconds == default.state_retention_seconds
+    assert store.requeue_after_ms == default.requeue_after_seconds * 1000
+    assert store.deadletter_maxlen == default.deadletter_maxlen
+    limits = ParseLimits.of(default.sources[0])
+    assert limits == ParseLimits()
+    assert (limits.max_uncompressed_bytes, limits.max_record_bytes, limits.max_records_per_object) == (
+        defaults.MAX_UNCOMPRESSED_BYTES, defaults.MAX_RECORD_BYTES, defaults.MAX_RECORDS_PER_OBJECT)
+
+
+def test_retention_must_cover_lookback_and_says_so_without_values():
+    problems = problems_of(good_source(lookback="1D"), state_retention="1D")
+    assert problems == ["field 'state_retention': must be at least source 'prod-trail''s lookback plus 1H"]

@@ -86,9 +86,9 @@ def test_plain_json_and_missing_fields(make_runtime, s3, bucket, redis_client):
     s3.put_object(Bucket=bucket, Key=KEY, Body=body([{"eventName": "ConsoleLogin", "userIdentity": {"accountId": "222"}}, {}], compress=False))
     runtime = make_runtime(bucket)
     assert ingest(runtime).outcome == "done"
-    first, second = stream_events(redis_client)
+    (first,) = stream_events(redis_client)  # the empty record is counted, not emitted
     assert first["account"] == b"222" and first["event_id"] == b"" and first["region"] == b""
-    assert second["event"] == b"{}"
+    assert runtime.state.stats("test-src")["records_empty"] == 1
 
 
 def test_empty_records_list_is_done_with_no_events(make_runtime, s3, bucket, redis_client):
@@ -257,3 +257,40 @@ def test_opt_in_trimming(make_runtime, s3, bucket, redis_client):
     runtime = make_runtime(bucket, settings={"stream_maxlen": 100, "batch_size": 300})
     ingest(runtime)
     assert redis_client.xlen("trailpipe:events") < 300  # MAXLEN ~ trims approximately
+
+
+@pytest.mark.parametrize("cap,error_class", [
+    ({"max_record_bytes": 2000}, "RecordTooLarge"),
+    ({"max_uncompressed_bytes": 3000}, "UncompressedTooLarge"),
+    ({"max_records_per_object": 5}, "TooManyRecords"),
+])
+def test_over_a_cap_is_dead_lettered_after_the_records_before_it(make_runtime, s3, bucket, redis_client,
+                                                                  cap, error_class):
+    records = [record(n) for n in range(8)] + [record(99, pad="x" * 3000)] + [record(n) for n in range(9, 12)]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
+    runtime = make_runtime(bucket, settings={"batch_size": 2}, **cap)
+    result = ingest(runtime)
+    assert result.outcome == "failed" and result.reason.startswith(error_class), result.reason
+    emitted = [e["event_id"] for e in stream_events(redis_client)]
+    assert emitted and emitted == [f"id-{n}".encode() for n in range(len(emitted))]  # a prefix, once
+    (entry,) = stream_events(redis_client, "trailpipe:deadletter")
+    assert entry["error_class"] == error_class.encode()
+    assert f"the {len(emitted)} records before it were emitted".encode() in entry["message"]
+    # A retry with the cap lifted resumes after them: nothing doubled.
+    assert runtime.state.retry_failed("test-src", KEY)
+    relaxed = make_runtime(bucket, settings={"batch_size": 2})
+    assert ingest(relaxed).outcome == "done"
+    assert [e["event_id"] for e in stream_events(redis_client)] == [r["eventID"].encode() for r in records]
+
+
+def test_empty_records_are_counted_not_emitted(make_runtime, s3, bucket, redis_client):
+    from workers.cli import status_rows
+
+    s3.put_object(Bucket=bucket, Key=KEY, Body=gzip.compress(b'{"Records":[' + b",".join([b"{}"] * 300_000) + b"]}"))
+    other = KEY.replace("abcdefghijklmnop", "qrstuvwxyzabcdef")
+    s3.put_object(Bucket=bucket, Key=other, Body=body([{}, record(1), {}, record(2)]))
+    runtime = make_runtime(bucket)
+    assert (ingest(runtime).outcome, ingest(runtime, other).events) == ("done", 2)
+    assert [e["event_id"] for e in stream_events(redis_client)] == [b"id-1", b"id-2"]
+    assert runtime.state.stats("test-src")["records_empty"] == 300_002
+    assert status_rows(runtime)[0]["records_empty"] == 300_002

@@ -573,3 +573,96 @@ def test_hasher_sees_every_uncompressed_byte_in_order():
         assert sum(1 for _ in iter_records(data, hasher=hasher)) == 400
         expected = doc + b" " if isinstance(data, bytes) and data[:2] == b"\x1f\x8b" else doc
         assert hasher.hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+# --------------------------------------------------------------------------- hostile input
+
+from pipeline.parser import ParseLimits, RecordReader  # noqa: E402
+
+
+def _bomb(record_bytes: int, before: int = 3) -> bytes:
+    """A gzip of a few small records, then one record of ``record_bytes`` (compresses ~1000:1)."""
+    small = b",".join(orjson.dumps({"eventVersion": "1.08", "eventID": str(i)}) for i in range(before))
+    huge = b'{"eventVersion":"1.08","eventID":"big","pad":"' + b"A" * record_bytes + b'"}'
+    return gzip.compress(b'{"Records":[' + small + (b"," if before else b"") + huge + b"]}", 6)
+
+
+def test_a_record_over_max_record_bytes_is_its_own_error_after_the_records_before_it():
+    data = _bomb(64 << 20)
+    assert len(data) < 100 * 1024  # the issue's 64 KiB gzip holding one 64 MiB record
+    out = []
+    with pytest.raises(BadObject) as info:
+        for raw, record in iter_records(data):
+            out.append(record["eventID"])
+    assert info.value.error_class == "RecordTooLarge"
+    assert "max_record_bytes of 4194304 bytes" in info.value.reason
+    assert out == ["0", "1", "2"]
+    with pytest.raises(BadObject, match="max_record_bytes of 1000 bytes"):
+        list(iter_records(b'{"Records":[{"a":"' + b"x" * 2000 + b'"}]}', ParseLimits(max_record_bytes=1000)))
+    # Any value counts, not only records: a huge string beside "Records".
+    with pytest.raises(BadObject) as info:
+        list(iter_records(b'{"x":"' + b"y" * 5000 + b'","Records":[]}', ParseLimits(max_record_bytes=1000)))
+    assert info.value.error_class == "RecordTooLarge"
+
+
+def test_a_value_spanning_many_chunks_grows_the_window_linearly(monkeypatch):
+    """The window at least doubles while a value spans it: O(log n) refills (and copies of the
+    window) for an n-chunk value, not n of them (which made a 64 MiB record cost 16 s)."""
+    from pipeline import parser
+
+    calls = []
+    real = parser._Document.more
+    monkeypatch.setattr(parser._Document, "more", lambda self, keep, want=0: calls.append(want) or real(self, keep, want))
+    data = _bomb(64 << 20, before=0)
+    records = list(iter_records(data, ParseLimits(max_record_bytes=128 << 20)))
+    assert len(records) == 1 and len(records[0][1]["pad"]) == 64 << 20
+    assert len(calls) <= 16, len(calls)  # 64 one-MiB chunks: 6 doublings plus the fast path's few
+
+
+def test_max_uncompressed_bytes():
+    records = [{"eventVersion": "1.08", "eventID": str(i), "pad": "p" * 100} for i in range(20000)]
+    data = gzip.compress(orjson.dumps({"Records": records}))
+    out = []
+    with pytest.raises(BadObject) as info:
+        for _, record in iter_records(data, ParseLimits(max_uncompressed_bytes=1 << 20)):
+            out.append(record)
+    assert info.value.error_class == "UncompressedTooLarge"
+    assert "max_uncompressed_bytes of 1048576 bytes" in info.value.reason
+    assert 0 < len(out) < len(records) and out == records[: len(out)]  # a prefix, once
+    assert len(list(iter_records(data, ParseLimits(max_uncompressed_bytes=len(orjson.dumps({"Records": records})))))) == 20000
+    with pytest.raises(BadObject, match="max_uncompressed_bytes"):  # plain JSON too
+        list(iter_records(orjson.dumps({"Records": records}), ParseLimits(max_uncompressed_bytes=1000)))
+
+
+def test_empty_records_are_counted_not_yielded():
+    doc = b'{"Records":[' + b",".join([b"{}"] * 300_000) + b"]}"
+    data = gzip.compress(doc)
+    assert len(data) < 4096  # tiny
+    reader = RecordReader(data)
+    assert list(reader) == [] and reader.empty == 300_000
+    mixed = orjson.dumps({"Records": [{}, {"eventVersion": "1", "n": 1}, {}, {"eventVersion": "1", "n": 2}, {}]})
+    for text in (mixed, mixed.replace(b"{}", b"{ }"), mixed.replace(b",", b" ,\n ")):
+        reader = RecordReader(text)
+        assert [r["n"] for _, r in reader] == [1, 2] and reader.empty == 3
+
+
+def test_max_records_per_object():
+    doc = orjson.dumps({"Records": [{"eventVersion": "1", "n": i} for i in range(50)] + [{}] * 10})
+    out = []
+    with pytest.raises(BadObject) as info:
+        for _, record in iter_records(doc, ParseLimits(max_records_per_object=20)):
+            out.append(record["n"])
+    assert info.value.error_class == "TooManyRecords" and "max_records_per_object of 20" in info.value.reason
+    assert out == list(range(20))
+    # Empty records do not count against it (they are counted apart); exactly the cap passes.
+    assert len(list(iter_records(doc, ParseLimits(max_records_per_object=50)))) == 50
+
+
+def test_hasher_sees_every_uncompressed_byte_in_order():
+    doc = orjson.dumps({"Records": [{"eventVersion": "1", "n": i, "pad": "q" * 300} for i in range(5000)]})
+    two_members = gzip.compress(doc[:70000]) + gzip.compress(doc[70000:]) + b"trailing garbage"
+    for data in (doc, gzip.compress(doc), two_members, io.BytesIO(gzip.compress(doc)), Trickle(doc, 5, 5000),
+                 Trickle(two_members, 6, 5000)):
+        digest = hashlib.sha256()
+        assert len(list(iter_records(data, hasher=digest))) == 5000
+        assert digest.hexdigest() == hashlib.sha256(doc).hexdigest()

@@ -108,7 +108,8 @@ def test_tls_with_password(tmp_path, bucket, log_file, moto_endpoint):
 
         config = parse_config(config_dict(url, [source_dict(bucket, moto_endpoint)]))
         use_ssl = celery_broker_ssl(config)
-        assert use_ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(pki.ca_pem)}
+        assert use_ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_check_hostname": True,
+                           "ssl_ca_certs": str(pki.ca_pem)}
         assert broker_round_trip(url, use_ssl) == {"source": "test-src", "key": "k"}
 
         # Without the CA the server is not trusted: by redis-py, and by Celery given broker_use_ssl.
@@ -126,7 +127,64 @@ def test_tls_with_password(tmp_path, bucket, log_file, moto_endpoint):
 def test_broker_ssl_options_from_the_url():
     assert broker_ssl_options("redis://:pw@host:6379/0") is None
     options = broker_ssl_options("rediss://u:pw@host:6380/0?ssl_ca_certs=/etc/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem")
-    assert options == {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": "/etc/ca.pem",
+    assert options == {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_check_hostname": True, "ssl_ca_certs": "/etc/ca.pem",
                        "ssl_certfile": "/c.pem", "ssl_keyfile": "/k.pem"}
+    assert broker_ssl_options("rediss://host/0?ssl_cert_reqs=none") == {"ssl_cert_reqs": ssl.CERT_NONE}
     with pytest.raises(ValueError, match="ssl_cert_reqs='maybe'"):
         broker_ssl_options("rediss://host/0?ssl_cert_reqs=maybe")
+
+
+def test_rediss_checks_the_host_name_everywhere():
+    """redis>=6 checks the server's name on rediss:// (redis 5 did not): the state connection, the
+    broker (broker_use_ssl) and redbeat (redbeat_redis_use_ssl) all do."""
+    from importlib.metadata import version
+
+    url = "rediss://:pw@redis.example:6380/0?ssl_ca_certs=/etc/ca.pem"
+    assert int(version("redis").split(".")[0]) >= 6
+    connection = redis.Redis.from_url(url).connection_pool.make_connection()
+    assert connection.check_hostname is True
+    assert broker_ssl_options(url)["ssl_check_hostname"] is True
+
+
+def _self_signed_for(directory, name: str):
+    """A self-signed (CA) certificate for the DNS name ``name`` only, and its key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.skipif(TLS_BINARY is None, reason="no redis-server built with TLS support")
+def test_rediss_rejects_a_server_whose_name_does_not_match(tmp_path):
+    """A trusted certificate for the name localhost only, reached as 127.0.0.1: refused by the
+    state connection and by the broker, as the app configures them."""
+    cert, key = _self_signed_for(tmp_path / "pki", "localhost")
+    server = TLSRedisServer(TLS_BINARY, tmp_path / "redis", cert, key, cert, PASSWORD).start()
+    try:
+        url = server.url()  # rediss://:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=cert.pem
+        lax = url + "&ssl_check_hostname=false"
+        assert redis.Redis.from_url(lax).ping()  # the chain verifies: only the name is wrong
+        with pytest.raises(redis.ConnectionError, match="match|mismatch|hostname"):
+            redis.Redis.from_url(url).ping()
+        with pytest.raises(Exception, match="match|mismatch|hostname"):
+            broker_round_trip(url.split("?")[0], broker_ssl_options(url))
+    finally:
+        server.stop()

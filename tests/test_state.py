@@ -215,3 +215,39 @@ def test_lua_scripts_spell_states_only_through_the_status_enum():
         text = "\n".join(line.split("--", 1)[0] for line in script.read_text().splitlines())  # code only
         for status in Status:
             assert f"'{status.value}'" not in text, f"{script.name} spells {status.value!r}; use STATUS_{status.name}"
+
+
+def test_throttle_uses_redis_time_not_the_worker_clock(state, monkeypatch):
+    """A worker whose clock is 10 minutes ahead must not stall the others for 10 minutes."""
+    import pipeline.state
+
+    real = pipeline.state.now_ms
+    monkeypatch.setattr(pipeline.state, "now_ms", lambda: real() + 600_000)  # the skewed worker
+    assert state.reserve_events(SRC, 100, 1000) == 0.0
+    monkeypatch.setattr(pipeline.state, "now_ms", lambda: real() - 600_000)  # one 10 minutes behind
+    assert 0.05 <= state.reserve_events(SRC, 100, 1000) <= 0.1
+    monkeypatch.setattr(pipeline.state, "now_ms", real)
+    assert 0.15 <= state.reserve_events(SRC, 100, 1000) <= 0.2  # queued behind both, as with one clock
+
+
+def test_failed_object_lives_as_long_as_its_dead_letter(redis_client):
+    state = StateStore(redis_client, Keys(), events_stream="trailpipe:events",
+                       deadletter_stream="trailpipe:deadletter", retention_seconds=1, deadletter_maxlen=2)
+    for key in ("a", "b"):
+        state.claim(SRC, key, 1)
+        state.begin(SRC, key)
+        assert state.fail(SRC, key, "NotJson", "not json")
+    import time
+
+    time.sleep(2.2)  # twice the retention: a done object would be forgotten by now
+    assert {state.object_state(SRC, k)["state"] for k in ("a", "b")} == {"failed"}
+    assert redis_client.ttl(Keys().object(SRC, "a")) == -1
+
+    # The stream is full (maxlen 2): the oldest letter goes, and its object is forgotten later.
+    state.claim(SRC, "c", 1)
+    state.begin(SRC, "c")
+    assert state.fail(SRC, "c", "NotJson", "not json")
+    letters = [fields[b"object"] for _, fields in redis_client.xrange("trailpipe:deadletter")]
+    assert letters == [b"b", b"c"]
+    assert 0 < redis_client.ttl(Keys().object(SRC, "a")) <= 1
+    assert redis_client.ttl(Keys().object(SRC, "b")) == -1 and redis_client.ttl(Keys().object(SRC, "c")) == -1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.parse
 from datetime import timedelta
 
 from celery import Celery, signals
@@ -18,7 +19,7 @@ from kombu import Queue
 
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
-from pipeline.logs import use_json
+from pipeline.logs import use_escaping, use_json
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 
@@ -78,9 +79,26 @@ def beat_schedule(config: Config) -> dict:
     return schedule
 
 
+def redbeat_connection(url: str) -> tuple[str, dict]:
+    """``redbeat_redis_url`` and ``redbeat_redis_options`` for a Redis URL, the credentials moved
+    out of the URL: a worker reports its configuration (``celery inspect conf``, Flower) with
+    ``*pass*`` keys masked, but ``redbeat_redis_url`` in the clear."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url, {}
+    options = {}
+    if parts.username:
+        options["username"] = urllib.parse.unquote(parts.username)
+    if parts.password is not None:
+        options["password"] = urllib.parse.unquote(parts.password)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), options
+
+
 def configure(config: Config) -> None:
     """Point the app at the config's broker, queues and schedule."""
     queues = sorted({source.queue_name for source in config.sources})
+    redbeat_url, redbeat_options = redbeat_connection(config.redis_url_value())
     app.conf.update(
         broker_url=config.broker_url_value(),
         broker_use_ssl=celery_broker_ssl(config),  # verify the server on rediss:// URLs
@@ -90,9 +108,9 @@ def configure(config: Config) -> None:
         task_queues=[Queue(name) for name in queues],  # a worker without -Q serves them all
         task_default_queue=queues[0],
         beat_schedule=beat_schedule(config),
-        redbeat_redis_url=config.redis_url_value(),
+        redbeat_redis_url=redbeat_url,
         redbeat_redis_use_ssl=broker_ssl_options(config.redis_url_value()),
-        redbeat_redis_options={},
+        redbeat_redis_options=redbeat_options,  # the password under a key Celery masks
         redbeat_key_prefix=f"{config.key_prefix}:redbeat:",
     )
     app.trailpipe_config = config
@@ -150,6 +168,15 @@ def _json_logs(logger=None, **_):
         use_json(logger)
 
 
+def _escape_logs(logger=None, **_):
+    """Control characters in messages (S3 keys, reasons) are escaped: no forged lines, no
+    terminal escape sequences (JSON logs escape them too)."""
+    if logger is not None:
+        use_escaping(logger)
+
+
+signals.after_setup_logger.connect(_escape_logs, weak=False)
+signals.after_setup_task_logger.connect(_escape_logs, weak=False)
 signals.after_setup_logger.connect(_json_logs, weak=False)
 signals.after_setup_task_logger.connect(_json_logs, weak=False)
 signals.beat_init.connect(_discover_all_now, weak=False)

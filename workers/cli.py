@@ -12,12 +12,19 @@ from pathlib import Path
 import click
 
 from pipeline import deadletter as deadletters
-from pipeline.config import Config, load_config
+from pipeline.config import Config, format_duration, load_config
 from pipeline.errors import ConfigError
+from pipeline.logs import escape_controls
 from pipeline.metrics import source_metrics
 from pipeline.processes import stop_process
 from pipeline.runtime import Runtime
 from workers.console import celery_command, format_event
+
+
+def say(text: str, **kwargs) -> None:
+    """Print text that may hold S3 keys or record fields (anyone who writes to the bucket
+    chooses them): control characters escaped, so nothing reaches the terminal raw."""
+    click.echo(escape_controls(text), **kwargs)
 
 
 def _load(path: str) -> Config:
@@ -88,7 +95,7 @@ def check(config_path: str, identifier: str | None) -> None:
     except ConfigError as exc:
         click.echo(f"[FAIL] config valid: {len(exc.problems)} problem(s)")
         for problem in exc.problems:
-            click.echo(f"       {escape(problem)}")
+            click.echo(f"       {escape_controls(problem)}")
         sys.exit(1)
     if identifier and identifier not in {s.identifier for s in config.sources}:
         raise click.UsageError(f"no source with identifier {identifier!r}")
@@ -100,22 +107,17 @@ def check(config_path: str, identifier: str | None) -> None:
         click.echo(f"source {source.identifier}: s3://{source.bucket} prefix {source.directory_prefix!r}")
         for step in result.steps:
             if step.ok:
-                click.echo(f"  [ok]   {step.name}" + (f": {escape(step.detail)}" if step.detail else ""))
+                click.echo(f"  [ok]   {step.name}" + (f": {escape_controls(step.detail)}" if step.detail else ""))
             else:
-                click.echo(f"  [FAIL] {step.name}: {step.error_class}: {escape(step.detail)}"
+                click.echo(f"  [FAIL] {step.name}: {step.error_class}: {escape_controls(step.detail)}"
                            + (f"\n         hint: {step.hint}" if step.hint else ""))
         if result.sample is not None:
-            click.echo("  sample event fields: " + escape(json.dumps(
+            click.echo("  sample event fields: " + escape_controls(json.dumps(
                 {k: v for k, v in result.sample.items() if k != "event"}, sort_keys=True)))
-            click.echo("  event: " + escape(str(result.sample.get("event", ""))[:400]))
+            click.echo("  event: " + escape_controls(str(result.sample.get("event", ""))[:400]))
         click.echo(f"  => {'PASS' if result.ok else 'FAIL'}")
         failed += not result.ok
     sys.exit(1 if failed else 0)
-
-
-def escape(text: str) -> str:
-    """Control characters (from S3 keys, records, error messages) shown, never interpreted."""
-    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in text)
 
 
 @main.command()
@@ -169,17 +171,17 @@ def status(config_path: str, as_json: bool) -> None:
         return
     for row in rows:
         health = row["health"]
-        click.echo(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
+        say(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
         if health["state"] == "failing":
-            click.echo(f"  health: FAILING since {health['since']}: {health['message']}")
+            say(f"  health: FAILING since {health['since']}: {health['message']}")
         else:
-            click.echo(f"  health: {health['state']} (last success {health['last_success'] or '-'})")
+            say(f"  health: {health['state']} (last success {health['last_success'] or '-'})")
         if len(row["partitions"]) > 1:
             for partition, marker in sorted(row["partitions"].items()):
-                click.echo(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
+                say(f"  partition {partition}: marker {marker.rsplit('/', 1)[-1]!r}")
         click.echo(f"  objects enqueued={row['objects_enqueued']} done={row['objects_done']} "
                    f"failed={row['objects_failed']} pending={row['objects_pending']}  "
-                   f"events emitted={row['events_emitted']}")
+                   f"events emitted={row['events_emitted']}  empty records={row['records_empty']}")
         seconds = lambda value: "-" if value is None else f"{value:.0f}s"  # noqa: E731
         requests = ", ".join(f"{op}={n}" for op, n in sorted(row["s3_requests"].items())) or "none"
         click.echo(f"  {'caught up' if row['caught_up'] else 'behind'}: ingest lag="
@@ -229,7 +231,7 @@ def tail(config_path: str, count: int, raw: bool) -> None:
             click.echo(json.dumps({"id": entry_id.decode(),
                                    **{k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}}))
         else:
-            click.echo(format_event(fields))
+            say(format_event(fields))
 
 
 def _progress_printer(stream_is_tty: bool):
@@ -298,9 +300,59 @@ def schedule_sync(config_path: str) -> None:
     for name in sync_schedule():
         kind, identifier = name.split(":", 1)
         source = config.source(identifier)
-        every = {"discover": source.recurrence, "consume": f"{RUN_SECONDS}s"}.get(
+        every = {"discover": format_duration(source.recurrence), "consume": f"{RUN_SECONDS}s"}.get(
             kind, f"{config.sweep_interval_seconds}s")
         click.echo(f"{name}: every {every} on {source.queue_name}")
+
+
+@main.group()
+def certificates() -> None:
+    """Public key pins of HTTPS endpoints (in a source's trusted_certificates_dir)."""
+
+
+@certificates.command("acquire")
+@config_option
+@click.argument("identifier")
+@click.option("--expect", help="The key fingerprint the server must present (sha256//BASE64 or hex), "
+                               "read from the server by other means.")
+@click.option("--replace", is_flag=True, help="Replace a pin the endpoint no longer matches.")
+def certificates_acquire(config_path: str, identifier: str, expect: str | None, replace: bool) -> None:
+    """Pin the public key each HTTPS endpoint of a source presents now, and print its fingerprint.
+
+    Compare the fingerprint with the server's before trusting it: from then on the endpoint is
+    trusted by that key alone (for that host and port only)."""
+    from pipeline import certificates as certs  # noqa: PLC0415
+    from pipeline.s3 import endpoint_connector, endpoints  # noqa: PLC0415
+
+    config = _load(config_path)
+    try:
+        source = config.source(identifier)
+    except KeyError:
+        raise click.UsageError(f"no source {identifier!r} in {config_path}") from None
+    if not source.trusted_certificates_dir:
+        raise click.UsageError(f"source {identifier!r} has no trusted_certificates_dir: the pin is kept there")
+    urls = [url for url in endpoints(source) if certs.endpoint_address(url)]
+    if not urls:
+        raise click.UsageError(f"source {identifier!r} has no https endpoint: nothing to pin")
+    failed = False
+    for url in urls:
+        try:
+            got = certs.acquire(url, source.trusted_certificates_dir, endpoint_connector(source),
+                                expect=expect, replace=replace)
+        except (certs.CertificateError, ConnectionError) as exc:
+            say(f"{url}: {exc}", err=True)
+            failed = True
+            continue
+        leaf = got.leaf
+        say(f"{url}: {'pinned' if got.written else 'already pinned'} public key {leaf.pin}")
+        say(f"  key SHA-256 {leaf.key_fingerprint}")
+        say(f"  certificate subject {leaf.subject!r}, issuer {leaf.issuer!r}, SHA-256 {leaf.sha256}")
+        say(f"  pin file {got.path}")
+        if got.previous:
+            say(f"  replaced {len(got.previous)} earlier pin(s)")
+        if got.verifies is not None:
+            say(f"  (it does not verify with the trusted CAs: {got.verifies}; the pin is what trusts it)")
+    sys.exit(1 if failed else 0)
 
 
 @main.group()
@@ -318,10 +370,10 @@ def deadletter_list(config_path: str, source_id: str | None, as_json: bool) -> N
     letters = deadletters.list_entries(runtime.state, source_id)
     for letter in letters:
         if as_json:
-            click.echo(json.dumps(letter.as_dict()))
+            click.echo(json.dumps(letter.as_dict()))  # ASCII: json escapes every control character
         else:
-            click.echo(f"{letter.source}  {letter.key}\n  {letter.error_class}: {letter.message} "
-                       f"(attempts {letter.attempts})")
+            say(f"{letter.source}  {letter.key}")
+            say(f"  {letter.error_class}: {letter.message} (attempts {letter.attempts})")
     if not as_json:
         click.echo(f"{len(letters)} dead-lettered object(s)")
 
@@ -351,7 +403,7 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
         sys.exit(1)
     retried = deadletters.retry(runtime.state, letters, enqueue, {s.identifier for s in config.sources})
     for letter in retried:
-        click.echo(f"retrying {letter.source} {letter.key}")
+        say(f"retrying {letter.source} {letter.key}")
     click.echo(f"{len(retried)} object(s) enqueued again")
 
 

@@ -150,3 +150,13 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
                    f"  trailpipe deadletter list -c {config_path}")
         return 0 if ok or interrupted else 1
 
+
+
+if __name__ == "__main__":
+    # python -m workers.demo seed ENDPOINT [FILES]: fill a demo bucket (the compose demo profile).
+    import sys
+
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "seed":
+        sys.exit("usage: python -m workers.demo seed ENDPOINT [FILES]")
+    count, records = fill_bucket(sys.argv[2], int(sys.argv[3]) if len(sys.argv) == 4 else 24)
+    print(f"s3 demo bucket {BUCKET}: {count} CloudTrail files, {records} records")

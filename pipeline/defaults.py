@@ -1,0 +1,41 @@
+"""Every default value of trailpipe, in one place.
+
+The config model (``pipeline.config``) declares its fields with these; the plain functions
+that also run without a config (the parser, ``StateStore``, ``IngestLimits``) take the same
+values, so a default can never differ between the file and the code.
+
+Durations are ``timedelta`` here and in the loaded config (typed once, at load); the
+``*_seconds`` properties of the config convert for Redis and Celery.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+# -- per source ------------------------------------------------------------------------------
+RECURRENCE = timedelta(minutes=15)
+LOOKBACK = timedelta(hours=2)
+EPS_THROTTLE = 5000
+MAX_OBJECT_BYTES = 1 << 30  # compressed size as S3 reports it
+# Hostile input: what one object may inflate to, what one record may be (CloudTrail records
+# are a few KiB; the service's own limit is far below this), and how many records one object
+# may hold (CloudTrail files hold a few thousand at most).
+MAX_UNCOMPRESSED_BYTES = 1 << 30
+MAX_RECORD_BYTES = 4 << 20
+MAX_RECORDS_PER_OBJECT = 1_000_000
+
+# -- shared ----------------------------------------------------------------------------------
+BATCH_SIZE = 500
+# How long a done object is remembered (at least each source's lookback plus RETENTION_MARGIN,
+# as only keys inside the lookback window are listed again).
+STATE_RETENTION = timedelta(days=1)
+RETENTION_MARGIN = timedelta(hours=1)
+REQUEUE_AFTER = timedelta(minutes=15)  # re-enqueue claims no worker has started by then
+# Fast failover: a runner beats every HEARTBEAT_TIMEOUT/4; silent this long (its process or host
+# died), its object is enqueued again by the sweep, which runs every SWEEP_INTERVAL.
+HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+SWEEP_INTERVAL = timedelta(seconds=30)
+STATE_DIR = ".trailpipe"  # `trailpipe run`'s folder: the embedded Redis, its password, the lock
+MAX_ATTEMPTS = 5  # deliveries of one object whose worker died mid-way
+VISIBILITY_TIMEOUT = timedelta(hours=2)  # longer than the longest task
+DEADLETTER_MAXLEN = 100_000  # dead letters kept; the oldest are dropped (and forgotten) first
+BACKPRESSURE_MAX_WAIT = timedelta(seconds=60)
