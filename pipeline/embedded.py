@@ -142,11 +142,12 @@ class EmbeddedRedis:
 
 
 @contextlib.contextmanager
-def reachable(config) -> Iterator[None]:
+def reachable(config, serve_data: bool = True) -> Iterator[None]:
     """Make ``config.redis_url_value()`` work for a command: a configured Redis as it is; the
-    embedded one of a running ``trailpipe run``; else its data, served for this command only."""
+    embedded one of a running ``trailpipe run``; else (``serve_data``: short, read-only commands
+    only, since it holds the run lock meanwhile) its data, served for this command only."""
     state_dir = config.state_path
-    if not config.uses_embedded_redis or held_by_other(state_dir):
+    if not config.uses_embedded_redis or held_by_other(state_dir) or not serve_data:
         yield
         return
     if not (state_dir / REDIS_FOLDER / PASSWORD_FILE).exists():

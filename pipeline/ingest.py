@@ -97,16 +97,18 @@ def _take(records, count: int) -> tuple[list, BadObject | None]:
 
 
 def ingest_object(source: Source, key: str, state: StateStore, s3,
-                  limits: IngestLimits = IngestLimits()) -> IngestResult:
+                  limits: IngestLimits = IngestLimits(), runner: str = "") -> IngestResult:
+    """``runner``: who works on the object (the caller releases it under that name after an
+    error); a fresh one by default."""
     started = time.monotonic()
     sid = source.identifier
-    runner = uuid.uuid4().hex
+    runner = runner or uuid.uuid4().hex
     start = state.begin(sid, key, runner)
     if start.finished:
         return IngestResult(sid, key, "skipped", seconds=time.monotonic() - started)
     with Heartbeat(lambda: state.heartbeat(sid, key, runner), state.heartbeat_timeout_ms / 4000,
-                   name=f"heartbeat {key}"):
-        result = _ingest_started(source, key, state, s3, limits, start)
+                   name=f"heartbeat {key}") as heartbeat:
+        result = _ingest_started(source, key, state, s3, limits, start, heartbeat)
     result.seconds = time.monotonic() - started
     log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
              sid, key, result.outcome, result.records, result.events, result.seconds,
@@ -117,7 +119,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
 
 
 def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: IngestLimits,
-                    start) -> IngestResult:
+                    start, heartbeat: Heartbeat) -> IngestResult:
     sid = source.identifier
     result = IngestResult(sid, key, "done")
     checkpoint = start.checkpoint
@@ -144,7 +146,7 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
                 last = not following and error is None
                 written, checkpoint = state.commit_batch(sid, key, checkpoint, len(batch), entries, last=last,
                                                          sha256=hasher.hexdigest() if last and hasher else None)
-                if not written:
+                if not written or heartbeat.lost:  # another runner has it now: stop, undo nothing
                     result.outcome = "superseded"
                     break
                 result.records += len(batch)

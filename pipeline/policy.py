@@ -80,6 +80,10 @@ CONFIGURATION_HINTS = {
     "RequestTimeTooSkewed": "this machine's clock is off: synchronize it (NTP)",
     "RequestExpired": "this machine's clock is off: synchronize it (NTP)",
 }
+# Replies of a Redis that cannot serve writes for a while (a replica promoted, loading, a busy
+# script, a failed save): transient, without limit, like a connection error.
+REDIS_UNAVAILABLE_REPLIES = frozenset({"READONLY", "LOADING", "BUSY", "MISCONF", "TRYAGAIN", "CLUSTERDOWN",
+                                       "MASTERDOWN", "NOREPLICAS"})
 # AccessDenied on reading one object is that object's problem (a KMS key, an object ACL): the
 # listing works, so the source is fine and the object is dead-lettered.
 OBJECT_OPERATIONS = frozenset({"GetObject", "HeadObject"})
@@ -122,6 +126,10 @@ def classify(exc: BaseException) -> Verdict:
         return Verdict(ErrorKind.CONFIGURATION, "CredentialsUnavailable", str(exc), "check the source's auth")
     if isinstance(exc, ClientError):
         return _client_error(exc)
+    if isinstance(exc, redis.ReadOnlyError) or (
+            isinstance(exc, redis.ResponseError) and str(exc).split(" ", 1)[0] in REDIS_UNAVAILABLE_REPLIES):
+        return Verdict(ErrorKind.TRANSIENT, type(exc).__name__, str(exc),
+                       "Redis is failing over, loading or busy: it should pass", retry_limit=None)
     if isinstance(exc, redis.ResponseError) and str(exc).startswith("OOM"):
         return Verdict(ErrorKind.TRANSIENT, "RedisOutOfMemory", str(exc),
                        "Redis is full (maxmemory): let consumers catch up or give it memory",

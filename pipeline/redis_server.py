@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from pipeline.processes import stop_process
+from pipeline.processes import die_with_parent, stop_process
 
 
 def _wheel_binary(package: str, *parts: str) -> str | None:
@@ -113,7 +113,8 @@ class RedisServer:
                               for part in (f"--{name}", "" if value == '""' else value)), *self.extra_args]
         # umask 077: the AOF and log are this user's only.
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
-                                        start_new_session=True)  # Ctrl-C reaches only its supervisor
+                                        start_new_session=True,  # Ctrl-C reaches only its supervisor
+                                        preexec_fn=die_with_parent)  # and it never outlives its starter
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5, retry=None)
         while True:
@@ -123,6 +124,12 @@ class RedisServer:
                 return self
             except redis.AuthenticationError:
                 return self  # up, and asking for a password (started with --requirepass)
+            except redis.BusyLoadingError:
+                # Loading its AOF: alive, however long a big stream takes to load.
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"redis-server died while loading; see {self.directory}/redis.log") from None
+                deadline = time.monotonic() + timeout
+                time.sleep(0.2)
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()

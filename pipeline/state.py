@@ -228,14 +228,14 @@ class StateStore:
                   self.keys.pending(source)],
             args=args))
 
-    def release(self, source: str, key: str, retry_in_seconds: float = 0.0) -> bool:
+    def release(self, source: str, key: str, retry_in_seconds: float = 0.0, runner: str = "") -> bool:
         """Give the object back after a transient error: the retry does not count as a crash.
 
         Should the retry never come (its worker died holding it), the sweep enqueues the object
         once ``retry_in_seconds`` plus the heartbeat timeout have passed."""
         return bool(self._scripts["release_object"](
             keys=[self.keys.object(source, key), self.keys.pending(source)],
-            args=[now_ms(), int(retry_in_seconds * 1000) + self.heartbeat_timeout_ms, key]))
+            args=[now_ms(), int(retry_in_seconds * 1000) + self.heartbeat_timeout_ms, key, runner]))
 
     def retry_failed(self, source: str, key: str) -> bool:
         """Claim a dead-lettered object again (keeping its checkpoint); the caller enqueues it."""

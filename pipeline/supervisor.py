@@ -1,10 +1,13 @@
 """``trailpipe run`` as a supervisor: its parts (the embedded redis-server, the Celery worker,
 Celery beat) are its children; whatever dies is restarted with backoff and a log line.
 
-It ends only on SIGTERM/SIGINT (every part stopped cleanly, beat first, Redis last: exit 0) or
+It ends only on SIGTERM/SIGINT/SIGHUP (every part stopped cleanly, beat first, Redis last: exit 0) or
 when a part keeps crashing (``max_restarts`` within ``window`` seconds: every part stopped,
 exit 3, naming the part). Each Celery part runs in its own process group, so the pool
-children of a worker whose main process died are stopped with it and cannot run on unseen.
+children of a worker whose main process died are stopped with it and cannot run on unseen;
+and every part gets SIGTERM should the supervisor itself be killed (``die_with_parent``).
+A part may wait for a precondition (worker and beat: Redis answers) before it is started: a
+Redis outage costs each part at most one counted restart, however long it lasts.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ class Part:
     process: subprocess.Popen | None = None
     restarts: deque = field(default_factory=deque)  # monotonic times of recent restarts
     next_start: float = 0.0
+    ready: Callable[[], bool] | None = None  # started only once this holds (waiting is no crash)
+    waiting: bool = False
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -57,11 +62,12 @@ class Supervisor:
         self._stopping = True
 
     def run(self) -> int:
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
             for part in self.parts:
-                part.process = part.start()
-                self.say(f"{part.name} started (pid {part.process.pid})")
+                if part.ready is None or part.ready():
+                    part.process = part.start()
+                    self.say(f"{part.name} started (pid {part.process.pid})")
             while not self._stopping:
                 failed = self._watch()
                 if failed:
@@ -96,6 +102,13 @@ class Supervisor:
                 part.restarts.append(now)
                 self.say(f"{part.name} exited with code {code}; restarting in {delay:.0f} s")
             if part.process is None and now >= part.next_start and not self._stopping:
+                if part.ready is not None and not part.ready():
+                    if not part.waiting:
+                        self.say(f"{part.name} waits for Redis before it starts")
+                        part.waiting = True
+                    part.next_start = now + 1.0
+                    continue
+                part.waiting = False
                 try:
                     part.process = part.start()
                     self.say(f"{part.name} restarted (pid {part.process.pid})")

@@ -195,3 +195,27 @@ def test_failing_source_with_real_processes_recovers_after_the_fix(tmp_path, sea
     finally:
         stop_process(beat)
         stop_process(worker)
+
+
+def test_credentials_that_cannot_be_resolved_mark_the_source_failing_without_retries(tmp_path, seaweed, trail,
+                                                                                    redis_server, redis_client):
+    from workers import tasks
+    from workers.app import configure
+
+    bucket, _ = trail
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("")  # emptied: the client cannot even be built
+    config = parse_config(config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    configure(config)
+    tasks._runtime = Runtime(config)
+    try:
+        outcome = tasks.discover("sw")  # the task body, in this process: no Retry raised
+        assert outcome["ran"] is False and "CredentialsUnavailable" in outcome["error"]
+        health = tasks._runtime.state.health("sw")
+        assert health["state"] == "failing" and health["error_class"] == "CredentialsUnavailable"
+        assert "check the source's auth" in health["message"]
+        secret_file.write_text(RIGHT)
+        assert tasks.discover("sw")["error"] == ""  # the client is built anew: fixed
+        assert tasks._runtime.state.health("sw")["state"] == "ok"
+    finally:
+        tasks._runtime = None

@@ -76,3 +76,12 @@ def test_bad_objects_are_permanent_and_surprises_get_a_short_limit():
     surprise = classify(ValueError("a bug"))
     assert surprise.kind is ErrorKind.TRANSIENT and surprise.retry_limit == MAX_UNEXPECTED_RETRIES
     assert surprise.error_class == "InternalError" and "ValueError: a bug" in surprise.message
+
+
+def test_a_redis_that_cannot_write_for_a_while_is_transient_without_limit():
+    for exc in (redis.ReadOnlyError("You can't write against a read only replica."),
+                redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's unable to"),
+                redis.ResponseError("BUSY Redis is busy running a script."),
+                redis.BusyLoadingError("Redis is loading the dataset in memory")):
+        verdict = classify(exc)
+        assert verdict.kind is ErrorKind.TRANSIENT and verdict.retry_limit is None, exc

@@ -251,3 +251,15 @@ def test_failed_object_lives_as_long_as_its_dead_letter(redis_client):
     assert letters == [b"b", b"c"]
     assert 0 < redis_client.ttl(Keys().object(SRC, "a")) <= 1
     assert redis_client.ttl(Keys().object(SRC, "b")) == -1 and redis_client.ttl(Keys().object(SRC, "c")) == -1
+
+
+def test_a_runner_presumed_dead_cannot_release_its_successor_s_object(redis_client, keys):
+    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
+                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state.claim(SRC, "k", 1)
+    state.begin(SRC, "k", runner="old")
+    state.begin(SRC, "k", runner="new")  # the sweep's re-enqueue took over
+    assert not state.release(SRC, "k", retry_in_seconds=5, runner="old")
+    assert state.object_state(SRC, "k")["state"] == Status.PROCESSING
+    assert state.release(SRC, "k", retry_in_seconds=5, runner="new")
+    assert state.object_state(SRC, "k")["state"] == Status.CLAIMED

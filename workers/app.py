@@ -50,6 +50,9 @@ app.conf.update(
 )
 
 
+SWEEP_EXPIRES_SECONDS = 600
+
+
 def beat_schedule(config: Config) -> dict:
     """Per source: its discovery at its recurrence, and the sweep (no S3 request, one Redis
     script) every ``sweep_interval_seconds``, which re-enqueues objects whose runner died."""
@@ -65,7 +68,9 @@ def beat_schedule(config: Config) -> dict:
             "task": "trailpipe.sweep",
             "schedule": timedelta(seconds=config.sweep_interval_seconds),
             "args": (source.identifier,),
-            "options": {"queue": source.queue_name, "expires": config.sweep_interval_seconds},
+            # Expires only after a while: behind a backlog it still runs (late); with no worker
+            # at all, sweeps do not pile up.
+            "options": {"queue": source.queue_name, "expires": SWEEP_EXPIRES_SECONDS},
         }
     # Notification consumers: one run per SQS queue, back to back; a run not started within
     # its interval (a backlogged queue) expires instead of piling up behind the next ones.

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pipeline.config import Config, format_duration, load_config
 from pipeline.errors import ConfigError
 from pipeline.logs import escape_controls
 from pipeline.metrics import source_metrics
-from pipeline.processes import stop_process
+from pipeline.processes import die_with_parent, stop_process
 from pipeline.runtime import Runtime
 from workers.console import celery_command, format_event
 
@@ -36,12 +37,14 @@ def _load(path: str) -> Config:
         sys.exit(2)
 
 
-def _open(path: str) -> Config:
-    """The config, with its Redis reachable for this command (the embedded one included)."""
+def _open(path: str, serve_data: bool = True) -> Config:
+    """The config, with its Redis reachable for this command (the embedded one included).
+    ``serve_data=False`` for long-running or writing commands: they need a running ``run``
+    (serving its data themselves would hold the run lock and keep ``run`` from starting)."""
     from pipeline.embedded import reachable  # noqa: PLC0415
 
     config = _load(path)
-    click.get_current_context().with_resource(reachable(config))
+    click.get_current_context().with_resource(reachable(config, serve_data))
     return config
 
 
@@ -125,7 +128,7 @@ def check(config_path: str, identifier: str | None) -> None:
 @click.argument("identifier", required=False)
 def discover(config_path: str, identifier: str | None) -> None:
     """Enqueue a discovery now, of one source or of all."""
-    config = _open(config_path)
+    config = _open(config_path, serve_data=False)
     from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
 
     configure(config)
@@ -209,7 +212,15 @@ def metrics(config_path: str, port: int, address: str) -> None:
     """Serve Prometheus metrics of every source at /metrics, read from the shared state."""
     from pipeline.metrics import serve, wait_forever  # noqa: PLC0415
 
-    runtime = Runtime(_open(config_path))
+    config = _open(config_path, serve_data=False)
+    if config.uses_embedded_redis:
+        from pipeline.embedded import embedded_url  # noqa: PLC0415
+
+        if embedded_url(config.state_path) is None:
+            click.echo(f"waiting for `trailpipe run` to start its Redis in {config.state_path}", err=True)
+        while embedded_url(config.state_path) is None:
+            time.sleep(2)
+    runtime = Runtime(config)
     serve(runtime, port, address)
     click.echo(f"serving trailpipe metrics on http://{address}:{port}/metrics", err=True)
     try:
@@ -267,7 +278,7 @@ def backfill(config_path: str, identifier: str, since, until, workers: int) -> N
     """Ingest a source's history from its date folders; safe beside the live schedule."""
     from pipeline.backfill import backfill as run_backfill  # noqa: PLC0415
 
-    runtime = Runtime(_open(config_path))
+    runtime = Runtime(_open(config_path, serve_data=False))
     source = runtime.config.source(identifier)
     last_day = (until or datetime.now(timezone.utc)).date()
     if since.date() > last_day:
@@ -291,7 +302,7 @@ def schedule() -> None:
 @config_option
 def schedule_sync(config_path: str) -> None:
     """Apply the config's sources and recurrences to the schedule now, without restarting beat."""
-    config = _open(config_path)
+    config = _open(config_path, serve_data=False)
     from workers.app import configure, sync_schedule  # noqa: PLC0415
 
     configure(config)
@@ -387,7 +398,7 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
     """Enqueue dead-lettered objects again: one KEY, or --all."""
     if bool(key) == retry_all:
         raise click.UsageError("give one object KEY, or --all")
-    config = _open(config_path)
+    config = _open(config_path, serve_data=False)
     runtime = Runtime(config)
     from workers.app import app, configure  # noqa: PLC0415  (Celery only for this command)
 
@@ -471,8 +482,22 @@ def verify(config_path: str, identifier: str, since: str, until: str | None, pub
 
 
 def _start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    # Its own process group: Ctrl-C reaches only the supervisor, which stops the parts in order.
-    return subprocess.Popen(command, env=env, start_new_session=True)
+    # Its own process group: Ctrl-C reaches only the supervisor, which stops the parts in order;
+    # and it gets SIGTERM should the supervisor be killed.
+    return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent)
+
+
+def _redis_answers(url: Callable[[], str]) -> Callable[[], bool]:
+    import redis  # noqa: PLC0415
+
+    def answers() -> bool:
+        try:
+            with redis.Redis.from_url(url(), socket_connect_timeout=1, socket_timeout=2) as client:
+                return bool(client.ping())
+        except (redis.RedisError, ConfigError, OSError):
+            return False
+
+    return answers
 
 
 @main.command()
@@ -497,6 +522,7 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
         say(str(exc))
         sys.exit(2)
     parts = []
+    embedded = None
     if config.uses_embedded_redis:
         embedded = EmbeddedRedis(state_dir)
         parts.append(Part("redis-server", lambda: embedded.start().process,
@@ -504,11 +530,13 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
         say(f"embedded redis-server on 127.0.0.1:{embedded.server.port} (password in "
             f"{embedded.folder}/password), data in {embedded.folder}")
     stop_celery = lambda process: stop_process(process, timeout=45)  # noqa: E731  (soft shutdown: 30 s)
+    redis_up = _redis_answers(lambda: embedded.url if embedded is not None else config.redis_url_value())
     parts.append(Part("worker", lambda: _start_child(celery_command(
-        "worker", "--concurrency", str(concurrency), "--loglevel", loglevel), env), stop_celery))
+        "worker", "--concurrency", str(concurrency), "--loglevel", loglevel), env), stop_celery,
+        ready=redis_up))
     parts.append(Part("beat", lambda: _start_child(celery_command(
         "beat", "--loglevel", loglevel, "--schedule", str(state_dir / "celerybeat-schedule")), env),
-        stop_celery))
+        stop_celery, ready=redis_up))
     try:
         code = Supervisor(parts, say=say).run()
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import uuid
 
 import redis
 from celery.exceptions import Retry
@@ -21,6 +22,7 @@ from pipeline.discovery import sweep as sweep_source
 from pipeline.ingest import ingest_object as ingest_one
 from pipeline.policy import ErrorKind, classify
 from pipeline.runtime import Runtime
+from pipeline.status import Status
 from workers.app import app, current_config
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,13 @@ def discover(self, source_id: str) -> dict:
     except Exception as exc:  # noqa: BLE001  (configuration errors are handled inside; the rest retry)
         verdict = classify(exc)
         try:
+            if verdict.kind is ErrorKind.CONFIGURATION:
+                # Raised before the listing (building the client: credentials, certificates):
+                # the source is failing, as for a listing that failed; the next recurrence retries.
+                rt.state.set_health(source_id, False, verdict.error_class, verdict.description)
+                rt.forget_s3(source)
+                log.error("source %s is failing: %s", source_id, verdict.description)
+                return {"source": source_id, "ran": False, "error": verdict.description}
             rt.state.count_error(source_id, verdict.error_class)
             if verdict.retry_limit is not None and self.request.retries >= verdict.retry_limit:
                 # Gave up until the next recurrence: visible as failing, with the cause.
@@ -96,8 +105,9 @@ def sweep(source_id: str) -> int:
 def ingest_object(self, source_id: str, key: str) -> dict:
     rt = runtime()
     source = rt.source(source_id)
+    runner = uuid.uuid4().hex  # this execution; it releases the object under this name only
     try:
-        return dataclasses.asdict(ingest_one(source, key, rt.state, rt.s3(source), rt.limits))
+        return dataclasses.asdict(ingest_one(source, key, rt.state, rt.s3(source), rt.limits, runner=runner))
     except Retry:
         raise
     except Exception as exc:  # noqa: BLE001  (every error ends in a retry, a wait or a dead letter)
@@ -108,7 +118,7 @@ def ingest_object(self, source_id: str, key: str) -> dict:
             if verdict.kind is ErrorKind.CONFIGURATION:
                 # The source is wrong, not the object: it waits (no retry burnt) and the sweep
                 # enqueues it again once a discovery has found the source ok.
-                rt.state.release(source_id, key, retry_in_seconds=source.recurrence_seconds)
+                rt.state.release(source_id, key, retry_in_seconds=source.recurrence_seconds, runner=runner)
                 rt.forget_s3(source)
                 rt.state.set_health(source_id, False, verdict.error_class, verdict.description)
                 log.error("object source=%s key=%s waits, the source is failing: %s",
@@ -116,7 +126,10 @@ def ingest_object(self, source_id: str, key: str) -> dict:
                 return {"source": source_id, "key": key, "outcome": "deferred", "reason": verdict.description}
             limit = verdict.retry_limit
             if verdict.kind is ErrorKind.PERMANENT or (limit is not None and self.request.retries >= limit):
-                rt.state.release(source_id, key)
+                if not rt.state.release(source_id, key, runner=runner) and \
+                        rt.state.object_state(source_id, key).get("state") == Status.PROCESSING:
+                    # Presumed dead, this execution was replaced: the live runner decides.
+                    return {"source": source_id, "key": key, "outcome": "superseded"}
                 error_class = verdict.error_class if verdict.kind is ErrorKind.PERMANENT else (
                     "InternalError" if verdict.error_class == "InternalError" else "RetriesExhausted")
                 rt.state.fail(source_id, key, error_class,
@@ -124,7 +137,7 @@ def ingest_object(self, source_id: str, key: str) -> dict:
                               if verdict.kind is not ErrorKind.PERMANENT else verdict.description)
                 log.error("object source=%s key=%s dead-lettered: %s", source_id, key, verdict.description)
                 return {"source": source_id, "key": key, "outcome": "failed", "reason": verdict.description}
-            rt.state.release(source_id, key, retry_in_seconds=countdown)
+            rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner)
         except redis.RedisError:
             pass  # Redis is away too: retry later; the sweep is the safety net
         log.warning("object source=%s key=%s: %s; retry %d", source_id, key, verdict.description,

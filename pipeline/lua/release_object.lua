@@ -2,8 +2,13 @@
 -- count towards the redelivery cap, and a retry resumes at the checkpoint.
 -- KEYS[1] object hash, KEYS[2] pending set
 -- ARGV[1] now (ms), ARGV[2] when the sweep may enqueue it again if nobody has (ms from now),
--- ARGV[3] object key. Returns 1 if released.
+-- ARGV[3] object key, ARGV[4] the releasing runner ('' = whoever holds it).
+-- Returns 1 if released; 0 when it is not processing, or another runner has taken it over
+-- (this one was presumed dead): that runner's work is not undone.
 if redis.call('HGET', KEYS[1], 'state') ~= STATUS_PROCESSING then
+  return 0
+end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'runner') ~= ARGV[4] then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', STATUS_CLAIMED)
