@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pipeline.config import Source
 from pipeline.credentials import CredentialsUnavailable
@@ -53,7 +53,7 @@ def _masked(access_key_id: str) -> str:
 def _newest_log_file(source: Source, s3, first_page: list) -> str | None:
     """The newest wanted key: listed from two days back in each partition, else from the first page."""
     newest: tuple[datetime, str] | None = None
-    since = datetime.now(timezone.utc) - RECENT
+    since = datetime.now(UTC) - RECENT
     for partition in find_partitions(s3, source.bucket, source.list_prefix)[:MAX_PARTITIONS]:
         region_folder = partition_of(partition)
         position = key_position(region_folder, since) if region_folder else ""

@@ -13,7 +13,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -105,7 +105,7 @@ class AccessKeyAuth(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one_secret(self) -> "AccessKeyAuth":
+    def _exactly_one_secret(self) -> AccessKeyAuth:
         if self.secret_access_key is None and self.secret_access_key_file is None:
             raise ValueError("secret_access_key: Field required (or secret_access_key_file: a file holding it)")
         if self.secret_access_key is not None and self.secret_access_key_file is not None:
@@ -125,7 +125,7 @@ class DefaultChainAuth(_Strict):
     method: Literal["default_chain"]
 
 
-BaseAuth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth, DefaultChainAuth], Field(discriminator="method")]
+BaseAuth = Annotated[AccessKeyAuth | InstanceRoleAuth | DefaultChainAuth, Field(discriminator="method")]
 
 
 class AssumeRoleAuth(_Strict):
@@ -154,7 +154,7 @@ class AssumeRoleAuth(_Strict):
         return value.rstrip("/") if value else value
 
 
-Auth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth, AssumeRoleAuth, DefaultChainAuth],
+Auth = Annotated[AccessKeyAuth | InstanceRoleAuth | AssumeRoleAuth | DefaultChainAuth,
                  Field(discriminator="method")]
 # The discriminator tags pydantic puts into error locations ("auth.assume_role.role_arn").
 AUTH_METHODS = ("access_key", "instance_role", "assume_role", "default_chain")
@@ -176,7 +176,7 @@ class Proxy(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _password_needs_user(self) -> "Proxy":
+    def _password_needs_user(self) -> Proxy:
         if self.password is not None and not self.username:
             raise ValueError("password: needs a username")
         return self
@@ -387,7 +387,7 @@ class Config(_Strict):
     sources: list[Source] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _retention_covers_lookback(self) -> "Config":
+    def _retention_covers_lookback(self) -> Config:
         for source in self.sources:
             if self.state_retention < source.lookback + defaults.RETENTION_MARGIN:
                 raise ValueError(

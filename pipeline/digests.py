@@ -17,7 +17,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -72,7 +72,7 @@ def digest_name(key: str) -> DigestName | None:
     match = DIGEST_KEY.match(key)
     if not match:
         return None
-    when = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    when = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return DigestName(key, match.group("partition"), match.group("account"), match.group("region"),
                       match.group("trail"), match.group("home"), when, bool(match.group("backfill")))
 
@@ -87,7 +87,7 @@ def digest_partition(log_partition: str) -> str | None:
 
 def day_position(partition: str, when: datetime) -> str:
     """A StartAfter value: every digest of ``partition`` from ``when``'s day on sorts after it."""
-    return f"{partition}{when.astimezone(timezone.utc):%Y/%m/%d}/"
+    return f"{partition}{when.astimezone(UTC):%Y/%m/%d}/"
 
 
 class DigestProblem(Exception):
@@ -121,7 +121,7 @@ class Digest:
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def fetch_digest(s3, bucket: str, key: str) -> Digest:
@@ -149,7 +149,7 @@ def string_to_sign(digest: Digest) -> bytes:
     f = digest.fields
     previous = f.get("previousDigestSignature")
     return (f"{f['digestEndTime']}\n{f['digestS3Bucket']}/{f['digestS3Object']}\n{digest.sha256}\n"
-            f"{'null' if previous is None else previous}").encode("utf-8")
+            f"{'null' if previous is None else previous}").encode()
 
 
 def fingerprint(der: bytes) -> str:
@@ -281,7 +281,7 @@ class Link:
     signature: str
 
     @classmethod
-    def of(cls, digest: Digest) -> "Link":
+    def of(cls, digest: Digest) -> Link:
         return cls(digest.key, digest.sha256, digest.signature or "")
 
 

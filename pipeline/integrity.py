@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import ClientError
 
@@ -163,7 +163,7 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
     oldest = not_before + DIGEST_SPAN
     # A digest named in the future waits for its time: one planted far ahead must not make every
     # genuine digest after it look handled already.
-    newest = (now or datetime.now(timezone.utc)) + FUTURE_MARGIN
+    newest = (now or datetime.now(UTC)) + FUTURE_MARGIN
     for partition in digest_partitions(log_partitions):
         try:
             if not _follow_folder(source, store, s3, enqueue, token, partition, chains, (oldest, newest), renew,
@@ -279,7 +279,7 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
     those older than the kept state (or done before hashes were kept) are downloaded and hashed.
     """
     sid = source.identifier
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = VerifyReport()
     kept_since = now - timedelta(seconds=state.retention_seconds)
     partitions = state.cached_partitions(sid, source.list_prefix) or find_partitions(

@@ -6,7 +6,7 @@ whole fleet's metrics; workers only count into the source's stats hash.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -98,7 +98,7 @@ def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
       (0 when caught up);
     - ``caught_up``: nothing pending and the newest file listed is ingested.
     """
-    at = (now or datetime.now(timezone.utc)).timestamp()
+    at = (now or datetime.now(UTC)).timestamp()
     caught_up = pending == 0 and (newest_listed_ms is None or (newest_done_ms or 0) >= newest_listed_ms)
     if caught_up:
         ingest_lag: float | None = 0.0
@@ -116,7 +116,7 @@ def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
 def health_view(raw: dict[str, str]) -> dict:
     """The source's health as ``status --json`` shows it (times as ISO 8601 UTC)."""
     def iso(ms: str | None) -> str | None:
-        return None if not ms else datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat()
+        return None if not ms else datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
 
     return {"state": raw.get("state", "unknown"), "error_class": raw.get("error_class"),
             "message": raw.get("message"), "since": iso(raw.get("since")),

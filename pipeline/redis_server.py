@@ -99,7 +99,7 @@ class RedisServer:
                          ("rename-command", 'MODULE ""'), ("rename-command", 'DEBUG ""')]
         return settings
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         binary = find_redis_server()
         if self.password:
@@ -134,7 +134,7 @@ class RedisServer:
         stop_process(self.process)
         self.process = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -37,10 +37,10 @@ import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.config import Config, Source
+from pipeline.discovery import FORGET_MARGIN
 from pipeline.keys import NOTIFIED_AT, notification_stat
 from pipeline.lister import ListedObject, is_wanted
 from pipeline.notifications import ObjectRef, parse
-from pipeline.discovery import FORGET_MARGIN
 from pipeline.state import StateStore, now_ms
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class VisibilityKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-visibility", daemon=True)
 
-    def __enter__(self) -> "VisibilityKeeper":
+    def __enter__(self) -> VisibilityKeeper:
         self._thread.start()
         return self
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import TEST_KEY_ID
-from pipeline import digests as dg
 from support.cloudtrail_api import CloudTrailKeysAPI
 from support.cloudtrail_digests import Trail, fingerprint, private_key, public_der, write_public_keys
 
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+from pipeline import digests as dg
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_digest_names():
     assert (name.partition, name.account, name.region, name.trail, name.home_region) == (
         "logs/AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/", "111122223333", "eu-west-1",
         "my_trail", "us-east-1")
-    assert name.time == datetime(2026, 11, 1, 9, 7, 12, tzinfo=timezone.utc) and not name.backfill
+    assert name.time == datetime(2026, 11, 1, 9, 7, 12, tzinfo=UTC) and not name.backfill
     backfill = dg.digest_name(key.replace(".json.gz", "_backfill.json.gz"))
     assert backfill.backfill and backfill.chain == name.chain + "|backfill"
     assert dg.digest_name(key.replace("CloudTrail-Digest/", "CloudTrail/")) is None
