@@ -332,7 +332,9 @@ def presented_chain(host: str, port: int, connect: Connector = direct_connector,
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with context.wrap_socket(connect(host, port, timeout), server_hostname=host) as tls:
-        return [tls.getpeercert(binary_form=True)]
+        leaf = tls.getpeercert(binary_form=True)
+        assert leaf is not None  # None only without a certificate: no TLS server omits it here
+        return [leaf]
 
 
 def verify_error(host: str, port: int, cafile: str, connect: Connector = direct_connector,

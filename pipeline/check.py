@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pipeline.config import Source
 from pipeline.credentials import CredentialsUnavailable
@@ -72,7 +73,7 @@ def _newest_log_file(source: Source, s3, first_page: list) -> str | None:
     return wanted[-1] if wanted else None
 
 
-def check_source(source: Source, make_s3: Callable[[Source], object] = make_client) -> SourceCheck:
+def check_source(source: Source, make_s3: Callable[[Source], Any] = make_client) -> SourceCheck:
     result = SourceCheck(source.identifier)
     steps = result.steps
     steps.append(Step("config valid", True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -485,7 +486,7 @@ _VALUE_FREE = {
 }
 
 
-def _without_value(message: str, err: dict) -> str:
+def _without_value(message: str, err: Mapping[str, Any]) -> str:
     """The message with no trace of the input: a secret pasted into the wrong field (or the
     wrong value for a secret field) must not be printed by ``validate`` or in logs."""
     if err["type"] in _VALUE_FREE:

@@ -313,7 +313,7 @@ def check_previous(s3, digest: Digest, known: Link | None, keys: PublicKeys) -> 
     bucket = digest.fields.get("previousDigestS3Bucket") or digest.bucket
     try:
         previous = fetch_digest(s3, bucket, previous_key)
-    except DigestProblem as problem:
-        return [problem]
+    except DigestProblem as exc:
+        return [exc]
     problem = check_link(digest, Link.of(previous))
     return [problem] if problem else []

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
+from pipeline.replies import as_optional_bytes
 from pipeline.state import StateStore, now_ms
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
@@ -156,7 +157,7 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "log_files_found_by_digest": stats.get("log_files_found_by_digest", 0),
         "integrity_errors": stats.get("integrity_errors", 0),
         "notifications": notification_metrics(stats),
-        "notifications_last_error": _text(state.redis.get(state.keys.notify_error(source_id))),
+        "notifications_last_error": _text(as_optional_bytes(state.redis.get(state.keys.notify_error(source_id)))),
         "records_empty": stats.get("records_empty", 0),
     }
 

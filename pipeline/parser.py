@@ -305,7 +305,9 @@ class _Document:
         """Position of the next non-whitespace byte (``len(buf)`` at the end of the document).
         Everything before ``pos`` may be dropped from the window."""
         while True:
-            pos = _WS.match(self.buf, pos).end()
+            found = _WS.match(self.buf, pos)
+            assert found is not None  # ``*+`` matches the empty string too
+            pos = found.end()
             if pos < len(self.buf):
                 return pos
             if not self.more(pos):

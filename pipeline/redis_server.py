@@ -115,7 +115,8 @@ class RedisServer:
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
                                         start_new_session=True)  # Ctrl-C reaches only its supervisor
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5, retry=None)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5,
+                             retry=None)  # type: ignore[arg-type]  # None = no retries; redis-py's annotation omits it
         while True:
             try:
                 client.ping()

@@ -72,7 +72,9 @@ class ConsumeResult:
 
 def queue_sources(config: Config, owner: Source) -> list[Source]:
     """Every source notified through ``owner``'s queue (several sources may share one)."""
-    return [s for s in config.sources if s.sqs is not None and s.sqs.queue_url == owner.sqs.queue_url]
+    assert owner.sqs is not None  # owners are sources with a queue (queue_owners)
+    queue_url = owner.sqs.queue_url
+    return [s for s in config.sources if s.sqs is not None and s.sqs.queue_url == queue_url]
 
 
 def queue_owners(config: Config) -> list[Source]:
@@ -248,6 +250,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
     started = time.monotonic()
     result = ConsumeResult(owner.identifier)
     counts = _Counts(state, owner.identifier, result)
+    assert owner.sqs is not None  # owners are sources with a queue (queue_owners)
     queue_url = owner.sqs.queue_url
     try:
         state.redis.ping()

@@ -80,7 +80,7 @@ def clear_caches() -> None:
 
 
 def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str | bytes]:
-    fields = {
+    fields: dict[str, str | bytes] = {
         "display_name": record_display_name(record),
         "category": category(record),
     }
