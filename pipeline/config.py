@@ -509,7 +509,9 @@ def _duplicate_identifiers(raw: dict) -> list[str]:
     problems = []
     for index, source in enumerate(sources):
         identifier = source.get("identifier") if isinstance(source, dict) else None
-        if isinstance(identifier, str) and identifier in seen:
+        if not isinstance(identifier, str):
+            continue  # a list or mapping is unhashable; the model reports a non-string identifier
+        if identifier in seen:
             problems.append(
                 f"{_where(raw, ('sources', index, 'identifier'))}: is used by more than one source"
             )

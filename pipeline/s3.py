@@ -233,9 +233,12 @@ def make_sqs_client(source: Source):
     """The SQS client of ``source``'s notification queue: same credentials machinery, proxy and
     trusted certificates as its S3 client."""
     view = sqs_view(source)
-    verify = verify_setting(view)
-    session = make_session(view, lambda base: make_sts_client(view, base, verify))
+    assert source.sqs is not None  # sqs_view checked it
+    verify, pins = verify_setting(view)  # the SQS endpoint's; STS works out its own (make_client)
+    session = make_session(view, lambda base: make_sts_client(view, base))
     client = session.client("sqs", endpoint_url=source.sqs.endpoint_url,
                             config=client_config(view, service="sqs"), verify=verify)
+    if pins:
+        certificates.pin_client(client, pins)
     install_error_hooks(client, view)
     return client

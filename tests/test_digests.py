@@ -135,3 +135,18 @@ def test_public_keys_from_cloudtrail_list_public_keys(make_runtime, s3, bucket):
         stranger = Trail(s3, bucket, name="x", home="eu-west-1", key=2).deliver_digest(T0 + timedelta(hours=1), [])
         problem = pytest.raises(dg.DigestProblem, dg.verify_digest, dg.fetch_digest(s3, bucket, stranger), keys)
         assert problem.value.kind == dg.INVALID and "ListPublicKeys" in problem.value.detail
+
+
+def test_cloudtrail_keys_client_verifies_with_a_ca_setting_not_a_pair():
+    """``verify_setting`` returns (verify, pins): the ListPublicKeys client once got the pair
+    itself as ``verify=``, so every HTTPS request (AWS's CloudTrail) failed with a TypeError."""
+    from conftest import config_dict, source_dict
+
+    from pipeline.config import parse_config
+    for endpoint in (None, "https://127.0.0.1:1"):
+        integrity = {"enabled": True, **({"endpoint_url": endpoint} if endpoint else {})}
+        config = parse_config(config_dict("redis://127.0.0.1:1/0", [source_dict(
+            "trail-bucket", "http://127.0.0.1:1", integrity=integrity)]))
+        client = dg.cloudtrail_keys_for(config.sources[0]).client_for_region("eu-west-1")
+        verify = client._endpoint.http_session._verify  # noqa: SLF001  (what each HTTPS connection loads)
+        assert verify is True or isinstance(verify, str), (endpoint, verify)

@@ -164,3 +164,14 @@ def test_ingest_through_the_proxy(make_runtime, s3, bucket, forward_proxy, redis
     result = ingest_object(source, log_file.key, runtime.state, runtime.s3(source))
     assert (result.outcome, result.events) == ("done", 5)
     forward_proxy.wait_for_log(f"/{bucket}/{log_file.key} - 200 OK")
+
+
+def test_sqs_client_verifies_with_a_ca_setting_not_a_pair():
+    """``verify_setting`` returns (verify, pins): the SQS client once got the pair itself as
+    ``verify=``, so every HTTPS request (AWS's SQS) failed inside botocore with a TypeError."""
+    from pipeline.s3 import make_sqs_client
+    config = parse_config(config_dict("redis://127.0.0.1:1/0", [source_dict(
+        "trail-bucket", "http://127.0.0.1:1", sqs={"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q"})]))
+    client = make_sqs_client(config.sources[0])
+    verify = client._endpoint.http_session._verify  # noqa: SLF001  (what each HTTPS connection loads)
+    assert verify is True or isinstance(verify, str), verify
