@@ -37,7 +37,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import botocore.awsrequest
@@ -266,7 +266,7 @@ def endpoint_pins(directory: str | os.PathLike | None, url: str) -> set[bytes]:
 
 def write_pin(directory: Path, host: str, port: int, leaf: CertificateInfo) -> Path:
     path = pin_path(directory, host, port)
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     text = (f"# trailpipe: public key of {host}:{port}, pinned {when}\n"
             f"# certificate subject {leaf.subject!r}, issuer {leaf.issuer!r}\n"
             f"# key SHA-256 {leaf.key_fingerprint}\n{leaf.pin}\n")
@@ -309,11 +309,13 @@ def pinned_pool_class(pins: set[bytes]) -> type:
 def pin_client(client, pins: set[bytes]) -> None:
     """Make every HTTPS connection of a botocore client check ``pins`` (the client must have been
     made with ``verify=False``: the pin replaces the CA chain, and is checked on every connection)."""
-    session = client._endpoint.http_session  # botocore's URLLib3Session: its pool classes
-    classes = dict(session._pool_classes_by_scheme, https=pinned_pool_class(pins))
-    session._pool_classes_by_scheme = classes  # later (proxy) managers take this dict
-    session._manager.pool_classes_by_scheme = classes
-    session._manager.clear()
+    # botocore has no public hook for the pool class: its URLLib3Session's (tests/test_certificates.py
+    # fails should a botocore release move them).
+    session = client._endpoint.http_session  # noqa: SLF001
+    classes = dict(session._pool_classes_by_scheme, https=pinned_pool_class(pins))  # noqa: SLF001
+    session._pool_classes_by_scheme = classes  # noqa: SLF001  (later proxy managers take this dict)
+    session._manager.pool_classes_by_scheme = classes  # noqa: SLF001
+    session._manager.clear()  # noqa: SLF001
 
 
 # --- the handshakes -----------------------------------------------------------------------------
@@ -330,7 +332,9 @@ def presented_chain(host: str, port: int, connect: Connector = direct_connector,
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with context.wrap_socket(connect(host, port, timeout), server_hostname=host) as tls:
-        return [tls.getpeercert(binary_form=True)]
+        leaf = tls.getpeercert(binary_form=True)
+        assert leaf is not None  # None only without a certificate: no TLS server omits it here
+        return [leaf]
 
 
 def verify_error(host: str, port: int, cafile: str, connect: Connector = direct_connector,
@@ -451,7 +455,7 @@ def _remember_verified(directory: Path, host: str, port: int) -> None:
     if path.exists():
         return
     try:
-        write_atomically(path, datetime.now(timezone.utc).isoformat(timespec="seconds").encode() + b"\n")
+        write_atomically(path, datetime.now(UTC).isoformat(timespec="seconds").encode() + b"\n")
     except OSError as exc:  # a read-only directory: auto-acquire could not store a pin there either
         log.warning("cannot record that %s:%d verified (%s)", host, port, exc.strerror or exc)
 

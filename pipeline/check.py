@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pipeline.config import Source
 from pipeline.credentials import CredentialsUnavailable
@@ -53,7 +54,7 @@ def _masked(access_key_id: str) -> str:
 def _newest_log_file(source: Source, s3, first_page: list) -> str | None:
     """The newest wanted key: listed from two days back in each partition, else from the first page."""
     newest: tuple[datetime, str] | None = None
-    since = datetime.now(timezone.utc) - RECENT
+    since = datetime.now(UTC) - RECENT
     for partition in find_partitions(s3, source.bucket, source.list_prefix)[:MAX_PARTITIONS]:
         region_folder = partition_of(partition)
         position = key_position(region_folder, since) if region_folder else ""
@@ -76,7 +77,7 @@ def _client_without_pinning(source: Source):
     return make_client(source, acquire=False)  # a check changes no state, trust included
 
 
-def check_source(source: Source, make_s3: Callable[[Source], object] = _client_without_pinning) -> SourceCheck:
+def check_source(source: Source, make_s3: Callable[[Source], Any] = _client_without_pinning) -> SourceCheck:
     result = SourceCheck(source.identifier)
     steps = result.steps
     steps.append(Step("config valid", True))

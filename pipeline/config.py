@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -105,7 +106,7 @@ class AccessKeyAuth(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one_secret(self) -> "AccessKeyAuth":
+    def _exactly_one_secret(self) -> AccessKeyAuth:
         if self.secret_access_key is None and self.secret_access_key_file is None:
             raise ValueError("secret_access_key: Field required (or secret_access_key_file: a file holding it)")
         if self.secret_access_key is not None and self.secret_access_key_file is not None:
@@ -125,7 +126,7 @@ class DefaultChainAuth(_Strict):
     method: Literal["default_chain"]
 
 
-BaseAuth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth, DefaultChainAuth], Field(discriminator="method")]
+BaseAuth = Annotated[AccessKeyAuth | InstanceRoleAuth | DefaultChainAuth, Field(discriminator="method")]
 
 
 class AssumeRoleAuth(_Strict):
@@ -154,7 +155,7 @@ class AssumeRoleAuth(_Strict):
         return value.rstrip("/") if value else value
 
 
-Auth = Annotated[Union[AccessKeyAuth, InstanceRoleAuth, AssumeRoleAuth, DefaultChainAuth],
+Auth = Annotated[AccessKeyAuth | InstanceRoleAuth | AssumeRoleAuth | DefaultChainAuth,
                  Field(discriminator="method")]
 # The discriminator tags pydantic puts into error locations ("auth.assume_role.role_arn").
 AUTH_METHODS = ("access_key", "instance_role", "assume_role", "default_chain")
@@ -176,7 +177,7 @@ class Proxy(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _password_needs_user(self) -> "Proxy":
+    def _password_needs_user(self) -> Proxy:
         if self.password is not None and not self.username:
             raise ValueError("password: needs a username")
         return self
@@ -387,7 +388,7 @@ class Config(_Strict):
     sources: list[Source] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _retention_covers_lookback(self) -> "Config":
+    def _retention_covers_lookback(self) -> Config:
         for source in self.sources:
             if self.state_retention < source.lookback + defaults.RETENTION_MARGIN:
                 raise ValueError(
@@ -485,7 +486,7 @@ _VALUE_FREE = {
 }
 
 
-def _without_value(message: str, err: dict) -> str:
+def _without_value(message: str, err: Mapping[str, Any]) -> str:
     """The message with no trace of the input: a secret pasted into the wrong field (or the
     wrong value for a secret field) must not be printed by ``validate`` or in logs."""
     if err["type"] in _VALUE_FREE:
@@ -508,7 +509,9 @@ def _duplicate_identifiers(raw: dict) -> list[str]:
     problems = []
     for index, source in enumerate(sources):
         identifier = source.get("identifier") if isinstance(source, dict) else None
-        if isinstance(identifier, str) and identifier in seen:
+        if not isinstance(identifier, str):
+            continue  # a list or mapping is unhashable; the model reports a non-string identifier
+        if identifier in seen:
             problems.append(
                 f"{_where(raw, ('sources', index, 'identifier'))}: is used by more than one source"
             )

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import botocore.session
@@ -44,7 +45,7 @@ IMDS_TIMEOUT_SECONDS = 2
 IMDS_ATTEMPTS = 3
 
 # base credentials -> an STS client signing with them (made by pipeline.s3: proxy, CA bundle...)
-StsClientFactory = Callable[[Credentials], object]
+StsClientFactory = Callable[[Credentials], Any]  # a boto3 STS client (untyped)
 
 
 class RedactCredentials(logging.Filter):
@@ -92,6 +93,7 @@ class CredentialsUnavailable(BotoCoreError):
 def secret_access_key(source_id: str, auth: AccessKeyAuth) -> str:
     if auth.secret_access_key is not None:
         return auth.secret_access_key.get_secret_value()
+    assert auth.secret_access_key_file is not None  # AccessKeyAuth requires one of the two
     path = Path(auth.secret_access_key_file)
     try:
         secret = path.read_text(encoding="utf-8").strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipeline.replies import as_stream
 from pipeline.state import StateStore
 
 
@@ -30,8 +31,8 @@ class DeadLetter:
 
 def list_entries(state: StateStore, source: str | None = None) -> list[DeadLetter]:
     entries = []
-    for entry_id, fields in state.redis.xrange(state.deadletter_stream):
-        get = lambda name: fields.get(name.encode(), b"").decode("utf-8", "replace")  # noqa: E731
+    for entry_id, fields in as_stream(state.redis.xrange(state.deadletter_stream)):
+        get = lambda name, fields=fields: fields.get(name.encode(), b"").decode("utf-8", "replace")  # noqa: E731
         letter = DeadLetter(entry_id.decode(), get("source"), get("object"), get("error_class"),
                             get("message"), get("attempts"), get("failed_at"))
         if source is None or letter.source == source:

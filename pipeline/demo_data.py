@@ -12,7 +12,7 @@ import random
 import string
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -134,7 +134,7 @@ def make_bucket_files(seed: int = 7, files: int = 24, min_records: int = 20, max
                       start: datetime | None = None, prefix: str = "") -> list[LogFile]:
     """``files`` log files spread over the accounts and regions, five minutes apart."""
     rng = random.Random(seed)
-    start = start or datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+    start = start or datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
     out = []
     for index in range(files):
         account = ACCOUNTS[index % len(ACCOUNTS)]

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -72,7 +72,7 @@ def digest_name(key: str) -> DigestName | None:
     match = DIGEST_KEY.match(key)
     if not match:
         return None
-    when = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    when = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return DigestName(key, match.group("partition"), match.group("account"), match.group("region"),
                       match.group("trail"), match.group("home"), when, bool(match.group("backfill")))
 
@@ -87,7 +87,7 @@ def digest_partition(log_partition: str) -> str | None:
 
 def day_position(partition: str, when: datetime) -> str:
     """A StartAfter value: every digest of ``partition`` from ``when``'s day on sorts after it."""
-    return f"{partition}{when.astimezone(timezone.utc):%Y/%m/%d}/"
+    return f"{partition}{when.astimezone(UTC):%Y/%m/%d}/"
 
 
 class DigestProblem(Exception):
@@ -121,7 +121,7 @@ class Digest:
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def fetch_digest(s3, bucket: str, key: str) -> Digest:
@@ -149,7 +149,7 @@ def string_to_sign(digest: Digest) -> bytes:
     f = digest.fields
     previous = f.get("previousDigestSignature")
     return (f"{f['digestEndTime']}\n{f['digestS3Bucket']}/{f['digestS3Object']}\n{digest.sha256}\n"
-            f"{'null' if previous is None else previous}").encode("utf-8")
+            f"{'null' if previous is None else previous}").encode()
 
 
 def fingerprint(der: bytes) -> str:
@@ -215,6 +215,7 @@ def cloudtrail_keys_for(source: Source) -> CloudTrailPublicKeys:
     """ListPublicKeys with the source's credentials, proxy and trusted certificates."""
     import botocore.config  # noqa: PLC0415
 
+    from pipeline import certificates  # noqa: PLC0415
     from pipeline.credentials import make_session  # noqa: PLC0415
     from pipeline.s3 import client_config, install_error_hooks, make_sts_client, verify_setting  # noqa: PLC0415
 
@@ -222,12 +223,19 @@ def cloudtrail_keys_for(source: Source) -> CloudTrailPublicKeys:
 
     def client_for_region(region: str):
         if region not in clients:
-            verify = verify_setting(source)
-            session = make_session(source, lambda base: make_sts_client(source, base, verify))
+            # The CloudTrail endpoint's setting (AWS's own, without a URL, is never pinned); STS
+            # works out its own, as for the S3 client.
+            url = source.integrity.endpoint_url
+            verify, pins = (verify_setting(source, url) if url
+                            else (certificates.ca_bundle(source.trusted_certificates_dir), set()))
+            session = make_session(source, lambda base: make_sts_client(source, base))
             config = client_config(source, service="cloudtrail").merge(botocore.config.Config(region_name=region))
-            clients[region] = session.client("cloudtrail", region_name=region, config=config, verify=verify,
-                                             endpoint_url=source.integrity.endpoint_url)
-            install_error_hooks(clients[region], source)
+            client = session.client("cloudtrail", region_name=region, config=config, verify=verify,
+                                    endpoint_url=url)
+            if pins:
+                certificates.pin_client(client, pins)
+            install_error_hooks(client, source)
+            clients[region] = client
         return clients[region]
 
     return CloudTrailPublicKeys(client_for_region)
@@ -281,7 +289,7 @@ class Link:
     signature: str
 
     @classmethod
-    def of(cls, digest: Digest) -> "Link":
+    def of(cls, digest: Digest) -> Link:
         return cls(digest.key, digest.sha256, digest.signature or "")
 
 
@@ -313,7 +321,7 @@ def check_previous(s3, digest: Digest, known: Link | None, keys: PublicKeys) -> 
     bucket = digest.fields.get("previousDigestS3Bucket") or digest.bucket
     try:
         previous = fetch_digest(s3, bucket, previous_key)
-    except DigestProblem as problem:
-        return [problem]
+    except DigestProblem as exc:
+        return [exc]
     problem = check_link(digest, Link.of(previous))
     return [problem] if problem else []

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pipeline.config import Source
 from pipeline.integrity import discover_digests
@@ -100,7 +100,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         partitions, result.list_requests = source_partitions(source, state, s3)
         result.partitions = len(partitions)
         markers = state.markers(sid)
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         not_before = now - timedelta(seconds=state.retention_seconds) + FORGET_MARGIN
         lookback = timedelta(seconds=source.lookback_seconds)
         for partition in partitions:

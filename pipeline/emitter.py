@@ -1,9 +1,9 @@
 """One CloudTrail record -> the fields of its stream entry."""
 from __future__ import annotations
 
-from pipeline.config import Source
 from collections.abc import Iterable
 
+from pipeline.config import Source
 from pipeline.normalize import canonical_keys, derive_batch, derive_fields
 
 

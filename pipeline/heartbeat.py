@@ -37,7 +37,7 @@ class Heartbeat:
             except redis.RedisError as exc:
                 log.debug("heartbeat missed: %s", exc)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -154,6 +154,7 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
                 if last:
                     break
                 if not following:
+                    assert error is not None  # not last, so the batch ended early
                     raise error  # the good records before it are committed, exactly once
                 batch = following
         finally:

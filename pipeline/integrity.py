@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import ClientError
 
@@ -29,6 +29,7 @@ from pipeline.config import Source
 from pipeline.layout import delivery_time, key_position, partition_of
 from pipeline.lister import file_name, find_partitions, list_pages
 from pipeline.parser import uncompressed_sha256
+from pipeline.replies import as_hash, as_members, as_stream
 from pipeline.state import StateStore, _load_script, now_ms
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,11 @@ class IntegrityStore:
             args=[kind, key, detail, now_ms(), VIOLATIONS_MAXLEN])
 
     def violations(self, source: str, count: int = 100) -> list[dict]:
-        entries = self.redis.xrevrange(self.keys.violations(source), count=count)
+        entries = as_stream(self.redis.xrevrange(self.keys.violations(source), count=count))
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
     def chains(self, source: str) -> dict[str, dg.Link]:
-        raw = self.redis.hgetall(self.keys.digest_chains(source))
+        raw = as_hash(self.redis.hgetall(self.keys.digest_chains(source)))
         return {k.decode(): dg.Link(**json.loads(v)) for k, v in raw.items()}
 
     def advance_chain(self, source: str, token: int, chain: str, link: dg.Link) -> bool:
@@ -95,7 +96,7 @@ class IntegrityStore:
 
     def settle_awaiting(self, source: str) -> tuple[int, int]:
         """Compare the log files that were not finished when their digest came; (settled, mismatches)."""
-        awaiting = [k.decode() for k in self.redis.zrange(self.keys.integrity_awaiting(source), 0, 9999)]
+        awaiting = [k.decode() for k in as_members(self.redis.zrange(self.keys.integrity_awaiting(source), 0, 9999))]
         if not awaiting:
             return 0, 0
         pipe = self.redis.pipeline(transaction=False)
@@ -163,7 +164,7 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
     oldest = not_before + DIGEST_SPAN
     # A digest named in the future waits for its time: one planted far ahead must not make every
     # genuine digest after it look handled already.
-    newest = (now or datetime.now(timezone.utc)) + FUTURE_MARGIN
+    newest = (now or datetime.now(UTC)) + FUTURE_MARGIN
     for partition in digest_partitions(log_partitions):
         try:
             if not _follow_folder(source, store, s3, enqueue, token, partition, chains, (oldest, newest), renew,
@@ -213,16 +214,16 @@ def _handle_digest(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, 
     sid = source.identifier
     try:
         digest = dg.fetch_digest(s3, source.bucket, name.key)
-    except dg.DigestProblem as problem:
-        store.record_violation(sid, problem.kind, problem.key, problem.detail)
+    except dg.DigestProblem as exc:
+        store.record_violation(sid, exc.kind, exc.key, exc.detail)
         summary["digests_invalid"] += 1
         return dg.Link(name.key, "", "")
     problems: list[dg.DigestProblem] = []
     trusted = True
     try:
         dg.verify_digest(digest, keys)
-    except dg.DigestProblem as problem:
-        problems.append(problem)
+    except dg.DigestProblem as exc:
+        problems.append(exc)
         trusted = False
     problems += dg.check_previous(s3, digest, link, keys)
     for problem in problems:
@@ -279,7 +280,7 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
     those older than the kept state (or done before hashes were kept) are downloaded and hashed.
     """
     sid = source.identifier
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     report = VerifyReport()
     kept_since = now - timedelta(seconds=state.retention_seconds)
     partitions = state.cached_partitions(sid, source.list_prefix) or find_partitions(
@@ -305,16 +306,16 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
         for name in sorted(chains[chain], key=lambda n: n.key):
             try:
                 digest = dg.fetch_digest(s3, source.bucket, name.key)
-            except dg.DigestProblem as problem:
+            except dg.DigestProblem as exc:
                 report.digests["invalid"] += 1
-                report.problem(problem.kind, problem.key, problem.detail)
+                report.problem(exc.kind, exc.key, exc.detail)
                 link = None
                 continue
             own = []
             try:
                 dg.verify_digest(digest, keys)
-            except dg.DigestProblem as problem:
-                own.append(problem)
+            except dg.DigestProblem as exc:
+                own.append(exc)
             linked = dg.check_previous(s3, digest, link, keys)
             for problem in own + linked:
                 report.problem(problem.kind, problem.key, problem.detail)

@@ -9,7 +9,7 @@ position that ListObjectsV2's StartAfter can start from.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _ORG = r"o-[a-z0-9]{10,32}/"
 _FOLDER = r"CloudTrail(?:-Insight)?"
@@ -45,7 +45,7 @@ def delivery_time(key: str) -> datetime | None:
     if not match:
         return None
     try:
-        return datetime.strptime(match.group(1), "%Y%m%dT%H%M").replace(tzinfo=timezone.utc)
+        return datetime.strptime(match.group(1), "%Y%m%dT%H%M").replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -55,7 +55,7 @@ def key_position(partition: str, when: datetime) -> str:
     match = PARTITION.match(partition)
     if not match:
         raise ValueError(f"{partition!r} is not a CloudTrail partition")
-    stamp = when.astimezone(timezone.utc)
+    stamp = when.astimezone(UTC)
     return (f"{match.group(0)}{stamp:%Y/%m/%d}/{match.group('account')}_{match.group('folder')}_"
             f"{match.group('region')}_{stamp:%Y%m%dT%H%M}Z")
 

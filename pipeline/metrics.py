@@ -6,13 +6,14 @@ whole fleet's metrics; workers only count into the source's stats hash.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
+from pipeline.replies import as_optional_bytes
 from pipeline.state import StateStore, now_ms
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
@@ -98,7 +99,7 @@ def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
       (0 when caught up);
     - ``caught_up``: nothing pending and the newest file listed is ingested.
     """
-    at = (now or datetime.now(timezone.utc)).timestamp()
+    at = (now or datetime.now(UTC)).timestamp()
     caught_up = pending == 0 and (newest_listed_ms is None or (newest_done_ms or 0) >= newest_listed_ms)
     if caught_up:
         ingest_lag: float | None = 0.0
@@ -116,7 +117,7 @@ def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
 def health_view(raw: dict[str, str]) -> dict:
     """The source's health as ``status --json`` shows it (times as ISO 8601 UTC)."""
     def iso(ms: str | None) -> str | None:
-        return None if not ms else datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat()
+        return None if not ms else datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
 
     return {"state": raw.get("state", "unknown"), "error_class": raw.get("error_class"),
             "message": raw.get("message"), "since": iso(raw.get("since")),
@@ -156,7 +157,7 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "log_files_found_by_digest": stats.get("log_files_found_by_digest", 0),
         "integrity_errors": stats.get("integrity_errors", 0),
         "notifications": notification_metrics(stats),
-        "notifications_last_error": _text(state.redis.get(state.keys.notify_error(source_id))),
+        "notifications_last_error": _text(as_optional_bytes(state.redis.get(state.keys.notify_error(source_id)))),
         "records_empty": stats.get("records_empty", 0),
     }
 

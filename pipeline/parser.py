@@ -92,7 +92,7 @@ class ParseLimits:
     max_records_per_object: int = defaults.MAX_RECORDS_PER_OBJECT
 
     @classmethod
-    def of(cls, source: Any) -> "ParseLimits":
+    def of(cls, source: Any) -> ParseLimits:
         """The limits a config ``Source`` sets."""
         return cls(source.max_uncompressed_bytes, source.max_record_bytes, source.max_records_per_object)
 
@@ -305,7 +305,9 @@ class _Document:
         """Position of the next non-whitespace byte (``len(buf)`` at the end of the document).
         Everything before ``pos`` may be dropped from the window."""
         while True:
-            pos = _WS.match(self.buf, pos).end()
+            found = _WS.match(self.buf, pos)
+            assert found is not None  # ``*+`` matches the empty string too
+            pos = found.end()
             if pos < len(self.buf):
                 return pos
             if not self.more(pos):
@@ -643,7 +645,8 @@ def parse_digest(data: Any) -> dict:
         raise BadObject(f"digest file is not valid JSON: {exc}", "NotJson") from None
     if not isinstance(doc, dict):
         raise BadObject("not a CloudTrail digest file: not a JSON object", "NotDigest")
-    missing = [name for name in ("digestEndTime", "digestS3Bucket", "digestS3Object") if not isinstance(doc.get(name), str)]
+    missing = [name for name in ("digestEndTime", "digestS3Bucket", "digestS3Object")
+               if not isinstance(doc.get(name), str)]
     log_files = doc.get("logFiles")
     if missing or not isinstance(log_files, list):
         missing += [] if isinstance(log_files, list) else ["logFiles"]

@@ -99,7 +99,7 @@ class RedisServer:
                          ("rename-command", 'MODULE ""'), ("rename-command", 'DEBUG ""')]
         return settings
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         binary = find_redis_server()
         if self.password:
@@ -116,7 +116,8 @@ class RedisServer:
                                         start_new_session=True,  # Ctrl-C reaches only its supervisor
                                         preexec_fn=die_with_parent)  # and it never outlives its starter
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5, retry=None)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5,
+                             retry=None)  # type: ignore[arg-type]  # None = no retries; redis-py's annotation omits it
         while True:
             try:
                 client.ping()
@@ -141,7 +142,7 @@ class RedisServer:
         stop_process(self.process)
         self.process = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -11,6 +11,7 @@ import base64
 import http.client
 import socket
 import urllib.parse
+from typing import Any
 
 import botocore.config
 from botocore.credentials import Credentials
@@ -59,6 +60,7 @@ def proxy_label(proxy: Proxy) -> str:
 
 
 def _proxy_auth_message(source: Source, operation: str) -> str:
+    assert source.proxy is not None  # only reported for a source with a proxy
     return (f"source {source.identifier!r}: {operation} through proxy {proxy_label(source.proxy)} failed: "
             f"407 Proxy Authentication Required; check proxy.username and proxy.password")
 
@@ -66,6 +68,7 @@ def _proxy_auth_message(source: Source, operation: str) -> str:
 def proxy_connector(source: Source) -> certificates.Connector:
     """A connector tunnelling through the source's proxy with CONNECT (for certificate checks)."""
     proxy = source.proxy
+    assert proxy is not None  # only made for a source with a proxy (endpoint_connector)
 
     def connect(host: str, port: int, timeout: float) -> socket.socket:
         headers = {}
@@ -92,7 +95,7 @@ def proxy_connector(source: Source) -> certificates.Connector:
 
 def client_config(source: Source, *, service: str) -> botocore.config.Config:
     proxy = proxy_url(source)
-    options = dict(
+    options: dict[str, Any] = dict(
         region_name=source.region or "us-east-1",
         proxies={"http": proxy, "https": proxy} if proxy else None,
         retries={"max_attempts": 5, "mode": "adaptive"},
@@ -221,6 +224,7 @@ def sqs_view(source: Source) -> Source:
     set, else the source's region and auth and AWS's SQS endpoint of that region (the URL only
     names the endpoint for a certificate check; the client lets botocore resolve it)."""
     sqs = source.sqs
+    assert sqs is not None  # only for a source with a queue
     region = sqs.region or source.region
     return source.model_copy(update={
         "region": region, "auth": sqs.auth or source.auth,
@@ -231,9 +235,12 @@ def make_sqs_client(source: Source):
     """The SQS client of ``source``'s notification queue: same credentials machinery, proxy and
     trusted certificates as its S3 client."""
     view = sqs_view(source)
-    verify = verify_setting(view)
-    session = make_session(view, lambda base: make_sts_client(view, base, verify))
+    assert source.sqs is not None  # sqs_view checked it
+    verify, pins = verify_setting(view)  # the SQS endpoint's; STS works out its own (make_client)
+    session = make_session(view, lambda base: make_sts_client(view, base))
     client = session.client("sqs", endpoint_url=source.sqs.endpoint_url,
                             config=client_config(view, service="sqs"), verify=verify)
+    if pins:
+        certificates.pin_client(client, pins)
     install_error_hooks(client, view)
     return client

@@ -37,10 +37,10 @@ import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.config import Config, Source
+from pipeline.discovery import FORGET_MARGIN
 from pipeline.keys import NOTIFIED_AT, notification_stat
 from pipeline.lister import ListedObject, is_wanted
 from pipeline.notifications import ObjectRef, parse
-from pipeline.discovery import FORGET_MARGIN
 from pipeline.state import StateStore, now_ms
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,9 @@ class ConsumeResult:
 
 def queue_sources(config: Config, owner: Source) -> list[Source]:
     """Every source notified through ``owner``'s queue (several sources may share one)."""
-    return [s for s in config.sources if s.sqs is not None and s.sqs.queue_url == owner.sqs.queue_url]
+    assert owner.sqs is not None  # owners are sources with a queue (queue_owners)
+    queue_url = owner.sqs.queue_url
+    return [s for s in config.sources if s.sqs is not None and s.sqs.queue_url == queue_url]
 
 
 def queue_owners(config: Config) -> list[Source]:
@@ -104,7 +106,7 @@ class VisibilityKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-visibility", daemon=True)
 
-    def __enter__(self) -> "VisibilityKeeper":
+    def __enter__(self) -> VisibilityKeeper:
         self._thread.start()
         return self
 
@@ -248,6 +250,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
     started = time.monotonic()
     result = ConsumeResult(owner.identifier)
     counts = _Counts(state, owner.identifier, result)
+    assert owner.sqs is not None  # owners are sources with a queue (queue_owners)
     queue_url = owner.sqs.queue_url
     try:
         state.redis.ping()

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Iterable, Mapping
 
 import redis
 
 from pipeline import defaults
 from pipeline.keys import Keys
+from pipeline.replies import as_hash, as_members, as_optional_bytes
 from pipeline.status import TERMINAL_STATUSES, Status, lua_constants
 
 SCRIPT_NAMES = (
@@ -107,12 +108,12 @@ class StateStore:
             args=[token, prefix]) == 1
 
     def marker_prefix(self, source: str) -> str | None:
-        prefix = self.redis.hget(self.keys.marker(source), "prefix")
+        prefix = as_optional_bytes(self.redis.hget(self.keys.marker(source), "prefix"))
         return prefix.decode() if prefix is not None else None
 
     def markers(self, source: str) -> dict[str, str]:
         """partition -> marker key, for the prefix the markers belong to."""
-        raw = self.redis.hgetall(self.keys.markers(source))
+        raw = as_hash(self.redis.hgetall(self.keys.markers(source)))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def advance_marker(self, source: str, token: int, partition: str, expected: str, new: str) -> bool:
@@ -175,7 +176,7 @@ class StateStore:
             args=[now_ms(), runner, self.heartbeat_timeout_ms, key]))
 
     def commit_batch(self, source: str, key: str, expected: int, records: int,
-                     entries: list[Mapping[str, str | bytes]], last: bool,
+                     entries: Sequence[Mapping[str, str | bytes]], last: bool,
                      sha256: str | None = None) -> tuple[bool, int]:
         """XADD ``entries`` and move the checkpoint from ``expected`` by ``records``, atomically.
 
@@ -283,19 +284,19 @@ class StateStore:
         self.redis.hincrby(self.keys.stats(source), f"errors.{error_class}", 1)
 
     def health(self, source: str) -> dict[str, str]:
-        raw = self.redis.hgetall(self.keys.health(source))
+        raw = as_hash(self.redis.hgetall(self.keys.health(source)))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def stream_length(self) -> int:
         return int(self.redis.xlen(self.events_stream))
 
     def object_state(self, source: str, key: str) -> dict[str, str]:
-        raw = self.redis.hgetall(self.keys.object(source, key))
+        raw = as_hash(self.redis.hgetall(self.keys.object(source, key)))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     # -- reading ---------------------------------------------------------------------------
     def stats(self, source: str) -> dict[str, int]:
-        raw = self.redis.hgetall(self.keys.stats(source))
+        raw = as_hash(self.redis.hgetall(self.keys.stats(source)))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     def note_discovery(self, source: str, when_ms: int, duration_ms: int) -> None:
@@ -307,4 +308,4 @@ class StateStore:
         pipe.execute()
 
     def known_sources(self) -> Iterable[str]:
-        return sorted(s.decode() for s in self.redis.smembers(self.keys.sources()))
+        return sorted(s.decode() for s in as_members(self.redis.smembers(self.keys.sources())))

@@ -10,9 +10,19 @@ from collections import Counter
 
 import orjson
 import pytest
-
-from conftest import (upload, REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
-                      stop_process, stream_events, wait_for, write_config)
+from conftest import (
+    REPO,
+    celery_env,
+    config_dict,
+    shared_log_files,
+    source_dict,
+    start_celery,
+    stop_process,
+    stream_events,
+    upload,
+    wait_for,
+    write_config,
+)
 
 CLI = [sys.executable, "-m", "workers.cli"]
 
@@ -175,9 +185,9 @@ def test_redbeat_url_is_given_without_its_credentials():
 def test_no_password_in_the_configuration_a_worker_reports(tmp_path, moto_endpoint, bucket):
     """What `celery inspect conf` and Flower's worker page show: the conf table of a running worker."""
     from celery import Celery
+    from support.redis_servers import with_password
 
     from pipeline.redis_server import RedisServer
-    from support.redis_servers import with_password
 
     password = "conf-pa55-Zq19"
     with RedisServer(tmp_path / "redis", appendonly=False) as server:

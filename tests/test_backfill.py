@@ -5,9 +5,10 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from conftest import REPO, config_dict, source_dict, stream_events, write_config
+
 from pipeline.backfill import backfill, history_keys
 from pipeline.demo_data import make_log_file
 from pipeline.discovery import discover
@@ -19,7 +20,7 @@ def fill(s3, bucket):
     logs = []
     for day in range(1, 6):  # Nov 1..5, two regions
         for region in ("us-east-1", "eu-west-1"):
-            when = datetime(2026, 11, day, 12, tzinfo=timezone.utc)
+            when = datetime(2026, 11, day, 12, tzinfo=UTC)
             log = make_log_file(rng, "111122223333", region, when, 20)
             s3.put_object(Bucket=bucket, Key=log.key, Body=log.body)
             logs.append((when.date(), log))
@@ -41,7 +42,7 @@ def test_backfill_beside_live_discovery_ingests_each_once(make_runtime, s3, buck
     # The live pipeline has already claimed part of it.
     live = []
     discover(source, runtime.state, runtime.s3(source), lambda sid, key: live.append(key),
-             now=datetime(2026, 11, 5, 13, tzinfo=timezone.utc))
+             now=datetime(2026, 11, 5, 13, tzinfo=UTC))
     assert len(live) == len(logs)
     for key in live[:4]:
         ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 ROUTING = {"event", "event_id", "event_name", "event_time", "source", "object", "account", "region"}

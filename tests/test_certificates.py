@@ -8,12 +8,12 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from support.proxy_server import proxy_settings, start_or_skip
+from support.tls import TLSFront, make_pki
 
 from pipeline import certificates
 from pipeline.certificates import CertificateError, ca_bundle
 from pipeline.s3 import ProxyAuthenticationError, UntrustedCertificate, make_client
-from support.proxy_server import proxy_settings, start_or_skip
-from support.tls import TLSFront, make_pki
 
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/02/02/b.json.gz"
 

@@ -10,15 +10,16 @@ import random
 import signal
 import time
 from collections import Counter
+from datetime import UTC
 
 import psutil
 import pytest
 import redis
-
 from conftest import config_dict, source_dict, start_celery, stop_process, wait_for, write_config
+from support.fault_proxy import FaultProxy
+
 from pipeline.demo_data import ACCOUNTS, REGIONS, make_log_file
 from pipeline.redis_server import RedisServer
-from support.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +31,10 @@ TIMEOUT_SECONDS = 420
 
 
 def generate_bucket(s3, bucket):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     rng = random.Random(42)
-    start = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
     expected: Counter[str] = Counter()
     for index in range(OBJECTS):
         log = make_log_file(rng, ACCOUNTS[index % 3], REGIONS[(index // 3) % 3],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from conftest import shared_log_files, upload
+
 from pipeline.check import check_source
 
 

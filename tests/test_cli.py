@@ -7,13 +7,14 @@ import re
 import signal
 import subprocess
 import sys
+from datetime import UTC
 
 import orjson
 import psutil
 import pytest
 import redis
+from conftest import REPO, config_dict, shared_log_files, source_dict, stop_process, upload, wait_for, write_config
 
-from conftest import upload, REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
 from pipeline.embedded import embedded_url
 from pipeline.ingest import ingest_object
 
@@ -136,15 +137,16 @@ def test_demo_runs_headless_to_its_end(tmp_path):
 
 
 def test_verify_command(tmp_path, make_runtime, s3, bucket, redis_server):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
+
+    from support.cloudtrail_digests import Trail, write_public_keys
 
     from pipeline.discovery import discover
-    from support.cloudtrail_digests import Trail, write_public_keys
 
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
     write_public_keys(keys_dir, 0)
-    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
     trail = Trail(s3, bucket)
     for hour in range(2):
         files = [trail.put_log(start + timedelta(hours=hour, minutes=20), f"h{hour}aaaaaaaaaaaaaa")]

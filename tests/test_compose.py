@@ -11,8 +11,8 @@ import time
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from pipeline.config import load_config
 
 

@@ -317,3 +317,11 @@ def test_durations_are_typed_once_at_load_and_defaults_come_from_one_place():
 def test_retention_must_cover_lookback_and_says_so_without_values():
     problems = problems_of(good_source(lookback="1D"), state_retention="1D")
     assert problems == ["field 'state_retention': must be at least source 'prod-trail''s lookback plus 1H"]
+
+
+@pytest.mark.parametrize("identifier", [["prod", "trail"], {"name": "prod"}])
+def test_an_unhashable_identifier_is_reported_not_a_crash(identifier):
+    # The duplicate check once put every identifier into a set: a list crashed with TypeError.
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"sources": [good_source(identifier=identifier), good_source()]})
+    assert any("field 'identifier'" in p for p in caught.value.problems), caught.value.problems

@@ -10,8 +10,10 @@ import random
 import boto3
 import botocore.credentials
 import pytest
-
 from conftest import REPO, TEST_KEY_ID, TEST_SECRET, config_dict, source_dict, stream_events
+from support.imds import IMDSServer
+from support.moto_iam import ACCOUNT_ID, IamEnforcingMoto
+
 from pipeline.config import parse_config
 from pipeline.credentials import CredentialsUnavailable, make_session, refresh_margins
 from pipeline.demo_data import make_log_file
@@ -21,8 +23,6 @@ from pipeline.ingest import ingest_object
 from pipeline.redis_server import free_port
 from pipeline.runtime import Runtime
 from pipeline.s3 import make_client, make_sts_client
-from support.imds import IMDSServer
-from support.moto_iam import ACCOUNT_ID, IamEnforcingMoto
 
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/03/c.json.gz"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/trail-reader"
@@ -258,7 +258,7 @@ def test_minimal_iam_policy_is_enough_and_get_object_is_needed(iam_moto, redis_s
     bucket = "trail-iam-enforced"
     s3.create_bucket(Bucket=bucket)
     files = [make_log_file(random.Random(seed), "111122223333", "us-east-1",
-                           datetime.datetime(2024, 6, 1, seed, tzinfo=datetime.timezone.utc), 4) for seed in (1, 2)]
+                           datetime.datetime(2024, 6, 1, seed, tzinfo=datetime.UTC), 4) for seed in (1, 2)]
     for log_file in files:
         s3.put_object(Bucket=bucket, Key=log_file.key, Body=log_file.body)
 

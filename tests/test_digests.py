@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import TEST_KEY_ID
-from pipeline import digests as dg
 from support.cloudtrail_api import CloudTrailKeysAPI
 from support.cloudtrail_digests import Trail, fingerprint, private_key, public_der, write_public_keys
 
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+from pipeline import digests as dg
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_digest_names():
     assert (name.partition, name.account, name.region, name.trail, name.home_region) == (
         "logs/AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/", "111122223333", "eu-west-1",
         "my_trail", "us-east-1")
-    assert name.time == datetime(2026, 11, 1, 9, 7, 12, tzinfo=timezone.utc) and not name.backfill
+    assert name.time == datetime(2026, 11, 1, 9, 7, 12, tzinfo=UTC) and not name.backfill
     backfill = dg.digest_name(key.replace(".json.gz", "_backfill.json.gz"))
     assert backfill.backfill and backfill.chain == name.chain + "|backfill"
     assert dg.digest_name(key.replace("CloudTrail-Digest/", "CloudTrail/")) is None
@@ -135,3 +135,18 @@ def test_public_keys_from_cloudtrail_list_public_keys(make_runtime, s3, bucket):
         stranger = Trail(s3, bucket, name="x", home="eu-west-1", key=2).deliver_digest(T0 + timedelta(hours=1), [])
         problem = pytest.raises(dg.DigestProblem, dg.verify_digest, dg.fetch_digest(s3, bucket, stranger), keys)
         assert problem.value.kind == dg.INVALID and "ListPublicKeys" in problem.value.detail
+
+
+def test_cloudtrail_keys_client_verifies_with_a_ca_setting_not_a_pair():
+    """``verify_setting`` returns (verify, pins): the ListPublicKeys client once got the pair
+    itself as ``verify=``, so every HTTPS request (AWS's CloudTrail) failed with a TypeError."""
+    from conftest import config_dict, source_dict
+
+    from pipeline.config import parse_config
+    for endpoint in (None, "https://127.0.0.1:1"):
+        integrity = {"enabled": True, **({"endpoint_url": endpoint} if endpoint else {})}
+        config = parse_config(config_dict("redis://127.0.0.1:1/0", [source_dict(
+            "trail-bucket", "http://127.0.0.1:1", integrity=integrity)]))
+        client = dg.cloudtrail_keys_for(config.sources[0]).client_for_region("eu-west-1")
+        verify = client._endpoint.http_session._verify  # noqa: SLF001  (what each HTTPS connection loads)
+        assert verify is True or isinstance(verify, str), (endpoint, verify)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import orjson
-
 from conftest import config_dict, source_dict
+
 from pipeline.config import parse_config
 from pipeline.emitter import batch_entries, entry_fields
 

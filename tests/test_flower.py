@@ -8,9 +8,19 @@ import sys
 import urllib.request
 
 import pytest
+from conftest import (
+    REPO,
+    celery_env,
+    config_dict,
+    shared_log_files,
+    source_dict,
+    start_celery,
+    stop_process,
+    upload,
+    wait_for,
+    write_config,
+)
 
-from conftest import (upload, REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
-                      stop_process, wait_for, write_config)
 from pipeline.redis_server import free_port
 
 pytestmark = pytest.mark.slow

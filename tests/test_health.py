@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections import Counter
 import sys
+from collections import Counter
 
 import orjson
 import pytest
+from conftest import (
+    REPO,
+    celery_env,
+    config_dict,
+    shared_log_files,
+    source_dict,
+    start_celery,
+    stop_process,
+    stream_events,
+    upload,
+    wait_for,
+    write_config,
+)
+from support.seaweed import SeaweedS3, weed_binary
 
-from conftest import (REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery, stop_process,
-                      stream_events, upload, wait_for, write_config)
 from pipeline.config import parse_config
 from pipeline.discovery import discover
 from pipeline.runtime import Runtime
-from support.seaweed import SeaweedS3, weed_binary
 
 ACCESS_KEY = "AKIASEAWEEDTRAILPIPE"
 RIGHT = "the-right-secret-4f1c"

@@ -6,8 +6,8 @@ import hashlib
 
 import orjson
 import pytest
+from conftest import shared_log_files, stream_events, upload
 
-from conftest import upload, shared_log_files, stream_events
 from pipeline.ingest import ingest_object
 
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/01/111122223333_CloudTrail_us-east-1_20261101T0800Z_abcdefghijklmnop.json.gz"

@@ -3,18 +3,18 @@ each kind of tampering is named; a file behind the listing window is found throu
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import stream_events
+from support.cloudtrail_digests import Trail, write_public_keys
+
 from pipeline import digests as dg
 from pipeline import integrity
 from pipeline.discovery import discover
 from pipeline.ingest import ingest_object
-from support.cloudtrail_digests import Trail, write_public_keys
 
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 SRC = "test-src"
 
 
@@ -292,7 +292,7 @@ def test_late_file_found_through_its_digest_by_worker_and_beat_alone(tmp_path, k
     """No command run: `celery beat` schedules discoveries, `celery worker` runs them and ingests."""
     from conftest import config_dict, source_dict, start_celery, stop_process, wait_for, write_config
 
-    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)
     trail = Trail(s3, bucket)
     logs = []
     for hour in range(7):
@@ -338,7 +338,7 @@ def test_digest_dated_in_the_future_cannot_hide_the_genuine_ones(runtime, s3, bu
     deliver_hours(trail, 1)
     run_discovery(runtime, T0 + timedelta(hours=1, minutes=10))
     planted = Trail(s3, bucket)  # same trail name and key folder, named 2099 and validly shaped
-    planted.deliver_digest(datetime(2099, 1, 1, tzinfo=timezone.utc), [], sign_with=1)
+    planted.deliver_digest(datetime(2099, 1, 1, tzinfo=UTC), [], sign_with=1)
     result, _ = run_discovery(runtime, T0 + timedelta(hours=1, minutes=20))
     assert result.digests["digests_future"] == 1
     logs, digest_keys = deliver_hours(trail, 1, start=1)

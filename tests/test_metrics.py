@@ -5,11 +5,11 @@ import json
 import subprocess
 import sys
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from conftest import REPO, config_dict, shared_log_files, source_dict, stop_process, upload, wait_for, write_config
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import upload, REPO, config_dict, shared_log_files, source_dict, stop_process, wait_for, write_config
 from pipeline.discovery import discover
 from pipeline.ingest import ingest_object
 from pipeline.layout import delivery_time
@@ -24,8 +24,8 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 
 def test_lag_does_not_grow_on_a_quiet_caught_up_source():
-    ms = lambda hour: int(datetime(2026, 11, 1, hour, tzinfo=timezone.utc).timestamp() * 1000)  # noqa: E731
-    later = datetime(2026, 11, 1, 20, tzinfo=timezone.utc)
+    ms = lambda hour: int(datetime(2026, 11, 1, hour, tzinfo=UTC).timestamp() * 1000)  # noqa: E731
+    later = datetime(2026, 11, 1, 20, tzinfo=UTC)
     quiet = lag(ms(8), ms(8), pending=0, now=later)
     assert quiet["caught_up"] and quiet["ingest_lag_seconds"] == 0
     assert quiet["newest_object_age_seconds"] == 12 * 3600  # the trail's silence shows here, not as lag
@@ -41,7 +41,7 @@ def test_lag_does_not_grow_on_a_quiet_caught_up_source():
 def test_notification_latency_histogram(make_runtime, bucket, redis_client, keys):
     runtime = make_runtime(bucket)
     state = runtime.state
-    now = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now = int(datetime.now(UTC).timestamp() * 1000)
     for key, sent_ago_ms in (("a", 400), ("b", 3_500), ("c", 4_000_000)):  # buckets 1 s, 5 s, +Inf
         redis_client.hset(keys.object("test-src", key), mapping={"state": "done", "notified_at": now - sent_ago_ms})
         note_notification_latency(state, "test-src", key)
@@ -94,11 +94,11 @@ def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, re
         assert samples[("trailpipe_stream_length", (("stream", "trailpipe:events"),))] == events
         newest = max(delivery_time(key) for key in queued)  # the data is from 2024
         age = samples[("trailpipe_newest_object_age_seconds", src)]
-        assert abs(age - (datetime.now(timezone.utc) - newest).total_seconds()) < 60
+        assert abs(age - (datetime.now(UTC) - newest).total_seconds()) < 60
         assert samples[("trailpipe_ingest_lag_seconds", src)] == 0 and samples[("trailpipe_caught_up", src)] == 1
         assert samples[("trailpipe_source_up", src)] == 1
         assert abs(samples[("trailpipe_last_discovery_timestamp_seconds", src)]
-                   - datetime.now(timezone.utc).timestamp()) < 120
+                   - datetime.now(UTC).timestamp()) < 120
     finally:
         stop_process(server)
 

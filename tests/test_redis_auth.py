@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import random
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import redis
 from celery import Celery
+from conftest import config_dict, source_dict
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from support.redis_servers import TLSRedisServer, tls_redis_binary, with_acl_user, with_password
+from support.tls import make_pki
 
-from conftest import config_dict, source_dict
 from pipeline.config import parse_config
 from pipeline.demo_data import make_log_file
 from pipeline.discovery import discover
@@ -20,8 +22,6 @@ from pipeline.ingest import ingest_object
 from pipeline.redis_server import RedisServer
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 from pipeline.runtime import Runtime
-from support.redis_servers import TLSRedisServer, tls_redis_binary, with_acl_user, with_password
-from support.tls import make_pki
 
 PASSWORD = "redis-pa55-Kx81"
 ACL_USER, ACL_PASSWORD = "trailpipe", "acl-pa55-Vq27"
@@ -29,7 +29,7 @@ ACL_USER, ACL_PASSWORD = "trailpipe", "acl-pa55-Vq27"
 
 @pytest.fixture
 def log_file(s3, bucket):
-    item = make_log_file(random.Random(3), "111122223333", "us-east-1", datetime(2024, 4, 4, tzinfo=timezone.utc), 6)
+    item = make_log_file(random.Random(3), "111122223333", "us-east-1", datetime(2024, 4, 4, tzinfo=UTC), 6)
     s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
     return item
 
@@ -158,7 +158,7 @@ def _self_signed_for(directory, name: str):
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))

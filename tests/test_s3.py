@@ -8,18 +8,18 @@ import random
 import socket
 import traceback
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from conftest import TEST_KEY_ID, config_dict, source_dict
+from support.proxy_server import PROXY_PASSWORD, PROXY_USER, proxy_py_available, proxy_settings, start_or_skip
+
 from pipeline.config import parse_config
 from pipeline.demo_data import make_log_file
 from pipeline.discovery import discover
 from pipeline.errors import ConfigError
 from pipeline.ingest import ingest_object
 from pipeline.s3 import ProxyAuthenticationError, make_client
-from support.proxy_server import PROXY_PASSWORD, PROXY_USER, proxy_py_available, proxy_settings, start_or_skip
 
 
 def record_requests(client) -> list:
@@ -154,7 +154,7 @@ def test_wrong_proxy_password_is_a_clear_error_without_the_password(make_runtime
 @needs_proxy_py
 def test_ingest_through_the_proxy(make_runtime, s3, bucket, forward_proxy, redis_client):
     log_file = make_log_file(random.Random(7), "111122223333", "us-east-1",
-                             datetime(2024, 5, 1, tzinfo=timezone.utc), 5)
+                             datetime(2024, 5, 1, tzinfo=UTC), 5)
     s3.put_object(Bucket=bucket, Key=log_file.key, Body=log_file.body)
     runtime = make_runtime(bucket, proxy=proxy_settings(forward_proxy))
     source = runtime.source("test-src")
@@ -164,3 +164,14 @@ def test_ingest_through_the_proxy(make_runtime, s3, bucket, forward_proxy, redis
     result = ingest_object(source, log_file.key, runtime.state, runtime.s3(source))
     assert (result.outcome, result.events) == ("done", 5)
     forward_proxy.wait_for_log(f"/{bucket}/{log_file.key} - 200 OK")
+
+
+def test_sqs_client_verifies_with_a_ca_setting_not_a_pair():
+    """``verify_setting`` returns (verify, pins): the SQS client once got the pair itself as
+    ``verify=``, so every HTTPS request (AWS's SQS) failed inside botocore with a TypeError."""
+    from pipeline.s3 import make_sqs_client
+    config = parse_config(config_dict("redis://127.0.0.1:1/0", [source_dict(
+        "trail-bucket", "http://127.0.0.1:1", sqs={"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q"})]))
+    client = make_sqs_client(config.sources[0])
+    verify = client._endpoint.http_session._verify  # noqa: SLF001  (what each HTTPS connection loads)
+    assert verify is True or isinstance(verify, str), verify

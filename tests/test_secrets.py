@@ -10,21 +10,21 @@ import random
 import subprocess
 import traceback
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 from botocore.httpsession import mask_proxy_url
-
 from conftest import REPO, celery_env, config_dict, source_dict, start_celery, stop_process, wait_for, write_config
+from support.proxy_server import PROXY_USER, start_or_skip
+from support.redis_servers import with_password
+
 from pipeline.config import load_config, parse_config
 from pipeline.demo_data import make_log_file
 from pipeline.errors import ConfigError
 from pipeline.redis_server import RedisServer
 from pipeline.s3 import proxy_url
-from support.proxy_server import PROXY_USER, start_or_skip
-from support.redis_servers import with_password
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def trailpipe(*args: str, config_path: Path) -> subprocess.CompletedProcess:
 
 def test_no_secret_anywhere_after_a_full_ingest(tmp_path, s3, bucket, moto_endpoint):
     files = [make_log_file(random.Random(seed), "111122223333", "us-east-1",
-                           datetime(2024, 5, 5, seed, tzinfo=timezone.utc), 5) for seed in (1, 2, 3)]
+                           datetime(2024, 5, 5, seed, tzinfo=UTC), 5) for seed in (1, 2, 3)]
     for log_file in files:
         s3.put_object(Bucket=bucket, Key=log_file.key, Body=log_file.body)
     s3.put_object(Bucket=bucket, Key=CORRUPT_KEY, Body=gzip.compress(b"this is not JSON"))  # dead-lettered

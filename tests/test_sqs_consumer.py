@@ -16,13 +16,26 @@ import boto3
 import orjson
 import psutil
 import pytest
+from conftest import (
+    REPO,
+    TEST_KEY_ID,
+    TEST_SECRET,
+    celery_env,
+    config_dict,
+    shared_log_files,
+    source_dict,
+    start_celery,
+    stop_process,
+    stream_events,
+    upload,
+    wait_for,
+    write_config,
+)
+from test_discovery import Recorder, log_key
 
-from conftest import (REPO, TEST_KEY_ID, TEST_SECRET, celery_env, config_dict, shared_log_files, source_dict,
-                      start_celery, stop_process, stream_events, upload, wait_for, write_config)
 from pipeline.discovery import sweep
 from pipeline.redis_server import RedisServer
 from pipeline.sqs_consumer import VisibilityKeeper, consume, queue_owners, queue_sources
-from test_discovery import Recorder, log_key
 
 _queue_counter = iter(range(1, 1_000_000))
 

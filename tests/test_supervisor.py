@@ -15,8 +15,8 @@ import orjson
 import psutil
 import pytest
 import redis
-
 from conftest import REPO, source_dict, stop_process, stream_events, wait_for, write_config
+
 from pipeline.demo_data import make_bucket_files
 from pipeline.embedded import embedded_url
 from pipeline.supervisor import CRASH_LOOP_EXIT, Part, Supervisor

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import config_dict, source_dict, start_celery, stop_process, wait_for, write_config
+
 from pipeline.demo_data import make_log_file
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ FILES, RECORDS = 20, 150
 
 def test_fleet_wide_eps_throttle(tmp_path, redis_server, redis_client, moto_endpoint, s3, bucket):
     rng = random.Random(3)
-    start = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 3, tzinfo=UTC)
     expected = set()
     for n in range(FILES):
         log = make_log_file(rng, "111122223333", "us-east-1", start + timedelta(minutes=n), RECORDS)

@@ -11,9 +11,19 @@ from collections import Counter
 
 import orjson
 import pytest
-
-from conftest import (upload, REPO, celery_env, config_dict, shared_log_files, source_dict, start_celery,
-                      stop_process, stream_events, wait_for, write_config)
+from conftest import (
+    REPO,
+    celery_env,
+    config_dict,
+    shared_log_files,
+    source_dict,
+    start_celery,
+    stop_process,
+    stream_events,
+    upload,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -280,7 +280,7 @@ def backfill(config_path: str, identifier: str, since, until, workers: int) -> N
 
     runtime = Runtime(_open(config_path, serve_data=False))
     source = runtime.config.source(identifier)
-    last_day = (until or datetime.now(timezone.utc)).date()
+    last_day = (until or datetime.now(UTC)).date()
     if since.date() > last_day:
         raise click.UsageError("--since is after --until")
     show = _progress_printer(sys.stderr.isatty())
@@ -428,7 +428,7 @@ def _utc(text: str | None, option: str) -> datetime | None:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise click.UsageError(f"{option}: not an ISO 8601 time (such as 2026-11-01T08:00:00Z)") from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @main.command()
@@ -454,7 +454,7 @@ def verify(config_path: str, identifier: str, since: str, until: str | None, pub
         source = runtime.config.source(identifier)
     except KeyError:
         raise click.UsageError(f"no source with identifier {identifier!r}") from None
-    start, end = _utc(since, "--since"), _utc(until, "--until") or datetime.now(timezone.utc)
+    start, end = _utc(since, "--since"), _utc(until, "--until") or datetime.now(UTC)
     if start > end:
         raise click.UsageError("--since is after --until")
     try:

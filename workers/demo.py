@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -54,7 +54,7 @@ def fill_bucket(endpoint: str, files: int) -> tuple[int, int]:
     logs = make_bucket_files(files=files)
     for log in logs:
         s3.put_object(Bucket=BUCKET, Key=log.key, Body=log.body)
-    digest_key, digest_body = make_digest(ACCOUNTS[0], REGIONS[0], datetime(2026, 11, 1, 9, tzinfo=timezone.utc))
+    digest_key, digest_body = make_digest(ACCOUNTS[0], REGIONS[0], datetime(2026, 11, 1, 9, tzinfo=UTC))
     s3.put_object(Bucket=BUCKET, Key=digest_key, Body=digest_body)
     s3.put_object(Bucket=BUCKET, Key="AWSLogs/README.txt", Body=b"not a log file")
     return len(logs), sum(log.records for log in logs)

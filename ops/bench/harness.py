@@ -55,7 +55,7 @@ import time
 import zlib
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -190,7 +190,7 @@ def make_files(options: BenchOptions) -> list[LogFile]:
     """``files`` log files of ``min_records``..``max_records`` records over 3 accounts x 3 regions."""
     rng = random.Random(options.seed)
     partitions = [(a, r) for a in ACCOUNTS for r in REGIONS]
-    end = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
     out = []
     for index in range(options.files):
         account, region = partitions[index % len(partitions)]
@@ -204,7 +204,7 @@ def write_big_file(path: Path, megabytes: int, seed: int) -> tuple[int, int]:
     """A gzip CloudTrail file of ``megabytes`` MB uncompressed, written as a stream (records made
     from a pool of 2,000, each with its own eventID). Returns (records, uncompressed bytes)."""
     rng = random.Random(seed)
-    when = datetime.now(timezone.utc) - timedelta(minutes=20)
+    when = datetime.now(UTC) - timedelta(minutes=20)
     pool = [make_record(rng, ACCOUNTS[0], REGIONS[0], when) for _ in range(2000)]
     target = megabytes * 1_000_000
     written = records = 0
@@ -247,7 +247,7 @@ def serve_s3(port: int) -> None:
             if bucket not in backend.buckets:
                 backend.create_bucket(bucket, REGION)
             rng = random.Random(command["seed"])
-            end = datetime.fromtimestamp(command["end"], timezone.utc)
+            end = datetime.fromtimestamp(command["end"], UTC)
             partitions = [(a, r) for a in ACCOUNTS for r in REGIONS]
             body = b"x" * command.get("size", 1)
             keys = []
@@ -273,7 +273,7 @@ class S3Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         env = dict(os.environ, MOTO_S3_DEFAULT_MAX_KEYS="1000")  # as S3: 1,000 keys per LIST page
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
@@ -428,7 +428,7 @@ class Worker:
         self.concurrency, self.pool, self.tree = concurrency, pool, tree
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> "Worker":
+    def start(self, timeout: float = 120) -> Worker:
         env = dict(os.environ, TRAILPIPE_CONFIG=str(self.config_path), PYTHONUNBUFFERED="1")
         env.pop("TRAILPIPE_REDIS_URL", None)
         self.log = open(self.log_path, "ab")
@@ -553,7 +553,7 @@ def run_listing(options: BenchOptions, work: Path, s3: S3Server, size: int) -> d
     from pipeline.runtime import Runtime  # noqa: PLC0415
 
     bucket = f"trailpipe-bench-list-{size}"
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     t0 = time.perf_counter()
     s3.fill(bucket, size, now - timedelta(minutes=30), seed=options.seed)
     fill_seconds = time.perf_counter() - t0
@@ -603,7 +603,7 @@ def run_memory(options: BenchOptions, work: Path, s3: S3Server, formats: list[st
     s3client = s3.client()
     s3client.create_bucket(Bucket=bucket)
     rng = random.Random(options.seed + 2)
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     small = make_log_file(rng, ACCOUNTS[0], REGIONS[0], now - timedelta(minutes=40), 200)
     s3client.put_object(Bucket=bucket, Key=small.key, Body=small.body)
     big_key = log_key(ACCOUNTS[0], REGIONS[0], now - timedelta(minutes=20), rng)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from parser_bench import best_of, make_record  # noqa: E402
+
 from pipeline.parser import iter_records  # noqa: E402
 
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.demo_data import make_record as demo_record  # noqa: E402
 from pipeline.parser import iter_records  # noqa: E402
 
-BASE_TIME = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+BASE_TIME = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 
 def make_record(rng: random.Random, index: int, size: int) -> dict:

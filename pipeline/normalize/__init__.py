@@ -18,14 +18,16 @@ from typing import Any
 
 import orjson
 
-from . import common, javaish, ocsf as _ocsf
-from .category import category
+from . import common, javaish
+from . import ocsf as _ocsf
 from .casing import canonical_keys
+from .category import category
 from .display import display_name, record_display_name
 from .ecs import ecs_document
 from .ocsf import ocsf_event
 
-__all__ = ["canonical_keys", "clear_caches", "derive_batch", "derive_fields", "display_name", "category", "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
+__all__ = ["canonical_keys", "clear_caches", "derive_batch", "derive_fields", "display_name", "category",
+           "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("ecs", "ocsf")
 
@@ -78,7 +80,7 @@ def clear_caches() -> None:
 
 
 def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str | bytes]:
-    fields = {
+    fields: dict[str, str | bytes] = {
         "display_name": record_display_name(record),
         "category": category(record),
     }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from . import categories as C
 
@@ -28,7 +29,7 @@ def is_read_only(record: dict, event_name: str) -> bool:
     word = _FIRST_WORD.match(event_name)
     if word and word.group() == "Batch":
         word = _FIRST_WORD.match(event_name, word.end())
-    return bool(word) and word.group() in C.READ_VERBS
+    return word is not None and word.group() in C.READ_VERBS
 
 
 def category(record: dict) -> str:
@@ -42,12 +43,14 @@ def category(record: dict) -> str:
     code = record.get("errorCode")
     if isinstance(code, str) and code in C.ACCESS_DENIED_ERRORS:
         return C.ACCESS_DENIED
-    found = _BY_NAME.get(name, _UNKNOWN)
-    if found is _UNKNOWN:
+    cached = _BY_NAME.get(name, _UNKNOWN)
+    if cached is _UNKNOWN:
         found = _by_name(name)
         if len(_BY_NAME) >= 4096:
             _BY_NAME.clear()
         _BY_NAME[name] = found
+    else:
+        found = cast("str | None", cached)
     if found is not None:
         return found
     if is_read_only(record, name):

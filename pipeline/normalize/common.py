@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MISSING: Any = object()
@@ -102,7 +102,7 @@ def parse_iso8601(value: Any) -> datetime | None:
         moment = datetime(
             int(year), int(month or 1), int(day or 1),
             int(hour or 0), int(minute or 0), int(second or 0),
-            nanos // 1000, tzinfo=timezone.utc,
+            nanos // 1000, tzinfo=UTC,
         )
     except ValueError:
         return None
@@ -171,4 +171,4 @@ def epoch_millis(value: Any) -> int | None:
 
 _MILLISECOND = timedelta(milliseconds=1)
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -9,6 +9,7 @@ Matching Elastic field for field means reproducing both.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -67,6 +68,7 @@ def java_double(value: float) -> str:
     if value == 0:
         return sign + "0.0"
     _, digits, exponent = Decimal(repr(abs(value))).as_tuple()
+    assert isinstance(exponent, int)  # a finite value (NaN and infinities returned above)
     text = "".join(map(str, digits)).rstrip("0") or "0"
     point = len(digits) + exponent  # position of the decimal point within ``digits``
     if 1e-3 <= abs(value) < 1e7:
@@ -122,7 +124,7 @@ def java_map_str(mapping: dict) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-_RENDER = {
+_RENDER: dict[type, Callable[[Any], str]] = {
     type(None): lambda value: "null",
     bool: lambda value: "true" if value else "false",
     int: str,
@@ -145,6 +147,7 @@ class Pruned(dict):
     """A JSON object after empty values were dropped; remembers how many keys it had."""
 
     __slots__ = ("original_size",)
+    original_size: int
 
 
 _DROP = object()
@@ -257,13 +260,14 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
         return (value if out is None else out), "{" + ", ".join([f"{k}={texts[k]}" for k in keys]) + "}"
     if cls is list:
         items = []
-        texts_ = []
+        texts_: list[str] = []
         changed = False
         for item in value:
             new, text = prune_render(item)
             if new is not item:
                 changed = True
             if new is not _DROP:
+                assert text is not None  # only _DROP comes without a text
                 items.append(new)
                 texts_.append(text)
         if not items:

@@ -152,18 +152,18 @@ def _actor(identity: dict) -> dict:
             if (value := _bool(attributes.get("mfaAuthenticated"))) is not None:
                 session["is_mfa"] = value
         issuer = context.get("sessionIssuer")
-        if isinstance(issuer, dict) and (value := _str(issuer.get("arn"))) is not None:
-            session["issuer"] = value
+        if isinstance(issuer, dict) and (issuer_arn := _str(issuer.get("arn"))) is not None:
+            session["issuer"] = issuer_arn
         if session:
             actor["session"] = session
         federation = context.get("webIdFederationData")
         if isinstance(federation, dict):
             provider = _str(federation.get("federatedProvider"))
-    value = get("invokedBy")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
-        actor["invoked_by"] = value
+    invoked_by = get("invokedBy")
+    if invoked_by.__class__ is not str or not invoked_by:
+        invoked_by = _str(invoked_by)
+    if invoked_by is not None:
+        actor["invoked_by"] = invoked_by
     if provider is None:
         provider = _str(get("identityProvider"))
     if provider is not None:
@@ -240,7 +240,7 @@ def _resources(record: dict) -> list | None:
     out = []
     for resource in resources:
         if isinstance(resource, dict):
-            item = {}
+            item: dict[str, Any] = {}
             if (uid := _str(resource.get("ARN")) or _str(resource.get("arn"))) is not None:
                 item["uid"] = uid
             if (value := _str(resource.get("type"))) is not None:
@@ -324,7 +324,7 @@ def ocsf_event(record: dict) -> dict:
     time = epoch_millis(get("eventTime"))
     if time is not None:
         event["time"] = time
-    product = {**T.PRODUCT}
+    product: dict[str, Any] = {**T.PRODUCT}
     value = get("eventVersion")
     if value.__class__ is not str or not value:
         value = _str(value)
@@ -414,8 +414,10 @@ def ocsf_event(record: dict) -> dict:
         if isinstance(request, dict):
             policy_arn = _str(request.get("policyArn"))
             policy_name = _str(request.get("policyName"))
-            if policy_arn or policy_name:
-                event["policy"] = _kept({"uid": policy_arn, "name": policy_name or policy_arn.rsplit("/", 1)[-1]})
+            if policy_name:
+                event["policy"] = _kept({"uid": policy_arn, "name": policy_name})
+            elif policy_arn:
+                event["policy"] = _kept({"uid": policy_arn, "name": policy_arn.rsplit("/", 1)[-1]})
 
     mapped = T.MAPPED_TOP_LEVEL
     unmapped = {key: value for key, value in record.items() if key not in mapped}
@@ -427,6 +429,7 @@ def ocsf_event(record: dict) -> dict:
     elif "userIdentity" in record and record["userIdentity"] is not None:
         unmapped["userIdentity"] = record["userIdentity"]
     if mapped_extra is not None:
+        assert isinstance(extra, dict)  # mapped_extra is only set for a dict
         rest = _without(extra, mapped_extra)
         if rest:
             unmapped["additionalEventData"] = rest
@@ -437,12 +440,12 @@ def ocsf_event(record: dict) -> dict:
     for key, field in (("request", "requestParameters"), ("response", "responseElements")):
         data = get(field)
         if data is not None:
-            api = event.get("api")
-            if api is None:
-                api = event["api"] = {}
-            part = api.get(key)
+            event_api: dict[str, Any] | None = event.get("api")
+            if event_api is None:
+                event_api = event["api"] = {}
+            part = event_api.get(key)
             if part is None:
-                part = api[key] = {}
+                part = event_api[key] = {}
             part["data"] = data
     if unmapped:
         event["unmapped"] = unmapped

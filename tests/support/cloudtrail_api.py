@@ -13,7 +13,6 @@ import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
 TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys"
 
 
@@ -66,7 +65,7 @@ class CloudTrailKeysAPI:
     def add_key(self, der: bytes, fingerprint: str, start: datetime, end: datetime) -> None:
         self.keys.append({"der": der, "fingerprint": fingerprint, "start": start, "end": end})
 
-    def __enter__(self) -> "CloudTrailKeysAPI":
+    def __enter__(self) -> CloudTrailKeysAPI:
         self.thread.start()
         return self
 

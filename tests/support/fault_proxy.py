@@ -120,7 +120,7 @@ class FaultProxy:
     def faults(self) -> int:
         return sum(v for k, v in self.counts.items() if k != "requests")
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self.thread.start()
         return self
 

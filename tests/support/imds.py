@@ -74,7 +74,7 @@ class IMDSServer:
             return len(self.issued)
 
     def _issue(self) -> dict:
-        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
         with self.lock:
             number = len(self.issued) + 1
             document = {
@@ -89,7 +89,7 @@ class IMDSServer:
             self.issued.append(document)
         return document
 
-    def start(self) -> "IMDSServer":
+    def start(self) -> IMDSServer:
         self._thread.start()
         return self
 

@@ -16,8 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pipeline.redis_server import free_port
 from pipeline.processes import stop_process
+from pipeline.redis_server import free_port
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 SETUP_ALLOWANCE = 100000
@@ -33,7 +33,7 @@ class IamEnforcingMoto:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> "IamEnforcingMoto":
+    def start(self, timeout: float = 30) -> IamEnforcingMoto:
         env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(SETUP_ALLOWANCE))
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

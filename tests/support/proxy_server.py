@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
 from pipeline.processes import stop_process
 
 
@@ -27,7 +28,7 @@ class ForwardProxy:
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20) -> "ForwardProxy":
+    def start(self, timeout: float = 20) -> ForwardProxy:
         self.directory.mkdir(parents=True, exist_ok=True)
         port_file = self.directory / "port"
         port_file.unlink(missing_ok=True)

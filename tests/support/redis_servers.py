@@ -13,8 +13,8 @@ from pathlib import Path
 
 import redis
 
-from pipeline.redis_server import RedisServer, find_redis_server, free_port
 from pipeline.processes import stop_process
+from pipeline.redis_server import RedisServer, find_redis_server, free_port
 
 
 def with_password(server: RedisServer, password: str) -> None:
@@ -73,7 +73,7 @@ class TLSRedisServer:
         query = f"?ssl_ca_certs={ca or self.ca}" if (ca or self.ca) else ""
         return f"rediss://:{self.password}@127.0.0.1:{self.port}/0{query}"
 
-    def start(self, timeout: float = 10) -> "TLSRedisServer":
+    def start(self, timeout: float = 10) -> TLSRedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [self.binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",

@@ -38,7 +38,7 @@ def _name(common_name: str) -> x509.Name:
 
 def make_pki(directory: Path, ca_name: str = "trailpipe test CA") -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (x509.CertificateBuilder()
                .subject_name(_name(ca_name)).issuer_name(_name(ca_name))
@@ -102,7 +102,7 @@ class TLSFront:
         context.load_cert_chain(str(cert_pem), str(key_pem))
         self.context = context
 
-    def start(self) -> "TLSFront":
+    def start(self) -> TLSFront:
         self._thread.start()
         return self
 
