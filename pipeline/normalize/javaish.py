@@ -137,8 +137,16 @@ _ORDERS: dict[tuple[tuple, int], list] = {}
 _ORDERS_MAX = 4096
 
 
+# prune_render: positions in HashMap order ("()": insertion order) by key tuple; maps of
+# up to 12 keys (16 buckets, the common case) apart, without a (keys, capacity) key.
+_ORDERS_16: dict[tuple, tuple[int, ...]] = {}
+_POSITIONS: dict[tuple[tuple, int], tuple[int, ...]] = {}
+
+
 def clear_caches() -> None:
     _ORDERS.clear()
+    _ORDERS_16.clear()
+    _POSITIONS.clear()
 
 
 class Pruned(dict):
@@ -207,6 +215,8 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
     """``(drop_empty(value), java_str(drop_empty(value)))`` in one walk (the pipeline's
     flattened objects and their text); ``(_DROP, None)`` when nothing is left."""
     cls = value.__class__
+    if cls is dict:
+        return _prune_render_map(value) if value else _DROPPED
     if cls is str:
         return (value, value) if value else _DROPPED
     if cls is int:
@@ -215,49 +225,9 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
         return value, "true" if value else "false"
     if value is None:
         return _DROPPED
-    if cls is dict:
-        if not value:
-            return _DROPPED
-        texts: dict = {}
-        out = None
-        for key, item in value.items():
-            kind = item.__class__
-            if kind is str and item:
-                new = item
-                texts[key] = item
-            elif kind is int:
-                new = item
-                texts[key] = str(item)
-            else:
-                new, text = prune_render(item)
-                if new is not _DROP:
-                    texts[key] = text
-            if out is None:
-                if new is item:
-                    continue
-                out = Pruned()  # first change: copy the entries kept so far
-                for kept, kept_item in value.items():
-                    if kept is key:
-                        break
-                    out[kept] = kept_item
-            if new is not _DROP:
-                out[key] = new
-        if out is not None:
-            if not out:
-                return _DROPPED
-            out.original_size = len(value)
-        size = len(value)
-        capacity = _INITIAL_CAPACITY if size <= 12 else hashmap_capacity(size)
-        names = tuple(texts)
-        keys = _ORDERS.get((names, capacity))
-        if keys is None:
-            if len(_ORDERS) >= _ORDERS_MAX:
-                _ORDERS.clear()
-            keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
-        return (value if out is None else out), "{" + ", ".join([f"{k}={texts[k]}" for k in keys]) + "}"
     if cls is list:
         items = []
-        texts_ = []
+        texts = []
         changed = False
         for item in value:
             new, text = prune_render(item)
@@ -265,12 +235,90 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
                 changed = True
             if new is not _DROP:
                 items.append(new)
-                texts_.append(text)
+                texts.append(text)
         if not items:
             return _DROPPED
-        return (items if changed else value), "[" + ", ".join(texts_) + "]"
+        return (items if changed else value), "[" + ", ".join(texts) + "]"
     out = _prune(value)  # anything else (floats, subclasses): the two steps
     return _DROPPED if out is _DROP else (out, java_str(out))
+
+
+def _prune_render_map(value: dict) -> tuple[Any, str | None]:
+    """``prune_render`` of a non-empty dict: its entries' ``key=text`` parts in insertion
+    order, then put in HashMap order (remembered per key tuple).  A copy (``Pruned``) only
+    when an entry was dropped or replaced by its own pruned copy."""
+    names = []  # the keys kept, their "key=text" parts and values, in insertion order
+    parts = []
+    kept = []
+    changed = False
+    for key, item in value.items():
+        kind = item.__class__
+        if kind is str:
+            if item:
+                names.append(key)
+                parts.append(f"{key}={item}")
+                kept.append(item)
+            else:
+                changed = True
+            continue
+        if kind is int:
+            names.append(key)
+            parts.append(f"{key}={item}")
+            kept.append(item)
+            continue
+        if kind is dict and item:
+            new, text = _prune_render_map(item)
+        else:
+            new, text = prune_render(item)
+        if new is not item:
+            changed = True
+            if new is _DROP:
+                continue
+        names.append(key)
+        parts.append(f"{key}={text}")
+        kept.append(new)
+    if not names:
+        return _DROPPED
+    if changed:
+        out = Pruned(zip(names, kept))
+        out.original_size = len(value)
+    else:
+        out = value
+    if len(names) == 1:
+        return out, "{" + parts[0] + "}"
+    size = len(value)
+    if size <= 12:
+        order = _ORDERS_16.get(names_ := tuple(names))
+        if order is None:
+            order = _order(names_, _INITIAL_CAPACITY, _ORDERS_16, names_)
+    else:
+        capacity = hashmap_capacity(size)
+        names_ = tuple(names)
+        order = _POSITIONS.get((names_, capacity))
+        if order is None:
+            order = _order(names_, capacity, _POSITIONS, (names_, capacity))
+    if not order:  # already in hash order
+        return out, "{" + ", ".join(parts) + "}"
+    return out, "{" + ", ".join([parts[i] for i in order]) + "}"
+
+
+def _order(names: tuple, capacity: int, cache: dict, key: Any) -> tuple[int, ...]:
+    """The positions of ``names`` in HashMap order, () when that is insertion order."""
+    ranked = sorted(range(len(names)), key=lambda i, b=_buckets(names, capacity): (b[i], i))
+    order = () if ranked == list(range(len(names))) else tuple(ranked)
+    if len(cache) >= _ORDERS_MAX:
+        cache.clear()
+    cache[key] = order
+    return order
+
+
+def _buckets(names: tuple, capacity: int) -> list[int]:
+    mask = capacity - 1
+    out = []
+    for name in names:
+        h = java_string_hash(str(name))
+        out.append((h ^ (h >> 16)) & mask)
+    return out
 
 
 def pruned(value: Any) -> Any:
