@@ -30,7 +30,7 @@ from typing import Any
 
 from . import ocsf_tables as T
 from .category import failed
-from .common import MISSING, dig, epoch_millis, ip_list, is_ip, text
+from .common import _IPS, _TIMES, MISSING, _times, dig, epoch_millis, ip_list, is_ip, text
 
 _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
 
@@ -81,6 +81,7 @@ _CLASSES: dict[tuple[str, str | None], tuple[int, int]] = {}
 
 def clear_caches() -> None:
     _CLASSES.clear()
+    _HEADS.clear()
 
 
 def _classify(record: dict, name: str, source: object) -> tuple[int, int]:
@@ -285,23 +286,76 @@ _MAPPED_USER_IDENTITY = _tree(T.MAPPED_USER_IDENTITY)
 _MAPPED_AUTH_EXTRA = _tree(T.MAPPED_AUTH_EXTRA)
 
 
+# Reading a string attribute: the idiom
+#     if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+# takes the common case (a non-empty string) in two tests and a missing key without a call.
+
+
+def _head(record: dict, name: Any, source: Any) -> tuple:
+    """The event's first eight attributes (class, activity, type), by (eventName,
+    eventSource) when those decide them alone."""
+    class_uid, activity_id = classify(record)
+    class_name, category_uid, category_name = T.CLASSES[class_uid]
+    activity_name = T.ACTIVITY_NAMES[class_uid].get(activity_id, "Other")
+    if activity_id == 99:
+        event_name = text(name)
+        if event_name:
+            activity_name = event_name
+    return (activity_id, activity_name, category_uid, category_name, class_uid, class_name,
+            class_uid * 100 + activity_id, f"{class_name}: {activity_name}")
+
+
+_HEADS: dict[tuple[str, str | None], tuple] = {}
+_SEVERITY_ID, _SEVERITY = T.SEVERITY
+_STATUS_SUCCESS = T.STATUS_SUCCESS
+_STATUS_FAILURE = T.STATUS_FAILURE
+_PRODUCT_NAME = T.PRODUCT["name"]
+_PRODUCT_VENDOR = T.PRODUCT["vendor_name"]
+_OCSF_VERSION = T.OCSF_VERSION
+_PROFILES = T.PROFILES
+_USER_TYPE_IDS_GET = T.USER_TYPE_IDS.get
+_MAPPED_TOP_LEVEL = T.MAPPED_TOP_LEVEL
+_AUTHENTICATION = T.AUTHENTICATION
+_ACCOUNT_CHANGE = T.ACCOUNT_CHANGE
+_TIMES_GET = _TIMES.get
+_IPS_GET = _IPS.get
+
+
 def ocsf_event(record: dict) -> dict:
     """The OCSF 1.1.0 event for ``record`` (a dict ready for JSON; attributes without a
     value are left out)."""
     get = record.get
-    class_uid, activity_id = classify(record)
-    class_name, category_uid, category_name = T.CLASSES[class_uid]
-    event_name = text(get("eventName"))
-    activity_name = T.ACTIVITY_NAMES[class_uid].get(activity_id, "Other")
-    if activity_id == 99 and event_name:
-        activity_name = event_name
-    status_id, status = T.STATUS_FAILURE if failed(record) else T.STATUS_SUCCESS
+    name = get("eventName")
+    source = get("eventSource")
+    head = None
+    if name.__class__ is str and (source is None or source.__class__ is str):
+        head = _HEADS.get((name, source))
+    if head is None:
+        head = _head(record, name, source)
+        if name.__class__ is str and (source is None or source.__class__ is str) and (name, source) in _CLASSES:
+            if len(_HEADS) >= 4096:
+                _HEADS.clear()
+            _HEADS[name, source] = head  # classify remembered it: decided by the names alone
+    activity_id, activity_name, category_uid, category_name, class_uid, class_name, type_uid, type_name = head
+    event_name = name if name.__class__ is str and name else text(name)
+    # category.failed, inline
+    response = get("responseElements")
+    console = response.get("ConsoleLogin") if response.__class__ is dict or isinstance(response, dict) else None
+    if console.__class__ is str or isinstance(console, str):
+        is_failed = console.lower() != "success"
+    else:
+        is_failed = bool(get("errorCode") or get("errorMessage"))
+    status_id, status = _STATUS_FAILURE if is_failed else _STATUS_SUCCESS
     identity = get("userIdentity")
-    identity = identity if isinstance(identity, dict) else None
-    extra = get("additionalEventData")
-    error_code = _str(get("errorCode"))
-    error_message = _str(get("errorMessage"))
-    service = _str(get("eventSource"))
+    if identity.__class__ is not dict and not isinstance(identity, dict):
+        identity = None
+    error_code = get("errorCode")
+    if not (error_code.__class__ is str and error_code or error_code is not None and (error_code := _str(error_code)) is not None):
+        error_code = None
+    error_message = get("errorMessage")
+    if not (error_message.__class__ is str and error_message or error_message is not None and (error_message := _str(error_message)) is not None):
+        error_message = None
+    service = source if source.__class__ is str and source else _str(source)
 
     event: dict[str, Any] = {
         "activity_id": activity_id,
@@ -310,10 +364,10 @@ def ocsf_event(record: dict) -> dict:
         "category_name": category_name,
         "class_uid": class_uid,
         "class_name": class_name,
-        "type_uid": class_uid * 100 + activity_id,
-        "type_name": f"{class_name}: {activity_name}",
-        "severity_id": T.SEVERITY[0],
-        "severity": T.SEVERITY[1],
+        "type_uid": type_uid,
+        "type_name": type_name,
+        "severity_id": _SEVERITY_ID,
+        "severity": _SEVERITY,
         "status_id": status_id,
         "status": status,
     }
@@ -321,44 +375,33 @@ def ocsf_event(record: dict) -> dict:
         event["status_code"] = error_code
     if error_message is not None:
         event["status_detail"] = error_message
-    time = epoch_millis(get("eventTime"))
+    event_time = get("eventTime")
+    time = ((_TIMES_GET(event_time) if event_time.__class__ is str else None) or _times(event_time))[1]
     if time is not None:
         event["time"] = time
-    product = {**T.PRODUCT}
+    product = {"name": _PRODUCT_NAME, "vendor_name": _PRODUCT_VENDOR}
     value = get("eventVersion")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         product["version"] = value
     value = get("eventCategory")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         product["feature"] = {"name": value}
-    metadata: dict[str, Any] = {"version": T.OCSF_VERSION}
     value = get("eventID")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
-        metadata["uid"] = value
-    metadata["product"] = product
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+        metadata: dict[str, Any] = {"version": _OCSF_VERSION, "uid": value, "product": product}
+    else:
+        metadata = {"version": _OCSF_VERSION, "product": product}
     value = get("eventType")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         metadata["event_code"] = value
-    metadata["profiles"] = list(T.PROFILES)
+    metadata["profiles"] = list(_PROFILES)
     event["metadata"] = metadata
     cloud: dict[str, Any] = {"provider": "AWS"}
     value = get("awsRegion")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         cloud["region"] = value
     value = get("recipientAccountId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         cloud["account"] = {"uid": value}
     event["cloud"] = cloud
     if identity:
@@ -369,33 +412,49 @@ def ocsf_event(record: dict) -> dict:
     if service is not None:
         api["service"] = {"name": service}
     value = get("apiVersion")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         api["version"] = value
     value = get("requestID")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         api["request"] = {"uid": value}
-    if error_code is not None or error_message is not None:
-        api["response"] = _kept({"error": error_code, "message": error_message})
+    if error_code is not None:
+        api["response"] = {"error": error_code, "message": error_message} if error_message is not None \
+            else {"error": error_code}
+    elif error_message is not None:
+        api["response"] = {"message": error_message}
     if api:
         event["api"] = api
-    endpoint = _src_endpoint(record)
+    # _src_endpoint, inline
+    address = get("sourceIPAddress")
+    value = get("vpcEndpointId")
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+        endpoint: dict[str, Any] = {"uid": value}
+    else:
+        endpoint = {}
+    known = _IPS_GET(address) if address.__class__ is str else None
+    if known is None:
+        known = is_ip(address)
+    if known:
+        endpoint["ip"] = address
+    elif (addresses := ip_list(address)) is not None:
+        endpoint["ip"] = addresses[0]
+        endpoint["intermediate_ips"] = addresses[1:]
+    elif address.__class__ is str and address or address is not None and (address := _str(address)) is not None:
+        endpoint["domain"] = address
     if endpoint:
         event["src_endpoint"] = endpoint
     value = get("userAgent")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         event["http_request"] = {"user_agent": value}
-    resources = _resources(record)
+    resources = get("resources")
     if resources is not None:
-        event["resources"] = resources
+        resources = _resources(record)
+        if resources is not None:
+            event["resources"] = resources
 
-    mapped_extra = None
-    if class_uid == T.AUTHENTICATION:
+    extra = None
+    if class_uid == _AUTHENTICATION:
+        extra = get("additionalEventData")
         event["user"] = _auth_user(record, identity or {})
         if service is not None:
             event["service"] = {"name": service}
@@ -404,11 +463,12 @@ def ocsf_event(record: dict) -> dict:
                 event["is_mfa"] = value
             if (value := _str(extra.get("LoginTo"))) is not None:
                 event["dst_endpoint"] = {"svc_name": value}
-            mapped_extra = _MAPPED_AUTH_EXTRA
+        else:
+            extra = None
         protocol = T.AUTH_PROTOCOLS.get(event_name or "")
         if protocol:
             event["auth_protocol_id"], event["auth_protocol"] = protocol
-    elif class_uid == T.ACCOUNT_CHANGE:
+    elif class_uid == _ACCOUNT_CHANGE:
         event["user"] = _target_user(record, identity or {})
         request = get("requestParameters")
         if isinstance(request, dict):
@@ -417,33 +477,62 @@ def ocsf_event(record: dict) -> dict:
             if policy_arn or policy_name:
                 event["policy"] = _kept({"uid": policy_arn, "name": policy_name or policy_arn.rsplit("/", 1)[-1]})
 
-    mapped = T.MAPPED_TOP_LEVEL
+    mapped = _MAPPED_TOP_LEVEL
     unmapped = {key: value for key, value in record.items() if key not in mapped}
-    unmapped.pop("userIdentity", None)
+    whole = unmapped.pop("userIdentity", None)  # back at the end, when something is left
     if identity:
-        rest = _without(identity, _MAPPED_USER_IDENTITY)
+        rest = _identity_rest(identity)
         if rest:
             unmapped["userIdentity"] = rest
-    elif "userIdentity" in record and record["userIdentity"] is not None:
-        unmapped["userIdentity"] = record["userIdentity"]
-    if mapped_extra is not None:
-        rest = _without(extra, mapped_extra)
+    elif whole is not None:
+        unmapped["userIdentity"] = whole
+    if extra is not None:
+        rest = _without(extra, _MAPPED_AUTH_EXTRA)
         if rest:
             unmapped["additionalEventData"] = rest
         else:
             unmapped.pop("additionalEventData", None)
-    if time is None and get("eventTime") is not None:
-        unmapped["eventTime"] = record["eventTime"]  # not a time OCSF can carry
-    for key, field in (("request", "requestParameters"), ("response", "responseElements")):
-        data = get(field)
-        if data is not None:
-            api = event.get("api")
-            if api is None:
-                api = event["api"] = {}
-            part = api.get(key)
-            if part is None:
-                part = api[key] = {}
+    if time is None and event_time is not None:
+        unmapped["eventTime"] = event_time  # not a time OCSF can carry
+    data = get("requestParameters")
+    if data is not None:
+        api = event.get("api")
+        if api is None:
+            api = event["api"] = {}
+        part = api.get("request")
+        if part is None:
+            api["request"] = {"data": data}
+        else:
             part["data"] = data
+    if response is not None:
+        api = event.get("api")
+        if api is None:
+            api = event["api"] = {}
+        part = api.get("response")
+        if part is None:
+            api["response"] = {"data": response}
+        else:
+            part["data"] = response
     if unmapped:
         event["unmapped"] = unmapped
     return event
+
+
+def _identity_rest(identity: dict) -> dict:
+    """``_without(identity, _MAPPED_USER_IDENTITY)``, written out for the common shapes:
+    what userIdentity holds beyond what ``actor`` carries."""
+    out = {}
+    for key, value in identity.items():
+        if key in _IDENTITY_MAPPED:
+            continue
+        if key == "sessionContext" and isinstance(value, dict):
+            value = _without(value, _MAPPED_SESSION)
+            if value:
+                out[key] = value
+        else:
+            out[key] = value
+    return out
+
+
+_IDENTITY_MAPPED = frozenset(key for key, sub in _MAPPED_USER_IDENTITY.items() if sub is None)
+_MAPPED_SESSION = _MAPPED_USER_IDENTITY["sessionContext"]
