@@ -104,39 +104,36 @@ def _actor_user(identity: dict) -> dict:
     get = identity.get
     user: dict[str, Any] = {}
     value = get("arn")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["uid"] = value
     value = get("principalId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["uid_alt"] = value
-    name = _str(get("userName"))
-    if name is None:
+    name = get("userName")
+    if name.__class__ is str and name or name is not None and (name := _str(name)) is not None:
+        user["name"] = name
+    else:
         context = get("sessionContext")
         issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
         name = _str(issuer.get("userName")) if isinstance(issuer, dict) else None
-    if name is not None:
-        user["name"] = name
-    type_ = _str(get("type"))
-    if type_ is not None:
-        user["type"] = type_
-        user["type_id"] = T.USER_TYPE_IDS.get(type_, 99)
+        if name is not None:
+            user["name"] = name
+    value = get("type")
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+        user["type"] = value
+        user["type_id"] = _USER_TYPE_IDS_GET(value, 99)
     else:
         user["type_id"] = 0
     value = get("accountId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["account"] = {"uid": value}
     value = get("accessKeyId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["credential_uid"] = value
     return user
+
+
+_BOOLS = {"true": True, "false": False}  # _bool's answer for CloudTrail's own spellings
 
 
 def _actor(identity: dict) -> dict:
@@ -144,29 +141,39 @@ def _actor(identity: dict) -> dict:
     actor: dict[str, Any] = {"user": _actor_user(identity)}
     context = get("sessionContext")
     provider = None
-    if isinstance(context, dict):
-        session: dict[str, Any] = {}
+    if context.__class__ is dict or isinstance(context, dict):
         attributes = context.get("attributes")
-        if isinstance(attributes, dict):
-            if (value := epoch_millis(attributes.get("creationDate"))) is not None:
-                session["created_time"] = value
-            if (value := _bool(attributes.get("mfaAuthenticated"))) is not None:
-                session["is_mfa"] = value
+        if attributes.__class__ is dict or isinstance(attributes, dict):
+            value = attributes.get("creationDate")
+            created = ((_TIMES_GET(value) if value.__class__ is str else None) or _times(value))[1]
+            value = attributes.get("mfaAuthenticated")
+            mfa = _BOOLS.get(value) if value.__class__ is str else None
+            if mfa is None:
+                mfa = _bool(value)
+            if created is not None:
+                session: dict[str, Any] = {"created_time": created}
+                if mfa is not None:
+                    session["is_mfa"] = mfa
+            elif mfa is not None:
+                session = {"is_mfa": mfa}
+            else:
+                session = {}
+        else:
+            session = {}
         issuer = context.get("sessionIssuer")
-        if isinstance(issuer, dict) and (value := _str(issuer.get("arn"))) is not None:
+        if issuer is not None and isinstance(issuer, dict) and (value := _str(issuer.get("arn"))) is not None:
             session["issuer"] = value
         if session:
             actor["session"] = session
         federation = context.get("webIdFederationData")
-        if isinstance(federation, dict):
+        if federation is not None and isinstance(federation, dict):
             provider = _str(federation.get("federatedProvider"))
     value = get("invokedBy")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         actor["invoked_by"] = value
     if provider is None:
-        provider = _str(get("identityProvider"))
+        value = get("identityProvider")
+        provider = None if value is None else _str(value)
     if provider is not None:
         actor["idp"] = {"name": provider}
     return actor
@@ -519,20 +526,31 @@ def ocsf_event(record: dict) -> dict:
 
 
 def _identity_rest(identity: dict) -> dict:
-    """``_without(identity, _MAPPED_USER_IDENTITY)``, written out for the common shapes:
-    what userIdentity holds beyond what ``actor`` carries."""
+    """``_without(identity, _MAPPED_USER_IDENTITY)``, written out: what userIdentity holds
+    beyond what ``actor`` carries."""
     out = {}
     for key, value in identity.items():
         if key in _IDENTITY_MAPPED:
             continue
         if key == "sessionContext" and isinstance(value, dict):
-            value = _without(value, _MAPPED_SESSION)
-            if value:
-                out[key] = value
+            rest = {}
+            for name, part in value.items():
+                mapped = _SESSION_MAPPED.get(name)
+                if mapped is not None and isinstance(part, dict):
+                    if part.keys() <= mapped:
+                        continue  # everything in it is mapped (the usual attributes)
+                    part = {k: v for k, v in part.items() if k not in mapped}
+                    if not part:
+                        continue
+                rest[name] = part
+            if rest:
+                out[key] = rest
         else:
             out[key] = value
     return out
 
 
 _IDENTITY_MAPPED = frozenset(key for key, sub in _MAPPED_USER_IDENTITY.items() if sub is None)
-_MAPPED_SESSION = _MAPPED_USER_IDENTITY["sessionContext"]
+# sessionContext's mapped objects -> their mapped keys (all leaves, one level down)
+_SESSION_MAPPED = {name: frozenset(sub) for name, sub in _MAPPED_USER_IDENTITY["sessionContext"].items()}
+assert all(leaf is None for sub in _MAPPED_USER_IDENTITY["sessionContext"].values() for leaf in sub.values())
