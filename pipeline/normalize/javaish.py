@@ -158,6 +158,16 @@ class Pruned(dict):
 _DROP = object()
 
 
+def _shrunk(kept: dict, original_size: int) -> dict:
+    """What is left of a map of ``original_size`` keys: a ``Pruned`` when its HashMap had
+    grown beyond 16 buckets (its text depends on that), else the dict itself (16 either way)."""
+    if original_size <= 12:
+        return kept
+    out = Pruned(kept)
+    out.original_size = original_size
+    return out
+
+
 def _prune(value: Any) -> Any:
     """``value`` without null/"" values and empty containers; ``value`` itself (no copy)
     when nothing is dropped, ``_DROP`` when nothing is left."""
@@ -177,7 +187,7 @@ def _prune(value: Any) -> Any:
             if out is None:
                 if new is item:
                     continue
-                out = Pruned()  # first change: copy the entries kept so far
+                out = {}  # first change: copy the entries kept so far
                 for kept, kept_item in value.items():
                     if kept is key:
                         break
@@ -188,8 +198,7 @@ def _prune(value: Any) -> Any:
             return value
         if not out:
             return _DROP
-        out.original_size = len(value)
-        return out
+        return _shrunk(out, len(value))
     if cls is list or isinstance(value, list):
         items = list(map(_prune, value))
         if all(new is item for new, item in zip(items, value)):
@@ -254,34 +263,40 @@ def _prune_render_map(value: dict) -> tuple[Any, str | None]:
     for key, item in value.items():
         kind = item.__class__
         if kind is str:
-            if item:
-                names.append(key)
-                parts.append(f"{key}={item}")
-                kept.append(item)
-            else:
+            if not item:
                 changed = True
-            continue
-        if kind is int:
-            names.append(key)
+                continue
             parts.append(f"{key}={item}")
-            kept.append(item)
-            continue
-        if kind is dict and item:
+        elif kind is int:
+            parts.append(f"{key}={item}")
+        elif kind is dict:
+            if not item:
+                changed = True
+                continue
             new, text = _prune_render_map(item)
+            if new is not item:
+                changed = True
+                if new is _DROP:
+                    continue
+                item = new
+            parts.append(f"{key}={text}")
+        elif item is None:
+            changed = True
+            continue
         else:
             new, text = prune_render(item)
-        if new is not item:
-            changed = True
-            if new is _DROP:
-                continue
+            if new is not item:
+                changed = True
+                if new is _DROP:
+                    continue
+                item = new
+            parts.append(f"{key}={text}")
         names.append(key)
-        parts.append(f"{key}={text}")
-        kept.append(new)
+        kept.append(item)
     if not names:
         return _DROPPED
     if changed:
-        out = Pruned(zip(names, kept))
-        out.original_size = len(value)
+        out = _shrunk(dict(zip(names, kept)), len(value))
     else:
         out = value
     if len(names) == 1:
