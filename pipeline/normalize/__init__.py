@@ -54,18 +54,25 @@ def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = ()) ->
     records = [canonical_keys(r) if isinstance(r, dict) else {} for r in records]
     out: list[dict[str, str | bytes]] = [
         {"display_name": record_display_name(r), "category": category(r)} for r in records]
-    done: set[int] = set()  # records redone whole by derive_fields (nesting beyond recursion)
+    done: set[int] = set()  # id() of the fields redone whole by derive_fields (nesting beyond recursion)
+    dumps = orjson.dumps
     for name, build in (("ecs", ecs_document), ("ocsf", ocsf_event)):
         if name not in output_formats:
             continue
-        for index, record in enumerate(records):
-            if index in done:
+        for fields, record in zip(out, records):
+            if done and id(fields) in done:
                 continue
             try:
-                out[index][name] = _to_json(build(record))
+                document = build(record)
+                try:
+                    fields[name] = dumps(document)
+                except TypeError:  # what orjson refuses: _to_json's fallback
+                    fields[name] = _to_json(document)
             except RecursionError:
-                out[index] = derive_fields(record, output_formats)
-                done.add(index)
+                redone = derive_fields(record, output_formats)
+                fields.clear()
+                fields.update(redone)
+                done.add(id(fields))
     return out
 
 

@@ -382,9 +382,13 @@ def ecs_document(record: dict) -> dict:
         if version.__class__ is not str:
             version = pruned(version)
         if isinstance(version, _STR) and "v" in version:
-            protocol, _, number = version.partition("v")
-            out["version_protocol"] = protocol.lower()
-            out["version"] = number
+            split = _TLS_VERSIONS.get(version)
+            if split is None:
+                protocol, _, number = version.partition("v")
+                split = (protocol.lower(), number)
+                if len(_TLS_VERSIONS) < 64:  # a handful in practice ("TLSv1.2", "TLSv1.3")
+                    _TLS_VERSIONS[version] = split
+            out["version_protocol"], out["version"] = split
         value = tls.get("cipherSuite")
         if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             out["cipher"] = value
@@ -403,8 +407,15 @@ def ecs_document(record: dict) -> dict:
     if cloud:
         doc["cloud"] = cloud
     if related_user:
-        doc.setdefault("related", {})["user"] = related_user
+        related = doc.get("related")
+        if related is None:
+            doc["related"] = {"user": related_user}
+        else:
+            related["user"] = related_user
     return doc
+
+
+_TLS_VERSIONS: dict[str, tuple[str, str]] = {}
 
 
 _MAX_CHARS = T.FLATTENED_MAX_CHARS
@@ -423,23 +434,30 @@ def _identities(arn: Any, user: dict, related_user: list) -> None:
     AssumedRole ARN, ``user.id`` and ``user.name`` (the session issuer's role name when the
     caller is a role); an email address as session name (SSO sessions) or as user name
     (console users) becomes ``user.email``, and a session email's local part is related too."""
-    found = []
-    if isinstance(arn, str) and ":assumed-role/" in arn:
+    if (arn.__class__ is str or isinstance(arn, str)) and ":assumed-role/" in arn:
         session = arn.rsplit("/", 1)[-1]
         if session:
-            found.append(session)
+            if session not in related_user:
+                related_user.append(session)
             if "@" in session and _EMAIL.fullmatch(session):
                 user.setdefault("email", session)
-                found.append(session.split("@", 1)[0])
+                local = session.split("@", 1)[0]
+                if local not in related_user:
+                    related_user.append(local)
     name = user.get("name")
     if isinstance(name, str) and "@" in name and _EMAIL.fullmatch(name):
         user.setdefault("email", name)
-    for value in (user.get("id"), name):
-        if value is not None:
-            found.append(java_str(value))
-    for value in found:
+    value = user.get("id")
+    if value is not None:
+        if value.__class__ is not str:
+            value = java_str(value)
         if value not in related_user:
             related_user.append(value)
+    if name is not None:
+        if name.__class__ is not str:
+            name = java_str(name)
+        if name not in related_user:
+            related_user.append(name)
 
 
 def _digest_fields(record: dict, doc: dict, cloud: dict, ct: dict) -> None:
