@@ -25,8 +25,8 @@ import re
 from typing import Any
 
 from . import ecs_tables as T
-from .common import _IPS, _TIMES, MISSING, _times, es_timestamp, is_ip
-from .javaish import hashmap_capacity, hashmap_order, java_str, prune_render, pruned
+from .common import _IPS, _TIMES, MISSING, _check_ip, _parse_times, _times, es_timestamp, is_ip
+from .javaish import _prune_render_map, hashmap_capacity, hashmap_order, java_str, prune_render, pruned
 
 _DICT = dict
 _STR = str
@@ -104,7 +104,7 @@ def ecs_document(record: dict) -> dict:
     related_user: list = []
 
     value = get("eventTime")
-    stamp = (_TIMES_GET(value) if value.__class__ is str else None) or _times(value)
+    stamp = (_TIMES_GET(value) or _parse_times(value)) if value.__class__ is str else _times(value)
     if stamp[0] is not None:
         doc["@timestamp"] = stamp[0]
 
@@ -147,7 +147,7 @@ def ecs_document(record: dict) -> dict:
                 if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
                     session["mfa_authenticated"] = value
                 value = attributes.get("creationDate")
-                created = ((_TIMES_GET(value) if value.__class__ is str else None) or _times(value))[0]
+                created = ((_TIMES_GET(value) or _parse_times(value)) if value.__class__ is str else _times(value))[0]
                 if created is not None:
                     session["creation_date"] = created
             issuer = context.get("sessionIssuer")
@@ -203,7 +203,7 @@ def ecs_document(record: dict) -> dict:
     if address.__class__ is str and address:
         known = _IPS_GET(address)
         if known is None:
-            known = is_ip(address)
+            known = _check_ip(address)
         if known:
             doc["source"] = {"address": address, "ip": address}
         else:
@@ -233,7 +233,7 @@ def ecs_document(record: dict) -> dict:
         # T.FLATTENED, written out
         value = get("requestParameters")
         if value is not None:
-            request, rendered = prune_render(value)
+            request, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
             if rendered is not None:
                 ct["request_parameters"] = rendered
                 if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
@@ -244,7 +244,7 @@ def ecs_document(record: dict) -> dict:
                 request = None
         value = get("responseElements")
         if value is not None:
-            response, rendered = prune_render(value)
+            response, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
             if rendered is not None:
                 ct["response_elements"] = rendered
                 if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:

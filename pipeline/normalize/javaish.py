@@ -239,7 +239,10 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
         texts = []
         changed = False
         for item in value:
-            new, text = prune_render(item)
+            if item.__class__ is dict and item:
+                new, text = _prune_render_map(item)
+            else:
+                new, text = prune_render(item)
             if new is not item:
                 changed = True
             if new is not _DROP:

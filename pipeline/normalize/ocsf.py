@@ -30,7 +30,7 @@ from typing import Any
 
 from . import ocsf_tables as T
 from .category import failed
-from .common import _IPS, _TIMES, MISSING, _times, dig, epoch_millis, ip_list, is_ip, text
+from .common import _IPS, _TIMES, MISSING, _parse_times, _times, dig, epoch_millis, ip_list, is_ip, text
 
 _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
 
@@ -145,7 +145,7 @@ def _actor(identity: dict) -> dict:
         attributes = context.get("attributes")
         if attributes.__class__ is dict or isinstance(attributes, dict):
             value = attributes.get("creationDate")
-            created = ((_TIMES_GET(value) if value.__class__ is str else None) or _times(value))[1]
+            created = ((_TIMES_GET(value) or _parse_times(value)) if value.__class__ is str else _times(value))[1]
             value = attributes.get("mfaAuthenticated")
             mfa = _BOOLS.get(value) if value.__class__ is str else None
             if mfa is None:
@@ -383,7 +383,8 @@ def ocsf_event(record: dict) -> dict:
     if error_message is not None:
         event["status_detail"] = error_message
     event_time = get("eventTime")
-    time = ((_TIMES_GET(event_time) if event_time.__class__ is str else None) or _times(event_time))[1]
+    time = ((_TIMES_GET(event_time) or _parse_times(event_time)) if event_time.__class__ is str
+            else _times(event_time))[1]
     if time is not None:
         event["time"] = time
     product = {"name": _PRODUCT_NAME, "vendor_name": _PRODUCT_VENDOR}
@@ -401,7 +402,7 @@ def ocsf_event(record: dict) -> dict:
     value = get("eventType")
     if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         metadata["event_code"] = value
-    metadata["profiles"] = list(_PROFILES)
+    metadata["profiles"] = [*_PROFILES]
     event["metadata"] = metadata
     cloud: dict[str, Any] = {"provider": "AWS"}
     value = get("awsRegion")
