@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from .common import MISSING
@@ -137,10 +138,12 @@ _ORDERS: dict[tuple[tuple, int], list] = {}
 _ORDERS_MAX = 4096
 
 
-# prune_render: positions in HashMap order ("()": insertion order) by key tuple; maps of
-# up to 12 keys (16 buckets, the common case) apart, without a (keys, capacity) key.
-_ORDERS_16: dict[tuple, tuple[int, ...]] = {}
-_POSITIONS: dict[tuple[tuple, int], tuple[int, ...]] = {}
+# prune_render: by key tuple (2 keys or more), an itemgetter of the positions in HashMap
+# order or _SAME; maps of up to 12 keys (16 buckets, the common case) apart, without a
+# (keys, capacity) key.
+_ORDERS_16: dict[tuple, Any] = {}
+_POSITIONS: dict[tuple[tuple, int], Any] = {}
+_SAME = object()
 
 
 def clear_caches() -> None:
@@ -235,24 +238,33 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
     if value is None:
         return _DROPPED
     if cls is list:
-        items = []
-        texts = []
-        changed = False
-        for item in value:
-            if item.__class__ is dict and item:
-                new, text = _prune_render_map(item)
-            else:
-                new, text = prune_render(item)
-            if new is not item:
-                changed = True
-            if new is not _DROP:
-                items.append(new)
-                texts.append(text)
-        if not items:
-            return _DROPPED
-        return (items if changed else value), "[" + ", ".join(texts) + "]"
+        return _prune_render_list(value)
     out = _prune(value)  # anything else (floats, subclasses): the two steps
     return _DROPPED if out is _DROP else (out, java_str(out))
+
+
+def _prune_render_list(value: list) -> tuple[Any, str | None]:
+    items = []
+    texts = []
+    changed = False
+    for item in value:
+        kind = item.__class__
+        if kind is str and item:
+            items.append(item)
+            texts.append(item)
+            continue
+        if kind is dict and item:
+            new, text = _prune_render_map(item)
+        else:
+            new, text = prune_render(item)
+        if new is not item:
+            changed = True
+        if new is not _DROP:
+            items.append(new)
+            texts.append(text)
+    if not items:
+        return _DROPPED
+    return (items if changed else value), "[" + ", ".join(texts) + "]"
 
 
 def _prune_render_map(value: dict) -> tuple[Any, str | None]:
@@ -287,7 +299,7 @@ def _prune_render_map(value: dict) -> tuple[Any, str | None]:
             changed = True
             continue
         else:
-            new, text = prune_render(item)
+            new, text = _prune_render_list(item) if kind is list else prune_render(item)
             if new is not item:
                 changed = True
                 if new is _DROP:
@@ -315,15 +327,16 @@ def _prune_render_map(value: dict) -> tuple[Any, str | None]:
         order = _POSITIONS.get((names_, capacity))
         if order is None:
             order = _order(names_, capacity, _POSITIONS, (names_, capacity))
-    if not order:  # already in hash order
+    if order is _SAME:
         return out, "{" + ", ".join(parts) + "}"
-    return out, "{" + ", ".join([parts[i] for i in order]) + "}"
+    return out, "{" + ", ".join(order(parts)) + "}"
 
 
-def _order(names: tuple, capacity: int, cache: dict, key: Any) -> tuple[int, ...]:
-    """The positions of ``names`` in HashMap order, () when that is insertion order."""
+def _order(names: tuple, capacity: int, cache: dict, key: Any) -> Any:
+    """What puts the parts of ``names`` in HashMap order: an ``itemgetter`` of their
+    positions, ``_SAME`` when that is insertion order."""
     ranked = sorted(range(len(names)), key=lambda i, b=_buckets(names, capacity): (b[i], i))
-    order = () if ranked == list(range(len(names))) else tuple(ranked)
+    order = _SAME if ranked == list(range(len(names))) else itemgetter(*ranked)
     if len(cache) >= _ORDERS_MAX:
         cache.clear()
     cache[key] = order
