@@ -811,6 +811,34 @@ def test_outputs_match_the_snapshot():
     assert not diffs, [(name, field) for name, field, _, _ in diffs[:10]]
 
 
+def test_snapshot_through_derive_batch_byte_for_byte():
+    """The pipeline's path (derive_batch, batches of 500 crossing its CHUNK boundaries, caches
+    warm from earlier records) writes every snapshot record's fields with exactly the text the
+    snapshot holds: not even the order of a document's keys changed."""
+    import copy  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from pipeline.normalize import CHUNK, clear_caches, derive_batch  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    import normalize_snapshot  # noqa: PLC0415
+
+    entries = normalize_snapshot.load(SNAPSHOT)
+    records = [copy.deepcopy(record) for _, record, _ in entries]
+    assert len(records) > 3 * CHUNK
+    clear_caches()
+    actual = []
+    for start in range(0, len(records), 500):
+        actual += derive_batch(records[start:start + 500], ALL)
+    mismatched = []
+    for (name, _, expected), fields in zip(entries, actual):
+        text = {key: value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+                for key, value in fields.items()}
+        if text != expected:
+            mismatched.append(name)
+    assert not mismatched, mismatched[:10]
+
+
 # --------------------------------------------------------------------------- issue 13: names and casing
 
 
