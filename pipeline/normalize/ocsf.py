@@ -82,6 +82,8 @@ _CLASSES: dict[tuple[str, str | None], tuple[int, int]] = {}
 def clear_caches() -> None:
     _CLASSES.clear()
     _HEADS.clear()
+    _UNMAPPED_KEYS.clear()
+    _IDENTITY_UNMAPPED_KEYS.clear()
 
 
 def _classify(record: dict, name: str, source: object) -> tuple[int, int]:
@@ -485,8 +487,13 @@ def ocsf_event(record: dict) -> dict:
             if policy_arn or policy_name:
                 event["policy"] = _kept({"uid": policy_arn, "name": policy_name or policy_arn.rsplit("/", 1)[-1]})
 
-    mapped = _MAPPED_TOP_LEVEL
-    unmapped = {key: value for key, value in record.items() if key not in mapped}
+    keys = tuple(record)  # records of a file share a few key tuples: the unmapped keys by tuple
+    picked = _UNMAPPED_KEYS.get(keys)
+    if picked is None:
+        picked = _unmapped_keys(keys, _MAPPED_TOP_LEVEL, _UNMAPPED_KEYS)
+    unmapped = {}
+    for key in picked:
+        unmapped[key] = record[key]
     whole = unmapped.pop("userIdentity", None)  # back at the end, when something is left
     if identity:
         rest = _identity_rest(identity)
@@ -529,10 +536,13 @@ def ocsf_event(record: dict) -> dict:
 def _identity_rest(identity: dict) -> dict:
     """``_without(identity, _MAPPED_USER_IDENTITY)``, written out: what userIdentity holds
     beyond what ``actor`` carries."""
+    keys = tuple(identity)
+    picked = _IDENTITY_UNMAPPED_KEYS.get(keys)
+    if picked is None:
+        picked = _unmapped_keys(keys, _IDENTITY_MAPPED, _IDENTITY_UNMAPPED_KEYS)
     out = {}
-    for key, value in identity.items():
-        if key in _IDENTITY_MAPPED:
-            continue
+    for key in picked:
+        value = identity[key]
         if key == "sessionContext" and isinstance(value, dict):
             rest = {}
             for name, part in value.items():
@@ -555,3 +565,15 @@ _IDENTITY_MAPPED = frozenset(key for key, sub in _MAPPED_USER_IDENTITY.items() i
 # sessionContext's mapped objects -> their mapped keys (all leaves, one level down)
 _SESSION_MAPPED = {name: frozenset(sub) for name, sub in _MAPPED_USER_IDENTITY["sessionContext"].items()}
 assert all(leaf is None for sub in _MAPPED_USER_IDENTITY["sessionContext"].values() for leaf in sub.values())
+
+
+_UNMAPPED_KEYS: dict[tuple, tuple] = {}  # a record's keys -> those not in MAPPED_TOP_LEVEL
+_IDENTITY_UNMAPPED_KEYS: dict[tuple, tuple] = {}  # userIdentity's keys -> those not mapped
+
+
+def _unmapped_keys(keys: tuple, mapped: frozenset, cache: dict) -> tuple:
+    picked = tuple(key for key in keys if key not in mapped)
+    if len(cache) >= 1024:
+        cache.clear()
+    cache[keys] = picked
+    return picked
