@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from . import common, javaish, ocsf as _ocsf
+from . import common, ecs as _ecs, javaish, ocsf as _ocsf
 from .category import category
 from .casing import canonical_keys
 from .display import display_name, record_display_name
@@ -95,6 +95,7 @@ def clear_caches() -> None:
     common.clear_caches()
     javaish.clear_caches()
     _ocsf.clear_caches()
+    _ecs.clear_caches()
 
 
 def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str | bytes]:
