@@ -300,9 +300,10 @@ _MAPPED_AUTH_EXTRA = _tree(T.MAPPED_AUTH_EXTRA)
 # takes the common case (a non-empty string) in two tests and a missing key without a call.
 
 
-def _head(record: dict, name: Any, source: Any) -> tuple:
-    """The event's first eight attributes (class, activity, type), by (eventName,
-    eventSource) when those decide them alone."""
+def _head(record: dict, name: Any, source: Any) -> tuple[int, dict, dict]:
+    """class_uid and the event's first twelve attributes (class, activity, type, severity,
+    status) on success and on failure, by (eventName, eventSource) when those decide them
+    alone: each event starts as a copy of one."""
     class_uid, activity_id = classify(record)
     class_name, category_uid, category_name = T.CLASSES[class_uid]
     activity_name = T.ACTIVITY_NAMES[class_uid].get(activity_id, "Other")
@@ -310,11 +311,26 @@ def _head(record: dict, name: Any, source: Any) -> tuple:
         event_name = text(name)
         if event_name:
             activity_name = event_name
-    return (activity_id, activity_name, category_uid, category_name, class_uid, class_name,
-            class_uid * 100 + activity_id, f"{class_name}: {activity_name}")
+    heads = []
+    for status_id, status in (_STATUS_SUCCESS, _STATUS_FAILURE):
+        heads.append({
+            "activity_id": activity_id,
+            "activity_name": activity_name,
+            "category_uid": category_uid,
+            "category_name": category_name,
+            "class_uid": class_uid,
+            "class_name": class_name,
+            "type_uid": class_uid * 100 + activity_id,
+            "type_name": f"{class_name}: {activity_name}",
+            "severity_id": _SEVERITY_ID,
+            "severity": _SEVERITY,
+            "status_id": status_id,
+            "status": status,
+        })
+    return class_uid, heads[0], heads[1]
 
 
-_HEADS: dict[tuple[str, str | None], tuple] = {}
+_HEADS: dict[tuple[str, str | None], tuple[int, dict, dict]] = {}
 _SEVERITY_ID, _SEVERITY = T.SEVERITY
 _STATUS_SUCCESS = T.STATUS_SUCCESS
 _STATUS_FAILURE = T.STATUS_FAILURE
@@ -345,7 +361,7 @@ def ocsf_event(record: dict) -> dict:
             if len(_HEADS) >= 4096:
                 _HEADS.clear()
             _HEADS[name, source] = head  # classify remembered it: decided by the names alone
-    activity_id, activity_name, category_uid, category_name, class_uid, class_name, type_uid, type_name = head
+    class_uid, succeeded, failed_head = head
     event_name = name if name.__class__ is str and name else text(name)
     # category.failed, inline
     response = get("responseElements")
@@ -354,7 +370,6 @@ def ocsf_event(record: dict) -> dict:
         is_failed = console.lower() != "success"
     else:
         is_failed = bool(get("errorCode") or get("errorMessage"))
-    status_id, status = _STATUS_FAILURE if is_failed else _STATUS_SUCCESS
     identity = get("userIdentity")
     if identity.__class__ is not dict and not isinstance(identity, dict):
         identity = None
@@ -366,20 +381,7 @@ def ocsf_event(record: dict) -> dict:
         error_message = None
     service = source if source.__class__ is str and source else _str(source)
 
-    event: dict[str, Any] = {
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "category_uid": category_uid,
-        "category_name": category_name,
-        "class_uid": class_uid,
-        "class_name": class_name,
-        "type_uid": type_uid,
-        "type_name": type_name,
-        "severity_id": _SEVERITY_ID,
-        "severity": _SEVERITY,
-        "status_id": status_id,
-        "status": status,
-    }
+    event: dict[str, Any] = (failed_head if is_failed else succeeded).copy()
     if error_code is not None:
         event["status_code"] = error_code
     if error_message is not None:
