@@ -83,9 +83,9 @@ def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = ()) ->
 
 # derive_batch runs each normalizer over this many records in turn: few enough that the
 # records are still in the CPU's caches for the second normalizer, enough that each
-# normalizer's code and data stay there too (per record, both formats, best of 4 runs
-# interleaved on the benchmark's records: 500 at once 27.3 µs, 128: 26.5, 64: 26.7;
-# record by record ~33).
+# normalizer's code and data stay there too.  Measured per record, both formats, on the
+# micro-benchmark's records: record by record ~33 µs, by 8 ~29; 128 against 500 at once
+# 0-1 µs less (within the shared machine's noise in some runs).
 CHUNK = 128
 
 
