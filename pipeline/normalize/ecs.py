@@ -33,17 +33,6 @@ _STR = str
 _NAMES = frozenset(("newUserName", "groupName", "userName"))
 
 
-def _leaf(obj: Any, *path: str) -> Any:
-    """The pruned value at ``path`` (through objects only), or MISSING."""
-    for part in path:
-        if not isinstance(obj, _DICT):
-            return MISSING
-        obj = obj.get(part, MISSING)
-        if obj is MISSING:
-            return MISSING
-    return pruned(obj)
-
-
 def _java_length(text: str) -> int:
     """``String.length()`` (UTF-16 code units), exact from half the limit up: below it, the
     comparison with the limit comes out the same whatever the text holds."""
