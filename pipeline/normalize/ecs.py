@@ -329,13 +329,7 @@ def ecs_document(record: dict) -> dict:
             event["type"] = list(categorization[1])
 
     # digest-file fields (the same pipeline also ingests digest files)
-    keys = tuple(record)  # a file's records share a few key tuples
-    digest = _DIGEST_SHAPES.get(keys)
-    if digest is None:
-        digest = not _DIGEST_KEYS.isdisjoint(keys)
-        if len(_DIGEST_SHAPES) >= 1024:
-            _DIGEST_SHAPES.clear()
-        _DIGEST_SHAPES[keys] = digest
+    digest = not _DIGEST_KEYS.isdisjoint(record)  # (cheaper than a cache by key tuple: measured)
     if digest:
         _digest_fields(record, doc, cloud, ct)
 
@@ -411,12 +405,10 @@ def ecs_document(record: dict) -> dict:
 
 
 _TLS_VERSIONS: dict[str, tuple[str, str]] = {}
-_DIGEST_SHAPES: dict[tuple, bool] = {}  # a record's keys -> whether any is a digest-file key
 
 
 def clear_caches() -> None:
     _TLS_VERSIONS.clear()
-    _DIGEST_SHAPES.clear()
 
 
 _MAX_CHARS = T.FLATTENED_MAX_CHARS

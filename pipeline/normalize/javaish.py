@@ -311,7 +311,9 @@ def _prune_render_map(value: dict) -> tuple[Any, str | None]:
     if not names:
         return _DROPPED
     if changed:
-        out = _shrunk(dict(zip(names, kept)), len(value))
+        out = dict(zip(names, kept))
+        if len(value) > 12:
+            out = _shrunk(out, len(value))
     else:
         out = value
     if len(names) == 1:
