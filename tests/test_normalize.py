@@ -811,6 +811,48 @@ def test_outputs_match_the_snapshot():
     assert not diffs, [(name, field) for name, field, _, _ in diffs[:10]]
 
 
+def test_ocsf_session_context_mapping_is_one_level_deep():
+    """ocsf._identity_rest drops mapped sessionContext keys one level down only: the table
+    must not map anything deeper (or a whole object)."""
+    from pipeline.normalize import ocsf  # noqa: PLC0415
+
+    session = ocsf._MAPPED_USER_IDENTITY["sessionContext"]
+    assert session and all(isinstance(sub, dict) and sub for sub in session.values())
+    assert all(leaf is None for sub in session.values() for leaf in sub.values())
+    rest = ocsf._identity_rest({"type": "IAMUser", "x": 1, "sessionContext": {
+        "attributes": {"creationDate": "t", "mfaAuthenticated": "false", "other": 2},
+        "sessionIssuer": {"arn": "a", "userName": "u"}, "sourceIdentity": "s"}})
+    assert rest == {"x": 1, "sessionContext": {"attributes": {"other": 2}, "sourceIdentity": "s"}}
+
+
+def test_snapshot_through_derive_batch_byte_for_byte():
+    """The pipeline's path (derive_batch, batches of 500 crossing its CHUNK boundaries, caches
+    warm from earlier records) writes every snapshot record's fields with exactly the text the
+    snapshot holds: not even the order of a document's keys changed."""
+    import copy  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from pipeline.normalize import CHUNK, clear_caches, derive_batch  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    import normalize_snapshot  # noqa: PLC0415
+
+    entries = normalize_snapshot.load(SNAPSHOT)
+    records = [copy.deepcopy(record) for _, record, _ in entries]
+    assert len(records) > 3 * CHUNK
+    clear_caches()
+    actual = []
+    for start in range(0, len(records), 500):
+        actual += derive_batch(records[start:start + 500], ALL)
+    mismatched = []
+    for (name, _, expected), fields in zip(entries, actual):
+        text = {key: value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+                for key, value in fields.items()}
+        if text != expected:
+            mismatched.append(name)
+    assert not mismatched, mismatched[:10]
+
+
 # --------------------------------------------------------------------------- issue 13: names and casing
 
 

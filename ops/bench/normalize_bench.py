@@ -8,8 +8,11 @@ On the benchmark's generated records (``pipeline.demo_data``, ~1.1 KB each; with
 bytes (the parse, for scale), ``ecs_document``, ``ocsf_event`` and the stream fields of
 ``derive_fields(record, ("ecs", "ocsf"))`` (both documents built and serialized, plus
 display_name and category), record by record and, as the pipeline calls it, over batches of
-500 (``derive_batch``: each normalizer runs over the batch in turn).  Best of ``--repeat`` runs, per record, in
-CPU time of this process (the machine may be shared).
+500 (``derive_batch``: each normalizer in turn over ``CHUNK`` records).  Best of ``--repeat``
+runs, per record, in CPU time of this process (the machine may be shared: compare trees with
+the same command back to back, e.g. on a ``git archive`` of the other commit).  Each run
+starts with the normalizers' caches empty; nearly every record has its own caller,
+address and event time, so the caches keyed on those seldom hit.
 """
 from __future__ import annotations
 

@@ -48,11 +48,15 @@ def is_ip(value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
     known = _IPS.get(value)
-    if known is None:
-        known = _is_ip(value)
-        if len(_IPS) >= _CACHE_MAX:
-            _IPS.clear()
-        _IPS[value] = known
+    return _check_ip(value) if known is None else known
+
+
+def _check_ip(value: str) -> bool:
+    """``is_ip`` of a non-empty string not in ``_IPS`` yet (remembered)."""
+    known = _is_ip(value)
+    if len(_IPS) >= _CACHE_MAX:
+        _IPS.clear()
+    _IPS[value] = known
     return known
 
 
@@ -137,26 +141,29 @@ def _times(value: Any) -> tuple[str | None, int | None]:
     if not isinstance(value, str):
         return _NO_TIME
     times = _TIMES.get(value)
-    if times is None:
-        moment = None
-        if (len(value) == 20 and value[19] == "Z" and value[10] == "T" and value[4] == "-"
-                and value[7] == "-" and value[13] == ":" and value[16] == ":"):
-            try:  # CloudTrail's own form, "2024-03-04T05:06:07Z": the same date rules, in C
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                moment = None  # not ASCII digits, or not a date: the general parser decides
-        if moment is not None:
-            seconds = ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600
-                       + moment.minute * 60 + moment.second)
-            times = (value[:19] + ".000Z", seconds * 1000)
-        else:
-            moment = parse_iso8601(value)
-            times = _NO_TIME if moment is None else (
-                moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
-                (moment - _EPOCH) // _MILLISECOND)
-        if len(_TIMES) >= _CACHE_MAX:
-            _TIMES.clear()
-        _TIMES[value] = times
+    return _parse_times(value) if times is None else times
+
+
+def _parse_times(value: str) -> tuple[str | None, int | None]:
+    """``_times`` of a string not in ``_TIMES`` yet (remembered)."""
+    moment = None
+    if len(value) == 20 and value[4::3] == "--T::Z":  # the separators at 4, 7, 10, 13, 16, 19
+        try:  # CloudTrail's own form, "2024-03-04T05:06:07Z": the same date rules, in C
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None  # not ASCII digits, or not a date: the general parser decides
+    if moment is not None:
+        seconds = ((moment.toordinal() - _EPOCH_ORDINAL) * 86400 + moment.hour * 3600
+                   + moment.minute * 60 + moment.second)
+        times = (value[:19] + ".000Z", seconds * 1000)
+    else:
+        moment = parse_iso8601(value)
+        times = _NO_TIME if moment is None else (  # type: ignore[assignment]  # _NO_TIME is (None, None)
+            moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+            (moment - _EPOCH) // _MILLISECOND)
+    if len(_TIMES) >= _CACHE_MAX:
+        _TIMES.clear()
+    _TIMES[value] = times
     return times
 
 

@@ -25,23 +25,12 @@ import re
 from typing import Any
 
 from . import ecs_tables as T
-from .common import MISSING, es_timestamp, is_ip
-from .javaish import hashmap_capacity, hashmap_order, java_str, prune_render, pruned
+from .common import _IPS, _TIMES, MISSING, _check_ip, _parse_times, _times, es_timestamp, is_ip
+from .javaish import _prune_render_map, hashmap_capacity, hashmap_order, java_str, prune_render, pruned
 
 _DICT = dict
 _STR = str
 _NAMES = frozenset(("newUserName", "groupName", "userName"))
-
-
-def _leaf(obj: Any, *path: str) -> Any:
-    """The pruned value at ``path`` (through objects only), or MISSING."""
-    for part in path:
-        if not isinstance(obj, _DICT):
-            return MISSING
-        obj = obj.get(part, MISSING)
-        if obj is MISSING:
-            return MISSING
-    return pruned(obj)
 
 
 def _java_length(text: str) -> int:
@@ -85,6 +74,12 @@ def _template(value: Any, *path: str) -> str:
     return java_str(value)
 
 
+# Reading a value the way the pipeline sees it (after its drop-empty script): the idiom
+#     if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+# takes the common case (a non-empty string) in two tests and skips a missing key (None)
+# without a call; anything else goes through ``pruned``.
+
+
 def ecs_document(record: dict) -> dict:
     """The ECS document for ``record`` (nested objects, as Elasticsearch stores it)."""
     if not isinstance(record, _DICT):
@@ -97,239 +92,274 @@ def ecs_document(record: dict) -> dict:
     cloud: dict[str, Any] = {}
     related_user: list = []
 
-    stamp = es_timestamp(get("eventTime"))
-    if stamp is not None:
-        doc["@timestamp"] = stamp
+    value = get("eventTime")
+    stamp = (_TIMES_GET(value) or _parse_times(value)) if value.__class__ is str else _times(value)
+    if stamp[0] is not None:
+        doc["@timestamp"] = stamp[0]
 
     value = get("eventVersion")
-
-    if value.__class__ is not str or not value:
-
-        value = pruned(value)
-    if value is not MISSING:
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
         ct["event_version"] = value
 
     identity = get("userIdentity")
-    if isinstance(identity, _DICT) and identity:
+    if identity.__class__ is _DICT and identity or isinstance(identity, _DICT) and identity:
         iget = identity.get
         uid: dict[str, Any] = {}  # aws.cloudtrail.user_identity
         value = iget("type")
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
+        if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             uid["type"] = value
         value = iget("userName")
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
+        if value.__class__ is str and value:
+            related_user.append(value)
+            user["name"] = value
+        elif value is not None and (value := pruned(value)) is not MISSING:
             related_user.append(java_str(value))
             user["name"] = value
         value = iget("principalId")
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
+        if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             user["id"] = value
-        value = iget("arn")
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
-            uid["arn"] = value
+        arn = iget("arn")
+        if arn.__class__ is str and arn or arn is not None and (arn := pruned(arn)) is not MISSING:
+            uid["arn"] = arn
         value = iget("accountId")
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
+        if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             cloud["account"] = {"id": value}
         value = iget("accessKeyId")
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
+        if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             uid["access_key_id"] = value
         context = iget("sessionContext")
         if isinstance(context, _DICT):
             session: dict[str, Any] = {}
-            value = _leaf(context, "attributes", "mfaAuthenticated")
-            if value is not MISSING:
-                session["mfa_authenticated"] = value
-            created = es_timestamp(_leaf(context, "attributes", "creationDate"))
-            if created is not None:
-                session["creation_date"] = created
+            attributes = context.get("attributes")
+            if isinstance(attributes, _DICT):
+                value = attributes.get("mfaAuthenticated")
+                if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+                    session["mfa_authenticated"] = value
+                value = attributes.get("creationDate")
+                created = ((_TIMES_GET(value) or _parse_times(value)) if value.__class__ is str else _times(value))[0]
+                if created is not None:
+                    session["creation_date"] = created
             issuer = context.get("sessionIssuer")
             if isinstance(issuer, _DICT):
                 sget = issuer.get
                 issued: dict[str, Any] = {}
                 value = sget("type")
-                if value.__class__ is not str or not value:
-                    value = pruned(value)
-                if value is not MISSING:
+                if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
                     issued["type"] = value
                 value = sget("userName")
-                if value.__class__ is not str or not value:
-                    value = pruned(value)
-                if value is not MISSING and "name" not in user:
+                if (value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING) \
+                        and "name" not in user:
                     user["name"] = value
-                for src, dst in (("principalId", "principal_id"), ("arn", "arn"), ("accountId", "account_id")):
-                    value = sget(src)
-                    if value.__class__ is not str or not value:
-                        value = pruned(value)
-                    if value is not MISSING:
-                        issued[dst] = value
+                value = sget("principalId")
+                if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+                    issued["principal_id"] = value
+                value = sget("arn")
+                if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+                    issued["arn"] = value
+                value = sget("accountId")
+                if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+                    issued["account_id"] = value
                 if issued:
                     session["session_issuer"] = issued
             if session:
                 uid["session_context"] = session
         value = iget("invokedBy")
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
+        if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             uid["invoked_by"] = value
         if uid:
             ct["user_identity"] = uid
-        _identities(uid.get("arn"), user, related_user)
+        _identities(arn if arn.__class__ is str else uid.get("arn"), user, related_user)
 
     value = get("eventSource")
-
-    if value.__class__ is not str or not value:
-
-        value = pruned(value)
-    if value is not MISSING:
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
         event["provider"] = value
     name = get("eventName")
-    if name.__class__ is not str or not name:
-        name = pruned(name)
-    action = "" if name is MISSING else java_str(name)
-    if action:
+    if name.__class__ is str and name:
+        action = name
         event["action"] = action
+    else:
+        name = MISSING if name is None else pruned(name)
+        action = "" if name is MISSING else java_str(name)
+        if action:
+            event["action"] = action
     value = get("eventCategory")
-    if value.__class__ is not str or not value:
-        value = pruned(value)
-    if value is not MISSING:
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
         ct["event_category"] = value
     value = get("awsRegion")
-    if value.__class__ is not str or not value:
-        value = pruned(value)
-    if value is not MISSING:
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
         cloud["region"] = value
     address = get("sourceIPAddress")
-    if address.__class__ is not str or not address:
-        address = pruned(address)
-    if address is not MISSING:
+    if address.__class__ is str and address:
+        known = _IPS_GET(address)
+        if known is None:
+            known = _check_ip(address)
+        if known:
+            doc["source"] = {"address": address, "ip": address}
+        else:
+            doc["source"] = {"address": address}
+    elif address is not None and (address := pruned(address)) is not MISSING:
         source = doc["source"] = {"address": address}
         if is_ip(address):
             source["ip"] = address
     value = get("userAgent")
-    if value.__class__ is not str or not value:
-        value = pruned(value)
-    if value is not MISSING:
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
         doc["user_agent"] = {"original": value}
     error_code = get("errorCode")
-    if error_code.__class__ is not str or not error_code:
-        error_code = pruned(error_code)
-    if error_code is not MISSING:
+    if (error_code.__class__ is str and error_code
+            or error_code is not None and (error_code := pruned(error_code)) is not MISSING):
         ct["error_code"] = error_code
+        failed = True
+    else:
+        failed = False
     error_message = get("errorMessage")
-    if error_message.__class__ is not str or not error_message:
-        error_message = pruned(error_message)
-    if error_message is not MISSING:
+    if (error_message.__class__ is str and error_message
+            or error_message is not None and (error_message := pruned(error_message)) is not MISSING):
         ct["error_message"] = error_message
+        failed = True
 
     flattened = None
+    request = response = None
     if ct:  # the pipeline's script runs only when aws.cloudtrail exists by now
         flattened = ct["flattened"] = {}
-        for src, dst in T.FLATTENED:
-            value = get(src)
-            if value is not None:
-                value, rendered = prune_render(value)
-                if rendered is not None:
-                    ct[dst] = rendered
-                    if _java_length(rendered) < T.FLATTENED_MAX_CHARS:
-                        flattened[dst] = value
-
-    for src, dst in T.RENAMES_EVENT:
-        value = get(src)
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
-            if dst[0] == "e":  # event.id
-                event["id"] = value
+        # T.FLATTENED, written out
+        value = get("requestParameters")
+        if value is not None:
+            request, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
+            if rendered is not None:
+                ct["request_parameters"] = rendered
+                if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
+                    flattened["request_parameters"] = request
+                else:
+                    request = None
             else:
-                ct[dst[15:]] = value
-    value = get("resources")
-    if value.__class__ is not str or not value:
-        value = pruned(value)
-    if value is not MISSING:
-        ct["resources"] = _dedupe_resources(value) if isinstance(value, list) else value
-    for src, dst in T.RENAMES_ACCOUNT:
-        value = get(src)
-        if value.__class__ is not str or not value:
-            value = pruned(value)
-        if value is not MISSING:
-            ct[dst[15:]] = value
+                request = None
+        value = get("responseElements")
+        if value is not None:
+            response, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
+            if rendered is not None:
+                ct["response_elements"] = rendered
+                if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
+                    flattened["response_elements"] = response
+                else:
+                    response = None
+            else:
+                response = None
+        value = get("additionalEventData")
+        if value is not None:
+            value, rendered = prune_render(value)
+            if rendered is not None:
+                ct["additional_eventdata"] = rendered
+                if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
+                    flattened["additional_eventdata"] = value
+        value = get("serviceEventDetails")
+        if value is not None:
+            value, rendered = prune_render(value)
+            if rendered is not None:
+                ct["service_event_details"] = rendered
+                if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
+                    flattened["service_event_details"] = value
 
-    if flattened is not None:
-        request = flattened.get("request_parameters")
-        if isinstance(request, _DICT):
-            for key in T.RELATED_USER_FROM_REQUEST:
-                value = request.get(key)
-                if value is not None:
-                    value = java_str(value)
-                    if value not in related_user:
-                        related_user.append(value)
-        if name == "ConsoleLogin":
-            extra = flattened.get("additional_eventdata")
-            if isinstance(extra, _DICT):
-                console: dict[str, Any] = {}
-                for src, dst in T.CONSOLE_LOGIN_FLAGS:
-                    if extra.get(src) is not None:
-                        console[dst] = extra[src] != "No"
-                for src, dst in T.CONSOLE_LOGIN_COPY:
-                    if extra.get(src) is not None:
-                        console[dst] = extra[src]
-                if console:
-                    ct["console_login"] = {"additional_eventdata": console}
+    # T.RENAMES_EVENT, written out
+    value = get("requestID")
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+        ct["request_id"] = value
+    value = get("eventID")
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+        event["id"] = value
+    value = get("eventType")
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+        ct["event_type"] = value
+    value = get("apiVersion")
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+        ct["api_version"] = value
+    value = get("managementEvent")
+    if (value.__class__ is bool
+            or value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING):
+        ct["management_event"] = value
+    value = get("readOnly")
+    if (value.__class__ is bool
+            or value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING):
+        ct["read_only"] = value
+    value = get("resources")
+    if value is not None and (value := pruned(value)) is not MISSING:
+        ct["resources"] = _dedupe_resources(value) if isinstance(value, list) else value
+    # T.RENAMES_ACCOUNT, written out
+    value = get("recipientAccountId")
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+        ct["recipient_account_id"] = value
+    value = get("sharedEventId")
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+        ct["shared_event_id"] = value
+    value = get("vpcEndpointId")
+    if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
+        ct["vpc_endpoint_id"] = value
+
+    if request.__class__ is not _DICT and not isinstance(request, _DICT):
+        request = None
+    if response.__class__ is not _DICT and not isinstance(response, _DICT):
+        response = None
+    if request is not None:
+        for key in T.RELATED_USER_FROM_REQUEST:
+            value = request.get(key)
+            if value is not None:
+                value = java_str(value)
+                if value not in related_user:
+                    related_user.append(value)
+    if name == "ConsoleLogin" and flattened is not None:
+        extra = flattened.get("additional_eventdata")
+        if isinstance(extra, _DICT):
+            console: dict[str, Any] = {}
+            for src, dst in T.CONSOLE_LOGIN_FLAGS:
+                if extra.get(src) is not None:
+                    console[dst] = extra[src] != "No"
+            for src, dst in T.CONSOLE_LOGIN_COPY:
+                if extra.get(src) is not None:
+                    console[dst] = extra[src]
+            if console:
+                ct["console_login"] = {"additional_eventdata": console}
 
     # "Add ECS categorization"
     event["kind"] = "event"
     event["type"] = ["info"]
-    event["outcome"] = "failure" if error_code is not MISSING or error_message is not MISSING else "success"
+    event["outcome"] = "failure" if failed else "success"
     if action:
-        if action == "ConsoleLogin" and flattened is not None:
-            response = flattened.get("response_elements")
-            result = response.get("ConsoleLogin") if isinstance(response, _DICT) else None
+        if action == "ConsoleLogin" and response is not None:
+            result = response.get("ConsoleLogin")
             if isinstance(result, _STR):
                 event["outcome"] = result.lower()
-        categorization = T.CATEGORIZATION.get(action)
+        categorization = _CATEGORIZATION_GET(action)
         if categorization is not None:
             event["category"] = list(categorization[0])
             event["type"] = list(categorization[1])
 
     # digest-file fields (the same pipeline also ingests digest files)
-    if not T.DIGEST_KEYS.isdisjoint(record):
+    digest = not _DIGEST_KEYS.isdisjoint(record)  # (cheaper than a cache by key tuple: measured)
+    if digest:
         _digest_fields(record, doc, cloud, ct)
 
-    if flattened is not None:
-        response = flattened.get("response_elements")
-        request = flattened.get("request_parameters")
-        if not isinstance(response, _DICT):
+    if flattened is not None and (
+            response is not None and ("group" in response or "user" in response)
+            or request is not None and not _NAMES.isdisjoint(request)):
+        if response is None:
             response = {}
-        if not isinstance(request, _DICT):
+        if request is None:
             request = {}
-        if "group" in response or "user" in response or not _NAMES.isdisjoint(request):
-            group_id = _template(response, "group", "groupId")
-            target_id = _template(response, "user", "userId")
-            new_name = _template(request, "newUserName")
-            group_name = _template(request, "groupName")
-            target_name = _template(request, "userName")
-            if group_id:
-                doc.setdefault("group", {})["id"] = group_id
-            if target_id:
-                user.setdefault("target", {})["id"] = target_id
-            if new_name:
-                user["changes"] = {"name": new_name}
-            if group_name:
-                doc.setdefault("group", {})["name"] = group_name
-            if target_name:
-                user.setdefault("target", {})["name"] = target_name
-    if ct:
+        group_id = _template(response, "group", "groupId")
+        target_id = _template(response, "user", "userId")
+        new_name = _template(request, "newUserName")
+        group_name = _template(request, "groupName")
+        target_name = _template(request, "userName")
+        if group_id:
+            doc.setdefault("group", {})["id"] = group_id
+        if target_id:
+            user.setdefault("target", {})["id"] = target_id
+        if new_name:
+            user["changes"] = {"name": new_name}
+        if group_name:
+            doc.setdefault("group", {})["name"] = group_name
+        if target_name:
+            user.setdefault("target", {})["name"] = target_name
+    if digest and ct:  # T.LATE_MOVES: only the digest processors set these
         for src, dst in (("digest", "digest"), ("insight_details", "insight_details")):
             if src in ct:
                 moved = ct.get("flattened")
@@ -341,16 +371,22 @@ def ecs_document(record: dict) -> dict:
     tls = get("tlsDetails")
     if isinstance(tls, _DICT):
         out: dict[str, Any] = {}
-        version = pruned(tls.get("tlsVersion"))
+        version = tls.get("tlsVersion")
+        if version.__class__ is not str:
+            version = pruned(version)
         if isinstance(version, _STR) and "v" in version:
-            protocol, _, number = version.partition("v")
-            out["version_protocol"] = protocol.lower()
-            out["version"] = number
-        value = pruned(tls.get("cipherSuite"))
-        if value is not MISSING:
+            split = _TLS_VERSIONS.get(version)
+            if split is None:
+                protocol, _, number = version.partition("v")
+                split = (protocol.lower(), number)
+                if len(_TLS_VERSIONS) < 64:  # a handful in practice ("TLSv1.2", "TLSv1.3")
+                    _TLS_VERSIONS[version] = split
+            out["version_protocol"], out["version"] = split
+        value = tls.get("cipherSuite")
+        if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             out["cipher"] = value
-        value = pruned(tls.get("clientProvidedHostHeader"))
-        if value is not MISSING:
+        value = tls.get("clientProvidedHostHeader")
+        if value.__class__ is str and value or value is not None and (value := pruned(value)) is not MISSING:
             out["client"] = {"server_name": value}
         if out:
             doc["tls"] = out
@@ -364,8 +400,26 @@ def ecs_document(record: dict) -> dict:
     if cloud:
         doc["cloud"] = cloud
     if related_user:
-        doc.setdefault("related", {})["user"] = related_user
+        related = doc.get("related")
+        if related is None:
+            doc["related"] = {"user": related_user}
+        else:
+            related["user"] = related_user
     return doc
+
+
+_TLS_VERSIONS: dict[str, tuple[str, str]] = {}
+
+
+def clear_caches() -> None:
+    _TLS_VERSIONS.clear()
+
+
+_MAX_CHARS = T.FLATTENED_MAX_CHARS
+_CATEGORIZATION_GET = T.CATEGORIZATION.get
+_DIGEST_KEYS = T.DIGEST_KEYS
+_TIMES_GET = _TIMES.get
+_IPS_GET = _IPS.get
 
 
 _EMAIL = re.compile(r"[^@\s/:]+@[^@\s/:]+\.[^@\s/:.]+")
@@ -377,23 +431,30 @@ def _identities(arn: Any, user: dict, related_user: list) -> None:
     AssumedRole ARN, ``user.id`` and ``user.name`` (the session issuer's role name when the
     caller is a role); an email address as session name (SSO sessions) or as user name
     (console users) becomes ``user.email``, and a session email's local part is related too."""
-    found = []
-    if isinstance(arn, str) and ":assumed-role/" in arn:
+    if (arn.__class__ is str or isinstance(arn, str)) and ":assumed-role/" in arn:
         session = arn.rsplit("/", 1)[-1]
         if session:
-            found.append(session)
+            if session not in related_user:
+                related_user.append(session)
             if "@" in session and _EMAIL.fullmatch(session):
                 user.setdefault("email", session)
-                found.append(session.split("@", 1)[0])
+                local = session.split("@", 1)[0]
+                if local not in related_user:
+                    related_user.append(local)
     name = user.get("name")
     if isinstance(name, str) and "@" in name and _EMAIL.fullmatch(name):
         user.setdefault("email", name)
-    for value in (user.get("id"), name):
-        if value is not None:
-            found.append(java_str(value))
-    for value in found:
+    value = user.get("id")
+    if value is not None:
+        if value.__class__ is not str:
+            value = java_str(value)
         if value not in related_user:
             related_user.append(value)
+    if name is not None:
+        if name.__class__ is not str:
+            name = java_str(name)
+        if name not in related_user:
+            related_user.append(name)
 
 
 def _digest_fields(record: dict, doc: dict, cloud: dict, ct: dict) -> None:

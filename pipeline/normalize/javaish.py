@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from .common import MISSING
@@ -139,8 +140,18 @@ _ORDERS: dict[tuple[tuple, int], list] = {}
 _ORDERS_MAX = 4096
 
 
+# prune_render: by key tuple (2 keys or more), an itemgetter of the positions in HashMap
+# order or _SAME; maps of up to 12 keys (16 buckets, the common case) apart, without a
+# (keys, capacity) key.
+_ORDERS_16: dict[tuple, Any] = {}
+_POSITIONS: dict[tuple[tuple, int], Any] = {}
+_SAME = object()
+
+
 def clear_caches() -> None:
     _ORDERS.clear()
+    _ORDERS_16.clear()
+    _POSITIONS.clear()
 
 
 class Pruned(dict):
@@ -151,6 +162,16 @@ class Pruned(dict):
 
 
 _DROP = object()
+
+
+def _shrunk(kept: dict, original_size: int) -> dict:
+    """What is left of a map of ``original_size`` keys: a ``Pruned`` when its HashMap had
+    grown beyond 16 buckets (its text depends on that), else the dict itself (16 either way)."""
+    if original_size <= 12:
+        return kept
+    out = Pruned(kept)
+    out.original_size = original_size
+    return out
 
 
 def _prune(value: Any) -> Any:
@@ -172,7 +193,7 @@ def _prune(value: Any) -> Any:
             if out is None:
                 if new is item:
                     continue
-                out = Pruned()  # first change: copy the entries kept so far
+                out = {}  # first change: copy the entries kept so far
                 for kept, kept_item in value.items():
                     if kept is key:
                         break
@@ -183,8 +204,7 @@ def _prune(value: Any) -> Any:
             return value
         if not out:
             return _DROP
-        out.original_size = len(value)
-        return out
+        return _shrunk(out, len(value))
     if cls is list or isinstance(value, list):
         items = list(map(_prune, value))
         if all(new is item for new, item in zip(items, value)):
@@ -210,6 +230,8 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
     """``(drop_empty(value), java_str(drop_empty(value)))`` in one walk (the pipeline's
     flattened objects and their text); ``(_DROP, None)`` when nothing is left."""
     cls = value.__class__
+    if cls is dict:
+        return _prune_render_map(value) if value else _DROPPED
     if cls is str:
         return (value, value) if value else _DROPPED
     if cls is int:
@@ -218,63 +240,122 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
         return value, "true" if value else "false"
     if value is None:
         return _DROPPED
-    if cls is dict:
-        if not value:
-            return _DROPPED
-        texts: dict = {}
-        out = None
-        for key, item in value.items():
-            kind = item.__class__
-            if kind is str and item:
-                new = item
-                texts[key] = item
-            elif kind is int:
-                new = item
-                texts[key] = str(item)
-            else:
-                new, text = prune_render(item)
-                if new is not _DROP:
-                    texts[key] = text
-            if out is None:
-                if new is item:
-                    continue
-                out = Pruned()  # first change: copy the entries kept so far
-                for kept, kept_item in value.items():
-                    if kept is key:
-                        break
-                    out[kept] = kept_item
-            if new is not _DROP:
-                out[key] = new
-        if out is not None:
-            if not out:
-                return _DROPPED
-            out.original_size = len(value)
-        size = len(value)
-        capacity = _INITIAL_CAPACITY if size <= 12 else hashmap_capacity(size)
-        names = tuple(texts)
-        keys = _ORDERS.get((names, capacity))
-        if keys is None:
-            if len(_ORDERS) >= _ORDERS_MAX:
-                _ORDERS.clear()
-            keys = _ORDERS[names, capacity] = hashmap_order(list(names), capacity)
-        return (value if out is None else out), "{" + ", ".join([f"{k}={texts[k]}" for k in keys]) + "}"
     if cls is list:
-        items = []
-        texts_: list[str] = []
-        changed = False
-        for item in value:
-            new, text = prune_render(item)
-            if new is not item:
-                changed = True
-            if new is not _DROP:
-                assert text is not None  # only _DROP comes without a text
-                items.append(new)
-                texts_.append(text)
-        if not items:
-            return _DROPPED
-        return (items if changed else value), "[" + ", ".join(texts_) + "]"
+        return _prune_render_list(value)
     out = _prune(value)  # anything else (floats, subclasses): the two steps
     return _DROPPED if out is _DROP else (out, java_str(out))
+
+
+def _prune_render_list(value: list) -> tuple[Any, str | None]:
+    items = []
+    texts = []
+    changed = False
+    for item in value:
+        kind = item.__class__
+        if kind is str and item:
+            items.append(item)
+            texts.append(item)
+            continue
+        if kind is dict and item:
+            new, text = _prune_render_map(item)
+        else:
+            new, text = prune_render(item)
+        if new is not item:
+            changed = True
+        if new is not _DROP:
+            items.append(new)
+            texts.append(text)
+    if not items:
+        return _DROPPED
+    return (items if changed else value), "[" + ", ".join(texts) + "]"
+
+
+def _prune_render_map(value: dict) -> tuple[Any, str | None]:
+    """``prune_render`` of a non-empty dict: its entries' ``key=text`` parts in insertion
+    order, then put in HashMap order (remembered per key tuple).  A copy (``Pruned``) only
+    when an entry was dropped or replaced by its own pruned copy."""
+    names = []  # the keys kept, their "key=text" parts and values, in insertion order
+    parts = []
+    kept = []
+    changed = False
+    for key, item in value.items():
+        kind = item.__class__
+        if kind is str:
+            if not item:
+                changed = True
+                continue
+            parts.append(f"{key}={item}")
+        elif kind is int:
+            parts.append(f"{key}={item}")
+        elif kind is dict:
+            if not item:
+                changed = True
+                continue
+            new, text = _prune_render_map(item)
+            if new is not item:
+                changed = True
+                if new is _DROP:
+                    continue
+                item = new
+            parts.append(f"{key}={text}")
+        elif item is None:
+            changed = True
+            continue
+        else:
+            new, text = _prune_render_list(item) if kind is list else prune_render(item)
+            if new is not item:
+                changed = True
+                if new is _DROP:
+                    continue
+                item = new
+            parts.append(f"{key}={text}")
+        names.append(key)
+        kept.append(item)
+    if not names:
+        return _DROPPED
+    if changed:
+        out = dict(zip(names, kept))
+        if len(value) > 12:
+            out = _shrunk(out, len(value))
+    else:
+        out = value
+    if len(names) == 1:
+        return out, "{" + parts[0] + "}"
+    size = len(value)
+    if size <= 12:
+        order = _ORDERS_16.get(names_ := tuple(names))
+        if order is None:
+            order = _order(names_, _INITIAL_CAPACITY, _ORDERS_16, names_)
+    else:
+        capacity = hashmap_capacity(size)
+        names_ = tuple(names)
+        order = _POSITIONS.get((names_, capacity))
+        if order is None:
+            order = _order(names_, capacity, _POSITIONS, (names_, capacity))
+    if order is _SAME:
+        return out, "{" + ", ".join(parts) + "}"
+    return out, "{" + ", ".join(order(parts)) + "}"
+
+
+def _order(names: tuple, capacity: int, cache: dict, key: Any) -> Any:
+    """What puts the parts of ``names`` in HashMap order: an ``itemgetter`` of their
+    positions, ``_SAME`` when that is insertion order."""
+    buckets = _buckets(names, capacity)
+    ranked = sorted(range(len(names)), key=lambda i: (buckets[i], i))
+    order = _SAME if ranked == list(range(len(names))) else itemgetter(*ranked)
+    if len(cache) >= _ORDERS_MAX:
+        cache.clear()
+    cache[key] = order
+    return order
+
+
+def _buckets(names: tuple, capacity: int) -> list[int]:
+    mask = capacity - 1
+    out = []
+    for name in names:
+        h = java_string_hash(str(name))
+        out.append((h ^ (h >> 16)) & mask)
+    return out
 
 
 def pruned(value: Any) -> Any:

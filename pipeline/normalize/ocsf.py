@@ -29,8 +29,7 @@ import re
 from typing import Any
 
 from . import ocsf_tables as T
-from .category import failed
-from .common import MISSING, dig, epoch_millis, ip_list, is_ip, text
+from .common import _IPS, _TIMES, MISSING, _parse_times, _times, dig, ip_list, is_ip, text
 
 _FIRST_WORD = re.compile(r"[A-Z][a-z]+")
 
@@ -81,6 +80,9 @@ _CLASSES: dict[tuple[str, str | None], tuple[int, int]] = {}
 
 def clear_caches() -> None:
     _CLASSES.clear()
+    _HEADS.clear()
+    _UNMAPPED_KEYS.clear()
+    _IDENTITY_UNMAPPED_KEYS.clear()
 
 
 def _classify(record: dict, name: str, source: object) -> tuple[int, int]:
@@ -103,39 +105,36 @@ def _actor_user(identity: dict) -> dict:
     get = identity.get
     user: dict[str, Any] = {}
     value = get("arn")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["uid"] = value
     value = get("principalId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["uid_alt"] = value
-    name = _str(get("userName"))
-    if name is None:
+    name = get("userName")
+    if name.__class__ is str and name or name is not None and (name := _str(name)) is not None:
+        user["name"] = name
+    else:
         context = get("sessionContext")
         issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
         name = _str(issuer.get("userName")) if isinstance(issuer, dict) else None
-    if name is not None:
-        user["name"] = name
-    type_ = _str(get("type"))
-    if type_ is not None:
-        user["type"] = type_
-        user["type_id"] = T.USER_TYPE_IDS.get(type_, 99)
+        if name is not None:
+            user["name"] = name
+    value = get("type")
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+        user["type"] = value
+        user["type_id"] = _USER_TYPE_IDS_GET(value, 99)
     else:
         user["type_id"] = 0
     value = get("accountId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["account"] = {"uid": value}
     value = get("accessKeyId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         user["credential_uid"] = value
     return user
+
+
+_BOOLS = {"true": True, "false": False}  # _bool's answer for CloudTrail's own spellings
 
 
 def _actor(identity: dict) -> dict:
@@ -143,29 +142,39 @@ def _actor(identity: dict) -> dict:
     actor: dict[str, Any] = {"user": _actor_user(identity)}
     context = get("sessionContext")
     provider = None
-    if isinstance(context, dict):
-        session: dict[str, Any] = {}
+    if context.__class__ is dict or isinstance(context, dict):
         attributes = context.get("attributes")
-        if isinstance(attributes, dict):
-            if (value := epoch_millis(attributes.get("creationDate"))) is not None:
-                session["created_time"] = value
-            if (value := _bool(attributes.get("mfaAuthenticated"))) is not None:
-                session["is_mfa"] = value
+        if attributes.__class__ is dict or isinstance(attributes, dict):
+            value = attributes.get("creationDate")
+            created = ((_TIMES_GET(value) or _parse_times(value)) if value.__class__ is str else _times(value))[1]
+            value = attributes.get("mfaAuthenticated")
+            mfa = _BOOLS.get(value) if value.__class__ is str else None
+            if mfa is None:
+                mfa = _bool(value)
+            if created is not None:
+                session: dict[str, Any] = {"created_time": created}
+                if mfa is not None:
+                    session["is_mfa"] = mfa
+            elif mfa is not None:
+                session = {"is_mfa": mfa}
+            else:
+                session = {}
+        else:
+            session = {}
         issuer = context.get("sessionIssuer")
-        if isinstance(issuer, dict) and (issuer_arn := _str(issuer.get("arn"))) is not None:
-            session["issuer"] = issuer_arn
+        if issuer is not None and isinstance(issuer, dict) and (value := _str(issuer.get("arn"))) is not None:
+            session["issuer"] = value
         if session:
             actor["session"] = session
         federation = context.get("webIdFederationData")
-        if isinstance(federation, dict):
+        if federation is not None and isinstance(federation, dict):
             provider = _str(federation.get("federatedProvider"))
-    invoked_by = get("invokedBy")
-    if invoked_by.__class__ is not str or not invoked_by:
-        invoked_by = _str(invoked_by)
-    if invoked_by is not None:
-        actor["invoked_by"] = invoked_by
+    value = get("invokedBy")
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+        actor["invoked_by"] = value
     if provider is None:
-        provider = _str(get("identityProvider"))
+        value = get("identityProvider")
+        provider = None if value is None else _str(value)
     if provider is not None:
         actor["idp"] = {"name": provider}
     return actor
@@ -216,21 +225,6 @@ def _auth_user(record: dict, identity: dict) -> dict:
                 "type_id": 99,
             })
     return _actor_user(identity)
-
-
-def _src_endpoint(record: dict) -> dict:
-    address = record.get("sourceIPAddress")
-    endpoint: dict[str, Any] = {}
-    if (value := _str(record.get("vpcEndpointId"))) is not None:
-        endpoint["uid"] = value
-    if is_ip(address):
-        endpoint["ip"] = address
-    elif (addresses := ip_list(address)) is not None:
-        endpoint["ip"] = addresses[0]
-        endpoint["intermediate_ips"] = addresses[1:]
-    elif (value := _str(address)) is not None:
-        endpoint["domain"] = value
-    return endpoint
 
 
 def _resources(record: dict) -> list | None:
@@ -285,80 +279,127 @@ _MAPPED_USER_IDENTITY = _tree(T.MAPPED_USER_IDENTITY)
 _MAPPED_AUTH_EXTRA = _tree(T.MAPPED_AUTH_EXTRA)
 
 
+# Reading a string attribute: the idiom
+#     if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+# takes the common case (a non-empty string) in two tests and a missing key without a call.
+
+
+def _head(record: dict, name: Any, source: Any) -> tuple[int, dict, dict]:
+    """class_uid and the event's first twelve attributes (class, activity, type, severity,
+    status) on success and on failure, by (eventName, eventSource) when those decide them
+    alone: each event starts as a copy of one."""
+    class_uid, activity_id = classify(record)
+    class_name, category_uid, category_name = T.CLASSES[class_uid]
+    activity_name = T.ACTIVITY_NAMES[class_uid].get(activity_id, "Other")
+    if activity_id == 99:
+        event_name = text(name)
+        if event_name:
+            activity_name = event_name
+    heads = []
+    for status_id, status in (_STATUS_SUCCESS, _STATUS_FAILURE):
+        heads.append({
+            "activity_id": activity_id,
+            "activity_name": activity_name,
+            "category_uid": category_uid,
+            "category_name": category_name,
+            "class_uid": class_uid,
+            "class_name": class_name,
+            "type_uid": class_uid * 100 + activity_id,
+            "type_name": f"{class_name}: {activity_name}",
+            "severity_id": _SEVERITY_ID,
+            "severity": _SEVERITY,
+            "status_id": status_id,
+            "status": status,
+        })
+    return class_uid, heads[0], heads[1]
+
+
+_HEADS: dict[tuple[str, str | None], tuple[int, dict, dict]] = {}
+_SEVERITY_ID, _SEVERITY = T.SEVERITY
+_STATUS_SUCCESS = T.STATUS_SUCCESS
+_STATUS_FAILURE = T.STATUS_FAILURE
+_PRODUCT_NAME = T.PRODUCT["name"]
+_PRODUCT_VENDOR = T.PRODUCT["vendor_name"]
+_OCSF_VERSION = T.OCSF_VERSION
+_PROFILES = T.PROFILES
+_USER_TYPE_IDS_GET = T.USER_TYPE_IDS.get
+_MAPPED_TOP_LEVEL = T.MAPPED_TOP_LEVEL
+_AUTHENTICATION = T.AUTHENTICATION
+_ACCOUNT_CHANGE = T.ACCOUNT_CHANGE
+_TIMES_GET = _TIMES.get
+_IPS_GET = _IPS.get
+
+
 def ocsf_event(record: dict) -> dict:
     """The OCSF 1.1.0 event for ``record`` (a dict ready for JSON; attributes without a
     value are left out)."""
     get = record.get
-    class_uid, activity_id = classify(record)
-    class_name, category_uid, category_name = T.CLASSES[class_uid]
-    event_name = text(get("eventName"))
-    activity_name = T.ACTIVITY_NAMES[class_uid].get(activity_id, "Other")
-    if activity_id == 99 and event_name:
-        activity_name = event_name
-    status_id, status = T.STATUS_FAILURE if failed(record) else T.STATUS_SUCCESS
+    name = get("eventName")
+    source = get("eventSource")
+    head = None
+    if name.__class__ is str and (source is None or source.__class__ is str):
+        head = _HEADS.get((name, source))
+    if head is None:
+        head = _head(record, name, source)
+        if name.__class__ is str and (source is None or source.__class__ is str) and (name, source) in _CLASSES:
+            if len(_HEADS) >= 4096:
+                _HEADS.clear()
+            _HEADS[name, source] = head  # classify remembered it: decided by the names alone
+    class_uid, succeeded, failed_head = head
+    event_name = name if name.__class__ is str and name else text(name)
+    # failed as pipeline.normalize.category decides it (a console sign-in's answer first)
+    response = get("responseElements")
+    console = response.get("ConsoleLogin") if response.__class__ is dict or isinstance(response, dict) else None
+    if console.__class__ is str or isinstance(console, str):
+        is_failed = console.lower() != "success"
+    else:
+        is_failed = bool(get("errorCode") or get("errorMessage"))
     identity = get("userIdentity")
-    identity = identity if isinstance(identity, dict) else None
-    extra = get("additionalEventData")
-    error_code = _str(get("errorCode"))
-    error_message = _str(get("errorMessage"))
-    service = _str(get("eventSource"))
+    if identity.__class__ is not dict and not isinstance(identity, dict):
+        identity = None
+    error_code = get("errorCode")
+    if (not (error_code.__class__ is str and error_code
+            or error_code is not None and (error_code := _str(error_code)) is not None)):
+        error_code = None
+    error_message = get("errorMessage")
+    if (not (error_message.__class__ is str and error_message
+            or error_message is not None and (error_message := _str(error_message)) is not None)):
+        error_message = None
+    service = source if source.__class__ is str and source else _str(source)
 
-    event: dict[str, Any] = {
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "category_uid": category_uid,
-        "category_name": category_name,
-        "class_uid": class_uid,
-        "class_name": class_name,
-        "type_uid": class_uid * 100 + activity_id,
-        "type_name": f"{class_name}: {activity_name}",
-        "severity_id": T.SEVERITY[0],
-        "severity": T.SEVERITY[1],
-        "status_id": status_id,
-        "status": status,
-    }
+    event: dict[str, Any] = (failed_head if is_failed else succeeded).copy()
     if error_code is not None:
         event["status_code"] = error_code
     if error_message is not None:
         event["status_detail"] = error_message
-    time = epoch_millis(get("eventTime"))
+    event_time = get("eventTime")
+    time = ((_TIMES_GET(event_time) or _parse_times(event_time)) if event_time.__class__ is str
+            else _times(event_time))[1]
     if time is not None:
         event["time"] = time
-    product: dict[str, Any] = {**T.PRODUCT}
+    product: dict[str, Any] = {"name": _PRODUCT_NAME, "vendor_name": _PRODUCT_VENDOR}
     value = get("eventVersion")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         product["version"] = value
     value = get("eventCategory")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         product["feature"] = {"name": value}
-    metadata: dict[str, Any] = {"version": T.OCSF_VERSION}
     value = get("eventID")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
-        metadata["uid"] = value
-    metadata["product"] = product
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+        metadata: dict[str, Any] = {"version": _OCSF_VERSION, "uid": value, "product": product}
+    else:
+        metadata = {"version": _OCSF_VERSION, "product": product}
     value = get("eventType")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         metadata["event_code"] = value
-    metadata["profiles"] = list(T.PROFILES)
+    metadata["profiles"] = [*_PROFILES]
     event["metadata"] = metadata
     cloud: dict[str, Any] = {"provider": "AWS"}
     value = get("awsRegion")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         cloud["region"] = value
     value = get("recipientAccountId")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         cloud["account"] = {"uid": value}
     event["cloud"] = cloud
     if identity:
@@ -369,33 +410,49 @@ def ocsf_event(record: dict) -> dict:
     if service is not None:
         api["service"] = {"name": service}
     value = get("apiVersion")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         api["version"] = value
     value = get("requestID")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         api["request"] = {"uid": value}
-    if error_code is not None or error_message is not None:
-        api["response"] = _kept({"error": error_code, "message": error_message})
+    if error_code is not None:
+        api["response"] = {"error": error_code, "message": error_message} if error_message is not None \
+            else {"error": error_code}
+    elif error_message is not None:
+        api["response"] = {"message": error_message}
     if api:
         event["api"] = api
-    endpoint = _src_endpoint(record)
+    # src_endpoint: ip for an address, the first of a list of them, else domain
+    address = get("sourceIPAddress")
+    value = get("vpcEndpointId")
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
+        endpoint: dict[str, Any] = {"uid": value}
+    else:
+        endpoint = {}
+    known = _IPS_GET(address) if address.__class__ is str else None
+    if known is None:
+        known = is_ip(address)
+    if known:
+        endpoint["ip"] = address
+    elif (addresses := ip_list(address)) is not None:
+        endpoint["ip"] = addresses[0]
+        endpoint["intermediate_ips"] = addresses[1:]
+    elif address.__class__ is str and address or address is not None and (address := _str(address)) is not None:
+        endpoint["domain"] = address
     if endpoint:
         event["src_endpoint"] = endpoint
     value = get("userAgent")
-    if value.__class__ is not str or not value:
-        value = _str(value)
-    if value is not None:
+    if value.__class__ is str and value or value is not None and (value := _str(value)) is not None:
         event["http_request"] = {"user_agent": value}
-    resources = _resources(record)
+    resources = get("resources")
     if resources is not None:
-        event["resources"] = resources
+        resources = _resources(record)
+        if resources is not None:
+            event["resources"] = resources
 
-    mapped_extra = None
-    if class_uid == T.AUTHENTICATION:
+    extra = None
+    if class_uid == _AUTHENTICATION:
+        extra = get("additionalEventData")
         event["user"] = _auth_user(record, identity or {})
         if service is not None:
             event["service"] = {"name": service}
@@ -404,11 +461,12 @@ def ocsf_event(record: dict) -> dict:
                 event["is_mfa"] = value
             if (value := _str(extra.get("LoginTo"))) is not None:
                 event["dst_endpoint"] = {"svc_name": value}
-            mapped_extra = _MAPPED_AUTH_EXTRA
+        else:
+            extra = None
         protocol = T.AUTH_PROTOCOLS.get(event_name or "")
         if protocol:
             event["auth_protocol_id"], event["auth_protocol"] = protocol
-    elif class_uid == T.ACCOUNT_CHANGE:
+    elif class_uid == _ACCOUNT_CHANGE:
         event["user"] = _target_user(record, identity or {})
         request = get("requestParameters")
         if isinstance(request, dict):
@@ -419,34 +477,92 @@ def ocsf_event(record: dict) -> dict:
             elif policy_arn:
                 event["policy"] = _kept({"uid": policy_arn, "name": policy_arn.rsplit("/", 1)[-1]})
 
-    mapped = T.MAPPED_TOP_LEVEL
-    unmapped = {key: value for key, value in record.items() if key not in mapped}
-    unmapped.pop("userIdentity", None)
+    keys = tuple(record)  # records of a file share a few key tuples: the unmapped keys by tuple
+    picked = _UNMAPPED_KEYS.get(keys)
+    if picked is None:
+        picked = _unmapped_keys(keys, _MAPPED_TOP_LEVEL, _UNMAPPED_KEYS)
+    unmapped = {}
+    for key in picked:
+        unmapped[key] = record[key]
+    whole = unmapped.pop("userIdentity", None)  # back at the end, when something is left
     if identity:
-        rest = _without(identity, _MAPPED_USER_IDENTITY)
+        rest = _identity_rest(identity)
         if rest:
             unmapped["userIdentity"] = rest
-    elif "userIdentity" in record and record["userIdentity"] is not None:
-        unmapped["userIdentity"] = record["userIdentity"]
-    if mapped_extra is not None:
-        assert isinstance(extra, dict)  # mapped_extra is only set for a dict
-        rest = _without(extra, mapped_extra)
+    elif whole is not None:
+        unmapped["userIdentity"] = whole
+    if extra is not None:
+        rest = _without(extra, _MAPPED_AUTH_EXTRA)
         if rest:
             unmapped["additionalEventData"] = rest
         else:
             unmapped.pop("additionalEventData", None)
-    if time is None and get("eventTime") is not None:
-        unmapped["eventTime"] = record["eventTime"]  # not a time OCSF can carry
-    for key, field in (("request", "requestParameters"), ("response", "responseElements")):
-        data = get(field)
-        if data is not None:
-            event_api: dict[str, Any] | None = event.get("api")
-            if event_api is None:
-                event_api = event["api"] = {}
-            part = event_api.get(key)
-            if part is None:
-                part = event_api[key] = {}
+    if time is None and event_time is not None:
+        unmapped["eventTime"] = event_time  # not a time OCSF can carry
+    data = get("requestParameters")
+    if data is not None:
+        event_api = event.get("api")
+        if event_api is None:
+            event_api = event["api"] = {}
+        part = event_api.get("request")
+        if part is None:
+            event_api["request"] = {"data": data}
+        else:
             part["data"] = data
+    if response is not None:
+        event_api = event.get("api")
+        if event_api is None:
+            event_api = event["api"] = {}
+        part = event_api.get("response")
+        if part is None:
+            event_api["response"] = {"data": response}
+        else:
+            part["data"] = response
     if unmapped:
         event["unmapped"] = unmapped
     return event
+
+
+def _identity_rest(identity: dict) -> dict:
+    """``_without(identity, _MAPPED_USER_IDENTITY)``, written out: what userIdentity holds
+    beyond what ``actor`` carries."""
+    keys = tuple(identity)
+    picked = _IDENTITY_UNMAPPED_KEYS.get(keys)
+    if picked is None:
+        picked = _unmapped_keys(keys, _IDENTITY_MAPPED, _IDENTITY_UNMAPPED_KEYS)
+    out = {}
+    for key in picked:
+        value = identity[key]
+        if key == "sessionContext" and isinstance(value, dict):
+            rest = {}
+            for name, part in value.items():
+                mapped = _SESSION_MAPPED.get(name)
+                if mapped is not None and isinstance(part, dict):
+                    if part.keys() <= mapped:
+                        continue  # everything in it is mapped (the usual attributes)
+                    part = {k: v for k, v in part.items() if k not in mapped}
+                    if not part:
+                        continue
+                rest[name] = part
+            if rest:
+                out[key] = rest
+        else:
+            out[key] = value
+    return out
+
+
+_IDENTITY_MAPPED = frozenset(key for key, sub in _MAPPED_USER_IDENTITY.items() if sub is None)
+# sessionContext's mapped objects -> their mapped keys (all leaves, one level down)
+_SESSION_MAPPED = {name: frozenset(sub) for name, sub in _MAPPED_USER_IDENTITY["sessionContext"].items()}
+
+
+_UNMAPPED_KEYS: dict[tuple, tuple] = {}  # a record's keys -> those not in MAPPED_TOP_LEVEL
+_IDENTITY_UNMAPPED_KEYS: dict[tuple, tuple] = {}  # userIdentity's keys -> those not mapped
+
+
+def _unmapped_keys(keys: tuple, mapped: frozenset, cache: dict) -> tuple:
+    picked = tuple(key for key in keys if key not in mapped)
+    if len(cache) >= 1024:
+        cache.clear()
+    cache[keys] = picked
+    return picked
