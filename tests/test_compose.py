@@ -300,3 +300,20 @@ def test_prometheus_and_grafana_use_real_metric_names(make_runtime, bucket):
     assert used and used <= served, used - served
     prometheus = yaml.safe_load((REPO / "ops" / "prometheus.yml").read_text())
     assert prometheus["scrape_configs"][0]["job_name"] == "trailpipe"
+
+
+def test_the_wheel_the_image_installs_holds_every_module_and_script(tmp_path):
+    """The Dockerfile installs a built wheel, not the source tree: every module and Lua script
+    of the checkout must be in it."""
+    import zipfile
+
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                             "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("trailpipe-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tracked = subprocess.run(["git", "ls-files", "pipeline", "workers"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked, "run from a git checkout"
+    missing = [path for path in tracked if path not in names]
+    assert missing == []
