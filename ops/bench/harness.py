@@ -842,9 +842,12 @@ def format_report(results: dict) -> str:
         for phase in results["phases"].values():
             rss = phase.get("worker_peak_rss_mb")
             s3cpu = phase.get("s3_server_cpu_seconds")
+            # A tiny run can finish within one tick of the CPU clock: no share to show then.
+            redis_share = (f"{phase['redis_cpu_seconds'] / phase['cpu_seconds'] * 100:>11.0f}%"
+                           if phase["cpu_seconds"] else f"{'-':>12}")
             lines.append(f"{phase['phase']:<52}{phase['events_per_s']:>11,.0f}{phase['seconds']:>9.2f}"
                          f"{phase['cpu_s_per_million_events']:>12.1f}"
-                         f"{phase['redis_cpu_seconds'] / phase['cpu_seconds'] * 100:>11.0f}%"
+                         f"{redis_share}"
                          f"{'' if s3cpu is None else f'{s3cpu:.1f} s':>12}{'' if rss is None else rss:>13}")
     for name, value in results["ratios"].items():
         lines.append(f"  {name:<42} {value}")
