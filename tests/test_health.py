@@ -72,6 +72,13 @@ def metric_samples(config_path) -> dict:
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
+def _config(tmp_path, redis_url, bucket, seaweed, secret: str) -> tuple[dict, object]:
+    """The source's config (as a dict) with its secret in a file that holds ``secret``; and that file."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(secret)
+    return config_dict(redis_url, [_source(bucket, seaweed, secret_file)]), secret_file
+
+
 def _source(bucket, seaweed, secret_file):
     return source_dict(bucket, seaweed.endpoint, identifier="sw",
                        auth={"method": "access_key", "access_key_id": ACCESS_KEY,
@@ -81,9 +88,8 @@ def _source(bucket, seaweed, secret_file):
 def test_wrong_secret_marks_the_source_failing_and_the_fix_makes_it_ok(tmp_path, seaweed, trail, redis_server,
                                                                      redis_client):
     bucket, files = trail
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(WRONG)
-    config = parse_config(config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    raw, secret_file = _config(tmp_path, redis_server.url, bucket, seaweed, WRONG)
+    config = parse_config(raw)
     source = config.sources[0]
     runtime = Runtime(config)
     queued = []
@@ -112,9 +118,8 @@ def test_wrong_secret_marks_the_source_failing_and_the_fix_makes_it_ok(tmp_path,
 
 def test_check_names_the_error_and_its_hint_then_passes(tmp_path, seaweed, trail, redis_server, redis_client):
     bucket, files = trail
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(WRONG)
-    config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    raw, secret_file = _config(tmp_path, redis_server.url, bucket, seaweed, WRONG)
+    config_path = write_config(tmp_path / "c.yaml", raw)
     before = redis_client.dbsize()
     failed = subprocess.run([*CLI, "check", "-c", str(config_path)], capture_output=True, text=True, timeout=120,
                             cwd=REPO)
@@ -143,9 +148,8 @@ def test_configuration_error_on_an_object_waits_without_burning_retries(tmp_path
     from workers.app import configure
 
     bucket, files = trail
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(WRONG)
-    config = parse_config(config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    raw, secret_file = _config(tmp_path, redis_server.url, bucket, seaweed, WRONG)
+    config = parse_config(raw)
     configure(config)
     tasks._runtime = Runtime(config)
     key = files[0][0]
@@ -171,9 +175,8 @@ def test_failing_source_with_real_processes_recovers_after_the_fix(tmp_path, sea
     """Worker + beat, recurrence 1 minute: failing within the first recurrence, ~1 LIST per
     recurrence while failing, ok and every event once after the secret file is fixed."""
     bucket, files = trail
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(WRONG)
-    config_path = write_config(tmp_path / "c.yaml", config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    raw, secret_file = _config(tmp_path, redis_server.url, bucket, seaweed, WRONG)
+    config_path = write_config(tmp_path / "c.yaml", raw)
     worker = start_celery(["worker", "--concurrency", "1", "--loglevel", "info"], config_path, tmp_path / "worker.log")
     beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat")], config_path,
                         tmp_path / "beat.log")
@@ -214,9 +217,8 @@ def test_credentials_that_cannot_be_resolved_mark_the_source_failing_without_ret
     from workers.app import configure
 
     bucket, _ = trail
-    secret_file = tmp_path / "secret"
-    secret_file.write_text("")  # emptied: the client cannot even be built
-    config = parse_config(config_dict(redis_server.url, [_source(bucket, seaweed, secret_file)]))
+    raw, secret_file = _config(tmp_path, redis_server.url, bucket, seaweed, "")  # emptied: no client at all
+    config = parse_config(raw)
     configure(config)
     tasks._runtime = Runtime(config)
     try:
