@@ -163,7 +163,8 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
             delivered = delivery_time(key)
             if delivered is not None:
                 state.note_delivered(sid, int(delivered.timestamp() * 1000))
-            note_notification_latency(state, sid, key)
+            if source.sqs is not None:  # only notified objects have a latency: no round trip otherwise
+                note_notification_latency(state, sid, key)
     except BadObject as exc:
         reason = exc.reason
         if checkpoint:

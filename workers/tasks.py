@@ -78,7 +78,6 @@ def discover(self, source_id: str) -> dict:
                 rt.forget_s3(source)
                 log.error("source %s is failing: %s", source_id, verdict.description)
                 return {"source": source_id, "ran": False, "error": verdict.description}
-            rt.state.count_error(source_id, verdict.error_class)
             if verdict.retry_limit is not None and self.request.retries >= verdict.retry_limit:
                 # Gave up until the next recurrence: visible as failing, with the cause.
                 rt.state.set_health(source_id, False, verdict.error_class,
@@ -86,6 +85,7 @@ def discover(self, source_id: str) -> dict:
                                     f"{verdict.description}")
                 log.error("discovery of %s gave up: %s", source_id, verdict.description)
                 return {"source": source_id, "ran": False, "error": verdict.description}
+            rt.state.count_error(source_id, verdict.error_class)  # set_health counts the others
         except redis.RedisError:
             pass
         log.warning("discovery of %s: %s; retry %d", source_id, verdict.description, self.request.retries + 1)
@@ -114,7 +114,6 @@ def ingest_object(self, source_id: str, key: str) -> dict:
         verdict = classify(exc)
         countdown = backoff_seconds(self.request.retries)
         try:
-            rt.state.count_error(source_id, verdict.error_class)
             if verdict.kind is ErrorKind.CONFIGURATION:
                 # The source is wrong, not the object: it waits (no retry burnt) and the sweep
                 # enqueues it again once a discovery has found the source ok.
@@ -124,6 +123,7 @@ def ingest_object(self, source_id: str, key: str) -> dict:
                 log.error("object source=%s key=%s waits, the source is failing: %s",
                           source_id, key, verdict.description)
                 return {"source": source_id, "key": key, "outcome": "deferred", "reason": verdict.description}
+            rt.state.count_error(source_id, verdict.error_class)  # set_health counted the one above
             limit = verdict.retry_limit
             if verdict.kind is ErrorKind.PERMANENT or (limit is not None and self.request.retries >= limit):
                 if not rt.state.release(source_id, key, runner=runner) and \

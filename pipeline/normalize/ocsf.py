@@ -501,23 +501,9 @@ def ocsf_event(record: dict) -> dict:
         unmapped["eventTime"] = event_time  # not a time OCSF can carry
     data = get("requestParameters")
     if data is not None:
-        event_api = event.get("api")
-        if event_api is None:
-            event_api = event["api"] = {}
-        part = event_api.get("request")
-        if part is None:
-            event_api["request"] = {"data": data}
-        else:
-            part["data"] = data
+        _api_data(event, "request", data)
     if response is not None:
-        event_api = event.get("api")
-        if event_api is None:
-            event_api = event["api"] = {}
-        part = event_api.get("response")
-        if part is None:
-            event_api["response"] = {"data": response}
-        else:
-            part["data"] = response
+        _api_data(event, "response", response)
     if unmapped:
         event["unmapped"] = unmapped
     return event
@@ -566,3 +552,15 @@ def _unmapped_keys(keys: tuple, mapped: frozenset, cache: dict) -> tuple:
         cache.clear()
     cache[keys] = picked
     return picked
+
+
+def _api_data(event: dict[str, Any], part_name: str, data: Any) -> None:
+    """``api.<part_name>.data`` = ``data``, beside what the part already holds."""
+    api = event.get("api")
+    if api is None:
+        api = event["api"] = {}
+    part = api.get(part_name)
+    if part is None:
+        api[part_name] = {"data": data}
+    else:
+        part["data"] = data
