@@ -228,7 +228,7 @@ class Integrity(_Strict):
     """CloudTrail's signed digest files: verified, and used to find log files the listing missed."""
 
     enabled: bool = False
-    public_keys_dir: str | None = None  # files named by fingerprint (PKCS#1 DER); else ListPublicKeys
+    public_keys_dir: str | None = None  # RSA public keys, PEM or DER, any file name; else ListPublicKeys
     endpoint_url: str | None = None  # the CloudTrail API for ListPublicKeys; default: AWS's
 
     @field_validator("public_keys_dir")
