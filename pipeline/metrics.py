@@ -90,21 +90,22 @@ def _age(ms: int | None, now: float) -> float | None:
 
 
 def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
-        now: datetime | None = None) -> dict:
+        now: datetime | None = None, discovered: bool = True) -> dict:
     """What users alert on, and nothing that grows on a quiet, caught-up source:
 
     - ``newest_object_age_seconds``: since the newest log file listed was delivered (a trail that
       stopped delivering, or a discovery that stopped listing, makes it grow);
     - ``ingest_lag_seconds``: how far ingestion trails delivery: newest listed minus newest done
       (0 when caught up);
-    - ``caught_up``: nothing pending and the newest file listed is ingested.
+    - ``caught_up``: nothing pending and the newest file listed is ingested; never for a source
+      no discovery has listed yet (``discovered``), which cannot know.
     """
     at = (now or datetime.now(UTC)).timestamp()
-    caught_up = pending == 0 and (newest_listed_ms is None or (newest_done_ms or 0) >= newest_listed_ms)
+    caught_up = discovered and pending == 0 and (newest_listed_ms is None or (newest_done_ms or 0) >= newest_listed_ms)
     if caught_up:
         ingest_lag: float | None = 0.0
     elif newest_listed_ms is None:
-        ingest_lag = None  # objects pending, none with a CloudTrail delivery time
+        ingest_lag = None  # never listed, or objects pending none with a CloudTrail delivery time
     elif newest_done_ms is None:
         ingest_lag = _age(newest_listed_ms, at)  # nothing done yet
     else:
@@ -143,7 +144,8 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "objects_pending": pending,
         "health": health_view(state.health(source_id)),
         "errors": errors,
-        **lag(state.newest_listed_ms(source_id), state.newest_delivered_ms(source_id), pending),
+        **lag(state.newest_listed_ms(source_id), state.newest_delivered_ms(source_id), pending,
+              discovered=bool(stats.get("discoveries") or stats.get("last_discovery_at"))),
         "discoveries": stats.get("discoveries", 0),
         "last_discovery_at": stats.get("last_discovery_at"),
         "last_discovery_seconds": stats.get("last_discovery_ms", 0) / 1000,
