@@ -217,16 +217,15 @@ def metrics(config_path: str, port: int, address: str) -> None:
     from pipeline.metrics import serve, wait_forever  # noqa: PLC0415
 
     config = _open(config_path, serve_data=False)
+    tell = lambda text: click.echo(f"trailpipe metrics: {escape_controls(text)}", err=True)  # noqa: E731
+    serve(Runtime(config), port, address, say=tell)
+    tell(f"serving trailpipe metrics on http://{address}:{port}/metrics")
     if config.uses_embedded_redis:
         from pipeline.embedded import embedded_url  # noqa: PLC0415
 
         if embedded_url(config.state_path) is None:
-            click.echo(f"waiting for `trailpipe run` to start its Redis in {config.state_path}", err=True)
-        while embedded_url(config.state_path) is None:
-            time.sleep(2)
-    runtime = Runtime(config)
-    serve(runtime, port, address)
-    click.echo(f"serving trailpipe metrics on http://{address}:{port}/metrics", err=True)
+            tell(f"no `trailpipe run` serves {config.state_path} yet: /metrics answers 503 until one starts "
+                 f"(`status` and `tail` read its data without one)")
     try:
         wait_forever()
     except KeyboardInterrupt:
