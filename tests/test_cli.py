@@ -127,9 +127,23 @@ def test_demo_runs_headless_to_its_end(tmp_path):
     assert "demo complete" in out
     assert "digest-must-not-be-emitted" not in out
     assert (tmp_path / ".trailpipe" / "demo" / "worker.log").exists()
-    # It says how to look at the results afterwards, and that works once it has stopped.
-    assert "trailpipe status -c .trailpipe/demo/config.yaml" in out
-    status = cli("status", "-c", ".trailpipe/demo/config.yaml", cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    # It says how to look at the results afterwards: each command runs as printed, in a shell
+    # whose PATH does not hold the venv (a new user's), once the demo has stopped.
+    printed = [line.strip() for line in out.splitlines() if " -c .trailpipe/demo/config.yaml" in line]
+    assert len(printed) == 3 and all(line.split()[0].endswith("/bin/trailpipe") for line in printed), out
+    bin_dir = os.path.dirname(sys.executable)
+    shell_env = dict(os.environ, PATH=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                                       if os.path.realpath(p) != os.path.realpath(bin_dir)))
+    results = [subprocess.run(line, shell=True, cwd=tmp_path, env=shell_env, capture_output=True, text=True,
+                              timeout=60) for line in printed]
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert f"events emitted={match.group(1)}" in results[0].stdout
+    assert len(results[1].stdout.splitlines()) == 20
+    # Its secret and config are this user's only; from another folder the config works as well.
+    demo = tmp_path / ".trailpipe" / "demo"
+    assert {name: oct((demo / name).stat().st_mode & 0o777) for name in ("demo-secret", "config.yaml")} == {
+        "demo-secret": "0o600", "config.yaml": "0o600"}
+    status = cli("status", "-c", str(demo / "config.yaml"), env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert status.returncode == 0 and f"events emitted={match.group(1)}" in status.stdout, status.stderr
 
 
