@@ -474,7 +474,8 @@ class Config(_Strict):
             if url is None:
                 raise ConfigError([
                     f"redis_url: not set, and no embedded redis-server is recorded in {str(self.state_path)!r}: "
-                    "start `trailpipe run` with this config (from this folder), or set redis_url"])
+                    "start `trailpipe run` with this config (or set TRAILPIPE_STATE_DIR to its folder), "
+                    "or set redis_url"])
             return url
         return self.redis_url.get_secret_value()
 
