@@ -205,6 +205,15 @@ def test_metrics_without_a_run_says_so_and_does_not_wait(tmp_path, bucket, moto_
 
         code, body = wait_for(answer, 30, what="metrics listening")
         assert code == 503 and "trailpipe run" in body and len(body.strip().splitlines()) == 1, body
+        # `trailpipe run` starts its embedded Redis (and records its address): metrics serve it.
+        from pipeline.embedded import EmbeddedRedis
+
+        embedded = EmbeddedRedis(tmp_path / "state").start()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                assert response.status == 200 and "trailpipe_source_up" in response.read().decode()
+        finally:
+            embedded.stop()
     finally:
         stop_process(process)
     log = process.stderr.read()
