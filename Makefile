@@ -12,7 +12,9 @@ CONFIG ?= .trailpipe/demo/config.yaml
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@# setuptools' notice for every editable install (no problem of this project) stays quiet.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet \
+		--disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
