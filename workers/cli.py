@@ -19,7 +19,7 @@ from pipeline.logs import escape_controls
 from pipeline.metrics import source_metrics
 from pipeline.processes import die_with_parent, stop_process
 from pipeline.runtime import Runtime
-from workers.console import celery_command, format_event
+from workers.console import celery_command, explain, format_event
 
 
 def say(text: str, **kwargs) -> None:
@@ -54,19 +54,21 @@ config_option = click.option("-c", "--config", "config_path", required=True,
 
 
 class _Group(click.Group):
-    """Errors a user can fix end the command with one clear line, not a traceback."""
+    """Errors a user can fix end the command with one clear line and a hint, not a traceback."""
 
     def invoke(self, ctx):
-        import redis  # noqa: PLC0415
-
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             for problem in exc.problems:
-                click.echo(problem, err=True)
+                click.echo(escape_controls(problem), err=True)
             sys.exit(2)
-        except redis.ConnectionError as exc:
-            click.echo(f"cannot reach Redis: {exc} (is `trailpipe run` or your redis_url server up?)", err=True)
+        except Exception as exc:  # noqa: BLE001  (expected failures said in one line; others raise)
+            line = explain(exc)
+            if line is None:
+                raise
+            click.echo(f"trailpipe {ctx.invoked_subcommand or ''}: {escape_controls(line)}".replace("  ", " "),
+                       err=True)
             sys.exit(2)
 
 
@@ -187,7 +189,9 @@ def status(config_path: str, as_json: bool) -> None:
                    f"events emitted={row['events_emitted']}  empty records={row['records_empty']}")
         seconds = lambda value: "-" if value is None else f"{value:.0f}s"  # noqa: E731
         requests = ", ".join(f"{op}={n}" for op, n in sorted(row["s3_requests"].items())) or "none"
-        click.echo(f"  {'caught up' if row['caught_up'] else 'behind'}: ingest lag="
+        progress = ("not discovered yet" if not row["discoveries"] and not row["last_discovery_at"]
+                    else "caught up" if row["caught_up"] else "behind")
+        click.echo(f"  {progress}: ingest lag="
                    f"{seconds(row['ingest_lag_seconds'])}, newest file delivered "
                    f"{seconds(row['newest_object_age_seconds'])} ago  discoveries={row['discoveries']} "
                    f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
@@ -213,16 +217,15 @@ def metrics(config_path: str, port: int, address: str) -> None:
     from pipeline.metrics import serve, wait_forever  # noqa: PLC0415
 
     config = _open(config_path, serve_data=False)
+    tell = lambda text: click.echo(f"trailpipe metrics: {escape_controls(text)}", err=True)  # noqa: E731
+    serve(Runtime(config), port, address, say=tell)
+    tell(f"serving trailpipe metrics on http://{address}:{port}/metrics")
     if config.uses_embedded_redis:
         from pipeline.embedded import embedded_url  # noqa: PLC0415
 
         if embedded_url(config.state_path) is None:
-            click.echo(f"waiting for `trailpipe run` to start its Redis in {config.state_path}", err=True)
-        while embedded_url(config.state_path) is None:
-            time.sleep(2)
-    runtime = Runtime(config)
-    serve(runtime, port, address)
-    click.echo(f"serving trailpipe metrics on http://{address}:{port}/metrics", err=True)
+            tell(f"no `trailpipe run` serves {config.state_path} yet: /metrics answers 503 until one starts "
+                 f"(`status` and `tail` read its data without one)")
     try:
         wait_forever()
     except KeyboardInterrupt:
