@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 import pytest
 import redis
-from conftest import REPO, config_dict, source_dict, start_celery, stop_process, wait_for, write_config
+from conftest import REPO, config_dict, source_dict, stop_process, wait_for, write_config
 from prometheus_client import CollectorRegistry, generate_latest
 
 from pipeline.backfill import backfill
@@ -106,20 +107,24 @@ def test_the_epoch_counts_each_reset_once_whoever_sees_it(redis_client):
 
 @pytest.mark.slow
 def test_a_reset_under_a_running_worker_and_beat_is_logged_and_shown(tmp_path, moto_endpoint, s3, bucket):
+    """FLUSHALL under `trailpipe run` (worker + beat) on the test's own Redis: the reset is logged,
+    counted once and shown; beat, whose redbeat lock vanished too, is restarted and lists again."""
     server = RedisServer(tmp_path / "redis").start()  # the test's own Redis: FLUSHALL hurts nobody else
-    worker = beat = None
+    run = None
     try:
         for log in make_bucket_files(seed=3, files=3):
             s3.put_object(Bucket=bucket, Key=log.key, Body=log.body)
         config_path = write_config(tmp_path / "c.yaml", config_dict(
-            server.url, [source_dict(bucket, moto_endpoint, identifier="reset")], sweep_interval_seconds=5))
-        worker = start_celery(["worker", "--concurrency", "1", "--loglevel", "info"], config_path, tmp_path / "w.log")
-        beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat-schedule")],
-                            config_path, tmp_path / "b.log")
+            server.url, [source_dict(bucket, moto_endpoint, identifier="reset")], sweep_interval_seconds=5,
+            state_dir=str(tmp_path / "state")))
+        env = dict({k: v for k, v in os.environ.items() if not k.startswith("TRAILPIPE_")}, PYTHONPATH=str(REPO))
+        log_path = tmp_path / "run.log"
+        run = subprocess.Popen([sys.executable, "-m", "workers.cli", "run", "-c", str(config_path), "--concurrency",
+                                "1"], cwd=tmp_path, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(server.url)
-        logs = lambda: (tmp_path / "w.log").read_text(errors="replace") + (tmp_path / "b.log").read_text(  # noqa: E731
-            errors="replace")
-        wait_for(lambda: logs().count("persists its state (AOF)") >= 2, timeout=90, what="worker and beat watching")
+        logs = lambda: log_path.read_text(errors="replace")  # noqa: E731
+        wait_for(lambda: logs().count("persists its state (AOF)") >= 3, timeout=90,
+                 what="run, worker and beat saying how Redis persists")
         wait_for(lambda: client.hget("trailpipe:src:reset:stats", "objects_done") == b"3", timeout=90,
                  what="the files ingested")
         epoch = client.get("trailpipe:epoch")
@@ -138,10 +143,11 @@ def test_a_reset_under_a_running_worker_and_beat_is_logged_and_shown(tmp_path, m
         assert "state resets seen: 1 (last at" in text
         assert "\ntrailpipe_state_resets_total 1.0\n" in _scrape(config_path)
         client.close()
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=90) == 0
     finally:
-        for process in (beat, worker):
-            if process is not None:
-                stop_process(process, timeout=40)
+        if run is not None:
+            stop_process(run, timeout=60)
         server.stop()
 
 
