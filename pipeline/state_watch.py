@@ -225,6 +225,6 @@ def redis_check(config) -> tuple[bool | None, str]:
             client.close()
     except ConfigError as exc:
         return None, "; ".join(exc.problems)
-    except redis.RedisError as exc:
+    except (redis.RedisError, ValueError, OSError) as exc:  # unreachable, or a URL this client cannot open
         return None, f"cannot reach Redis to read how it persists: {type(exc).__name__}: {exc}"
     return persistence.persistent, persistence.message

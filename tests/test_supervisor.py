@@ -190,14 +190,22 @@ def _children(pid) -> list[psutil.Process]:
         return []
 
 
-def _part_process(run_pid: int, word: str) -> psutil.Process | None:
+def _run_processes(run_pid: int) -> dict[str, list[psutil.Process]]:
+    """The children of `trailpipe run` by kind: its pool children, worker main, beat, Redis."""
+    kinds: dict[str, list[psutil.Process]] = {"pool child": [], "worker main": [], "beat": [], "redis-server": []}
     for child in _children(run_pid):
         try:
-            if word in " ".join(child.cmdline()):
-                return child
+            argv = child.cmdline()
         except psutil.NoSuchProcess:
             continue
-    return None
+        if "worker" in argv:
+            kinds["worker main"].append(child)
+            kinds["pool child"] += _children(child.pid)
+        elif "beat" in argv:
+            kinds["beat"].append(child)
+        elif "127.0.0.1:" in " ".join(argv):  # redis/valkey-server name themselves by address
+            kinds["redis-server"].append(child)
+    return kinds
 
 
 @pytest.mark.slow
@@ -226,7 +234,7 @@ def test_run_recovers_from_every_kind_of_kill_and_emits_every_event_once(tmp_pat
                 return 0
 
         wait_for(lambda: events() > 300, timeout=90, what="ingestion under way")
-        worker = _part_process(run.pid, " worker")
+        worker = _run_processes(run.pid)["worker main"][0]
         pool = _children(worker.pid)
         assert pool, "the worker has pool processes"
         pool[0].kill()  # a pool child: Celery redelivers its task at once
@@ -245,8 +253,9 @@ def test_run_recovers_from_every_kind_of_kill_and_emits_every_event_once(tmp_pat
         print(f"failover: {len(in_flight)} object(s) in flight on the killed worker were done {failover:.0f} s later")
         assert failover < 120  # the issue's bound: within 2 minutes with default settings
 
-        _part_process(run.pid, " beat").kill()
-        redis_process = _part_process(run.pid, "127.0.0.1:")  # redis/valkey-server name themselves by address
+        kinds = _run_processes(run.pid)
+        kinds["beat"][0].kill()
+        redis_process = kinds["redis-server"][0]
         redis_process.kill()
         wait_for(lambda: _safe(lambda: client.ping()), timeout=60, what="the restarted redis-server")
 
@@ -289,24 +298,6 @@ def _records(log) -> list:
     import gzip
 
     return orjson.loads(gzip.decompress(log.body))["Records"]
-
-
-def _run_processes(run_pid: int) -> dict[str, list[psutil.Process]]:
-    """The children of `trailpipe run` by kind: its pool children, worker main, beat, Redis."""
-    kinds: dict[str, list[psutil.Process]] = {"pool child": [], "worker main": [], "beat": [], "redis-server": []}
-    for child in _children(run_pid):
-        try:
-            argv = child.cmdline()
-        except psutil.NoSuchProcess:
-            continue
-        if "worker" in argv:
-            kinds["worker main"].append(child)
-            kinds["pool child"] += _children(child.pid)
-        elif "beat" in argv:
-            kinds["beat"].append(child)
-        elif "127.0.0.1:" in " ".join(argv):  # redis/valkey-server name themselves by address
-            kinds["redis-server"].append(child)
-    return kinds
 
 
 @pytest.mark.slow
