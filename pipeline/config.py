@@ -270,6 +270,10 @@ class Source(_Strict):
     queue: str | None = Field(default=None, min_length=1)
     # Late files: each discovery lists again from (newest delivery time seen - lookback).
     lookback: Duration = defaults.LOOKBACK
+    # No listing reaches log files delivered before now - ignore_older, so a new or reset source
+    # (no marker) does not ingest its whole history; None: everything. At least ``lookback``.
+    # ``backfill`` still reaches the older ones.
+    ignore_older: Duration | None = defaults.IGNORE_OLDER
     # Hostile input: an object over one of these caps is dead-lettered (pipeline.parser).
     max_object_bytes: int = Field(default=defaults.MAX_OBJECT_BYTES, ge=1)  # compressed
     max_uncompressed_bytes: int = Field(default=defaults.MAX_UNCOMPRESSED_BYTES, ge=1)
@@ -331,6 +335,15 @@ class Source(_Strict):
             raise ValueError("is not a directory")
         return value
 
+    @field_validator("ignore_older")
+    @classmethod
+    def _ignore_older_covers_lookback(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        lookback = info.data.get("lookback", defaults.LOOKBACK)
+        if value is not None and isinstance(lookback, timedelta) and value < lookback:
+            raise ValueError(f"must be at least the source's lookback ({format_duration(lookback)}), "
+                             "or late files inside it would be ignored")
+        return value
+
     @field_validator("sqs")
     @classmethod
     def _sqs_region(cls, value: SqsNotifications | None, info: ValidationInfo) -> SqsNotifications | None:
@@ -351,6 +364,10 @@ class Source(_Strict):
     @property
     def lookback_seconds(self) -> int:
         return int(self.lookback.total_seconds())
+
+    @property
+    def ignore_older_seconds(self) -> int | None:
+        return None if self.ignore_older is None else int(self.ignore_older.total_seconds())
 
     @property
     def file_regex(self) -> re.Pattern[str]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 # -- per source ------------------------------------------------------------------------------
 RECURRENCE = timedelta(minutes=15)
 LOOKBACK = timedelta(hours=2)
+IGNORE_OLDER: timedelta | None = None  # a new or reset source ingests everything (as QRadar does)
 EPS_THROTTLE = 5000
 MAX_OBJECT_BYTES = 1 << 30  # compressed size as S3 reports it
 # Hostile input: what one object may inflate to, what one record may be (CloudTrail records

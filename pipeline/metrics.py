@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
 from pipeline.replies import as_optional_bytes
 from pipeline.state import StateStore, now_ms
+from pipeline.state_watch import read_persistence, resets_view
+from pipeline.supervisor import read_parts
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
 REQUEST_PRICE = {"ListObjectsV2": 0.005 / 1000, "ListObjects": 0.005 / 1000, "GetObject": 0.0004 / 1000,
@@ -168,6 +170,32 @@ def _text(raw: bytes | None) -> str | None:
     return raw.decode(errors="replace") if raw is not None else None
 
 
+def redis_status(state: StateStore) -> dict:
+    """How the Redis persists and the state resets seen: ``status --json``'s ``"redis"``."""
+    persistence = read_persistence(state.redis)
+    return {**persistence.as_dict(), "persistent_gauge": persistence.gauge, **resets_view(state.redis, state.keys)}
+
+
+def parts_status(state_dir) -> dict | None:
+    """The running ``trailpipe run``'s parts (restarts, state), or None: ``status --json``'s ``"run"``."""
+    return read_parts(state_dir)
+
+
+def run_status_lines(redis_view: dict, run: dict | None) -> list[str]:
+    """``trailpipe status``'s lines on Redis's persistence, state resets and `run`'s parts."""
+    lines = [("redis: " if redis_view["persistent"] else "redis: WARNING: ") + redis_view["message"]]
+    if redis_view["resets"]:
+        lines.append(f"state resets seen: {redis_view['resets']} (last at {redis_view['last_reset_at']}, seen by "
+                     f"{redis_view['last_reset_detected_by']}): the markers and object states were lost; "
+                     "discovery listed the sources again from the top (or from ignore_older)")
+    if run is not None:
+        parts = ", ".join(f"{name} {part.get('state')} restarts={part.get('restarts', 0)}"
+                          + (f" (last {part['last_exit']} at {part['last_exit_at']})" if part.get("last_exit") else "")
+                          for name, part in run["parts"].items())
+        lines.append(f"trailpipe run (pid {run.get('pid')}, since {run.get('started_at')}): {parts}")
+    return lines
+
+
 class TrailpipeCollector(Collector):
     """Prometheus metrics, prefixed ``trailpipe_``, labelled by ``source``; read at each scrape."""
 
@@ -239,10 +267,26 @@ class TrailpipeCollector(Collector):
                 violations.add_metric([row["source"], kind], count)
         yield violations
         yield from notification_families(rows)
+        yield from redis_families(redis_status(state), parts_status(config.state_path))
         stream = GaugeMetricFamily("trailpipe_stream_length", "Entries in the stream", labels=["stream"])
         stream.add_metric([config.stream], state.redis.xlen(config.stream))
         stream.add_metric([config.deadletter_stream], state.redis.xlen(config.deadletter_stream))
         yield stream
+
+
+def redis_families(redis_view: dict, run: dict | None):
+    """trailpipe_redis_persistent, trailpipe_state_resets_total, trailpipe_part_restarts_total{part}."""
+    yield GaugeMetricFamily("trailpipe_redis_persistent",
+                            "1 when the Redis persists its state (AOF or RDB save rules), 0 when it persists "
+                            "nothing (a restart loses every marker: the history is ingested again), -1 when "
+                            "it cannot be read", value=redis_view["persistent_gauge"])
+    yield CounterMetricFamily("trailpipe_state_resets", "State resets seen (the state epoch vanished under a "
+                              "running worker or beat)", value=redis_view["resets"])
+    restarts = CounterMetricFamily("trailpipe_part_restarts", "Restarts of each part of `trailpipe run`",
+                                   labels=["part"])
+    for name, part in sorted((run or {}).get("parts", {}).items()):
+        restarts.add_metric([name], part.get("restarts", 0))
+    yield restarts
 
 
 def notification_families(rows: list[dict]):

@@ -255,6 +255,7 @@ MISPLACED = "wJalrXUtnFEMIK7MDENGbPxRfiCYzzSECRET"
     ({"bucket": MISPLACED}, "bucket"),
     ({"recurrence": MISPLACED}, "recurrence"),
     ({"lookback": MISPLACED}, "lookback"),
+    ({"ignore_older": MISPLACED}, "ignore_older"),
     ({"signature_version": MISPLACED}, "signature_version"),
     ({"eps_throttle": MISPLACED}, "eps_throttle"),
     ({"auth": {"method": MISPLACED}}, "auth"),

@@ -180,6 +180,42 @@ def _escape_logs(logger=None, **_):
         use_escaping(logger)
 
 
+READY_FILE_ENV = "TRAILPIPE_READY_FILE"  # set by `trailpipe run` for each of its Celery parts
+
+
+def _say_ready(**_):
+    """Under `trailpipe run`: tell the supervisor this part is up (it wrote its pid)."""
+    path = os.environ.get(READY_FILE_ENV)
+    if path:
+        with open(path, "w") as out:
+            out.write(str(os.getpid()))
+
+
+def _watch_state(role: str):
+    """Worker (main process) and beat: say how Redis persists, and watch for a state reset."""
+    def start(**_):
+        from pipeline.runtime import Runtime  # noqa: PLC0415
+        from pipeline.state_watch import StateWatch, process_name  # noqa: PLC0415
+
+        config = current_config()
+        runtime = Runtime(config)
+        StateWatch(runtime.redis, runtime.keys, process_name(role), config.sweep_interval_seconds,
+                   on_reset=_after_reset if role == "beat" else None).start()
+
+    return start
+
+
+def _after_reset() -> None:
+    """Beat after a state reset: the schedule was lost with the rest; write it again, and
+    discover every source now (each lists from its ignore_older, or from the top)."""
+    sync_schedule()
+    _discover_all_now()
+
+
+signals.worker_ready.connect(_say_ready, weak=False)
+signals.worker_ready.connect(_watch_state("worker"), weak=False)
+signals.beat_init.connect(_say_ready, weak=False)
+signals.beat_init.connect(_watch_state("beat"), weak=False)
 signals.after_setup_logger.connect(_escape_logs, weak=False)
 signals.after_setup_task_logger.connect(_escape_logs, weak=False)
 signals.after_setup_logger.connect(_json_logs, weak=False)
