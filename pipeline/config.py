@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -364,7 +365,9 @@ class Config(_Strict):
     """The whole file: shared settings plus the list of sources."""
 
     redis_url: SecretStr | None = None  # may hold a password; None means "embedded redis-server"
-    broker_url: SecretStr | None = None  # defaults to redis_url
+    broker_url: SecretStr | None = None  # defaults to redis_url; amqp://… for RabbitMQ
+    # With a RabbitMQ broker: the source queues as quorum queues (ignored with a Redis broker).
+    quorum_queues: bool = defaults.QUORUM_QUEUES
     stream: str = Field(default=DEFAULT_STREAM, min_length=1)
     deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
     key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
@@ -386,6 +389,21 @@ class Config(_Strict):
     stream_maxlen: int | None = Field(default=None, ge=1)  # opt-in approximate trimming
     deadletter_maxlen: int = Field(default=defaults.DEADLETTER_MAXLEN, ge=1)  # oldest dropped first
     sources: list[Source] = Field(min_length=1)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _amqp_broker_form(cls, value: SecretStr | None) -> SecretStr | None:
+        """A RabbitMQ URL names its host, and its port is a number (the message never shows it:
+        it may hold a password)."""
+        if value is not None and is_amqp_url(value.get_secret_value()):
+            parts = urllib.parse.urlsplit(value.get_secret_value())
+            try:
+                parts.port  # noqa: B018  (raises on a port that is not a number)
+            except ValueError:
+                raise ValueError("the RabbitMQ port is not a number: use amqp://USER:PASSWORD@HOST:PORT/VHOST") from None
+            if not parts.hostname:
+                raise ValueError("the RabbitMQ URL names no host: use amqp://USER:PASSWORD@HOST:PORT/VHOST")
+        return value
 
     @model_validator(mode="after")
     def _retention_covers_lookback(self) -> Config:
@@ -432,9 +450,23 @@ class Config(_Strict):
         return self.redis_url.get_secret_value()
 
     def broker_url_value(self) -> str:
-        if self.broker_url is not None and not os.environ.get("TRAILPIPE_REDIS_URL"):
+        """The Celery broker: ``broker_url``, else the Redis of ``redis_url``. ``TRAILPIPE_REDIS_URL``
+        moves a Redis broker with the state, never a RabbitMQ one (that is not a Redis)."""
+        if self.broker_url is not None and (self.broker_is_amqp or not os.environ.get("TRAILPIPE_REDIS_URL")):
             return self.broker_url.get_secret_value()
         return self.redis_url_value()
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        """RabbitMQ (``amqp://``, ``amqps://``, ``pyamqp://``) rather than Redis as the broker."""
+        return self.broker_url is not None and is_amqp_url(self.broker_url.get_secret_value())
+
+
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def is_amqp_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in AMQP_SCHEMES
 
 
 def _substitute_env(value: Any, path: tuple, problems: list[tuple[tuple, str]]) -> Any:

@@ -15,7 +15,7 @@ import urllib.parse
 from datetime import timedelta
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError
@@ -100,6 +100,44 @@ def redbeat_connection(url: str) -> tuple[str, dict]:
     return urllib.parse.urlunsplit(parts._replace(netloc=host)), options
 
 
+# -- RabbitMQ as the broker (broker_url amqp://…) ---------------------------------------------
+INGEST_TASK = "trailpipe.ingest_object"
+
+
+def amqp_broker_settings(config: Config, queues: list[str]) -> dict:
+    """Celery settings for a RabbitMQ broker, over those of ``configure``.
+
+    - The source queues are quorum queues (``quorum_queues``, default on): replicated, and
+      Celery (≥ 5.5) then turns global QoS off (prefetch is per consumer, still 1 per process).
+      Each queue has a topic exchange of its name, so that a countdown (a retry's backoff) goes
+      through kombu's native delayed delivery (``celery_delayed_*`` exchanges and queues, bound
+      by the worker at start) instead of being held unacknowledged by a worker: quorum queues
+      have no global QoS to let a worker take more while it holds ETA tasks.
+    - Publisher confirms: an enqueued object is on the queue (on a quorum majority) when the
+      publish returns.
+    - A channel the broker closes is reconnected, not a worker exit: RabbitMQ closes a
+      consumer's channel that holds an unacknowledged message longer than its
+      ``consumer_timeout`` (30 min by default; Celery otherwise stops on that
+      PRECONDITION_FAILED); the deliveries of that channel not started yet go back to the
+      queue and are delivered again, to this worker or another.
+    - ``trailpipe.ingest_object`` is acknowledged when a worker process starts it, not after it
+      ran: an object may take longer than ``consumer_timeout`` (a large file at a low
+      ``eps_throttle``). Losing nothing does not need the message: the object's state in Redis
+      does it (claimed objects are in the pending set, a runner beats while it works, the sweep
+      enqueues again an object whose runner went silent, and the checkpoint resumes it after
+      its last committed batch). The other tasks keep ``acks_late`` (they are short; a
+      redelivered discovery takes over its own lease).
+    """
+    arguments = {"x-queue-type": "quorum"} if config.quorum_queues else None
+    return {
+        "task_queues": [Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments=arguments)
+                        for name in queues],
+        "broker_transport_options": {"confirm_publish": True},
+        "broker_channel_error_retry": True,
+        "task_annotations": {INGEST_TASK: {"acks_late": False}},
+    }
+
+
 def configure(config: Config) -> None:
     """Point the app at the config's broker, queues and schedule."""
     queues = sorted({source.queue_name for source in config.sources})
@@ -118,6 +156,10 @@ def configure(config: Config) -> None:
         redbeat_redis_options=redbeat_options,  # the password under a key Celery masks
         redbeat_key_prefix=f"{config.key_prefix}:redbeat:",
     )
+    if config.broker_is_amqp:
+        app.conf.update(amqp_broker_settings(config, queues))
+    else:  # a Redis broker: Celery's defaults for what only RabbitMQ sets
+        app.conf.update(broker_channel_error_retry=False, task_annotations=None)
     app.trailpipe_config = config
 
 
