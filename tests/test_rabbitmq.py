@@ -113,12 +113,12 @@ class FailFirst(FaultProxy):
 
 @pytest.mark.slow
 def test_countdown_retry_on_quorum_queues(tmp_path, vhost_url, redis_server, redis_client, moto_endpoint, s3, bucket):
-    """An object whose GetObject fails (five attempts by botocore per run) twice over is retried by
-    its task with a countdown (under a second for the first, the full-jitter backoff) through the
-    native delayed delivery of quorum queues, and is done once."""
+    """An object whose GetObject fails for two task runs (botocore's six attempts each) is retried by
+    its task twice with a countdown (under a second for the first: full-jitter backoff), through
+    the native delayed delivery of quorum queues, and is done once."""
     body, ids = log_body(50)
     s3.put_object(Bucket=bucket, Key=object_key(1), Body=body)
-    proxy = FailFirst(moto_endpoint, failures=10).start()
+    proxy = FailFirst(moto_endpoint, failures=12).start()
     source = source_dict(bucket, proxy.url, identifier="rmq", recurrence="1D")
     config_path = write_config(tmp_path / "rmq.yaml", config_dict(redis_server.url, [source], broker_url=vhost_url))
     worker = start_celery(["worker", "--concurrency", "1", "--loglevel", "info", "--hostname", "rmq@%h"],
@@ -133,13 +133,14 @@ def test_countdown_retry_on_quorum_queues(tmp_path, vhost_url, redis_server, red
                  what=f"the object done (worker log: {log})")
         text = log.read_text(errors="replace")
         assert text.count("retry: Retry in") == 2, text[-3000:]
+        assert "retry: Retry in 0." in text  # the first countdown is under a second
         assert "Traceback" not in text and "ValueError" not in text, text[-3000:]
         assert sorted(stream_ids(redis_client)) == ids  # every event once
         assert redis_client.hget(state_key, "attempts") == b"1"  # released before each retry
         queues = list_queues(vhost_url.rsplit("/", 1)[1])
         assert queues[QUEUE] == "quorum"
         assert "celery_delayed_0" in queues  # the delayed-delivery topology the retries went through
-        assert proxy.counts["error500"] == 10
+        assert proxy.counts["error500"] == 12
     finally:
         stop_process(worker, timeout=40)
         proxy.stop()

@@ -25,7 +25,19 @@ from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
 
-app = Celery("trailpipe", include=["workers.tasks"])
+class TrailpipeCelery(Celery):
+    def send_task(self, name, args=None, kwargs=None, countdown=None, *rest, **options):
+        """With a RabbitMQ broker, a countdown under a second (the full-jitter backoff of a first
+        retry) is rounded up to one: native delayed delivery counts whole seconds and kombu's
+        ``calculate_routing_key`` raises ``ValueError`` on ``int(countdown) == 0``, which would
+        fail the retry (seen with Celery 5.7 / kombu 5.7 on quorum queues)."""
+        config = getattr(self, "trailpipe_config", None)
+        if countdown is not None and 0 < countdown < 1 and config is not None and config.broker_is_amqp:
+            countdown = 1
+        return super().send_task(name, args, kwargs, countdown, *rest, **options)
+
+
+app = TrailpipeCelery("trailpipe", include=["workers.tasks"])
 app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
