@@ -397,12 +397,13 @@ class Config(_Strict):
         it may hold a password)."""
         if value is not None and is_amqp_url(value.get_secret_value()):
             parts = urllib.parse.urlsplit(value.get_secret_value())
+            form = "use amqp://USER:PASSWORD@HOST:PORT/VHOST"
             try:
                 parts.port  # noqa: B018  (raises on a port that is not a number)
             except ValueError:
-                raise ValueError("the RabbitMQ port is not a number: use amqp://USER:PASSWORD@HOST:PORT/VHOST") from None
+                raise ValueError(f"the RabbitMQ port is not a number: {form}") from None
             if not parts.hostname:
-                raise ValueError("the RabbitMQ URL names no host: use amqp://USER:PASSWORD@HOST:PORT/VHOST")
+                raise ValueError(f"the RabbitMQ URL names no host: {form}")
         return value
 
     @model_validator(mode="after")
