@@ -5,7 +5,9 @@ Reliability settings: a task is acknowledged only after it ran (``acks_late``), 
 worker process died is redelivered (``task_reject_on_worker_lost``), each worker process takes
 one task at a time (prefetch 1), and the broker's ``visibility_timeout`` (config
 ``visibility_timeout_seconds``) is longer than the longest task (the hard time limit is set
-below it), so a running task is never handed to a second worker.
+below it), so a running task is never handed to a second worker. With RabbitMQ as the broker
+(``broker_url: amqp://…``) see ``amqp_broker_settings``: quorum queues, and the ingest task
+acknowledged at its start, as RabbitMQ's ``consumer_timeout`` takes the visibility timeout's place.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
+
 
 class TrailpipeCelery(Celery):
     def send_task(self, name, args=None, kwargs=None, countdown=None, *rest, **options):
