@@ -21,7 +21,7 @@ from test_chaos import run_chaos
 
 from pipeline.config import parse_config
 from pipeline.keys import Keys
-from workers.app import INGEST_TASK, app, configure
+from workers.app import INGEST_TASK, TrailpipeCelery, amqp_broker_settings, app, configure
 
 QUEUE = "trailpipe.us-east-1"
 
@@ -40,6 +40,7 @@ def amqp_config(redis_url: str = "redis://127.0.0.1:1/0", **settings):
 
 
 def test_amqp_broker_settings_quorum_topic_and_early_ingest_ack(monkeypatch):
+    before = getattr(app, "trailpipe_config", None)
     try:
         configure(amqp_config())
         (queue,) = app.conf.task_queues
@@ -62,7 +63,9 @@ def test_amqp_broker_settings_quorum_topic_and_early_ingest_ack(monkeypatch):
         redis_only = parse_config({"redis_url": "redis://127.0.0.1:1/0", "sources": [
             {"identifier": "r", "bucket": "trail-bucket", "region": "us-east-1", "auth": {"method": "instance_role"}}]})
         configure(redis_only)
-    assert app.conf.task_annotations is None and not app.conf.broker_channel_error_retry
+        assert app.conf.task_annotations is None and not app.conf.broker_channel_error_retry
+        if before is not None:
+            configure(before)  # as the earlier tests left it
 
 
 def test_bad_amqp_url_names_the_field_not_the_value():
@@ -88,6 +91,21 @@ def log_body(records: int, start: int = 0) -> tuple[bytes, list[str]]:
 def object_key(n: int) -> str:
     return (f"AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/02/"
             f"123456789012_CloudTrail_us-east-1_20261102T00{n:02d}Z_rmq{n:04d}.json.gz")
+
+
+def send_ingest(config_path, *keys: str) -> list[str]:
+    """Enqueue ``trailpipe.ingest_object`` for keys of source ``rmq`` as the pipeline does, from a
+    client app of its own (the shared app caches its first broker's connections and queues)."""
+    from pipeline.config import load_config
+
+    config = load_config(config_path)
+    client = TrailpipeCelery("trailpipe-test-client", set_as_current=False)
+    client.conf.update(broker_url=config.broker_url_value(), **amqp_broker_settings(config, [QUEUE]))
+    client.trailpipe_config = config
+    try:
+        return [client.send_task(INGEST_TASK, args=("rmq", key), queue=QUEUE).id for key in keys]
+    finally:
+        client.close()
 
 
 def stream_ids(client: redis.Redis) -> list[str]:
@@ -126,8 +144,7 @@ def test_countdown_retry_on_quorum_queues(tmp_path, vhost_url, redis_server, red
     log = tmp_path / "worker.log"
     try:
         wait_for(lambda: "ready." in log.read_text(errors="replace"), timeout=60, what="worker ready")
-        configure(parse_config(config_dict(redis_server.url, [source], broker_url=vhost_url)))
-        app.send_task(INGEST_TASK, args=("rmq", object_key(1)), queue=QUEUE)
+        send_ingest(config_path, object_key(1))
         state_key = Keys().object("rmq", object_key(1))
         wait_for(lambda: redis_client.hget(state_key, "state") == b"done", timeout=120,
                  what=f"the object done (worker log: {log})")
@@ -215,12 +232,10 @@ def run_slow_object(tmp_path, broker_url, redis_server, redis_client, moto_endpo
     keys = Keys()
     try:
         wait_for(lambda: "ready." in log.read_text(errors="replace"), timeout=60, what="worker ready")
-        configure(parse_config(config_dict(redis_server.url, [source], **settings)))
-        slow_task = app.send_task(INGEST_TASK, args=("rmq", object_key(1)), queue=QUEUE).id
+        (slow_task,) = send_ingest(config_path, object_key(1))
         wait_for(lambda: redis_client.hget(keys.object("rmq", object_key(1)), "state") == b"processing",
                  timeout=30, what="the slow object started")
-        for n in (2, 3, 4):
-            app.send_task(INGEST_TASK, args=("rmq", object_key(n)), queue=QUEUE)
+        send_ingest(config_path, *(object_key(n) for n in (2, 3, 4)))
         started = time.monotonic()
         wait_for(lambda: all(redis_client.hget(keys.object("rmq", object_key(n)), "state") == b"done"
                              for n in (1, 2, 3, 4)) or worker.poll() is not None,
