@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import time
 
 import pytest
@@ -51,6 +52,10 @@ def test_amqp_broker_settings_quorum_topic_and_early_ingest_ack(monkeypatch):
         assert app.conf.worker_prefetch_multiplier == 1
         assert app.conf.broker_channel_error_retry
         assert app.conf.broker_transport_options == {"confirm_publish": True}
+
+        assert app.conf.broker_use_ssl is None
+        configure(amqp_config(broker_url="amqps://guest:guest@rabbit.example:5671/tp"))
+        assert app.conf.broker_use_ssl == {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None}
 
         configure(amqp_config(quorum_queues=False))
         assert app.conf.task_queues[0].queue_arguments is None  # classic queues

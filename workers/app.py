@@ -12,6 +12,7 @@ acknowledged at its start, as RabbitMQ's ``consumer_timeout`` takes the visibili
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import urllib.parse
 from datetime import timedelta
@@ -144,7 +145,11 @@ def amqp_broker_settings(config: Config, queues: list[str]) -> dict:
       redelivered discovery takes over its own lease).
     """
     arguments = {"x-queue-type": "quorum"} if config.quorum_queues else None
+    tls = config.broker_url_value().lower().startswith("amqps://")
     return {
+        # amqps://: the server's chain (system CAs) and its name (kombu fills in the URL's host
+        # for server_hostname None), which py-amqp leaves unchecked without a server_hostname.
+        "broker_use_ssl": {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None} if tls else None,
         "task_queues": [Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments=arguments)
                         for name in queues],
         "broker_transport_options": {"confirm_publish": True},
