@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -407,7 +408,9 @@ class Config(_Strict):
     """The whole file: shared settings plus the list of sources."""
 
     redis_url: SecretStr | None = None  # may hold a password; None means "embedded redis-server"
-    broker_url: SecretStr | None = None  # defaults to redis_url
+    broker_url: SecretStr | None = None  # defaults to redis_url; amqp://… for RabbitMQ
+    # With a RabbitMQ broker: the source queues as quorum queues (ignored with a Redis broker).
+    quorum_queues: bool = defaults.QUORUM_QUEUES
     stream: str = Field(default=DEFAULT_STREAM, min_length=1)
     deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
     key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
@@ -446,6 +449,17 @@ class Config(_Strict):
             scheme = urlsplit(value.get_secret_value()).scheme.lower()
             if scheme not in BROKER_SCHEMES:
                 raise ValueError("is not a broker URL: use " + ", ".join(f"{s}://" for s in BROKER_SCHEMES))
+            if is_amqp_url(value.get_secret_value()):
+                # A RabbitMQ URL names its host, and its port is a number (the message never
+                # shows it: it may hold a password).
+                parts = urllib.parse.urlsplit(value.get_secret_value())
+                form = "use amqp://USER:PASSWORD@HOST:PORT/VHOST"
+                try:
+                    parts.port  # noqa: B018  (raises on a port that is not a number)
+                except ValueError:
+                    raise ValueError(f"the RabbitMQ port is not a number: {form}") from None
+                if not parts.hostname:
+                    raise ValueError(f"the RabbitMQ URL names no host: {form}")
         return value
 
     @model_validator(mode="after")
@@ -497,9 +511,23 @@ class Config(_Strict):
         return self.redis_url.get_secret_value()
 
     def broker_url_value(self) -> str:
-        if self.broker_url is not None and not os.environ.get("TRAILPIPE_REDIS_URL"):
+        """The Celery broker: ``broker_url``, else the Redis of ``redis_url``. ``TRAILPIPE_REDIS_URL``
+        moves a Redis broker with the state, never a RabbitMQ one (that is not a Redis)."""
+        if self.broker_url is not None and (self.broker_is_amqp or not os.environ.get("TRAILPIPE_REDIS_URL")):
             return self.broker_url.get_secret_value()
         return self.redis_url_value()
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        """RabbitMQ (``amqp://``, ``amqps://``, ``pyamqp://``) rather than Redis as the broker."""
+        return self.broker_url is not None and is_amqp_url(self.broker_url.get_secret_value())
+
+
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def is_amqp_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in AMQP_SCHEMES
 
 
 def _substitute_env(value: Any, path: tuple, problems: list[tuple[tuple, str]]) -> Any:
