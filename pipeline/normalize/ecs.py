@@ -461,7 +461,7 @@ def _identity(identity: dict, ct: dict, user: dict, cloud: dict, related_user: l
             if (value.__class__ is str and value not in _EMPTY
                     or value is not None and (value := pruned(value)) is not MISSING):
                 issued["type"] = value
-            if kind in _ROLE_SESSION_TYPES:
+            if kind.__class__ is str and kind in _ROLE_SESSION_TYPES:
                 value = sget("userName")
                 if (value.__class__ is str and value not in _EMPTY
                         or value is not None and (value := pruned(value)) is not MISSING):
@@ -473,7 +473,7 @@ def _identity(identity: dict, ct: dict, user: dict, cloud: dict, related_user: l
         else:
             issuer = None
     # the role session name (grok on the ARN), its email form and local part
-    if kind in _SESSION_NAME_TYPES and arn.__class__ is str and ":sts:" in arn and "/" in arn:
+    if kind.__class__ is str and kind in _SESSION_NAME_TYPES and arn.__class__ is str and ":sts:" in arn and "/" in arn:
         match = _SESSION_ARN.match(arn)
         if match is not None:
             session_name = match.group(1)
