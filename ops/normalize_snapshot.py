@@ -8,8 +8,9 @@ records, and check that the current code still produces them.
 The records: every record of the shared open data set (``../shared/data/open/``, when
 present), the generated records the benchmark and demo use (``pipeline.demo_data``), and
 every record ``tests/test_normalize.py`` hands to the normalizers (recorded by running
-that module in this process).  The snapshot holds the records themselves and the stream
-fields ``derive_fields(record, ("ecs", "ocsf"))`` returned, so ``check`` (and
+that module in this process).  The snapshot holds the records themselves and the fields
+``derive_fields(record, ("ecs", "ocsf"), payloads=True)`` returned (the whole documents; the
+stream's form leaves their payload copies out, checked against these by the tests), so ``check`` (and
 ``tests/test_normalize.py``) needs neither the open data nor the old code.  A rewrite of
 the mappings must leave ``check`` at 0 differences; a deliberate mapping change shows
 here field by field, and the snapshot is then written again in the same commit.
@@ -107,7 +108,7 @@ def test_records() -> list[tuple[str, dict]]:
 def outputs(record: dict) -> dict[str, str]:
     from pipeline.normalize import derive_fields  # noqa: PLC0415
 
-    fields = derive_fields(copy.deepcopy(record), FORMATS)
+    fields = derive_fields(copy.deepcopy(record), FORMATS, payloads=True)
     return {name: value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
             for name, value in fields.items()}
 

@@ -23,13 +23,13 @@ ALL = ("ecs", "ocsf")
 
 
 def ecs(record: dict) -> dict:
-    doc = orjson.loads(derive_fields(record, ("ecs",))["ecs"])
+    doc = orjson.loads(derive_fields(record, ("ecs",), payloads=True)["ecs"])
     assert doc == orjson.loads(orjson.dumps(ecs_document(record)))
     return doc
 
 
 def ocsf(record: dict) -> dict:
-    event = orjson.loads(derive_fields(record, ("ocsf",))["ocsf"])
+    event = orjson.loads(derive_fields(record, ("ocsf",), payloads=True)["ocsf"])
     assert event == orjson.loads(orjson.dumps(ocsf_event(record)))
     return event
 
@@ -856,7 +856,7 @@ def test_snapshot_through_derive_batch_byte_for_byte():
     clear_caches()
     actual = []
     for start in range(0, len(records), 500):
-        actual += derive_batch(records[start:start + 500], ALL)
+        actual += derive_batch(records[start:start + 500], ALL, payloads=True)
     mismatched = []
     for (name, _, expected), fields in zip(entries, actual):
         text = {key: value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
@@ -864,6 +864,82 @@ def test_snapshot_through_derive_batch_byte_for_byte():
         if text != expected:
             mismatched.append(name)
     assert not mismatched, mismatched[:10]
+
+
+_PAYLOAD_TEXT = ("request_parameters", "response_elements", "additional_eventdata", "service_event_details")
+
+
+def _without_payloads(fields: dict) -> dict:
+    """The whole documents of ``fields`` less what the stream's form leaves out (issue 22)."""
+    out = dict(fields)
+    if "ecs" in out:
+        doc = orjson.loads(out["ecs"])
+        trail = doc.get("aws", {}).get("cloudtrail", {})
+        for key in _PAYLOAD_TEXT:
+            trail.pop(key, None)
+            trail.get("flattened", {}).pop(key, None)
+        if trail.get("flattened") == {}:
+            del trail["flattened"]
+        if trail == {} and "aws" in doc:
+            del doc["aws"]
+        out["ecs"] = doc
+    if "ocsf" in out:
+        event = orjson.loads(out["ocsf"])
+        event.pop("unmapped", None)
+        for part in ("request", "response"):
+            api = event.get("api", {})
+            if isinstance(api.get(part), dict):
+                api[part].pop("data", None)
+                if not api[part]:
+                    del api[part]
+        if event.get("api") == {}:
+            del event["api"]
+        out["ocsf"] = event
+    return out
+
+
+def test_stream_documents_leave_out_only_the_payload_copies():
+    """Issue 22: the stream's ECS (Elastic's retain: none) and OCSF documents are the whole
+    documents less the payload copies the entry already carries in ``event``: nothing else."""
+    import copy  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from pipeline.normalize import derive_batch  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    import normalize_snapshot  # noqa: PLC0415
+
+    entries = normalize_snapshot.load(SNAPSHOT)
+    records = [copy.deepcopy(record) for _, record, _ in entries]
+    stream = derive_batch(records, ALL)
+    whole = derive_batch(records, ALL, payloads=True)
+    smaller = 0
+    for (name, record, _), short, full in zip(entries, stream, whole):
+        expected = _without_payloads(full)
+        assert {"ecs": orjson.loads(short["ecs"]), "ocsf": orjson.loads(short["ocsf"])} == \
+            {"ecs": expected["ecs"], "ocsf": expected["ocsf"]}, name
+        assert short["display_name"] == full["display_name"] and short["category"] == full["category"]
+        smaller += len(short["ecs"]) + len(short["ocsf"]) < len(full["ecs"]) + len(full["ocsf"])
+    assert smaller > len(entries) // 2
+    assert derive_fields(records[0], ALL) == stream[0]
+
+
+def test_ecs_retain_settings_as_elastic():
+    """The pipeline's retain setting: which payload copies each value keeps."""
+    record = api_call("AuthorizeSecurityGroupIngress", "ec2.amazonaws.com",
+                      requestParameters={"groupId": "sg-1", "cidrIp": "0.0.0.0/0", "fromPort": 22},
+                      responseElements={"_return": True})
+    trail = {retain: ecs_document(record, retain)["aws"]["cloudtrail"] for retain in
+             ("all", "keyword", "flattened", "minimal", "none")}
+    assert "request_parameters" in trail["all"] and "flattened" in trail["all"]
+    assert "request_parameters" in trail["keyword"] and "flattened" not in trail["keyword"]
+    assert "request_parameters" not in trail["flattened"] and trail["flattened"]["flattened"]["request_parameters"]
+    assert trail["minimal"]["flattened"] == {"request_parameters": {"cidrIp": "0.0.0.0/0", "fromPort": 22}}
+    assert "request_parameters" in trail["minimal"]
+    assert "request_parameters" not in trail["none"] and "flattened" not in trail["none"]
+    # the rules that read the payloads work whatever is kept
+    for retain in trail:
+        assert ecs_document(record, retain)["event"]["type"] == ["access"]
 
 
 # --------------------------------------------------------------------------- issue 13: names and casing

@@ -81,10 +81,20 @@ def _template(value: Any, *path: str) -> str:
 # without a call; anything else goes through ``pruned``.
 
 
-def ecs_document(record: dict) -> dict:
-    """The ECS document for ``record`` (nested objects, as Elasticsearch stores it)."""
+def ecs_document(record: dict, retain: str = "all") -> dict:
+    """The ECS document for ``record`` (nested objects, as Elasticsearch stores it), with the
+    pipeline's ``retain`` setting: "all" (its default) keeps the payloads (requestParameters,
+    responseElements, additionalEventData, serviceEventDetails) as text and as objects under
+    aws.cloudtrail.flattened, "keyword" as text only, "flattened" as objects only, "minimal"
+    as text plus the objects' fields Elastic's detection rules read, "none" neither (the
+    stream's form: its entry carries the record itself in ``event``)."""
     if not isinstance(record, _DICT):
         record = {}
+    if retain == "all":
+        keep_text = keep_flat = True
+    else:
+        keep_text = retain in _KEEP_TEXT
+        keep_flat = retain in _KEEP_FLAT
     get = record.get
     doc: dict[str, Any] = {"ecs": {"version": T.ECS_VERSION}}
     ct: dict[str, Any] = {}  # aws.cloudtrail
@@ -174,31 +184,47 @@ def ecs_document(record: dict) -> dict:
     request = response = None
     value = get("requestParameters")
     if value is not None:
-        request, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
-        if rendered is not None:
-            ct["request_parameters"] = rendered
-            if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
-                flattened["request_parameters"] = request
+        if keep_text or keep_flat:
+            request, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
+            if rendered is not None:
+                if keep_text:
+                    ct["request_parameters"] = rendered
+                if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
+                    flattened["request_parameters"] = request
+        else:
+            request = pruned(value)
     value = get("responseElements")
     if value is not None:
-        response, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
-        if rendered is not None:
-            ct["response_elements"] = rendered
-            if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
-                flattened["response_elements"] = response
-    if extra_data is not None:
-        extra_data, rendered = prune_render(extra_data)
-        if rendered is not None:
-            ct["additional_eventdata"] = rendered
-            if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
-                flattened["additional_eventdata"] = extra_data
+        if keep_text or keep_flat:
+            response, rendered = _prune_render_map(value) if value.__class__ is _DICT and value else prune_render(value)
+            if rendered is not None:
+                if keep_text:
+                    ct["response_elements"] = rendered
+                if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
+                    flattened["response_elements"] = response
+        else:
+            response = pruned(value)
     details = get("serviceEventDetails")
-    if details is not None:
-        details, rendered = prune_render(details)
-        if rendered is not None:
-            ct["service_event_details"] = rendered
-            if len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS:
-                flattened["service_event_details"] = details
+    if keep_text or keep_flat:
+        if extra_data is not None:
+            extra_data, rendered = prune_render(extra_data)
+            if rendered is not None:
+                if keep_text:
+                    ct["additional_eventdata"] = rendered
+                if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
+                    flattened["additional_eventdata"] = extra_data
+        if details is not None:
+            details, rendered = prune_render(details)
+            if rendered is not None:
+                if keep_text:
+                    ct["service_event_details"] = rendered
+                if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
+                    flattened["service_event_details"] = details
+    else:
+        if extra_data is not None:
+            extra_data = pruned(extra_data)
+        if details is not None:
+            details = pruned(details)
 
     value = get("requestID")
     if value.__class__ is str and value not in _EMPTY or value is not None and (value := pruned(value)) is not MISSING:
@@ -302,19 +328,24 @@ def ecs_document(record: dict) -> dict:
     if not _DIGEST_KEYS.isdisjoint(record):  # (cheaper than a cache by key tuple: measured)
         _digest_fields(record, doc, cloud, ct, flattened)
 
-    if request is not None or response is not None:
-        for target_path, source_name, path in T.COPY_SETS:
-            value = request if source_name == "requestParameters" else response
-            for part in path:
-                value = value.get(part) if isinstance(value, _DICT) else None
-            if value is not None:
-                first, second = target_path.split(".", 1)
-                if first == "group":
-                    doc.setdefault("group", {})[second] = value
-                elif second == "changes.name":
-                    user["changes"] = {"name": value}
-                else:
-                    user.setdefault("target", {})[second[7:]] = value
+    # T.COPY_SETS, written out
+    if response is not None and ("group" in response or "user" in response):
+        value = response.get("group")
+        if isinstance(value, _DICT) and (value := value.get("groupId")) is not None:
+            doc["group"] = {"id": value}
+        value = response.get("user")
+        if isinstance(value, _DICT) and (value := value.get("userId")) is not None:
+            user["target"] = {"id": value}
+    if request is not None and not _NAMES.isdisjoint(request):
+        value = request.get("newUserName")
+        if value is not None:
+            user["changes"] = {"name": value}
+        value = request.get("groupName")
+        if value is not None:
+            doc.setdefault("group", {})["name"] = value
+        value = request.get("userName")
+        if value is not None:
+            user.setdefault("target", {})["name"] = value
     value = get("insightDetails")
     if value is not None and (value := pruned(value)) is not MISSING:
         flattened["insight_details"] = value
@@ -401,6 +432,8 @@ def ecs_document(record: dict) -> dict:
     if related:
         doc["related"] = related
 
+    if retain == "minimal" and flattened:
+        flattened = _minimal(flattened)
     if flattened:
         ct["flattened"] = flattened
     if ct:
@@ -410,6 +443,20 @@ def ecs_document(record: dict) -> dict:
     doc["event"] = event
     doc["cloud"] = cloud
     return doc
+
+
+def _minimal(flattened: dict) -> dict:
+    """``retain: minimal``: of the payload objects, only the fields Elastic's detection rules
+    read; digest and Insights content whole."""
+    out: dict[str, Any] = {}
+    for part, key in T.MINIMAL_FLATTENED:
+        container = flattened.get(part)
+        if isinstance(container, _DICT) and key in container:
+            out.setdefault(part, {})[key] = container[key]
+    for part in T.MINIMAL_PRESERVED:
+        if part in flattened:
+            out[part] = flattened[part]
+    return out
 
 
 def _identity(identity: dict, ct: dict, user: dict, cloud: dict, related_user: list) -> None:
@@ -510,12 +557,14 @@ def _identity(identity: dict, ct: dict, user: dict, cloud: dict, related_user: l
             issued["account_id"] = value
     if issued:
         session["session_issuer"] = issued
-    if len(identity) > 6 or "invokedBy" in identity:
+    if not _IDENTITY_KEYS.isdisjoint(identity):
         for src, dst in T.IDENTITY_RENAMES:
-            _move(identity, src, uid, dst)
-    if isinstance(context, _DICT) and len(context) > 2:
+            if src[0] in identity:
+                _move(identity, src, uid, dst)
+    if isinstance(context, _DICT) and not _CONTEXT_KEYS.isdisjoint(context):
         for src, dst in T.SESSION_CONTEXT_RENAMES:
-            _move(context, src, session, dst)
+            if src[0] in context:
+                _move(context, src, session, dst)
     if session:
         uid["session_context"] = session
     if uid:
@@ -591,7 +640,7 @@ def _related_hosts(doc: dict, ct: dict, source_ip: Any, address: Any, request: A
                 if isinstance(arn, str) and ":instance/" in arn:
                     _add_instance(found, arn[arn.rfind("/") + 1:])
     for container in (request, response):
-        if container is None:
+        if container is None or _HOST_KEYS.isdisjoint(container):
             continue
         for key in T.HOST_SCALAR_KEYS:
             _add_instance(found, container.get(key))
@@ -633,6 +682,11 @@ _IPS_GET = _IPS.get
 # grok '^arn:[a-z0-9-]+:sts:.*/%{GREEDYDATA:_tmp.session_name}$' (Joni's "." stops at a newline)
 _SESSION_ARN = re.compile(r"arn:[a-z0-9-]+:sts:.*/(.*)\Z")
 _ROLE_SESSION_TYPES = T.ROLE_SESSION_TYPES
+_KEEP_TEXT = frozenset(("", "all", "keyword", "minimal"))
+_KEEP_FLAT = frozenset(("all", "flattened", "minimal"))
+_IDENTITY_KEYS = frozenset(src[0] for src, _ in T.IDENTITY_RENAMES)
+_CONTEXT_KEYS = frozenset(src[0] for src, _ in T.SESSION_CONTEXT_RENAMES)
+_HOST_KEYS = frozenset(T.HOST_SCALAR_KEYS + ("instanceIds", "instancesSet"))
 _SESSION_NAME_TYPES = T.SESSION_NAME_TYPES
 
 

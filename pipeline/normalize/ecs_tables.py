@@ -57,6 +57,22 @@ FLATTENED = (
 )
 FLATTENED_MAX_CHARS = 32766
 
+# ``retain: minimal``: the flattened fields Elastic's detection rules require (the pipeline's
+# required_flattened_fields), as (payload object, key), and what is kept whole.
+MINIMAL_FLATTENED = (
+    ("additional_eventdata", "SSEApplied"),
+    ("request_parameters", "cidrIp"),
+    ("request_parameters", "dryRun"),
+    ("request_parameters", "fromPort"),
+    ("request_parameters", "includeDeprecated"),
+    ("request_parameters", "policyArn"),
+    ("request_parameters", "serialNumber"),
+    ("request_parameters", "withDecryption"),
+    ("request_parameters", "x-amz-server-side-encryption-customer-algorithm"),
+)
+MINIMAL_PRESERVED = ("digest", "insight_details")
+RETAIN = ("all", "keyword", "flattened", "minimal", "none")
+
 # Top-level renames after the payload script, into aws.cloudtrail (eventID -> event.id and
 # recipientAccountId are written out in ``ecs``).
 ADDENDUM_RENAMES = (
