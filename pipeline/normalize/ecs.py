@@ -1,23 +1,24 @@
 """CloudTrail record -> ECS document, as Elastic's ``aws.cloudtrail`` pipeline writes it.
 
-``ecs_document`` applies the pipeline's processors in order (tables in ``ecs_tables``),
-written out as straight-line code over the record's fields (a generic path walker cost
-~100 µs per record), with Elasticsearch's semantics: the pipeline first drops null and ""
-values and the objects/lists left empty (here: each value is pruned when it is read,
-which is the same thing), a ``rename`` is skipped when its source is missing or its
-target already exists, dates go through the ``ISO8601`` parser and come out as
-``yyyy-MM-ddTHH:mm:ss.SSSZ``, objects kept as text are Java ``toString()`` renderings in
-HashMap order, mustache values render like Java.  The record is never modified; the
-document may share the record's (unpruned-equal) sub-objects.
+``ecs_document`` applies the processors of the version recorded in ``ecs_tables`` (aws
+package 8.8.0) in order, written out as straight-line code over the record's fields (a
+generic path walker cost ~100 µs per record), with Elasticsearch's semantics: the pipeline
+first drops null, "", "-" and "none" values and the objects/lists left empty (here: each
+value is pruned when it is read, which is the same thing), a ``rename`` is skipped when its
+source is missing, dates go through the ``ISO8601`` parser (the session's creationDate also
+through the basic formats) and come out as ``yyyy-MM-ddTHH:mm:ss.SSSZ``, objects kept as
+text are Java ``toString()`` renderings in HashMap order, mustache values render like Java,
+the final script drops what is left empty.  The record is never modified; the document may
+share the record's (unpruned-equal) sub-objects.
 
 Not reproduced, because they need Elasticsearch-side data or are not about the record:
 ``source.geo``/``source.as`` (GeoIP databases), the parsed ``user_agent.*`` sub-fields
 (Elastic's ua-parser regexes; ``user_agent.original`` is kept), ``event.created``,
-``event.ingested``, ``event.original``, ``tags``, and ``related.entity`` (only in the
-2.25.0 preview's ``entity`` sub-pipeline).  Where Elastic's pipeline would stop with an
-``error.message`` (a Painless null dereference on a ConsoleLogin without
-responseElements, a dissect mismatch on an odd tlsVersion) the remaining processors are
-applied null-safely instead.
+``event.ingested``, ``event.original``, ``tags``, and the ``actor_target_mapping`` script
+(``related.entity``, ``*.entity.id``, ``host.target.id``: only with that tag).  Where
+Elastic's pipeline would record a failure (``error.message``, ``event.kind:
+pipeline_error``: a date it cannot parse, a grok or Painless step on a value of the wrong
+type) the remaining processors are applied and the failure is not recorded.
 """
 from __future__ import annotations
 
