@@ -806,7 +806,7 @@ def test_gzip_record_round_trip_into_fields():
 
 # --------------------------------------------------------------------------- snapshot
 
-SNAPSHOT = Path(__file__).resolve().parent / "data" / "normalize_snapshot.pkl.gz"
+SNAPSHOT = Path(__file__).resolve().parent / "data" / "normalize_snapshot.jsonl.gz"
 
 
 def test_outputs_match_the_snapshot():
@@ -898,7 +898,7 @@ def _without_payloads(fields: dict) -> dict:
     return out
 
 
-def test_stream_documents_leave_out_only_the_payload_copies():
+def test_snapshot_stream_documents_leave_out_only_the_payload_copies():
     """Issue 22: the stream's ECS (Elastic's retain: none) and OCSF documents are the whole
     documents less the payload copies the entry already carries in ``event``: nothing else."""
     import copy  # noqa: PLC0415
