@@ -1107,3 +1107,64 @@ def test_derive_batch_equals_derive_fields_one_by_one():
     records += list(_mutations(rng, console_login("Success"), 50))
     for formats in ((), ("ecs",), ("ocsf",), ALL):
         assert derive_batch(records, formats) == [derive_fields(r, formats) for r in records]
+
+
+# --------------------------------------------------------------------------- issue 23: aws 8.8.0 rules
+
+
+def test_ecs_digest_record():
+    """Digest files: the digest fields under aws.cloudtrail.flattened.digest, @timestamp from
+    digestEndTime, the previous digest's hash in related.hash only (8.8.0: no file.hash)."""
+    digest = {"awsAccountId": "111122223333", "digestStartTime": "2024-03-04T04:00:00Z",
+              "digestEndTime": "2024-03-04T05:00:00Z", "digestS3Bucket": "trail-bucket",
+              "digestS3Object": "AWSLogs/111122223333/CloudTrail-Digest/x.json.gz",
+              "digestPublicKeyFingerprint": "fp-1", "digestSignatureAlgorithm": "SHA256withRSA",
+              "newestEventTime": "2024-03-04T04:59:59Z", "oldestEventTime": "2024-03-04T04:00:01Z",
+              "previousDigestS3Bucket": "trail-bucket", "previousDigestS3Object": "prev.json.gz",
+              "previousDigestHashValue": "abc123", "previousDigestHashAlgorithm": "SHA-256",
+              "previousDigestSignature": "sig", "publicKeyFingerprint": "ignored", "logFiles": []}
+    doc = ecs(digest)
+    assert doc["@timestamp"] == "2024-03-04T05:00:00.000Z"
+    assert doc["file"] == {"path": "AWSLogs/111122223333/CloudTrail-Digest/x.json.gz"}
+    assert doc["related"] == {"hash": ["abc123"]}
+    assert doc["cloud"] == {"account": {"id": "111122223333"}, "provider": "aws"}
+    flat = doc["aws"]["cloudtrail"]["flattened"]["digest"]
+    assert flat["public_key_fingerprint"] == "fp-1" and flat["previous_hash_value"] == "abc123"
+    assert flat["end_time"] == "2024-03-04T05:00:00.000Z" and flat["previous_s3_object"] == "prev.json.gz"
+    assert "log_files" not in flat  # an empty list is dropped like null
+    # the stream's form keeps digest content: it is not a payload copy
+    stream = orjson.loads(derive_fields(digest, ("ecs",))["ecs"])
+    assert stream["aws"]["cloudtrail"]["flattened"]["digest"] == flat
+
+
+def test_ecs_identity_center_and_rare_identity_fields():
+    identity = {"type": "IdentityCenterUser", "accountId": "111122223333",
+                "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_X/jane@example.org",
+                "onBehalfOf": {"userId": "uid-1", "identityStoreArn": "arn:aws:identitystore::111122223333:identitystore/d-1"},
+                "credentialId": "cred-1", "inScopeOf": {"issuerType": "AWS::Lambda::Function", "sourceArn": "arn:src"},
+                "sessionContext": {"sourceIdentity": "ops", "assumedRoot": "true"}}
+    doc = ecs(api_call("ListBuckets", "s3.amazonaws.com", userIdentity=identity, vpcEndpointAccountId="222233334444",
+                       sharedEventID="shared-1", addendum={"reason": "DELIVERY_DELAY", "originalEventID": "o-1"}))
+    uid = doc["aws"]["cloudtrail"]["user_identity"]
+    assert doc["user"]["id"] == "uid-1"  # onBehalfOf.userId: no principalId
+    assert doc["user"]["email"] == "jane@example.org"  # the session name is an email address
+    assert doc["related"]["user"] == ["jane@example.org", "jane", "uid-1"]
+    assert uid["on_behalf_of"] == {"user_id": "uid-1", "identity_store_arn": "arn:aws:identitystore::111122223333:identitystore/d-1"}
+    assert uid["credential_id"] == "cred-1" and uid["in_scope_of"] == {"issuer_type": "AWS::Lambda::Function", "source_arn": "arn:src"}
+    assert uid["session_context"] == {"source_identity": "ops", "assumed_root": "true"}
+    trail = doc["aws"]["cloudtrail"]
+    assert trail["vpc_endpoint_account_id"] == "222233334444" and trail["shared_event_id"] == "shared-1"
+    assert trail["addendum"] == {"reason": "DELIVERY_DELAY", "original_event_id": "o-1"}
+
+
+def test_ecs_related_hosts_and_ips():
+    record = api_call("RunInstances", "ec2.amazonaws.com", sourceIPAddress="ci.example.net",
+                      requestParameters={"instancesSet": {"items": [{"imageId": "ami-1"}]}, "computerName": "build-01"},
+                      responseElements={"instancesSet": {"items": [{"instanceId": "i-0aaaaaaaaaaaaaaa1"}, {"instanceId": "i-short"}]}},
+                      serviceEventDetails={"sourceIpAddress": "198.51.100.9"},
+                      resources=[{"ARN": "arn:aws:ec2:us-east-1:111122223333:instance/i-0bbbbbbbbbbbbbbb2"}],
+                      tlsDetails={"tlsVersion": "tlsVersion", "cipherSuite": "c"})
+    doc = ecs(record)
+    assert doc["related"]["hosts"] == ["ci.example.net", "build-01", "i-0bbbbbbbbbbbbbbb2", "i-0aaaaaaaaaaaaaaa1"]
+    assert doc["related"]["ip"] == ["198.51.100.9"]  # the service event's address; the source is a name
+    assert "tls" not in doc  # tlsVersion "tlsVersion": the pipeline removes tlsDetails whole
