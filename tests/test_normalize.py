@@ -1168,3 +1168,13 @@ def test_ecs_related_hosts_and_ips():
     assert doc["related"]["hosts"] == ["ci.example.net", "build-01", "i-0bbbbbbbbbbbbbbb2", "i-0aaaaaaaaaaaaaaa1"]
     assert doc["related"]["ip"] == ["198.51.100.9"]  # the service event's address; the source is a name
     assert "tls" not in doc  # tlsVersion "tlsVersion": the pipeline removes tlsDetails whole
+
+
+@pytest.mark.parametrize("address, ip", [("203.0.113.7", True), ("010.1.2.3", False), ("10.01.2.3", False),
+                                         ("0.0.0.0", True), ("2001:db8::5", True), ("ec2.amazonaws.com", False)])
+def test_ecs_source_ip_as_the_convert_processor(address, ip):
+    """aws 8.8.0 sets source.ip with ``convert`` to ip (Elasticsearch's InetAddresses: no
+    leading zeros), no longer with grok's %{IP}."""
+    doc = ecs(api_call("GetObject", "s3.amazonaws.com", sourceIPAddress=address))
+    assert ("ip" in doc["source"]) is ip
+    assert ("ip" in doc.get("related", {})) is ip

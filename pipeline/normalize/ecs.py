@@ -153,14 +153,14 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
         known = _IPS_GET(address)
         if known is None:
             known = _check_ip(address)
-        if known:
+        if known and (":" in address or _no_leading_zero(address)):
             source_ip = address
             doc["source"] = {"address": address, "ip": address}
         else:
             doc["source"] = {"address": address}
     elif address is not None and (address := pruned(address)) is not MISSING:
         source = doc["source"] = {"address": address}
-        if is_ip(address):
+        if _inet(address):
             source_ip = source["ip"] = address
     else:
         address = None
@@ -423,7 +423,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
         related_ip.append(source_ip.__class__ is str and source_ip or java_str(source_ip))
     if isinstance(details, _DICT):
         value = details.get("sourceIpAddress")
-        if value is not None and is_ip(value) and value not in related_ip:
+        if value is not None and _inet(value) and value not in related_ip:
             related_ip.append(value)
     if related_ip:
         related["ip"] = related_ip
@@ -587,6 +587,16 @@ def _move(source: dict, path: tuple, target: dict, dest: tuple) -> None:
     for part in dest[:-1]:
         target = target.setdefault(part, {})
     target[dest[-1]] = value
+
+
+def _inet(value: Any) -> bool:
+    """Whether Elasticsearch's ``convert`` to ``ip`` accepts ``value``: an IPv6 address, or a
+    dotted-quad IPv4 address without leading zeros (``InetAddresses`` refuses them)."""
+    return is_ip(value) and (":" in value or _no_leading_zero(value))
+
+
+def _no_leading_zero(address: str) -> bool:
+    return not any(len(part) > 1 and part[0] == "0" for part in address.split("."))
 
 
 def _convert_string(value: Any) -> Any:
