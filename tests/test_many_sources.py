@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import psutil
 import pytest
-from conftest import config_dict, shared_log_files, source_dict, start_celery, stop_process, upload, wait_for, write_config
+from conftest import (
+    config_dict,
+    shared_log_files,
+    source_dict,
+    start_celery,
+    stop_process,
+    upload,
+    wait_for,
+    write_config,
+)
 
 SOURCES = 150
 RSS_LIMIT_MB = 300
