@@ -107,6 +107,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
     runner = runner or uuid.uuid4().hex
     start = state.begin(sid, key, runner)
     if start.finished:
+        state.forget_denied(sid, key)  # finished elsewhere: no longer waiting (a no-op unless denied)
         return IngestResult(sid, key, "skipped", seconds=time.monotonic() - started)
     with Heartbeat(lambda: state.heartbeat(sid, key, runner), state.heartbeat_timeout_ms / 4000,
                    name=f"heartbeat {key}") as heartbeat:
