@@ -16,8 +16,8 @@ from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
 from pipeline.replies import as_optional_bytes
 from pipeline.state import StateStore, now_ms
 from pipeline.state_watch import read_persistence, resets_view
-from pipeline.supervisor import read_parts
 from pipeline.status import Health
+from pipeline.supervisor import read_parts
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
 REQUEST_PRICE = {"ListObjectsV2": 0.005 / 1000, "ListObjects": 0.005 / 1000, "GetObject": 0.0004 / 1000,
