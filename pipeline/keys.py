@@ -30,7 +30,7 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               timeout; past it, the sweep enqueues the object again
   P:src:S:health        hash  state (ok|degraded|failing), scope (source|read), error_class,
                               message (with a hint), since, last_success, last_error_at,
-                              last_read_at, denied_error_class, denied_message
+                              last_read_at, denied_since, denied_error_class, denied_message
   P:src:S:denied        zset  objects the source's identity may not read (they wait), scored by
                               when first denied (ms, Redis's clock)
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now

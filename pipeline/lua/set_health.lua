@@ -2,7 +2,7 @@
 --   'ok'      a discovery listed the source: ok, unless objects are denied (then as below)
 --   'failing' a configuration error (or a discovery that gave up): failing, scope 'source'
 --   'denied'  object ARGV[4] may not be read: remembered in the denied set (first time kept);
---             failing when no read worked since the oldest denial, else degraded (scope 'read')
+--             failing when no read worked since the denials began, else degraded (scope 'read')
 --   'read'    object ARGV[4] was read: out of the denied set; ok once the set is empty
 --   'forget'  object ARGV[4] left (dead-lettered): out of the denied set, nothing was read
 -- A source-level failure outranks denied reads until a discovery works. `since` moves only on
@@ -29,14 +29,15 @@ local function set(state)
   return state
 end
 
--- With objects denied: degraded when a read worked since the oldest denial, else failing.
+-- With objects denied: degraded when a read worked since the denials began (`denied_since`:
+-- the set was last empty then), else failing.
 local function denied_state()
-  local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if #oldest == 0 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
     return nil
   end
+  local began = tonumber(redis.call('HGET', KEYS[1], 'denied_since') or '0')
   local read = tonumber(redis.call('HGET', KEYS[1], 'last_read_at') or '0')
-  if read >= tonumber(oldest[2]) then
+  if read >= began then
     return HEALTH_DEGRADED
   end
   return HEALTH_FAILING
@@ -52,7 +53,8 @@ local function settle()
                'message', redis.call('HGET', KEYS[1], 'denied_message') or '')
     return state
   end
-  redis.call('HDEL', KEYS[1], 'error_class', 'message', 'scope', 'denied_error_class', 'denied_message')
+  redis.call('HDEL', KEYS[1], 'error_class', 'message', 'scope', 'denied_error_class', 'denied_message',
+             'denied_since')
   return set(HEALTH_OK)
 end
 
@@ -66,6 +68,9 @@ elseif event == 'ok' then
   redis.call('HSET', KEYS[1], 'last_success', now)
   state = settle()
 elseif event == 'denied' then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('HSET', KEYS[1], 'denied_since', now)
+  end
   redis.call('ZADD', KEYS[3], 'NX', now, ARGV[4])
   redis.call('HSET', KEYS[1], 'denied_error_class', ARGV[2], 'denied_message', ARGV[3], 'last_error_at', now)
   redis.call('HINCRBY', KEYS[2], 'errors.' .. ARGV[2], 1)
