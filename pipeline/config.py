@@ -281,6 +281,8 @@ class Source(_Strict):
     max_record_bytes: int = Field(default=defaults.MAX_RECORD_BYTES, ge=1)
     max_records_per_object: int = Field(default=defaults.MAX_RECORDS_PER_OBJECT, ge=1)
     integrity: Integrity = Field(default_factory=Integrity)
+    # An object denied (AccessDenied, KMS) while others are read waits this long, then is dead-lettered.
+    denied_object_timeout: Duration = defaults.DENIED_OBJECT_TIMEOUT
     sqs: SqsNotifications | None = None  # notifications; the listing stays on as reconciliation
 
     @field_validator("endpoint_url")
@@ -369,6 +371,10 @@ class Source(_Strict):
     @property
     def ignore_older_seconds(self) -> int | None:
         return None if self.ignore_older is None else int(self.ignore_older.total_seconds())
+
+    @property
+    def denied_object_timeout_seconds(self) -> int:
+        return int(self.denied_object_timeout.total_seconds())
 
     @property
     def file_regex(self) -> re.Pattern[str]:

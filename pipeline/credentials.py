@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from botocore.credentials import (
     RefreshableCredentials,
 )
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader
 
 from pipeline.config import (
     AccessKeyAuth,
@@ -106,8 +108,30 @@ def secret_access_key(source_id: str, auth: AccessKeyAuth) -> str:
     return secret
 
 
+_LOADER_LOCK = threading.Lock()
+_loader: Loader | None = None
+
+
+def shared_loader() -> Loader:
+    """The process's one botocore data loader: service models (S3's is ~12 MB parsed), endpoint
+    and retry data are loaded once and shared by every source's session; each source keeps its
+    own session, credentials, proxy, certificates and connection pool."""
+    global _loader
+    with _LOADER_LOCK:
+        if _loader is None:
+            _loader = botocore.session.Session().get_component("data_loader")
+        return _loader
+
+
+def _core_session() -> botocore.session.Session:
+    """A botocore session of its own (credentials, events), loading data through the shared loader."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", shared_loader())
+    return core
+
+
 def _botocore_session() -> botocore.session.Session:
-    session = botocore.session.Session()
+    session = _core_session()
     if "AWS_METADATA_SERVICE_TIMEOUT" not in os.environ:
         session.set_config_variable("metadata_service_timeout", IMDS_TIMEOUT_SECONDS)
     if "AWS_METADATA_SERVICE_NUM_ATTEMPTS" not in os.environ:
@@ -200,9 +224,15 @@ class _GivenCredentials(CredentialProvider):
 
 def session_with(credentials: Credentials, region: str | None) -> boto3.session.Session:
     """A boto3 session that signs with exactly ``credentials`` (refreshable ones keep refreshing)."""
-    core = botocore.session.Session()
+    core = _core_session()
     core.register_component("credential_provider", CredentialResolver([_GivenCredentials(credentials)]))
-    return boto3.session.Session(botocore_session=core, region_name=region)
+    loader = shared_loader()
+    with _LOADER_LOCK:
+        session = boto3.session.Session(botocore_session=core, region_name=region)
+        # boto3 adds its data folder to the (shared) loader's search paths once per session.
+        paths = loader.search_paths
+        paths[:] = list(dict.fromkeys(paths))
+    return session
 
 
 def make_session(source: Source, sts_client_factory: StsClientFactory | None = None) -> boto3.session.Session:

@@ -23,6 +23,9 @@ MAX_OBJECT_BYTES = 1 << 30  # compressed size as S3 reports it
 MAX_UNCOMPRESSED_BYTES = 1 << 30
 MAX_RECORD_BYTES = 4 << 20
 MAX_RECORDS_PER_OBJECT = 1_000_000
+# An object the source's identity may not read while its other objects are read (one account's
+# KMS key in an organization trail) waits this long, then is dead-lettered with the reason.
+DENIED_OBJECT_TIMEOUT = timedelta(days=1)
 
 # -- shared ----------------------------------------------------------------------------------
 BATCH_SIZE = 500

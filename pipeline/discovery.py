@@ -18,9 +18,10 @@ the markers.
   delivery time in the key, else LastModified), so a new or reset source (partitions without a
   marker: its first listing, or after the state was lost) does not ingest its whole history;
   ``backfill`` reaches the older ones. At least ``lookback``, so late files are still found.
-- Health: a configuration error (pipeline.policy) marks the source failing with its cause and a
-  hint and ends the discovery (no retries: the next recurrence tries again); a discovery that
-  lists every partition marks it ok.
+- Health: a configuration error (pipeline.policy), an endpoint or proxy that cannot be connected
+  to included, marks the source failing with its cause and a hint and ends the discovery (no
+  retries: the next recurrence tries again); a discovery that lists every partition marks it ok,
+  unless objects are denied (pipeline.ingest.defer_denied: failing or degraded until they read).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.policy import ErrorKind, classify
 from pipeline.state import StateStore, now_ms
+from pipeline.status import Health
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,10 @@ def sweep(source: Source, state: StateStore, enqueue: Enqueue, healthy: bool | N
     many. A failing source's objects wait: they would only meet the same error again."""
     sid = source.identifier
     if healthy is None:
-        healthy = state.health(sid).get("state") != "failing"
+        # Objects whose read was denied are retried at each recurrence (their release set the
+        # time), so a source failing only for its reads is swept too.
+        health = state.health(sid)
+        healthy = health.get("state") != Health.FAILING or health.get("scope") == "read"
     if not healthy:
         return 0
     requeued = 0

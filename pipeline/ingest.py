@@ -14,19 +14,20 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import islice
 
 from botocore.exceptions import ClientError
 
 from pipeline import defaults
-from pipeline.config import Source
+from pipeline.config import Source, format_duration
 from pipeline.emitter import batch_entries
 from pipeline.errors import Backpressure, BadObject
 from pipeline.heartbeat import Heartbeat
 from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
 from pipeline.parser import ParseLimits, RecordReader
-from pipeline.policy import ErrorKind, classify
+from pipeline.policy import ErrorKind, Verdict, classify
 from pipeline.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class IngestResult:
     source: str
     key: str
     outcome: str  # done | failed | skipped (already finished) | superseded (another worker has it)
+    #               | deferred (its read is denied: it waits for the next recurrence)
     records: int = 0
     events: int = 0
     seconds: float = 0.0
@@ -105,10 +107,17 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
     runner = runner or uuid.uuid4().hex
     start = state.begin(sid, key, runner)
     if start.finished:
+        state.forget_denied(sid, key)  # finished elsewhere: no longer waiting (a no-op unless denied)
         return IngestResult(sid, key, "skipped", seconds=time.monotonic() - started)
     with Heartbeat(lambda: state.heartbeat(sid, key, runner), state.heartbeat_timeout_ms / 4000,
                    name=f"heartbeat {key}") as heartbeat:
-        result = _ingest_started(source, key, state, s3, limits, start, heartbeat)
+        try:
+            result = _ingest_started(source, key, state, s3, limits, start, heartbeat)
+        except ClientError as exc:
+            verdict = classify(exc)
+            if verdict.kind is not ErrorKind.DENIED:
+                raise
+            result = defer_denied(source, key, state, verdict, runner)
     result.seconds = time.monotonic() - started
     log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
              sid, key, result.outcome, result.records, result.events, result.seconds,
@@ -116,6 +125,28 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
              extra={"source": sid, "key": key, "outcome": result.outcome, "records": result.records,
                     "events": result.events, "duration": round(result.seconds, 3), "reason": result.reason})
     return result
+
+
+def defer_denied(source: Source, key: str, state: StateStore, verdict: Verdict, runner: str) -> IngestResult:
+    """The source's identity may not read ``key``: the source is failing (no read works) or
+    degraded (others are read); the object waits like on a configuration error (released until
+    the next recurrence, no retry burnt). Denied for ``denied_object_timeout`` while the source is
+    degraded, it is dead-lettered with that reason."""
+    sid = source.identifier
+    seen = state.note_denied(sid, key, verdict.error_class, verdict.description,
+                             source.denied_object_timeout_seconds * 1000)
+    if seen.expired:
+        reason = (f"read denied for {format_duration(timedelta(milliseconds=seen.denied_ms))}, longer than the "
+                  f"source's denied_object_timeout of {format_duration(source.denied_object_timeout)}, while its "
+                  f"other objects are read: {verdict.description}")
+        state.fail(sid, key, verdict.error_class, reason)
+        state.forget_denied(sid, key)
+        log.error("object source=%s key=%s dead-lettered: %s", sid, key, reason)
+        return IngestResult(sid, key, "failed", reason=f"{verdict.error_class}: {reason}")
+    state.release(sid, key, retry_in_seconds=source.recurrence_seconds, runner=runner)
+    log.warning("object source=%s key=%s waits, its read is denied (source %s): %s", sid, key, seen.state,
+                verdict.description)
+    return IngestResult(sid, key, "deferred", reason=verdict.description)
 
 
 def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: IngestLimits,
@@ -129,6 +160,8 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
             raise BadObject(f"delivered {start.attempts} times without finishing (its worker died "
                             f"each time, at record {checkpoint}): a poison object", "TooManyAttempts")
         body = open_object(s3, source, key)
+        if state.note_read(sid, key):  # no write unless some object of the source was denied
+            log.info("source %s: object %s is readable again", sid, key)
         try:
             # Caps on what the object may inflate to: hostile input is dead-lettered (parser).
             # The SHA-256 of the uncompressed bytes, for digest reconciliation (a resumed
@@ -170,6 +203,8 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
         if checkpoint:
             reason += f" (the {checkpoint} records before it were emitted)"
         state.fail(sid, key, exc.error_class, reason)
+        state.count_error(sid, exc.error_class)  # every error met is counted, dead-lettered ones too
+        state.forget_denied(sid, key)
         result.outcome, result.reason = "failed", f"{exc.error_class}: {reason}"
     if reader is not None and reader.empty and result.outcome in ("done", "failed"):
         # Empty records ({}) are never emitted; counted once per object finished (the reader

@@ -28,8 +28,11 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
   P:src:S:pending       zset  keys claimed and not yet done/failed, scored by their deadline (ms):
                               claim + requeue_after, or the runner's last heartbeat + heartbeat
                               timeout; past it, the sweep enqueues the object again
-  P:src:S:health        hash  state (ok|failing), error_class, message (with a hint), since,
-                              last_success, last_error_at
+  P:src:S:health        hash  state (ok|degraded|failing), scope (source|read), error_class,
+                              message (with a hint), since, last_success, last_error_at,
+                              last_read_at, denied_since, denied_error_class, denied_message
+  P:src:S:denied        zset  objects the source's identity may not read (they wait), scored by
+                              when first denied (ms, Redis's clock)
   P:src:S:stats         hash  counters: objects_enqueued, objects_done, objects_failed (now
                               dead-lettered), objects_dead_lettered (ever), objects_retried,
                               events_emitted, records_empty (empty records read, never
@@ -118,6 +121,10 @@ class Keys:
 
     def health(self, source: str) -> str:
         return f"{self._source(source)}:health"
+
+    def denied(self, source: str) -> str:
+        return f"{self._source(source)}:denied"
+
     def digest_chains(self, source: str) -> str:
         return f"{self._source(source)}:digest_chains"
 

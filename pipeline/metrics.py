@@ -16,6 +16,7 @@ from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
 from pipeline.replies import as_optional_bytes
 from pipeline.state import StateStore, now_ms
 from pipeline.state_watch import read_persistence, resets_view
+from pipeline.status import Health
 from pipeline.supervisor import read_parts
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
@@ -117,14 +118,26 @@ def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
             "ingest_lag_seconds": ingest_lag, "caught_up": caught_up}
 
 
-def health_view(raw: dict[str, str]) -> dict:
+# trailpipe_source_up by health: 1 only when ok; degraded (some objects denied, the others
+# flowing) is 0.5; failing and unknown (no discovery has ended yet) are 0.
+SOURCE_UP = {Health.OK: 1.0, Health.DEGRADED: 0.5, Health.FAILING: 0.0, Health.UNKNOWN: 0.0}
+
+
+def health_view(raw: dict[str, str], denied_objects: int = 0) -> dict:
     """The source's health as ``status --json`` shows it (times as ISO 8601 UTC)."""
     def iso(ms: str | None) -> str | None:
         return None if not ms else datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
 
-    return {"state": raw.get("state", "unknown"), "error_class": raw.get("error_class"),
+    return {"state": raw.get("state", Health.UNKNOWN.value), "error_class": raw.get("error_class"),
             "message": raw.get("message"), "since": iso(raw.get("since")),
-            "last_success": iso(raw.get("last_success"))}
+            "last_success": iso(raw.get("last_success")), "denied_objects": denied_objects}
+
+
+def source_up(state: str) -> float:
+    try:
+        return SOURCE_UP[Health(state)]
+    except ValueError:
+        return 0.0
 
 
 def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
@@ -133,6 +146,7 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
     requests = {k.removeprefix(S3_PREFIX): v for k, v in stats.items() if k.startswith(S3_PREFIX)}
     errors = {k.removeprefix(ERRORS_PREFIX): v for k, v in stats.items() if k.startswith(ERRORS_PREFIX)}
     pending = state.pending_count(source_id)
+    denied = state.denied_count(source_id)
     return {
         "source": source_id,
         "marker": max(markers.values(), default=""),
@@ -144,7 +158,8 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "objects_dead_lettered": stats.get("objects_dead_lettered", 0),
         "objects_retried": stats.get("objects_retried", 0),
         "objects_pending": pending,
-        "health": health_view(state.health(source_id)),
+        "objects_denied": denied,
+        "health": health_view(state.health(source_id), denied),
         "errors": errors,
         **lag(state.newest_listed_ms(source_id), state.newest_delivered_ms(source_id), pending,
               discovered=bool(stats.get("discoveries") or stats.get("last_discovery_at"))),
@@ -207,7 +222,7 @@ class TrailpipeCollector(Collector):
         state = self.runtime.state
         rows = [source_metrics(state, s.identifier, s.list_prefix) for s in config.sources]
         for row in rows:
-            row["up"] = 0 if row["health"]["state"] == "failing" else 1
+            row["up"] = source_up(row["health"]["state"])
 
         def family(kind, name, doc, field, scale=1.0):
             metric = kind(f"trailpipe_{name}", doc, labels=["source"])
@@ -227,7 +242,10 @@ class TrailpipeCollector(Collector):
         yield family(GaugeMetricFamily, "ingest_lag_seconds",
                      "How far ingestion trails delivery (0 when caught up)", "ingest_lag_seconds")
         yield family(GaugeMetricFamily, "caught_up", "1 when every file listed is ingested", "caught_up")
-        yield family(GaugeMetricFamily, "source_up", "1 when the source is ok, 0 when failing", "up")
+        yield family(GaugeMetricFamily, "source_up",
+                     "1 when the source is ok, 0.5 degraded (some objects denied), 0 failing or unknown", "up")
+        yield family(GaugeMetricFamily, "objects_denied",
+                     "Objects the source's identity may not read now (they wait)", "objects_denied")
         last = GaugeMetricFamily("trailpipe_last_discovery_timestamp_seconds",
                                  "When the last discovery ended (alert on a stalled schedule)", labels=["source"])
         errors = CounterMetricFamily("trailpipe_source_errors", "Errors met, by class",

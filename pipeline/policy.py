@@ -7,7 +7,15 @@
 - ``CONFIGURATION``: the *source* is wrong (a bad secret, a missing permission, a wrong bucket,
   region, proxy password or certificate, expired credentials). Retrying objects cannot help and
   dead-lettering them would bury the cause: the source is marked failing (with a hint) and
-  tried again at its next recurrence; objects wait, their retries untouched.
+  tried again at its next recurrence; objects wait, their retries untouched. An endpoint or
+  proxy that cannot be connected to (refused, DNS, TLS handshake) is one too, after botocore's
+  own retries, with a hint naming the field (``endpoint_url``, ``proxy``...).
+- ``DENIED``: the source's identity may not read this object (AccessDenied on GetObject, the
+  trail's KMS key disabled, pending deletion, gone or not granted, SSE-KMS over Signature
+  Version 2). The object waits like on a configuration error (released until the next
+  recurrence, no retry burnt, not dead-lettered) and the source is failing, or ``degraded``
+  while other objects are read (pipeline.ingest.defer_denied); an object denied for longer
+  than the source's ``denied_object_timeout`` while others are read is dead-lettered.
 
 Errors nobody foresaw are TRANSIENT with a short limit (``retry_limit``), then dead-lettered as
 ``InternalError``, so nothing loops forever and nothing is dropped silently.
@@ -22,9 +30,12 @@ import urllib3.exceptions
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     CredentialRetrievalError,
+    EndpointConnectionError,
     NoCredentialsError,
     PartialCredentialsError,
+    ProxyConnectionError,
 )
 from botocore.exceptions import SSLError as BotoSSLError
 
@@ -42,6 +53,7 @@ class ErrorKind(str, Enum):
     TRANSIENT = "transient"
     THROTTLED = "throttled"
     CONFIGURATION = "configuration"
+    DENIED = "denied"
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,53 @@ CONFIGURATION_HINTS = {
 # script, a failed save): transient, without limit, like a connection error.
 REDIS_UNAVAILABLE_REPLIES = frozenset({"READONLY", "LOADING", "BUSY", "MISCONF", "TRYAGAIN", "CLUSTERDOWN",
                                        "MASTERDOWN", "NOREPLICAS"})
-# AccessDenied on reading one object is that object's problem (a KMS key, an object ACL): the
-# listing works, so the source is fine and the object is dead-lettered.
+# A read the source's identity may not make (the listing works): the object waits (DENIED).
 OBJECT_OPERATIONS = frozenset({"GetObject", "HeadObject"})
+_DECRYPT = "grant kms:Decrypt on the trail's KMS key to the source's identity (the key policy, or its IAM policy)"
+DENIED_READ_HINTS = {
+    "AccessDenied": "grant s3:GetObject on the bucket's log files to the source's identity "
+                    "(ops/iam-policy.json), and kms:Decrypt on the trail's KMS key for an SSE-KMS trail",
+    "403": "grant s3:GetObject on the bucket's log files to the source's identity (ops/iam-policy.json), "
+           "and kms:Decrypt on the trail's KMS key for an SSE-KMS trail",
+    "KMS.AccessDeniedException": _DECRYPT,
+    "AccessDeniedException": _DECRYPT,
+    "KMS.DisabledException": "the trail's KMS key is disabled: enable it (kms:EnableKey), or give the trail "
+                             "a key that is enabled",
+    "KMS.KMSInvalidStateException": "the trail's KMS key is not usable (pending deletion or import): cancel "
+                                    "its deletion (kms:CancelKeyDeletion) or check the key's state",
+    "KMS.NotFoundException": "the trail's KMS key was not found (deleted, or in another account or region): "
+                             "check the key the trail encrypts with and the source's region",
+}
+SIGV4_HINT = "the object is encrypted with SSE-KMS, which needs Signature Version 4: set the source's " \
+             "signature_version to v4 (and its region)"
+
+
+def _denied(code: str, message: str, operation: str) -> Verdict | None:
+    """The verdict for a read the source's identity is denied, else None."""
+    if operation not in OBJECT_OPERATIONS:
+        return None
+    if code == "InvalidArgument" and "Signature Version 4" in message:
+        return Verdict(ErrorKind.DENIED, "SignatureVersion4Required", message, SIGV4_HINT)
+    if code in DENIED_READ_HINTS:
+        hint = _DECRYPT if code in ("AccessDenied", "403") and "kms" in message.lower() else DENIED_READ_HINTS[code]
+        return Verdict(ErrorKind.DENIED, code, message, hint)
+    return None
+
+
+def _unreachable(exc: BotoCoreError) -> Verdict | None:
+    """An endpoint or proxy that cannot be connected to (after botocore's own retries)."""
+    if isinstance(exc, ProxyConnectionError):
+        return Verdict(ErrorKind.CONFIGURATION, "ProxyUnreachable", str(exc),
+                       "check the source's proxy (proxy.host, proxy.port) and that this machine can reach it")
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        return Verdict(ErrorKind.CONFIGURATION, "EndpointUnreachable", str(exc),
+                       "check the source's endpoint_url (scheme, host, port: connection refused, no DNS name "
+                       "or no route?) or, for assume_role, auth.sts_endpoint_url; and the firewall")
+    if isinstance(exc, BotoSSLError):
+        return Verdict(ErrorKind.CONFIGURATION, "TLSHandshakeFailed", str(exc),
+                       "check the source's endpoint_url: its scheme (https to a plain HTTP port?) and port; "
+                       "and the endpoint's TLS setup")
+    return None
 
 
 def _client_error(exc: ClientError) -> Verdict:
@@ -96,14 +152,16 @@ def _client_error(exc: ClientError) -> Verdict:
     operation = getattr(exc, "operation_name", "") or ""
     if code in THROTTLING_CODES:
         return Verdict(ErrorKind.THROTTLED, code, message)
-    if code in CONFIGURATION_HINTS and not (code in ("AccessDenied",) and operation in OBJECT_OPERATIONS):
+    denied = _denied(code, message, operation)
+    if denied is not None:
+        return denied
+    if code in CONFIGURATION_HINTS:
         hint = CONFIGURATION_HINTS[code]
         if code == "AccessDenied" and operation.startswith("AssumeRole"):
             hint = "check the role_arn's trust policy and external_id (ops/iam-policy-assume-role.json)"
         return Verdict(ErrorKind.CONFIGURATION, code, message, hint)
     if code in PERMANENT_OBJECT_CODES:
-        hint = "grant s3:GetObject (and kms:Decrypt for SSE-KMS trails)" if code in ("AccessDenied", "403") else ""
-        return Verdict(ErrorKind.PERMANENT, code, message, hint)
+        return Verdict(ErrorKind.PERMANENT, code, message)
     return Verdict(ErrorKind.TRANSIENT, code, message, retry_limit=MAX_TRANSIENT_RETRIES)
 
 
@@ -136,6 +194,8 @@ def classify(exc: BaseException) -> Verdict:
                        retry_limit=None)
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)):
         return Verdict(ErrorKind.TRANSIENT, type(exc).__name__, str(exc), "is Redis up?", retry_limit=None)
+    if isinstance(exc, BotoCoreError) and (unreachable := _unreachable(exc)) is not None:
+        return unreachable
     if isinstance(exc, (BotoCoreError, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)):
         return Verdict(ErrorKind.TRANSIENT, type(exc).__name__, str(exc), retry_limit=MAX_TRANSIENT_RETRIES)
     return Verdict(ErrorKind.TRANSIENT, "InternalError", f"{type(exc).__name__}: {exc}",

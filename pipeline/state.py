@@ -17,7 +17,7 @@ import redis
 from pipeline import defaults
 from pipeline.keys import Keys
 from pipeline.replies import as_hash, as_members, as_optional_bytes
-from pipeline.status import TERMINAL_STATUSES, Status, lua_constants
+from pipeline.status import TERMINAL_STATUSES, Health, Status, lua_constants
 
 SCRIPT_NAMES = (
     "acquire_lease",
@@ -48,6 +48,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+
+
+@dataclass(frozen=True)
+class DeniedRead:
+    """What a denied read did to its source (``StateStore.note_denied``)."""
+
+    state: Health  # the source's health now: failing (no read works) or degraded
+    denied_ms: int  # how long this object has been denied (since its first denial)
+    expired: bool  # degraded and denied for at least denied_object_timeout: dead-letter it
 
 
 @dataclass(frozen=True)
@@ -273,12 +282,37 @@ class StateStore:
         return None if score is None else int(score)
 
     # -- source health -----------------------------------------------------------------------
+    def _health_event(self, source: str, event: str, error_class: str = "", message: str = "",
+                      key: str = "", timeout_ms: int = 0) -> tuple[bool, str, int, bool]:
+        changed, state, denied_ms, expired = self._scripts["set_health"](
+            keys=[self.keys.health(source), self.keys.stats(source), self.keys.denied(source)],
+            args=[event, error_class, message, key, timeout_ms])
+        return (bool(changed), state.decode() if isinstance(state, bytes) else str(state), int(denied_ms),
+                bool(expired))
+
     def set_health(self, source: str, healthy: bool, error_class: str = "", message: str = "") -> bool:
-        """Record the source as ok, or failing with the error's class and message (with a hint).
-        Returns True when the state changed."""
-        return bool(self._scripts["set_health"](
-            keys=[self.keys.health(source), self.keys.stats(source)],
-            args=["ok" if healthy else "failing", now_ms(), error_class, message]))
+        """Record a discovery that listed the source (ok, unless objects are denied), or the source
+        failing with the error's class and message (with a hint). True when the state changed."""
+        if healthy:
+            return self._health_event(source, "ok")[0]
+        return self._health_event(source, "failing", error_class, message)[0]
+
+    def note_denied(self, source: str, key: str, error_class: str, message: str, timeout_ms: int) -> DeniedRead:
+        """The source's identity may not read ``key``: the source is failing (no read worked since
+        the first denial) or degraded; counted by class."""
+        _, state, denied_ms, expired = self._health_event(source, "denied", error_class, message, key, timeout_ms)
+        return DeniedRead(Health(state), denied_ms, expired)
+
+    def note_read(self, source: str, key: str) -> bool:
+        """``key`` was read: no longer denied (no write unless some object is). True on a change."""
+        return self._health_event(source, "read", key=key)[0]
+
+    def forget_denied(self, source: str, key: str) -> bool:
+        """``key`` left without being read (dead-lettered): it no longer counts as denied."""
+        return self._health_event(source, "forget", key=key)[0]
+
+    def denied_count(self, source: str) -> int:
+        return int(self.redis.zcard(self.keys.denied(source)))
 
     def count_error(self, source: str, error_class: str) -> None:
         self.redis.hincrby(self.keys.stats(source), f"errors.{error_class}", 1)

@@ -26,6 +26,20 @@ class Status(str, Enum):
 TERMINAL_STATUSES = frozenset({Status.DONE, Status.FAILED})
 
 
+class Health(str, Enum):
+    """A source's health (``P:src:S:health`` ``state``; ``trailpipe_source_up``: 1, 0.5, 0, 0)."""
+
+    OK = "ok"  # its last discovery listed every partition and no object is denied
+    DEGRADED = "degraded"  # some objects may not be read (they wait), the others flow
+    FAILING = "failing"  # a configuration error, an endpoint that cannot be reached, or no read works
+    UNKNOWN = "unknown"  # no discovery has ended yet (never stored: the absence of a state)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def lua_constants() -> str:
-    """``local STATUS_CLAIMED = 'claimed'`` ... for the head of every Lua script."""
-    return "\n".join(f"local STATUS_{status.name} = '{status.value}'" for status in Status) + "\n"
+    """``local STATUS_CLAIMED = 'claimed'``, ``local HEALTH_OK = 'ok'`` ... for the head of every
+    Lua script."""
+    return ("\n".join(f"local STATUS_{status.name} = '{status.value}'" for status in Status) + "\n"
+            + "\n".join(f"local HEALTH_{health.name} = '{health.value}'" for health in Health) + "\n")

@@ -232,3 +232,50 @@ def test_credentials_that_cannot_be_resolved_mark_the_source_failing_without_ret
         assert tasks._runtime.state.health("sw")["state"] == "ok"
     finally:
         tasks._runtime = None
+
+
+def test_a_proxy_that_cannot_be_connected_to_marks_the_source_failing_naming_the_field(
+        tmp_path, redis_server, redis_client, moto_endpoint):
+    from pipeline.redis_server import free_port
+
+    closed = free_port()  # nothing listens there
+    config = parse_config(config_dict(redis_server.url, [source_dict(
+        "trail-unreachable", moto_endpoint, identifier="px",
+        proxy={"host": "127.0.0.1", "port": closed, "username": "proxyuser", "password": "proxy-pass-9d1f"})]))
+    runtime = Runtime(config)
+    source = runtime.source("px")
+    result = discover(source, runtime.state, runtime.s3(source), lambda sid, key: None)
+    health = runtime.state.health("px")
+    assert health["state"] == "failing" and health["error_class"] == "ProxyUnreachable", health
+    assert "proxy.host, proxy.port" in health["message"] and "ProxyUnreachable" in result.error
+    assert "proxy-pass-9d1f" not in health["message"] + result.error
+    assert runtime.state.stats("px")["errors.ProxyUnreachable"] == 1  # one discovery, one error: no retry storm
+
+
+@pytest.mark.slow
+def test_an_endpoint_on_a_closed_port_is_failing_within_two_recurrences(tmp_path, redis_server, redis_client):
+    """Worker + beat, recurrence 1 minute: connection refused is the source's configuration
+    (failing, the hint names endpoint_url, trailpipe_source_up 0), not 30 transient retries."""
+    from pipeline.redis_server import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    raw = config_dict(redis_server.url, [source_dict("trail-closed", closed, identifier="closed")])
+    config_path = write_config(tmp_path / "c.yaml", raw)
+    worker = start_celery(["worker", "--concurrency", "1", "--loglevel", "info"], config_path, tmp_path / "worker.log")
+    beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat")], config_path,
+                        tmp_path / "beat.log")
+    health_key = "trailpipe:src:closed:health"
+    try:
+        wait_for(lambda: redis_client.hget(health_key, "state") == b"failing", timeout=2 * 60 + 20,
+                 what="failing within two recurrences")
+        health = {k.decode(): v.decode() for k, v in redis_client.hgetall(health_key).items()}
+        assert health["error_class"] == "EndpointUnreachable" and "endpoint_url" in health["message"]
+        samples = metric_samples(config_path)
+        assert samples[("trailpipe_source_up", (("source", "closed"),))] == 0
+        assert samples[("trailpipe_source_errors_total",
+                        (("error_class", "EndpointUnreachable"), ("source", "closed")))] >= 1
+        stats = {k.decode(): int(v) for k, v in redis_client.hgetall("trailpipe:src:closed:stats").items()}
+        assert stats["errors.EndpointUnreachable"] <= stats["discoveries"]  # no retries beyond botocore's own
+    finally:
+        stop_process(beat)
+        stop_process(worker)

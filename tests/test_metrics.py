@@ -109,7 +109,7 @@ def test_metrics_endpoint_and_status_json(tmp_path, make_runtime, s3, bucket, re
     assert row["events_emitted"] == events and row["objects_done"] == 5
     assert row["s3_requests"]["GetObject"] == 5 and row["caught_up"] and row["ingest_lag_seconds"] == 0
     assert row["health"]["state"] == "ok" and row["health"]["last_success"]
-    assert set(row["health"]) == {"state", "error_class", "message", "since", "last_success"}
+    assert set(row["health"]) == {"state", "error_class", "message", "since", "last_success", "denied_objects"}
 
 
 def _try_scrape(port):

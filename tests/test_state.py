@@ -208,6 +208,43 @@ def test_health_since_moves_only_when_the_state_changes(state):
     assert healthy["state"] == "ok" and "error_class" not in healthy and healthy["last_success"]
 
 
+def test_denied_reads_make_the_source_failing_then_degraded_then_ok(state, redis_client, keys):
+    day = 86_400_000
+    assert not state.note_read(SRC, "a")  # nothing denied: no write at all
+    assert not redis_client.exists(keys.health(SRC))
+    state.set_health(SRC, True)
+    first = state.note_denied(SRC, "b", "AccessDenied", "AccessDenied: no; grant s3:GetObject", day)
+    assert first.state == "failing" and not first.expired  # no read has worked since
+    health = state.health(SRC)
+    assert health["scope"] == "read" and health["error_class"] == "AccessDenied"
+    assert state.set_health(SRC, True) is False  # a listing that works does not hide denied reads
+    assert state.health(SRC)["state"] == "failing"
+    assert state.note_read(SRC, "a")  # another object is read: degraded, with the count
+    assert state.health(SRC)["state"] == "degraded" and state.denied_count(SRC) == 1
+    since = state.health(SRC)["since"]
+    again = state.note_denied(SRC, "c", "KMS.DisabledException", "KMS.DisabledException: x", day)
+    assert again.state == "degraded" and state.denied_count(SRC) == 2 and state.health(SRC)["since"] == since
+    redis_client.zadd(keys.denied(SRC), {"b": 1})  # first denied long ago (Redis's clock)
+    assert state.note_denied(SRC, "b", "AccessDenied", "AccessDenied: no", day).expired
+    state.forget_denied(SRC, "b")  # dead-lettered: left
+    assert state.denied_count(SRC) == 1 and state.health(SRC)["state"] == "degraded"  # reads still work
+    assert state.note_read(SRC, "c")  # the last denied object reads again: ok
+    health = state.health(SRC)
+    assert health["state"] == "ok" and "error_class" not in health and "scope" not in health
+    stats = state.stats(SRC)
+    assert stats["errors.AccessDenied"] == 2 and stats["errors.KMS.DisabledException"] == 1
+
+
+def test_a_configuration_error_outranks_denied_reads(state):
+    state.note_denied(SRC, "b", "AccessDenied", "AccessDenied: no", 86_400_000)
+    state.set_health(SRC, False, "SignatureDoesNotMatch", "SignatureDoesNotMatch: x")
+    state.note_denied(SRC, "c", "AccessDenied", "AccessDenied: no", 86_400_000)
+    assert state.health(SRC)["error_class"] == "SignatureDoesNotMatch"  # still the source's error
+    state.set_health(SRC, True)  # fixed: the denied reads are what is left
+    health = state.health(SRC)
+    assert health["state"] == "failing" and health["error_class"] == "AccessDenied" and health["scope"] == "read"
+
+
 def test_lua_scripts_spell_states_only_through_the_status_enum():
     from importlib import resources
 

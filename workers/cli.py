@@ -186,6 +186,9 @@ def status(config_path: str, as_json: bool) -> None:
         say(f"{row['source']}: s3://{row['bucket']} prefix={row['prefix']!r} marker={row['marker']!r}")
         if health["state"] == "failing":
             say(f"  health: FAILING since {health['since']}: {health['message']}")
+        elif health["state"] == "degraded":
+            say(f"  health: DEGRADED since {health['since']}: {health['denied_objects']} object(s) may not be "
+                f"read (they wait): {health['message']}")
         else:
             say(f"  health: {health['state']} (last success {health['last_success'] or '-'})")
         if len(row["partitions"]) > 1:

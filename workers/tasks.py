@@ -19,6 +19,7 @@ from celery.signals import worker_process_init
 
 from pipeline.discovery import discover as discover_source
 from pipeline.discovery import sweep as sweep_source
+from pipeline.ingest import defer_denied
 from pipeline.ingest import ingest_object as ingest_one
 from pipeline.policy import ErrorKind, classify
 from pipeline.runtime import Runtime
@@ -71,7 +72,7 @@ def discover(self, source_id: str) -> dict:
     except Exception as exc:  # noqa: BLE001  (configuration errors are handled inside; the rest retry)
         verdict = classify(exc)
         try:
-            if verdict.kind is ErrorKind.CONFIGURATION:
+            if verdict.kind in (ErrorKind.CONFIGURATION, ErrorKind.DENIED):
                 # Raised before the listing (building the client: credentials, certificates):
                 # the source is failing, as for a listing that failed; the next recurrence retries.
                 rt.state.set_health(source_id, False, verdict.error_class, verdict.description)
@@ -123,6 +124,8 @@ def ingest_object(self, source_id: str, key: str) -> dict:
                 log.error("object source=%s key=%s waits, the source is failing: %s",
                           source_id, key, verdict.description)
                 return {"source": source_id, "key": key, "outcome": "deferred", "reason": verdict.description}
+            if verdict.kind is ErrorKind.DENIED:  # (ingest_one handles GetObject's own)
+                return dataclasses.asdict(defer_denied(source, key, rt.state, verdict, runner))
             rt.state.count_error(source_id, verdict.error_class)  # set_health counted the one above
             limit = verdict.retry_limit
             if verdict.kind is ErrorKind.PERMANENT or (limit is not None and self.request.retries >= limit):
@@ -135,6 +138,7 @@ def ingest_object(self, source_id: str, key: str) -> dict:
                 rt.state.fail(source_id, key, error_class,
                               f"gave up after {self.request.retries + 1} tries: {verdict.description}"
                               if verdict.kind is not ErrorKind.PERMANENT else verdict.description)
+                rt.state.forget_denied(source_id, key)
                 log.error("object source=%s key=%s dead-lettered: %s", source_id, key, verdict.description)
                 return {"source": source_id, "key": key, "outcome": "failed", "reason": verdict.description}
             rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner)

