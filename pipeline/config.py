@@ -363,8 +363,13 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 class Config(_Strict):
     """The whole file: shared settings plus the list of sources."""
 
-    redis_url: SecretStr | None = None  # may hold a password; None means "embedded redis-server"
+    # redis://, rediss://, unix://, or redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
+    # (rediss+sentinel:// with TLS): may hold a password; None means "embedded redis-server"
+    redis_url: SecretStr | None = None
     broker_url: SecretStr | None = None  # defaults to redis_url
+    sentinel_password: SecretStr | None = None  # the Sentinels' own password (requirepass of a Sentinel)
+    # Redis WAIT after each batch for this many replicas (narrows what a failover may lose).
+    wait_replicas: int | None = Field(default=None, ge=1)
     stream: str = Field(default=DEFAULT_STREAM, min_length=1)
     deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
     key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
@@ -386,6 +391,20 @@ class Config(_Strict):
     stream_maxlen: int | None = Field(default=None, ge=1)  # opt-in approximate trimming
     deadletter_maxlen: int = Field(default=defaults.DEADLETTER_MAXLEN, ge=1)  # oldest dropped first
     sources: list[Source] = Field(min_length=1)
+
+    @field_validator("redis_url", "broker_url")
+    @classmethod
+    def _redis_url_form(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return value
+        url = value.get_secret_value()
+        scheme = url.partition("://")[0].lower() if "://" in url else ""
+        if info.field_name == "broker_url" and scheme and not scheme.startswith(("redis", "unix")):
+            return value  # another broker (amqp://): Celery's to read
+        from pipeline.connections import parse_url  # noqa: PLC0415  (redis-py only when needed)
+
+        parse_url(url)  # ValueError: its message never quotes the URL
+        return value
 
     @model_validator(mode="after")
     def _retention_covers_lookback(self) -> Config:
@@ -430,6 +449,9 @@ class Config(_Strict):
                     "start `trailpipe run` with this config (from this folder), or set redis_url"])
             return url
         return self.redis_url.get_secret_value()
+
+    def sentinel_password_value(self) -> str | None:
+        return self.sentinel_password.get_secret_value() if self.sentinel_password is not None else None
 
     def broker_url_value(self) -> str:
         if self.broker_url is not None and not os.environ.get("TRAILPIPE_REDIS_URL"):

@@ -487,14 +487,16 @@ def _start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent)
 
 
-def _redis_answers(url: Callable[[], str]) -> Callable[[], bool]:
+def _redis_answers(url: Callable[[], str], sentinel_password: str | None = None) -> Callable[[], bool]:
     import redis  # noqa: PLC0415
+
+    from pipeline.connections import redis_client  # noqa: PLC0415
 
     def answers() -> bool:
         try:
-            with redis.Redis.from_url(url(), socket_connect_timeout=1, socket_timeout=2) as client:
+            with redis_client(url(), sentinel_password, quick=True) as client:  # through Sentinels too
                 return bool(client.ping())
-        except (redis.RedisError, ConfigError, OSError):
+        except (redis.RedisError, ConfigError, OSError, ValueError):
             return False
 
     return answers
@@ -530,7 +532,8 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
         say(f"embedded redis-server on 127.0.0.1:{embedded.server.port} (password in "
             f"{embedded.folder}/password), data in {embedded.folder}")
     stop_celery = lambda process: stop_process(process, timeout=45)  # noqa: E731  (soft shutdown: 30 s)
-    redis_up = _redis_answers(lambda: embedded.url if embedded is not None else config.redis_url_value())
+    redis_up = _redis_answers(lambda: embedded.url if embedded is not None else config.redis_url_value(),
+                              config.sentinel_password_value())
     parts.append(Part("worker", lambda: _start_child(celery_command(
         "worker", "--concurrency", str(concurrency), "--loglevel", loglevel), env), stop_celery,
         ready=redis_up))
