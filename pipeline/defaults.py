@@ -39,3 +39,5 @@ MAX_ATTEMPTS = 5  # deliveries of one object whose worker died mid-way
 VISIBILITY_TIMEOUT = timedelta(hours=2)  # longer than the longest task
 DEADLETTER_MAXLEN = 100_000  # dead letters kept; the oldest are dropped (and forgotten) first
 BACKPRESSURE_MAX_WAIT = timedelta(seconds=60)
+# wait_replicas: how long each batch waits for its replicas (Redis WAIT) before going on, counted.
+WAIT_REPLICAS_TIMEOUT = timedelta(seconds=1)

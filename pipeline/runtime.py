@@ -45,6 +45,7 @@ class Runtime:
             stream_maxlen=self.config.stream_maxlen or 0,
             heartbeat_timeout_seconds=self.config.heartbeat_timeout_seconds,
             deadletter_maxlen=self.config.deadletter_maxlen,
+            wait_replicas=self.config.wait_replicas or 0,
         )
 
     @cached_property

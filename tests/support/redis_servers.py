@@ -98,3 +98,114 @@ class TLSRedisServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+class SentinelGroup:
+    """A primary, its replicas and the Sentinels watching them, all on loopback: what a
+    ``redis+sentinel://`` URL names. Sentinels are the same binary with ``--sentinel``."""
+
+    def __init__(self, directory: Path, master_name: str = "trailpipe", replicas: int = 1, sentinels: int = 3,
+                 down_after_ms: int = 1000, sentinel_password: str | None = None):
+        self.directory, self.master_name = directory, master_name
+        self.down_after_ms, self.sentinel_password = down_after_ms, sentinel_password
+        self.primary = RedisServer(directory / "primary", appendonly=False)
+        self.replicas = [RedisServer(directory / f"replica{i}", appendonly=False) for i in range(replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinel_processes: list[subprocess.Popen] = []
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.primary, *self.replicas]
+
+    def url(self, db: int = 0) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.master_name}/{db}"
+
+    def start(self, timeout: float = 30) -> SentinelGroup:
+        self.primary.start()
+        for replica in self.replicas:
+            replica.extra_args = ("--replicaof", "127.0.0.1", str(self.primary.port))
+            replica.start()
+        binary = find_redis_server()
+        for index, port in enumerate(self.sentinel_ports):
+            folder = self.directory / f"sentinel{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            conf = folder / "sentinel.conf"
+            lines = [f"port {port}", "bind 127.0.0.1", f"dir {folder.resolve()}", "logfile sentinel.log",
+                     f"sentinel monitor {self.master_name} 127.0.0.1 {self.primary.port} 2",
+                     f"sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}",
+                     f"sentinel failover-timeout {self.master_name} 10000",
+                     f"sentinel parallel-syncs {self.master_name} 1"]
+            if self.sentinel_password:
+                lines.append(f"requirepass {self.sentinel_password}")
+            conf.write_text("\n".join(lines) + "\n")
+            self.sentinel_processes.append(subprocess.Popen(
+                [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Sentinel group did not come up; see {self.directory}")
+            time.sleep(0.1)
+        return self
+
+    def sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, password=self.sentinel_password, socket_timeout=2, socket_connect_timeout=1)
+
+    def _ready(self) -> bool:
+        """Every replica in sync and every Sentinel knowing the replicas and the other Sentinels."""
+        try:
+            info = redis.Redis(port=self.primary.port, socket_timeout=2).info("replication")
+            if int(info.get("connected_slaves", 0)) < len(self.replicas):
+                return False
+            for port in self.sentinel_ports:
+                with self.sentinel(port) as client:
+                    fields = client.sentinel_master(self.master_name)
+                    if int(fields["num-slaves"]) < len(self.replicas) or \
+                            int(fields["num-other-sentinels"]) < len(self.sentinel_ports) - 1:
+                        return False
+            return True
+        except (redis.RedisError, KeyError):
+            return False
+
+    def primary_port(self) -> int:
+        """The primary's port as the Sentinels see it now."""
+        for port in self.sentinel_ports:
+            try:
+                with self.sentinel(port) as client:
+                    _, primary = client.sentinel_get_master_addr_by_name(self.master_name)
+                    return int(primary)
+            except (redis.RedisError, TypeError, ValueError):
+                continue
+        raise RuntimeError("no Sentinel answers")
+
+    def server_on(self, port: int) -> RedisServer:
+        return next(server for server in self.servers if server.port == port)
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the current primary (no shutdown, no last write to its replicas)."""
+        server = self.server_on(self.primary_port())
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        return server
+
+    def wait_promoted(self, old_port: int, timeout: float = 60) -> int:
+        """Wait until the Sentinels name another primary, which answers as a primary."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                port = self.primary_port()
+                if port != old_port and redis.Redis(port=port, socket_timeout=2).info("replication")["role"] == "master":
+                    return port
+            except (redis.RedisError, RuntimeError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"no replica was promoted within {timeout}s")
+
+    def stop(self) -> None:
+        for process in self.sentinel_processes:
+            stop_process(process)
+        self.sentinel_processes = []
+        for server in self.servers:
+            server.stop()
