@@ -10,9 +10,9 @@ import threading
 import time
 
 import pytest
+from conftest import REPO, wait_for
 
 from pipeline.ingest import ingest_object
-from tests.conftest import REPO, wait_for
 
 STREAM = "trailpipe:events"
 

@@ -105,8 +105,8 @@ class SentinelGroup:
     ``redis+sentinel://`` URL names. Sentinels are the same binary with ``--sentinel``."""
 
     def __init__(self, directory: Path, master_name: str = "trailpipe", replicas: int = 1, sentinels: int = 3,
-                 down_after_ms: int = 1000, sentinel_password: str | None = None):
-        self.directory, self.master_name = directory, master_name
+                 down_after_ms: int = 1000, sentinel_password: str | None = None, password: str | None = None):
+        self.directory, self.master_name, self.password = directory, master_name, password
         self.down_after_ms, self.sentinel_password = down_after_ms, sentinel_password
         self.primary = RedisServer(directory / "primary", appendonly=False)
         self.replicas = [RedisServer(directory / f"replica{i}", appendonly=False) for i in range(replicas)]
@@ -119,13 +119,25 @@ class SentinelGroup:
 
     def url(self, db: int = 0) -> str:
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{self.master_name}/{db}"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis+sentinel://{auth}{hosts}/{self.master_name}/{db}"
+
+    def client(self, port: int) -> redis.Redis:
+        """A plain client of one data node (not through the Sentinels)."""
+        return redis.Redis(port=port, password=self.password, socket_timeout=5, socket_connect_timeout=2)
 
     def start(self, timeout: float = 30) -> SentinelGroup:
+        fast_sync = ("--repl-diskless-sync-delay", "0")  # any of them may become the primary
+        self.primary.extra_args = fast_sync
         self.primary.start()
         for replica in self.replicas:
-            replica.extra_args = ("--replicaof", "127.0.0.1", str(self.primary.port))
+            replica.extra_args = (*fast_sync, "--replicaof", "127.0.0.1", str(self.primary.port))
             replica.start()
+        if self.password:  # set after start (the readiness check has none); masterauth for any promotion
+            for server in self.servers:
+                admin = redis.Redis(port=server.port)
+                admin.config_set("masterauth", self.password)
+                admin.config_set("requirepass", self.password)
         binary = find_redis_server()
         for index, port in enumerate(self.sentinel_ports):
             folder = self.directory / f"sentinel{index}"
@@ -138,6 +150,8 @@ class SentinelGroup:
                      f"sentinel parallel-syncs {self.master_name} 1"]
             if self.sentinel_password:
                 lines.append(f"requirepass {self.sentinel_password}")
+            if self.password:
+                lines.append(f"sentinel auth-pass {self.master_name} {self.password}")
             conf.write_text("\n".join(lines) + "\n")
             self.sentinel_processes.append(subprocess.Popen(
                 [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -155,9 +169,9 @@ class SentinelGroup:
     def _ready(self) -> bool:
         """Every replica in sync and every Sentinel knowing the replicas and the other Sentinels."""
         try:
-            info = redis.Redis(port=self.primary.port, socket_timeout=2).info("replication")
-            if int(info.get("connected_slaves", 0)) < len(self.replicas):
-                return False
+            for replica in self.replicas:
+                if self.client(replica.port).info("replication").get("master_link_status") != "up":
+                    return False
             for port in self.sentinel_ports:
                 with self.sentinel(port) as client:
                     fields = client.sentinel_master(self.master_name)
@@ -196,7 +210,7 @@ class SentinelGroup:
         while time.monotonic() < deadline:
             try:
                 port = self.primary_port()
-                if port != old_port and redis.Redis(port=port, socket_timeout=2).info("replication")["role"] == "master":
+                if port != old_port and self.client(port).info("replication")["role"] == "master":
                     return port
             except (redis.RedisError, RuntimeError):
                 pass
