@@ -38,6 +38,10 @@ app.conf.update(
     # A demoted primary's READONLY, or UNBLOCKED on a blocking pop, is a channel error: retried
     # like a lost connection, not an end of the worker (celery#6348, #7946).
     broker_channel_error_retry=True,
+    # Tasks in flight go on through a broker reconnection (a failover): their objects' own
+    # commits decide, and a message left unacked comes back after the visibility timeout to
+    # find its object done.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_soft_shutdown_timeout=30,  # on SIGTERM, running tasks get this long to finish
     worker_enable_soft_shutdown_on_idle=True,
     worker_send_task_events=True,  # Flower shows tasks live
