@@ -436,6 +436,12 @@ class Config(_Strict):
     def redis_url_value(self) -> str:
         override = os.environ.get("TRAILPIPE_REDIS_URL")
         if override:
+            from pipeline.connections import parse_url  # noqa: PLC0415
+
+            try:
+                parse_url(override)
+            except ValueError as exc:
+                raise ConfigError([f"environment variable TRAILPIPE_REDIS_URL: {exc}"]) from None
             return override
         if self.redis_url is None:
             # The embedded redis-server of `trailpipe run` records its address (and password)

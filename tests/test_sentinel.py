@@ -246,3 +246,72 @@ def _records(log) -> list:
     import gzip
 
     return orjson.loads(gzip.decompress(log.body))["Records"]
+
+
+def test_wait_replicas_puts_each_batch_on_a_replica_before_the_next(group, primary, make_runtime, bucket):
+    """``wait_replicas: 1``: when a commit returns, its batch is on the replica (no sleep); with
+    the replica unreachable the batch still commits after the WAIT timeout, counted."""
+    config = parse_config(sentinel_config(group, bucket, "http://127.0.0.1:1", wait_replicas=1, stream_maxlen=1000))
+    runtime = Runtime(config)
+    state = runtime.state
+    replica = next(server for server in group.servers if server.port != group.primary_port())
+    mirror = group.client(replica.port)
+    wait_for(lambda: mirror.info("replication").get("master_link_status") == "up", 30, what="the replica in sync")
+    for n in range(5):
+        key = f"obj-{n}"
+        state.claim("test-src", key, 0)
+        state.begin("test-src", key, "r")
+        written, _ = state.commit_batch("test-src", key, 0, 100, [{"event_id": f"{key}-{i}"} for i in range(100)],
+                                        last=True)
+        assert written and mirror.xlen("trailpipe:events") == 100 * (n + 1)  # already replicated
+    assert state.stats("test-src").get("wait_replicas_short", 0) == 0
+    replica.process.send_signal(19)  # SIGSTOP: the replica stops acknowledging
+    try:
+        state.claim("test-src", "late", 0)
+        state.begin("test-src", "late", "r")
+        started = time.monotonic()
+        assert state.commit_batch("test-src", "late", 0, 1, [{"event_id": "x"}], last=True)[0]
+        assert time.monotonic() - started >= 0.9  # waited its timeout, then went on
+    finally:
+        replica.process.send_signal(18)  # SIGCONT
+    assert state.stats("test-src")["wait_replicas_short"] == 1
+    runtime.redis.close()
+
+
+def test_beat_survives_a_redis_outage_and_a_lost_lock(tmp_path, moto_endpoint, bucket):
+    """Beat (workers.beat.Scheduler) neither exits when Redis goes away nor when its lock is gone
+    after a failover: it takes the lock again and schedules on."""
+    from pipeline.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    config_path = write_config(tmp_path / "c.yaml", config_dict(server.url, [source_dict(bucket, moto_endpoint)],
+                                                                sweep_interval_seconds=5))
+    beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat-schedule")],
+                        config_path, tmp_path / "beat.log")
+    client = redis.Redis(port=server.port, socket_timeout=5)
+
+    def sweeps() -> int:
+        try:
+            return client.llen("trailpipe.us-east-1")
+        except redis.RedisError:
+            return 0
+
+    try:
+        wait_for(lambda: client.exists("trailpipe:redbeat::lock"), 60, what="beat's lock")
+        client.delete("trailpipe:redbeat::lock")  # as on a promoted replica that never got it
+        wait_for(lambda: client.exists("trailpipe:redbeat::lock"), 30, what="the lock taken again")
+        queued = sweeps()
+        wait_for(lambda: sweeps() > queued, 30, what="a sweep scheduled after the lock came back")
+        port = server.port
+        server.stop()
+        time.sleep(8)  # beat's ticks meet no Redis
+        assert beat.poll() is None
+        server = RedisServer(tmp_path / "redis", port=port, appendonly=False).start()
+        wait_for(lambda: client.exists("trailpipe:redbeat::lock"), 60, what="beat back on the empty Redis")
+        wait_for(lambda: sweeps() > 0, 30, what="scheduling again")
+        assert beat.poll() is None
+    finally:
+        stop_process(beat)
+        server.stop()
+    text = (tmp_path / "beat.log").read_text()
+    assert "Redis unavailable" in text and "taken again" in text

@@ -3,8 +3,9 @@
 redbeat's ``tick`` lets a Redis error out of beat's loop, which ends the process (a Sentinel
 failover, a restart, a demoted primary answering READONLY). Here such a tick is skipped and tried
 again a few seconds later; a lock that was lost meanwhile (expired during the outage, or not yet
-replicated to the promoted primary) is taken again if it is free, and while another beat holds
-it this one schedules nothing, as a standby does.
+replicated to the promoted primary) is taken again if it is free, the schedule written again from
+the config (a Redis that lost the lock may have lost the entries too), and while another beat
+holds it this one schedules nothing, as a standby does.
 """
 from __future__ import annotations
 
@@ -39,7 +40,12 @@ class Scheduler(RedBeatScheduler):
             return super().tick(*args, **kwargs)
         except LockError:
             if self._lock_again():
-                log.warning("beat: the schedule lock was lost (Redis failed over or restarted); taken again")
+                # A Redis that lost the lock may have lost the schedule too (a restart without
+                # persistence, a replica promoted before it had them): the entries are written
+                # again from the config, keeping the last run times that are still there.
+                self.setup_schedule()
+                log.warning("beat: the schedule lock was lost (Redis failed over or restarted); "
+                            "taken again and the schedule re-synced")
                 return 0
             log.info("beat: another beat holds the schedule lock; standing by")
             return self.max_interval
