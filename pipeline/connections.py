@@ -71,7 +71,7 @@ class SingleAddress:
                 raise ValueError("has a port that is not a number") from None
             if not parts.hostname:
                 raise ValueError("has no host")
-        _database(parts.path.lstrip("/") or "0", allow_empty=True)
+            _database(parts.path.lstrip("/"), allow_empty=True)  # unix://: the path is the socket's
         return cls(url)
 
     def client(self, sentinel_password: str | None = None, quick: bool = False) -> redis.Redis:

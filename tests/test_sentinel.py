@@ -67,6 +67,9 @@ def test_url_forms():
     assert redbeat_url == "redis-sentinel://" and redbeat_options["service_name"] == "mymaster"
     assert redbeat_options["sentinels"][0] == ["10.0.0.1", 26379] and redbeat_options["password"] == "p:w"
     assert parse_url("redis+sentinel://h:1/m").db == 0
+    for single in ("redis://h:6379", "redis://:pw@h:6379/3", "rediss://h/0?ssl_ca_certs=/ca.pem",
+                   "unix:///run/redis.sock?db=2"):
+        assert parse_url(single).broker()[0] == single  # one server: as redis-py and kombu read it
 
 
 @pytest.mark.parametrize("field", ["redis_url", "broker_url"])
