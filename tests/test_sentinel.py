@@ -318,3 +318,43 @@ def test_beat_survives_a_redis_outage_and_a_lost_lock(tmp_path, moto_endpoint, b
         server.stop()
     text = (tmp_path / "beat.log").read_text()
     assert "Redis unavailable" in text and "taken again" in text
+
+
+def test_tls_sentinels_and_nodes(tmp_path, s3, bucket, moto_endpoint):
+    """``rediss+sentinel://``: the Sentinels and the data nodes over TLS, certificates verified,
+    for the state and stream and for Celery's broker."""
+    from support.redis_servers import tls_redis_binary
+    from support.tls import make_pki
+
+    from workers.app import _redis_broker
+
+    binary = tls_redis_binary()
+    if binary is None:
+        pytest.skip("no redis-server built with TLS on this machine")
+    pki = make_pki(tmp_path / "pki")
+    servers = SentinelGroup(tmp_path / "tls", password=PASSWORD, sentinel_password=SENTINEL_PASSWORD, pki=pki,
+                            binary=binary).start()
+    try:
+        item = make_log_file(random.Random(8), "111122223333", "us-east-1", datetime(2024, 4, 4, tzinfo=UTC), 4)
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+        runtime = Runtime(parse_config(sentinel_config(servers, bucket, moto_endpoint)))
+        source = runtime.source("test-src")
+        queued: list[str] = []
+        discover(source, runtime.state, runtime.s3(source), lambda sid, key: queued.append(key))
+        assert [ingest_object(source, key, runtime.state, runtime.s3(source)).outcome for key in queued] == ["done"]
+        assert servers.client(servers.primary_port()).xlen("trailpipe:events") == 4
+        broker_url, options, use_ssl = _redis_broker(servers.url(), SENTINEL_PASSWORD)
+        app = Celery("tls-sentinel-check", broker=broker_url)
+        app.conf.update(broker_transport_options=options, broker_use_ssl=use_ssl,
+                        broker_connection_retry_on_startup=False)
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=0)
+            queue = connection.SimpleQueue("tls-sentinel-check")
+            queue.put({"k": 1})
+            message = queue.get(timeout=5)
+            message.ack()
+            assert message.payload == {"k": 1}
+            queue.close()
+        runtime.redis.close()
+    finally:
+        servers.stop()
