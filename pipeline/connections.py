@@ -35,10 +35,11 @@ SENTINEL_PORT = 26379
 CONNECT_TIMEOUT_SECONDS = 5.0
 SENTINEL_SOCKET_TIMEOUT_SECONDS = 5.0
 HEALTH_CHECK_SECONDS = 30
-# A Sentinel failover takes its down-after-milliseconds plus an election: the client retries
-# for about half a minute (backoff up to 2 s) before the error reaches the caller, whose
-# policy retries it again as transient.
-RETRIES = 20
+# The client rides through a short switch (a promoted replica, a reset, a restart) by itself:
+# up to 10 retries, backoff with full jitter up to 2 s (about 5 s in all, 11 s at most). A longer
+# outage (Sentinel's down-after-milliseconds, 30 s by default, plus an election) reaches the
+# caller, whose policy retries it as transient, without limit.
+RETRIES = 10
 RETRY_BASE_SECONDS = 0.05
 RETRY_CAP_SECONDS = 2.0
 # Besides connection errors and timeouts (redis-py's own), retried as passing: a demoted primary
