@@ -129,16 +129,18 @@ class SentinelAddress:
                 raise ValueError("needs HOST:PORT of at least one Sentinel (comma-separated)")
             host, port = _host_port(item)
             sentinels.append((host, port))
-        names = [part for part in path.split("/")]
+        names = path.split("/")
         if not names or not names[0]:
             raise ValueError("needs the Sentinel's master name after the hosts: "
                              "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]")
         if len(names) > 2 or not _MASTER_NAME.match(names[0]):
             raise ValueError("has a master name that is not a name (letters, digits, . _ -), "
                              "or more than /MASTER_NAME/DB after the hosts")
-        db = _database(names[1]) if len(names) == 2 else 0
-        return cls(tuple(sentinels), names[0], db, username, password, scheme.startswith("rediss"),
-                   tuple(urllib.parse.parse_qsl(query)))
+        db = _database(names[1], allow_empty=True) if len(names) == 2 else 0
+        address = cls(tuple(sentinels), names[0], db, username, password, scheme.lower().startswith("rediss"),
+                      tuple(urllib.parse.parse_qsl(query)))
+        address._tls_options()  # ValueError now, at validate, for a wrong ssl_cert_reqs
+        return address
 
     def _tls_options(self) -> dict | None:
         if not self.tls:

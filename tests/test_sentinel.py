@@ -88,6 +88,8 @@ def test_validate_names_the_field_never_the_value(tmp_path, field, url):
         parse_config(document)
     (problem,) = caught.value.problems
     assert problem.startswith(f"field '{field}': ") and "secret-Zz9" not in problem and "h1" not in problem
+    if "port" not in url:
+        return  # the command itself once per field, for the form without a numeric port
     path = write_config(tmp_path / "bad.yaml", document)
     result = subprocess.run([*CLI, "validate", "-c", str(path)], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2 and f"field '{field}'" in result.stderr and "secret-Zz9" not in result.stderr
