@@ -1,5 +1,6 @@
 # Runtime-only image: the wheel is built in a throwaway stage; the image gets the package and
-# its runtime dependencies, no dev extra, no build tools, and runs as an unprivileged user.
+# its runtime dependencies, no dev extra, no build tools, and runs as an unprivileged user
+# (uid 10001: a mounted config file must be readable by it).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -10,7 +11,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.11-slim
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
-    && useradd --system --home-dir /var/lib/trailpipe --create-home trailpipe
+    && useradd --system --uid 10001 --home-dir /var/lib/trailpipe --create-home trailpipe
 USER trailpipe
 WORKDIR /var/lib/trailpipe
 ENV TRAILPIPE_CONFIG=/etc/trailpipe/trailpipe.yaml PYTHONUNBUFFERED=1

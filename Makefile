@@ -4,12 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+# The config the shortcuts below read: the demo's, unless CONFIG=path/to/config.yaml is given.
+CONFIG ?= .trailpipe/demo/config.yaml
+
+.PHONY: demo test lint install clean status tail deadletter check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# setuptools' notice for every editable install (no problem of this project) stays quiet.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet \
+		--disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,6 +22,20 @@ install: $(STAMP)
 ## Run the pipeline on an embedded default: local S3 + embedded Redis + Celery worker and beat.
 demo: $(STAMP)
 	$(BIN)/trailpipe demo
+
+## After the demo (or with CONFIG=FILE): what `trailpipe status`, `tail -n 20`, `deadletter list`
+## and `check` say. They are .venv/bin/trailpipe's commands; activate with `. .venv/bin/activate`.
+status: $(STAMP)
+	$(BIN)/trailpipe status -c $(CONFIG)
+
+tail: $(STAMP)
+	$(BIN)/trailpipe tail -c $(CONFIG) -n 20
+
+deadletter: $(STAMP)
+	$(BIN)/trailpipe deadletter list -c $(CONFIG)
+
+check: $(STAMP)
+	$(BIN)/trailpipe check -c $(CONFIG)
 
 ## Run the test suite (real redis-server, moto S3 server, celery processes).
 test: $(STAMP)

@@ -60,7 +60,8 @@ def in_scope(path: str) -> bool:
 
 def same(a, b) -> bool:
     if isinstance(a, list) and isinstance(b, list):
-        return sorted(map(json.dumps, a)) == sorted(map(json.dumps, b))
+        # as sets of JSON values: neither the order of a list nor that of an object's keys counts
+        return sorted(json.dumps(x, sort_keys=True) for x in a) == sorted(json.dumps(x, sort_keys=True) for x in b)
     return a == b
 
 

@@ -2,23 +2,30 @@
 """Snapshot the normalized outputs (display_name, category, ECS, OCSF) of a fixed set of
 records, and check that the current code still produces them.
 
-    python ops/normalize_snapshot.py write [--out tests/data/normalize_snapshot.pkl.gz]
-    python ops/normalize_snapshot.py check [--snapshot tests/data/normalize_snapshot.pkl.gz] [--show 5]
+    python ops/normalize_snapshot.py write [--out tests/data/normalize_snapshot.jsonl.gz]
+    python ops/normalize_snapshot.py check [--snapshot tests/data/normalize_snapshot.jsonl.gz] [--show 5]
 
 The records: every record of the shared open data set (``../shared/data/open/``, when
 present), the generated records the benchmark and demo use (``pipeline.demo_data``), and
 every record ``tests/test_normalize.py`` hands to the normalizers (recorded by running
-that module in this process).  The snapshot holds the records themselves and the stream
-fields ``derive_fields(record, ("ecs", "ocsf"))`` returned, so ``check`` (and
+that module in this process).  The snapshot holds the records themselves and the fields
+``derive_fields(record, ("ecs", "ocsf"), payloads=True)`` returned (the whole documents; the
+stream's form leaves their payload copies out, checked against these by the tests), so ``check`` (and
 ``tests/test_normalize.py``) needs neither the open data nor the old code.  A rewrite of
 the mappings must leave ``check`` at 0 differences; a deliberate mapping change shows
 here field by field, and the snapshot is then written again in the same commit.
+
+The file is gzipped JSON lines, one ``{"name", "record", "outputs"}`` object per record (a
+record JSON cannot carry exactly, such as a NaN or a non-string key, is left to the tests
+that build it); ``check --snapshot`` also reads the pickles of earlier commits
+(``normalize_snapshot.pkl.gz``).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import gzip
+import json
 import pickle
 import sys
 from pathlib import Path
@@ -26,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-DEFAULT_SNAPSHOT = REPO / "tests" / "data" / "normalize_snapshot.pkl.gz"
+DEFAULT_SNAPSHOT = REPO / "tests" / "data" / "normalize_snapshot.jsonl.gz"
 OPEN_DATA = REPO.parent / "shared" / "data" / "open"
 FORMATS = ("ecs", "ocsf")
 
@@ -75,10 +82,12 @@ def test_records() -> list[tuple[str, dict]]:
         if not isinstance(record, dict):
             return
         try:
-            frozen = pickle.dumps(record)
-            copied = pickle.loads(frozen)
-        except (RecursionError, pickle.PicklingError, TypeError):
-            return  # too deep to pickle: covered by the tests themselves
+            frozen = json.dumps(record, allow_nan=False, sort_keys=False).encode()
+            copied = json.loads(frozen)
+        except (RecursionError, TypeError, ValueError):
+            return  # too deep or not JSON: covered by the tests themselves
+        if copied != record:
+            return  # JSON would not give it back as it is (e.g. a tuple): likewise
         if frozen not in keys:
             keys.add(frozen)
             seen.append((f"tests/test_normalize.py#{len(seen)}", copied))
@@ -107,7 +116,7 @@ def test_records() -> list[tuple[str, dict]]:
 def outputs(record: dict) -> dict[str, str]:
     from pipeline.normalize import derive_fields  # noqa: PLC0415
 
-    fields = derive_fields(copy.deepcopy(record), FORMATS)
+    fields = derive_fields(copy.deepcopy(record), FORMATS, payloads=True)
     return {name: value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
             for name, value in fields.items()}
 
@@ -118,15 +127,32 @@ def write(path: Path) -> int:
         print(f"warning: open data not found at {OPEN_DATA}", file=sys.stderr)
     records += generated_records()
     records += test_records()
-    entries = [(name, record, outputs(record)) for name, record in records]
+    lines = []
+    for name, record in records:
+        try:
+            line = json.dumps({"name": name, "record": record, "outputs": outputs(record)}, allow_nan=False)
+        except (TypeError, ValueError):
+            continue  # not JSON (e.g. a NaN): the tests that build it check it
+        if json.loads(line)["record"] != record:
+            continue
+        lines.append(line)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(pickle.dumps(entries, protocol=5), compresslevel=9, mtime=0))
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=9, mtime=0))
+    entries = lines
     print(f"wrote {len(entries)} records to {path}")
     return 0
 
 
 def load(path: Path) -> list[tuple[str, dict, dict[str, str]]]:
-    return pickle.loads(gzip.decompress(path.read_bytes()))
+    data = gzip.decompress(path.read_bytes())
+    if path.name.endswith(".pkl.gz"):  # the format of earlier commits
+        return pickle.loads(data)  # noqa: S301  # the project's own file
+    out = []
+    for line in data.decode().splitlines():
+        if line:
+            entry = json.loads(line)
+            out.append((entry["name"], entry["record"], entry["outputs"]))
+    return out
 
 
 def same(field: str, expected: str | None, actual: str | None) -> bool:

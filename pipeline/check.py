@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from pipeline.config import Source
 from pipeline.credentials import CredentialsUnavailable
@@ -73,6 +76,15 @@ def _newest_log_file(source: Source, s3, first_page: list) -> str | None:
     return wanted[-1] if wanted else None
 
 
+def _connection_hint(exc: Exception, source: Source) -> str:
+    """What to check when the endpoint does not answer at all (no S3 error to go by)."""
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        local = urlsplit(source.endpoint_url).hostname in ("127.0.0.1", "localhost", "::1")
+        return ("nothing answers at endpoint_url: check it, the proxy and the network"
+                + ("; a local S3 (such as the one `trailpipe demo` runs) must be running" if local else ""))
+    return ""
+
+
 def _client_without_pinning(source: Source):
     return make_client(source, acquire=False)  # a check changes no state, trust included
 
@@ -120,6 +132,7 @@ def check_source(source: Source, make_s3: Callable[[Source], Any] = _client_with
             steps.append(Step("sample event", True, f"{result.sample.get('event_name', '')}"))
     except Exception as exc:  # noqa: BLE001  (every failure is reported with its class and hint)
         verdict = classify(exc)
-        steps.append(Step(current, False, verdict.message, verdict.error_class, verdict.hint))
+        steps.append(Step(current, False, verdict.message, verdict.error_class,
+                          verdict.hint or _connection_hint(exc, source)))
     return result
 

@@ -9,12 +9,15 @@ naming the source identifier and the field.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -108,7 +111,7 @@ class AccessKeyAuth(_Strict):
     @model_validator(mode="after")
     def _exactly_one_secret(self) -> AccessKeyAuth:
         if self.secret_access_key is None and self.secret_access_key_file is None:
-            raise ValueError("secret_access_key: Field required (or secret_access_key_file: a file holding it)")
+            raise ValueError("secret_access_key: is required (or secret_access_key_file: a file holding it)")
         if self.secret_access_key is not None and self.secret_access_key_file is not None:
             raise ValueError("secret_access_key: give only one of secret_access_key and secret_access_key_file")
         return self
@@ -186,7 +189,8 @@ class Proxy(_Strict):
 class SqsNotifications(_Strict):
     """An SQS queue that S3 event notifications (direct, through SNS or EventBridge) reach.
 
-    region and auth default to the source's; endpoint_url to AWS's SQS endpoint of the region.
+    region and auth default to the source's; endpoint_url to the queue URL's scheme and host
+    (``endpoint``), so a local SQS, a VPC or FIPS endpoint is reached where the queue lives.
     """
 
     queue_url: str
@@ -198,8 +202,20 @@ class SqsNotifications(_Strict):
     @classmethod
     def _is_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            raise ValueError("is not an http(s) URL")
         return value.rstrip("/") if value else value
+
+    @property
+    def endpoint(self) -> str | None:
+        """Where SQS requests go: ``endpoint_url`` if given, else the queue URL's scheme and host;
+        None (botocore's regional endpoint) for AWS's legacy ``queue.amazonaws.com`` forms."""
+        if self.endpoint_url:
+            return self.endpoint_url
+        parts = urlsplit(self.queue_url)
+        host = (parts.hostname or "").lower()
+        if host == "queue.amazonaws.com" or host.endswith(".queue.amazonaws.com"):
+            return None
+        return f"{parts.scheme}://{parts.netloc}"
 
 
 # Regions launched before 2014 also accept Signature Version 2; every later region is SigV4 only.
@@ -213,7 +229,7 @@ class Integrity(_Strict):
     """CloudTrail's signed digest files: verified, and used to find log files the listing missed."""
 
     enabled: bool = False
-    public_keys_dir: str | None = None  # files named by fingerprint (PKCS#1 DER); else ListPublicKeys
+    public_keys_dir: str | None = None  # RSA public keys, PEM or DER, any file name; else ListPublicKeys
     endpoint_url: str | None = None  # the CloudTrail API for ListPublicKeys; default: AWS's
 
     @field_validator("public_keys_dir")
@@ -255,6 +271,10 @@ class Source(_Strict):
     queue: str | None = Field(default=None, min_length=1)
     # Late files: each discovery lists again from (newest delivery time seen - lookback).
     lookback: Duration = defaults.LOOKBACK
+    # No listing reaches log files delivered before now - ignore_older, so a new or reset source
+    # (no marker) does not ingest its whole history; None: everything. At least ``lookback``.
+    # ``backfill`` still reaches the older ones.
+    ignore_older: Duration | None = defaults.IGNORE_OLDER
     # Hostile input: an object over one of these caps is dead-lettered (pipeline.parser).
     max_object_bytes: int = Field(default=defaults.MAX_OBJECT_BYTES, ge=1)  # compressed
     max_uncompressed_bytes: int = Field(default=defaults.MAX_UNCOMPRESSED_BYTES, ge=1)
@@ -316,6 +336,15 @@ class Source(_Strict):
             raise ValueError("is not a directory")
         return value
 
+    @field_validator("ignore_older")
+    @classmethod
+    def _ignore_older_covers_lookback(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        lookback = info.data.get("lookback", defaults.LOOKBACK)
+        if value is not None and isinstance(lookback, timedelta) and value < lookback:
+            raise ValueError(f"must be at least the source's lookback ({format_duration(lookback)}), "
+                             "or late files inside it would be ignored")
+        return value
+
     @field_validator("sqs")
     @classmethod
     def _sqs_region(cls, value: SqsNotifications | None, info: ValidationInfo) -> SqsNotifications | None:
@@ -336,6 +365,10 @@ class Source(_Strict):
     @property
     def lookback_seconds(self) -> int:
         return int(self.lookback.total_seconds())
+
+    @property
+    def ignore_older_seconds(self) -> int | None:
+        return None if self.ignore_older is None else int(self.ignore_older.total_seconds())
 
     @property
     def file_regex(self) -> re.Pattern[str]:
@@ -360,16 +393,33 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return _regex_cache[pattern]
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")  # pipeline.connections.SCHEMES
+BROKER_SCHEMES = (*REDIS_SCHEMES, "sentinel", "amqp", "amqps", "pyamqp")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why ``url`` is no Redis URL (never quoting it: it may hold a password), or None."""
+    from pipeline.connections import parse_url  # noqa: PLC0415  (redis-py only when needed)
+
+    try:
+        parse_url(url)
+    except ValueError as exc:  # its message never quotes the URL
+        return str(exc)
+    return None
+
+
 class Config(_Strict):
     """The whole file: shared settings plus the list of sources."""
 
     # redis://, rediss://, unix://, or redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
     # (rediss+sentinel:// with TLS): may hold a password; None means "embedded redis-server"
     redis_url: SecretStr | None = None
-    broker_url: SecretStr | None = None  # defaults to redis_url
+    broker_url: SecretStr | None = None  # defaults to redis_url; amqp://… for RabbitMQ
     sentinel_password: SecretStr | None = None  # the Sentinels' own password (requirepass of a Sentinel)
     # Redis WAIT after each batch for this many replicas (narrows what a failover may lose).
     wait_replicas: int | None = Field(default=None, ge=1)
+    # With a RabbitMQ broker: the source queues as quorum queues (ignored with a Redis broker).
+    quorum_queues: bool = defaults.QUORUM_QUEUES
     stream: str = Field(default=DEFAULT_STREAM, min_length=1)
     deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
     key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
@@ -392,18 +442,37 @@ class Config(_Strict):
     deadletter_maxlen: int = Field(default=defaults.DEADLETTER_MAXLEN, ge=1)  # oldest dropped first
     sources: list[Source] = Field(min_length=1)
 
-    @field_validator("redis_url", "broker_url")
+    @field_validator("redis_url")
     @classmethod
-    def _redis_url_form(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is None:
-            return value
-        url = value.get_secret_value()
-        scheme = url.partition("://")[0].lower() if "://" in url else ""
-        if info.field_name == "broker_url" and scheme and not scheme.startswith(("redis", "unix")):
-            return value  # another broker (amqp://): Celery's to read
-        from pipeline.connections import parse_url  # noqa: PLC0415  (redis-py only when needed)
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = redis_url_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(problem)
+        return value
 
-        parse_url(url)  # ValueError: its message never quotes the URL
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme.lower()
+            if scheme in REDIS_SCHEMES:  # one server or Sentinel: the connection factory's forms
+                problem = redis_url_problem(value.get_secret_value())
+                if problem:
+                    raise ValueError(problem)
+            elif scheme not in BROKER_SCHEMES:
+                raise ValueError("is not a broker URL: use " + ", ".join(f"{s}://" for s in BROKER_SCHEMES))
+            if is_amqp_url(value.get_secret_value()):
+                # A RabbitMQ URL names its host, and its port is a number (the message never
+                # shows it: it may hold a password).
+                parts = urllib.parse.urlsplit(value.get_secret_value())
+                form = "use amqp://USER:PASSWORD@HOST:PORT/VHOST"
+                try:
+                    parts.port  # noqa: B018  (raises on a port that is not a number)
+                except ValueError:
+                    raise ValueError(f"the RabbitMQ port is not a number: {form}") from None
+                if not parts.hostname:
+                    raise ValueError(f"the RabbitMQ URL names no host: {form}")
         return value
 
     @model_validator(mode="after")
@@ -436,12 +505,9 @@ class Config(_Strict):
     def redis_url_value(self) -> str:
         override = os.environ.get("TRAILPIPE_REDIS_URL")
         if override:
-            from pipeline.connections import parse_url  # noqa: PLC0415
-
-            try:
-                parse_url(override)
-            except ValueError as exc:
-                raise ConfigError([f"environment variable TRAILPIPE_REDIS_URL: {exc}"]) from None
+            problem = redis_url_problem(override)
+            if problem:
+                raise ConfigError([f"environment variable TRAILPIPE_REDIS_URL {problem}"])
             return override
         if self.redis_url is None:
             # The embedded redis-server of `trailpipe run` records its address (and password)
@@ -452,7 +518,8 @@ class Config(_Strict):
             if url is None:
                 raise ConfigError([
                     f"redis_url: not set, and no embedded redis-server is recorded in {str(self.state_path)!r}: "
-                    "start `trailpipe run` with this config (from this folder), or set redis_url"])
+                    "start `trailpipe run` with this config (or set TRAILPIPE_STATE_DIR to its folder), "
+                    "or set redis_url"])
             return url
         return self.redis_url.get_secret_value()
 
@@ -460,9 +527,23 @@ class Config(_Strict):
         return self.sentinel_password.get_secret_value() if self.sentinel_password is not None else None
 
     def broker_url_value(self) -> str:
-        if self.broker_url is not None and not os.environ.get("TRAILPIPE_REDIS_URL"):
+        """The Celery broker: ``broker_url``, else the Redis of ``redis_url``. ``TRAILPIPE_REDIS_URL``
+        moves a Redis broker with the state, never a RabbitMQ one (that is not a Redis)."""
+        if self.broker_url is not None and (self.broker_is_amqp or not os.environ.get("TRAILPIPE_REDIS_URL")):
             return self.broker_url.get_secret_value()
         return self.redis_url_value()
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        """RabbitMQ (``amqp://``, ``amqps://``, ``pyamqp://``) rather than Redis as the broker."""
+        return self.broker_url is not None and is_amqp_url(self.broker_url.get_secret_value())
+
+
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def is_amqp_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in AMQP_SCHEMES
 
 
 def _substitute_env(value: Any, path: tuple, problems: list[tuple[tuple, str]]) -> Any:
@@ -513,6 +594,71 @@ _VALUE_FREE = {
     "union_tag_not_found": "needs a method: one of " + ", ".join(AUTH_METHODS),
 }
 
+# What a pattern-checked field must look like, in words (pydantic would print the regex).
+_PATTERN_WORDS = {
+    "identifier": "may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit",
+    "bucket": "is not an S3 bucket name: 3 to 63 lower-case letters, digits, '.' and '-'",
+    "region": "is not an AWS region name such as us-east-1 or eu-west-1",
+    "key_prefix": "may hold only letters, digits, '.', '_' and '-'",
+    "external_id": "may hold only letters, digits and _+=,.@:/-",
+    "session_name": "may hold only letters, digits and _+=,.@-",
+}
+
+
+def _friendly(err: Mapping[str, Any], field: str) -> str | None:
+    """pydantic's message in the words of this file (none of them quotes the value)."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_WORDS.get(field, "has characters that are not allowed here")
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = ctx.get("ge", ctx.get("gt", ctx.get("le", ctx.get("lt"))))
+        words = {"greater_than_equal": "must be at least", "greater_than": "must be more than",
+                 "less_than_equal": "must be at most", "less_than": "must be less than"}[kind]
+        return f"{words} {bound}"
+    if kind == "string_too_short":
+        least = ctx.get("min_length")
+        return "must not be empty" if least == 1 else f"must be at least {least} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        least = ctx.get("min_length")
+        return "must not be empty" if least == 1 else f"needs at least {least} entries"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "must be a whole number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "must be true or false"
+    if kind in ("string_type",):
+        return "must be text"
+    if kind in ("list_type",):
+        return "must be a list"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a mapping (key: value lines)"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the allowed values')}"
+    return None
+
+
+# The model each mapping of the file is checked against, by the name of the key holding it
+# (the auth methods are pydantic's discriminator tags in error locations): for "did you mean".
+def _model_for(loc: tuple) -> type[BaseModel]:
+    models: dict[str, type[BaseModel]] = {
+        "sources": Source, "proxy": Proxy, "sqs": SqsNotifications, "integrity": Integrity,
+        "access_key": AccessKeyAuth, "instance_role": InstanceRoleAuth, "assume_role": AssumeRoleAuth,
+        "default_chain": DefaultChainAuth,
+    }
+    for part in reversed(loc):
+        if isinstance(part, str) and part in models:
+            return models[part]
+    return Config
+
+
+def _suggestion(loc: tuple, unknown: str) -> str:
+    names = list(_model_for(loc[:-1]).model_fields)
+    close = difflib.get_close_matches(str(unknown), names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 def _without_value(message: str, err: Mapping[str, Any]) -> str:
     """The message with no trace of the input: a secret pasted into the wrong field (or the
@@ -526,6 +672,26 @@ def _without_value(message: str, err: Mapping[str, Any]) -> str:
         if len(text) >= 3:  # shorter ones cannot be told apart from the message's own words
             message = message.replace(repr(text), "the value").replace(text, "the value")
     return message
+
+
+_PATH_KEYS = frozenset({"state_dir", "secret_access_key_file", "trusted_certificates_dir", "public_keys_dir"})
+
+
+def _resolve_paths(value: Any, base: Path) -> Any:
+    """Relative paths of the file (``state_dir``, ``secret_access_key_file``,
+    ``trusted_certificates_dir``, ``public_keys_dir``) are relative to the file's folder, so a
+    config works from any working directory; ``~`` is the user's home."""
+    if isinstance(value, dict):
+        return {k: (_as_path(v, base) if k in _PATH_KEYS and isinstance(v, str) and v else _resolve_paths(v, base))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_paths(v, base) for v in value]
+    return value
+
+
+def _as_path(text: str, base: Path) -> str:
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else base / path)
 
 
 def _duplicate_identifiers(raw: dict) -> list[str]:
@@ -547,12 +713,15 @@ def _duplicate_identifiers(raw: dict) -> list[str]:
     return problems
 
 
-def parse_config(raw: Any) -> Config:
-    """Validate an already-loaded YAML document; raise ConfigError listing every problem."""
+def parse_config(raw: Any, base_dir: str | os.PathLike | None = None) -> Config:
+    """Validate an already-loaded YAML document; raise ConfigError listing every problem.
+    ``base_dir``: the folder relative paths in it are relative to (the config file's)."""
     if not isinstance(raw, dict):
         raise ConfigError(["the config file must be a mapping with a 'sources' list"])
     env_problems: list[tuple[tuple, str]] = []
     data = _substitute_env(raw, (), env_problems)
+    if base_dir is not None:
+        data = _resolve_paths(data, Path(base_dir))
     problems = [f"{_where(raw, loc)}: {msg}" for loc, msg in env_problems]
     problems += _duplicate_identifiers(raw)
     try:
@@ -560,8 +729,11 @@ def parse_config(raw: Any) -> Config:
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             loc, message = _split_model_message(tuple(err["loc"]), err["msg"])
+            field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
             if err["type"] == "extra_forbidden":
-                message = "is not a known parameter"
+                message = "is not a known parameter" + _suggestion(loc, field)
+            else:
+                message = _friendly(err, field) or message
             problems.append(f"{_where(raw, loc)}: {_without_value(message, err)}")
         raise ConfigError(problems) from None
     if problems:
@@ -583,4 +755,4 @@ def load_config(path: str | os.PathLike) -> Config:
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ConfigError([f"config file {str(path)!r} is not valid YAML{where}: {problem}"]) from None
-    return parse_config(raw)
+    return parse_config(raw, Path(path).resolve().parent)

@@ -14,6 +14,7 @@ from datetime import timedelta
 # -- per source ------------------------------------------------------------------------------
 RECURRENCE = timedelta(minutes=15)
 LOOKBACK = timedelta(hours=2)
+IGNORE_OLDER: timedelta | None = None  # a new or reset source ingests everything (as QRadar does)
 EPS_THROTTLE = 5000
 MAX_OBJECT_BYTES = 1 << 30  # compressed size as S3 reports it
 # Hostile input: what one object may inflate to, what one record may be (CloudTrail records
@@ -41,3 +42,6 @@ DEADLETTER_MAXLEN = 100_000  # dead letters kept; the oldest are dropped (and fo
 BACKPRESSURE_MAX_WAIT = timedelta(seconds=60)
 # wait_replicas: how long each batch waits for its replicas (Redis WAIT) before going on, counted.
 WAIT_REPLICAS_TIMEOUT = timedelta(seconds=1)
+# RabbitMQ as the broker (broker_url amqp://…): the source queues are quorum queues (replicated,
+# Celery's highly available broker); false keeps classic queues.
+QUORUM_QUEUES = True

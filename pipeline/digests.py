@@ -163,26 +163,70 @@ class PublicKeys(Protocol):
 
 
 class DirPublicKeys:
-    """Public keys saved as files named by their fingerprint (``<fp>`` or ``<fp>.der``)."""
+    """The public keys in a directory: PEM or DER, PKCS#1 (as ``aws cloudtrail list-public-keys``
+    returns them) or SubjectPublicKeyInfo (as ``openssl rsa -pubout`` writes them), under any file
+    name, indexed by the fingerprint computed from the key. A file named by another fingerprint
+    is a warning (the key is still used by its own); a file that holds no public key, too. The
+    folder is read again when a fingerprint is not found and its files changed (a key added)."""
 
     def __init__(self, directory: str):
         self.directory = Path(directory)
+        self.keys: dict[str, bytes] = {}
+        self._seen: tuple | None = None
+
+    def _listing(self) -> tuple:
+        try:
+            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                                for p in self.directory.iterdir() if p.is_file() and not p.name.startswith(".")))
+        except OSError as exc:
+            log.warning("public_keys_dir %s cannot be read: %s", self.directory, exc.strerror)
+            return ()
+
+    def _load(self) -> None:
+        listing = self._listing()
+        if listing == self._seen:
+            return
+        keys: dict[str, bytes] = {}
+        for name, _, _ in listing:
+            path = self.directory / name
+            try:
+                der = pkcs1_der(path.read_bytes())
+            except OSError as exc:
+                log.warning("public key file %s cannot be read: %s", path, exc.strerror)
+                continue
+            if der is None:
+                log.warning("public key file %s holds no RSA public key (PEM or DER, PKCS#1 or "
+                            "SubjectPublicKeyInfo): ignored", path)
+                continue
+            computed = fingerprint(der)
+            named = name.split(".", 1)[0].lower()
+            if re.fullmatch(r"[0-9a-f]{32}", named) and named != computed:
+                log.warning("public key file %s is named by fingerprint %s but its key's fingerprint is %s: "
+                            "used as %s", path, named, computed, computed)
+            keys[computed] = der
+        self.keys, self._seen = keys, listing
 
     def get(self, fingerprint_hex: str, digest: Digest, region: str) -> bytes | None:
-        if not re.fullmatch(r"[0-9a-f]{32}", fingerprint_hex or ""):
-            return None
-        for name in (fingerprint_hex, f"{fingerprint_hex}.der"):
-            path = self.directory / name
-            if path.is_file():
-                der = path.read_bytes()
-                if fingerprint(der) != fingerprint_hex:
-                    log.warning("public key file %s does not have the fingerprint its name says", path)
-                    return None
-                return der
-        return None
+        if fingerprint_hex not in self.keys:
+            self._load()
+        return self.keys.get(fingerprint_hex)
 
     def describe(self) -> str:
         return f"public_keys_dir {str(self.directory)!r}"
+
+
+def pkcs1_der(data: bytes) -> bytes | None:
+    """The PKCS#1 DER of the RSA public key in ``data`` (PEM or DER; PKCS#1 or SPKI), else None."""
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_der_public_key(data)
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(key, rsa.RSAPublicKey):
+        return None
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
 
 
 class CloudTrailPublicKeys:

@@ -14,6 +14,10 @@ the markers.
   never started after ``requeue_after_seconds``, a runner silent for ``heartbeat_timeout_seconds``)
   are enqueued again. A duplicate enqueue is harmless: the object's checkpoint lets only one
   task emit each record.
+- ``ignore_older``: no listing reaches log files delivered before now - ignore_older (by the
+  delivery time in the key, else LastModified), so a new or reset source (partitions without a
+  marker: its first listing, or after the state was lost) does not ingest its whole history;
+  ``backfill`` reaches the older ones. At least ``lookback``, so late files are still found.
 - Health: a configuration error (pipeline.policy) marks the source failing with its cause and a
   hint and ends the discovery (no retries: the next recurrence tries again); a discovery that
   lists every partition marks it ok.
@@ -28,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline.config import Source
 from pipeline.integrity import discover_digests
-from pipeline.layout import delivery_time, start_after
+from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.policy import ErrorKind, classify
 from pipeline.state import StateStore, now_ms
@@ -51,6 +55,7 @@ class DiscoveryResult:
     enqueued: int = 0
     requeued: int = 0
     skipped: int = 0
+    ignored_older: int = 0  # log files of a first listing delivered before now - ignore_older
     markers_cleared: bool = False
     lost_lease: bool = False
     error: str = ""  # a configuration error that marked the source failing
@@ -103,15 +108,23 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         now = now or datetime.now(UTC)
         not_before = now - timedelta(seconds=state.retention_seconds) + FORGET_MARGIN
         lookback = timedelta(seconds=source.lookback_seconds)
+        cutoff = now - source.ignore_older if source.ignore_older is not None else None
         for partition in partitions:
             marker = markers.get(partition, "")
             position = start_after(partition, marker, lookback, not_before)
+            if cutoff is not None:  # never before now - ignore_older: what bounds a new or reset source
+                position = max(position, first_listing_after(partition, cutoff))
+                if not marker:
+                    log.info("source %s: first listing of %s from %s (ignore_older); older log files are "
+                             "left to `trailpipe backfill`", sid, partition or "/", cutoff.isoformat())
             if not _discover_partition(source, state, s3, enqueue, token, lease_ms, partition,
-                                       marker, position, result):
+                                       marker, position, result, cutoff):
                 result.lost_lease = True
                 break
         if source.integrity.enabled and not result.lost_lease:  # CloudTrail's digests, after the logs
-            result.digests = discover_digests(source, state, s3, enqueue, token, partitions, not_before,
+            # Nor does it reconcile digests older than ignore_older.
+            digests_from = max(not_before, cutoff) if cutoff is not None else not_before
+            result.digests = discover_digests(source, state, s3, enqueue, token, partitions, digests_from,
                                               renew=lambda: state.renew_lease(sid, token, lease_ms), now=now)
         state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
         if state.set_health(sid, True):
@@ -130,15 +143,17 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         state.release_lease(sid, token)
         result.seconds = time.monotonic() - started
     log.info("discovered %s: partitions=%d listed=%d enqueued=%d requeued=%d skipped=%d "
-             "list_requests=%d in %.2fs", sid, result.partitions, result.listed, result.enqueued,
-             result.requeued, result.skipped, result.list_requests, result.seconds)
+             "list_requests=%d%s in %.2fs", sid, result.partitions, result.listed, result.enqueued,
+             result.requeued, result.skipped, result.list_requests,
+             f" ignored_older={result.ignored_older}" if result.ignored_older else "", result.seconds)
     return result
 
 
 def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue, token: int,
                         lease_ms: int, partition: str, marker: str, position: str,
-                        result: DiscoveryResult) -> bool:
-    """List one partition from ``position``; False if the lease was lost (stop, lose nothing)."""
+                        result: DiscoveryResult, older_than: datetime | None = None) -> bool:
+    """List one partition from ``position``; False if the lease was lost (stop, lose nothing).
+    ``older_than``: log files delivered before it are not claimed (ignore_older)."""
     sid = source.identifier
     for page in list_pages(s3, source.bucket, partition, position):
         result.list_requests += 1
@@ -148,7 +163,12 @@ def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue,
         if not page:
             continue
         result.listed += len(page)
-        wanted = [obj.key for obj in page if is_wanted(source, obj)]
+        wanted_objects = [obj for obj in page if is_wanted(source, obj)]
+        if older_than is not None:
+            recent = [obj for obj in wanted_objects if not _delivered_before(obj, older_than)]
+            result.ignored_older += len(wanted_objects) - len(recent)
+            wanted_objects = recent
+        wanted = [obj.key for obj in wanted_objects]
         newest_delivery = delivery_time(wanted[-1]) if wanted else None  # keys sort by delivery time
         if newest_delivery is not None:
             state.note_listed(sid, int(newest_delivery.timestamp() * 1000))
@@ -165,6 +185,12 @@ def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue,
     if marker:
         result.markers[partition] = marker
     return True
+
+
+def _delivered_before(obj, cutoff: datetime) -> bool:
+    """Delivered before ``cutoff``: by the delivery time in a CloudTrail key, else LastModified."""
+    when = delivery_time(obj.key) or obj.modified
+    return when is not None and when < cutoff
 
 
 def sweep(source: Source, state: StateStore, enqueue: Enqueue, healthy: bool | None = None) -> int:

@@ -131,9 +131,20 @@ class EmbeddedRedis:
         return self.server.process
 
     def start(self) -> EmbeddedRedis:
+        """Start it and wait until it answers."""
         self.server.start()
         _write_private(self.folder / CONNECTION_FILE, self.server.url + "\n")
         return self
+
+    def spawn(self):
+        """Start it and return its process at once (``trailpipe run``: ``answers`` says when it
+        is up, so a restart that loads a long AOF keeps nothing else waiting)."""
+        process = self.server.spawn()
+        _write_private(self.folder / CONNECTION_FILE, self.server.url + "\n")
+        return process
+
+    def answers(self) -> bool:
+        return self.server.answers()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):

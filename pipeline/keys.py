@@ -44,6 +44,12 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
   P:src:S:notify_error  string  the last error of the source's notification consumer, with a
                               hint (expires after an hour)
   P:sources             set   identifiers that have state (for status)
+  P:epoch               string  the state epoch: a random id made by the first worker or beat
+                              on an empty Redis; every worker and beat remembers it, so its
+                              disappearance (a Redis restart without persistence, FLUSHALL,
+                              eviction) is seen as a state reset (pipeline.state_watch)
+  P:resets              hash  count (state resets seen), epoch (the one made after the last
+                              reset), last_at (ms), detected_by, previous_epoch
 
 Celery beat's schedule (celery-redbeat) lives under ``P:redbeat:``: one hash per entry
 (``P:redbeat:discover:S``), ``P:redbeat::schedule`` (zset of due times), ``P:redbeat::statics``
@@ -127,3 +133,9 @@ class Keys:
 
     def sources(self) -> str:
         return f"{self.prefix}:sources"
+
+    def epoch(self) -> str:
+        return f"{self.prefix}:epoch"
+
+    def resets(self) -> str:
+        return f"{self.prefix}:resets"

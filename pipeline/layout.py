@@ -73,3 +73,12 @@ def start_after(partition: str, marker: str, lookback: timedelta, not_before: da
         return marker
     since = max(newest - lookback, not_before)
     return min(marker, key_position(region_folder, since))
+
+
+def first_listing_after(partition: str, since: datetime) -> str:
+    """Where a listing of a partition starts at the earliest when only files delivered at
+    ``since`` or later are wanted (``ignore_older``; what bounds the first listing of a new or
+    reset source): their key position in a CloudTrail partition; "" (the whole partition,
+    filtered by LastModified) otherwise."""
+    region_folder = partition_of(partition)
+    return key_position(region_folder, since) if region_folder is not None else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from pipeline.config import DIGEST_FOLDER, Source
 from pipeline.layout import is_partition, may_lead_to_partition, partition_of
@@ -16,6 +17,7 @@ MAX_PARTITION_DEPTH = 6  # [custom/][custom/]AWSLogs/o-…/<account>/CloudTrail/
 class ListedObject:
     key: str
     size: int
+    modified: datetime | None = None  # LastModified: when S3 received it
 
 
 def file_name(key: str) -> str:
@@ -39,7 +41,8 @@ def list_pages(s3, bucket: str, prefix: str, start_after: str) -> Iterator[list[
     if start_after:
         params["StartAfter"] = start_after
     for page in paginator.paginate(**params):
-        yield [ListedObject(item["Key"], int(item.get("Size", 0))) for item in page.get("Contents", [])]
+        yield [ListedObject(item["Key"], int(item.get("Size", 0)), item.get("LastModified"))
+               for item in page.get("Contents", [])]
 
 
 def list_folders(s3, bucket: str, prefix: str) -> list[str]:

@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
 from pipeline.replies import as_optional_bytes
 from pipeline.state import StateStore, now_ms
+from pipeline.state_watch import read_persistence, resets_view
+from pipeline.supervisor import read_parts
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
 REQUEST_PRICE = {"ListObjectsV2": 0.005 / 1000, "ListObjects": 0.005 / 1000, "GetObject": 0.0004 / 1000,
@@ -90,21 +92,22 @@ def _age(ms: int | None, now: float) -> float | None:
 
 
 def lag(newest_listed_ms: int | None, newest_done_ms: int | None, pending: int,
-        now: datetime | None = None) -> dict:
+        now: datetime | None = None, discovered: bool = True) -> dict:
     """What users alert on, and nothing that grows on a quiet, caught-up source:
 
     - ``newest_object_age_seconds``: since the newest log file listed was delivered (a trail that
       stopped delivering, or a discovery that stopped listing, makes it grow);
     - ``ingest_lag_seconds``: how far ingestion trails delivery: newest listed minus newest done
       (0 when caught up);
-    - ``caught_up``: nothing pending and the newest file listed is ingested.
+    - ``caught_up``: nothing pending and the newest file listed is ingested; never for a source
+      no discovery has listed yet (``discovered``), which cannot know.
     """
     at = (now or datetime.now(UTC)).timestamp()
-    caught_up = pending == 0 and (newest_listed_ms is None or (newest_done_ms or 0) >= newest_listed_ms)
+    caught_up = discovered and pending == 0 and (newest_listed_ms is None or (newest_done_ms or 0) >= newest_listed_ms)
     if caught_up:
         ingest_lag: float | None = 0.0
     elif newest_listed_ms is None:
-        ingest_lag = None  # objects pending, none with a CloudTrail delivery time
+        ingest_lag = None  # never listed, or objects pending none with a CloudTrail delivery time
     elif newest_done_ms is None:
         ingest_lag = _age(newest_listed_ms, at)  # nothing done yet
     else:
@@ -143,7 +146,8 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "objects_pending": pending,
         "health": health_view(state.health(source_id)),
         "errors": errors,
-        **lag(state.newest_listed_ms(source_id), state.newest_delivered_ms(source_id), pending),
+        **lag(state.newest_listed_ms(source_id), state.newest_delivered_ms(source_id), pending,
+              discovered=bool(stats.get("discoveries") or stats.get("last_discovery_at"))),
         "discoveries": stats.get("discoveries", 0),
         "last_discovery_at": stats.get("last_discovery_at"),
         "last_discovery_seconds": stats.get("last_discovery_ms", 0) / 1000,
@@ -164,6 +168,32 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
 
 def _text(raw: bytes | None) -> str | None:
     return raw.decode(errors="replace") if raw is not None else None
+
+
+def redis_status(state: StateStore) -> dict:
+    """How the Redis persists and the state resets seen: ``status --json``'s ``"redis"``."""
+    persistence = read_persistence(state.redis)
+    return {**persistence.as_dict(), "persistent_gauge": persistence.gauge, **resets_view(state.redis, state.keys)}
+
+
+def parts_status(state_dir) -> dict | None:
+    """The running ``trailpipe run``'s parts (restarts, state), or None: ``status --json``'s ``"run"``."""
+    return read_parts(state_dir)
+
+
+def run_status_lines(redis_view: dict, run: dict | None) -> list[str]:
+    """``trailpipe status``'s lines on Redis's persistence, state resets and `run`'s parts."""
+    lines = [("redis: " if redis_view["persistent"] else "redis: WARNING: ") + redis_view["message"]]
+    if redis_view["resets"]:
+        lines.append(f"state resets seen: {redis_view['resets']} (last at {redis_view['last_reset_at']}, seen by "
+                     f"{redis_view['last_reset_detected_by']}): the markers and object states were lost; "
+                     "discovery listed the sources again from the top (or from ignore_older)")
+    if run is not None:
+        parts = ", ".join(f"{name} {part.get('state')} restarts={part.get('restarts', 0)}"
+                          + (f" (last {part['last_exit']} at {part['last_exit_at']})" if part.get("last_exit") else "")
+                          for name, part in run["parts"].items())
+        lines.append(f"trailpipe run (pid {run.get('pid')}, since {run.get('started_at')}): {parts}")
+    return lines
 
 
 class TrailpipeCollector(Collector):
@@ -237,10 +267,26 @@ class TrailpipeCollector(Collector):
                 violations.add_metric([row["source"], kind], count)
         yield violations
         yield from notification_families(rows)
+        yield from redis_families(redis_status(state), parts_status(config.state_path))
         stream = GaugeMetricFamily("trailpipe_stream_length", "Entries in the stream", labels=["stream"])
         stream.add_metric([config.stream], state.redis.xlen(config.stream))
         stream.add_metric([config.deadletter_stream], state.redis.xlen(config.deadletter_stream))
         yield stream
+
+
+def redis_families(redis_view: dict, run: dict | None):
+    """trailpipe_redis_persistent, trailpipe_state_resets_total, trailpipe_part_restarts_total{part}."""
+    yield GaugeMetricFamily("trailpipe_redis_persistent",
+                            "1 when the Redis persists its state (AOF or RDB save rules), 0 when it persists "
+                            "nothing (a restart loses every marker: the history is ingested again), -1 when "
+                            "it cannot be read", value=redis_view["persistent_gauge"])
+    yield CounterMetricFamily("trailpipe_state_resets", "State resets seen (the state epoch vanished under a "
+                              "running worker or beat)", value=redis_view["resets"])
+    restarts = CounterMetricFamily("trailpipe_part_restarts", "Restarts of each part of `trailpipe run`",
+                                   labels=["part"])
+    for name, part in sorted((run or {}).get("parts", {}).items()):
+        restarts.add_metric([name], part.get("restarts", 0))
+    yield restarts
 
 
 def notification_families(rows: list[dict]):
@@ -275,13 +321,60 @@ def notification_families(rows: list[dict]):
     yield latency
 
 
-def serve(runtime, port: int, address: str = "127.0.0.1"):
-    """Serve /metrics; returns the HTTP server (prometheus_client runs it in a thread)."""
-    from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415
+def serve(runtime, port: int, address: str = "127.0.0.1", say=None):
+    """Serve /metrics in a thread; returns (server, thread). While Redis cannot be reached (or no
+    ``trailpipe run`` serves the embedded one yet) each scrape is answered 503 with one line, and
+    ``say`` tells each change once (away, back); every scrape tries again, so it recovers by itself."""
+    import threading  # noqa: PLC0415
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest  # noqa: PLC0415
+
+    from pipeline.errors import ConfigError  # noqa: PLC0415
 
     registry = CollectorRegistry()
     registry.register(TrailpipeCollector(runtime))
-    server, thread = start_http_server(port, addr=address, registry=registry)
+    lock = threading.Lock()
+    last: dict[str, str | None] = {"problem": None}
+
+    def scrape() -> tuple[int, bytes, str]:
+        try:
+            with lock:
+                body = generate_latest(registry)
+        except (redis.RedisError, ConfigError, OSError) as exc:
+            problem = (exc.problems[0] if isinstance(exc, ConfigError)
+                       else f"cannot reach Redis: {exc} (is `trailpipe run` or your redis_url server up?)")
+            # The next scrape connects anew (an embedded Redis restarted elsewhere has a new address).
+            for cached in ("redis", "state"):
+                runtime.__dict__.pop(cached, None)
+            if problem != last["problem"] and say is not None:
+                say(f"metrics unavailable (503): {problem}")
+            last["problem"] = problem
+            return 503, f"trailpipe metrics unavailable: {problem}\n".encode(), "text/plain; charset=utf-8"
+        if last["problem"] is not None and say is not None:
+            say("metrics available again")
+        last["problem"] = None
+        return 200, body, CONTENT_TYPE_LATEST
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (http.server's name)
+            if self.path.split("?", 1)[0] not in ("/", "/metrics"):
+                code, body, kind = 404, b"not found: the metrics are at /metrics\n", "text/plain; charset=utf-8"
+            else:
+                code, body, kind = scrape()
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):  # noqa: A002  (no access log line per scrape)
+            pass
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="trailpipe-metrics", daemon=True)
+    thread.start()
     return server, thread
 
 

@@ -99,7 +99,8 @@ class RedisServer:
                          ("rename-command", 'MODULE ""'), ("rename-command", 'DEBUG ""')]
         return settings
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
+    def spawn(self) -> subprocess.Popen:
+        """Start the server and return at once (``answers`` tells when it is up)."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         binary = find_redis_server()
         if self.password:
@@ -115,9 +116,28 @@ class RedisServer:
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
                                         start_new_session=True,  # Ctrl-C reaches only its supervisor
                                         preexec_fn=die_with_parent)  # and it never outlives its starter
+        return self.process
+
+    def _client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5,
+                           socket_timeout=2, retry=None)  # type: ignore[arg-type]  # None = no retries; redis-py's annotation omits it
+
+    def answers(self) -> bool:
+        """Up and serving (not loading its AOF)."""
+        client = self._client()
+        try:
+            return bool(client.ping())
+        except redis.AuthenticationError:
+            return True  # up, and asking for a password (started with --requirepass)
+        except (redis.BusyLoadingError, redis.ConnectionError, redis.TimeoutError):
+            return False
+        finally:
+            client.close()
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        process = self.spawn()
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5,
-                             retry=None)  # type: ignore[arg-type]  # None = no retries; redis-py's annotation omits it
+        client = self._client()
         while True:
             try:
                 client.ping()
@@ -127,12 +147,12 @@ class RedisServer:
                 return self  # up, and asking for a password (started with --requirepass)
             except redis.BusyLoadingError:
                 # Loading its AOF: alive, however long a big stream takes to load.
-                if self.process.poll() is not None:
+                if process.poll() is not None:
                     raise RuntimeError(f"redis-server died while loading; see {self.directory}/redis.log") from None
                 deadline = time.monotonic() + timeout
                 time.sleep(0.2)
             except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(
                         f"redis-server did not start on port {self.port}; see {self.directory}/redis.log")

@@ -221,14 +221,14 @@ def make_client(source: Source, acquire: bool = True):
 
 def sqs_view(source: Source) -> Source:
     """The source as its SQS queue sees it: ``sqs.region``/``sqs.auth``/``sqs.endpoint_url`` where
-    set, else the source's region and auth and AWS's SQS endpoint of that region (the URL only
-    names the endpoint for a certificate check; the client lets botocore resolve it)."""
+    set, else the source's region and auth and the queue URL's endpoint (``sqs.endpoint``; AWS's
+    SQS endpoint of the region for its legacy queue.amazonaws.com URLs)."""
     sqs = source.sqs
     assert sqs is not None  # only for a source with a queue
     region = sqs.region or source.region
     return source.model_copy(update={
         "region": region, "auth": sqs.auth or source.auth,
-        "endpoint_url": sqs.endpoint_url or f"https://sqs.{region}.amazonaws.com"})
+        "endpoint_url": sqs.endpoint or f"https://sqs.{region}.amazonaws.com"})
 
 
 def make_sqs_client(source: Source):
@@ -238,7 +238,7 @@ def make_sqs_client(source: Source):
     assert source.sqs is not None  # sqs_view checked it
     verify, pins = verify_setting(view)  # the SQS endpoint's; STS works out its own (make_client)
     session = make_session(view, lambda base: make_sts_client(view, base))
-    client = session.client("sqs", endpoint_url=source.sqs.endpoint_url,
+    client = session.client("sqs", endpoint_url=source.sqs.endpoint,
                             config=client_config(view, service="sqs"), verify=verify)
     if pins:
         certificates.pin_client(client, pins)

@@ -62,6 +62,11 @@ def read_stats(client) -> dict[str, int]:
 
 
 def test_chaos(tmp_path, moto_endpoint, s3, bucket):
+    run_chaos(tmp_path, moto_endpoint, s3, bucket)
+
+
+def run_chaos(tmp_path, moto_endpoint, s3, bucket, **settings):
+    """The scenario; ``settings`` go into the config (``broker_url``: tests/test_rabbitmq.py)."""
     expected = generate_bucket(s3, bucket)
     assert len(expected) == OBJECTS * RECORDS_PER_OBJECT  # eventIDs are unique
 
@@ -69,7 +74,7 @@ def test_chaos(tmp_path, moto_endpoint, s3, bucket):
     proxy = FaultProxy(moto_endpoint, fault_rate=0.10).start()
     source = source_dict(bucket, proxy.url, identifier="chaos", directory_prefix="AWSLogs/")
     config_path = write_config(tmp_path / "chaos.yaml", config_dict(
-        server.url, [source], batch_size=100, requeue_after_seconds=60, visibility_timeout_seconds=90))
+        server.url, [source], batch_size=100, requeue_after_seconds=60, visibility_timeout_seconds=90, **settings))
     workers = [start_celery(["worker", "--concurrency", "2", "--loglevel", "info", "--hostname", f"chaos{n}@%h"],
                             config_path, tmp_path / f"worker{n}.log") for n in (1, 2)]
     beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat-schedule")],

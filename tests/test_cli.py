@@ -127,9 +127,23 @@ def test_demo_runs_headless_to_its_end(tmp_path):
     assert "demo complete" in out
     assert "digest-must-not-be-emitted" not in out
     assert (tmp_path / ".trailpipe" / "demo" / "worker.log").exists()
-    # It says how to look at the results afterwards, and that works once it has stopped.
-    assert "trailpipe status -c .trailpipe/demo/config.yaml" in out
-    status = cli("status", "-c", ".trailpipe/demo/config.yaml", cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    # It says how to look at the results afterwards: each command runs as printed, in a shell
+    # whose PATH does not hold the venv (a new user's), once the demo has stopped.
+    printed = [line.strip() for line in out.splitlines() if " -c .trailpipe/demo/config.yaml" in line]
+    assert len(printed) == 3 and all(line.split()[0].endswith("/bin/trailpipe") for line in printed), out
+    bin_dir = os.path.dirname(sys.executable)
+    shell_env = dict(os.environ, PATH=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                                       if os.path.realpath(p) != os.path.realpath(bin_dir)))
+    results = [subprocess.run(line, shell=True, cwd=tmp_path, env=shell_env, capture_output=True, text=True,
+                              timeout=60) for line in printed]
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert f"events emitted={match.group(1)}" in results[0].stdout
+    assert len(results[1].stdout.splitlines()) == 20
+    # Its secret and config are this user's only; from another folder the config works as well.
+    demo = tmp_path / ".trailpipe" / "demo"
+    assert {name: oct((demo / name).stat().st_mode & 0o777) for name in ("demo-secret", "config.yaml")} == {
+        "demo-secret": "0o600", "config.yaml": "0o600"}
+    status = cli("status", "-c", str(demo / "config.yaml"), env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert status.returncode == 0 and f"events emitted={match.group(1)}" in status.stdout, status.stderr
 
 
@@ -221,3 +235,49 @@ def test_control_characters_never_reach_the_terminal(tmp_path, make_runtime, s3,
     # --raw and --json stay exact (JSON escapes), so a program reading them gets the true values.
     assert json.loads(outputs["deadletter list --json"])["object"] == bad_key
     assert orjson.loads(json.loads(outputs["tail --raw"].splitlines()[-1])["event"]) == record
+
+
+# -- expected failures: one line with a hint, exit 2 ---------------------------------------------
+
+
+def test_expected_failures_are_one_line_with_a_hint(tmp_path, moto_endpoint, redis_server):
+    from pipeline.redis_server import free_port
+
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    dead_s3 = f"http://127.0.0.1:{free_port()}"
+    configs = {
+        "redis-down": config_dict(nowhere, [source_dict("some-bucket", moto_endpoint)]),
+        "no-bucket": config_dict(redis_server.url, [source_dict("no-such-bucket-here", moto_endpoint)]),
+        "s3-down": config_dict(redis_server.url, [source_dict("some-bucket", dead_s3)]),
+        "no-permission": {"state_dir": "/sys/trailpipe-cannot-be-here", "sources": [source_dict("b-b-b", dead_s3)]},
+    }
+    paths = {name: str(write_config(tmp_path / f"{name}.yaml", config)) for name, config in configs.items()}
+    env = {k: v for k, v in os.environ.items() if k not in ("TRAILPIPE_REDIS_URL", "TRAILPIPE_STATE_DIR")}
+    cases = [
+        (["status", "-c", paths["redis-down"]], "cannot reach Redis", "is `trailpipe run` or your redis_url server up?"),
+        (["deadletter", "list", "-c", paths["redis-down"]], "cannot reach Redis", "redis_url"),
+        (["discover", "-c", paths["redis-down"]], "cannot reach the Celery broker", "broker_url"),
+        (["backfill", "-c", paths["no-bucket"], "test-src", "--since", "2026-11-01"], "NoSuchBucket",
+         "hint: check the source's bucket and endpoint_url"),
+        (["backfill", "-c", paths["s3-down"], "test-src", "--since", "2026-11-01"], "EndpointConnectionError",
+         "check endpoint_url, the proxy and the network"),
+        (["run", "-c", paths["no-permission"]], "permission denied: /sys/trailpipe-cannot-be-here",
+         "give this user access"),
+    ]
+    processes = [subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  cwd=REPO, env=env, stdin=subprocess.DEVNULL) for args, _, _ in cases]
+    for (args, cause, hint), process in zip(cases, processes):
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+        assert cause in err and hint in err, (args, err)
+    # A mistyped scheme is refused at load (validate too), and in TRAILPIPE_REDIS_URL, without its password.
+    bad = write_config(tmp_path / "scheme.yaml", config_dict("htp://user:pw-secret@127.0.0.1:1/0",
+                                                            [source_dict("some-bucket", moto_endpoint)]))
+    for command in ("validate", "status"):
+        result = cli(command, "-c", str(bad), env=env)
+        assert result.returncode == 2 and "field 'redis_url': is not a Redis URL" in result.stderr, result.stderr
+        assert "pw-secret" not in result.stderr + result.stdout
+    result = cli("status", "-c", paths["no-bucket"], env=dict(env, TRAILPIPE_REDIS_URL="htp://u:pw-secret@h:1/0"))
+    assert result.returncode == 2 and "TRAILPIPE_REDIS_URL is not a Redis URL" in result.stderr, result.stderr
+    assert "pw-secret" not in result.stderr and "Traceback" not in result.stderr

@@ -76,7 +76,7 @@ def test_services_present():
     services = compose()["services"]
     assert {"redis", "worker", "worker-eu-west-1", "beat", "flower", "metrics", "s3", "s3-seed"} <= set(services)
     redis_cmd = " ".join(services["redis"]["command"])
-    assert "--appendonly yes" in redis_cmd and "noeviction" in redis_cmd
+    assert "--appendonly yes" in redis_cmd and "noeviction" in redis_cmd and "--maxmemory " in redis_cmd
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
     assert "demo" in services["s3"]["profiles"] and "demo" in services["s3-seed"]["profiles"]
 
@@ -101,7 +101,7 @@ def test_no_secret_on_any_command_line():
 
 def test_published_on_loopback_only_by_default():
     published = [(name, port) for name, service in rendered().items() for port in service.get("ports", [])]
-    assert {name for name, _ in published} == {"flower", "metrics"}
+    assert {name for name, _ in published} == {"flower", "metrics", "prometheus"}
     assert all(str(port).startswith("127.0.0.1:") for _, port in published), published
 
 
@@ -167,6 +167,9 @@ def test_redis_command_and_healthcheck_really_run(tmp_path):
                 assert time.monotonic() < deadline and process.poll() is None, "redis did not start"
                 time.sleep(0.1)
         assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+        # Full, it refuses writes (trailpipe waits and retries) rather than evicting state or events.
+        assert client.config_get("maxmemory")["maxmemory"] == str(1024 ** 3)
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
         with pytest.raises(redis_py.AuthenticationError):
             redis_py.Redis(port=port).ping()
         check = service["healthcheck"]["test"][1].replace("redis-cli ping", f"redis-cli -p {port} ping")
@@ -268,7 +271,7 @@ def test_every_celery_command_is_real():
 
 
 def test_example_config_validates_and_regional_worker_serves_a_real_queue(monkeypatch):
-    monkeypatch.setenv("TRAILPIPE_REDIS_URL_SECRET", "redis://127.0.0.1:6399/0")
+    monkeypatch.setenv("TRAILPIPE_REDIS_URL", "redis://127.0.0.1:6399/0")  # the documented variable
     monkeypatch.setenv("PROD_TRAIL_SECRET_ACCESS_KEY", "x" * 40)
     config = load_config(REPO / "ops" / "trailpipe.example.yaml")
     assert [s.identifier for s in config.sources] == ["prod-org-trail", "eu-security-account"]

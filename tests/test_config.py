@@ -71,24 +71,29 @@ def test_recurrence_rejected(text):
     ({"recurrence": "0M"}, "recurrence", "minimum of 1 minute"),
     ({"region": None}, "region", "required with signature_version v4"),
     ({"file_pattern": "(.*\\.json"}, "file_pattern", "not a valid regular expression"),
-    ({"eps_throttle": 0}, "eps_throttle", "greater than or equal to 1"),
+    ({"eps_throttle": 0}, "eps_throttle", "must be at least 1"),
     ({"signature_version": "v3"}, "signature_version", "'v2' or 'v4'"),
     ({"event_format": "leef"}, "event_format", "cloudtrail_json"),
     ({"endpoint_url": "s3.amazonaws.com"}, "endpoint_url", "not an http(s) URL"),
-    ({"bucket": "Bad_Bucket"}, "bucket", "pattern"),
+    ({"bucket": "Bad_Bucket"}, "bucket", "is not an S3 bucket name: 3 to 63 lower-case letters"),
+    ({"region": "Europe"}, "region", "is not an AWS region name such as"),
     ({"auth": {"method": "password"}}, "auth", "method"),
-    ({"auth": {"method": "access_key", "access_key_id": "AKIA"}}, "auth.secret_access_key", "Field required"),
-    ({"proxy": {"host": "proxy.local", "port": 70000}}, "proxy.port", "less than or equal to 65535"),
+    ({"auth": {"method": "access_key", "access_key_id": "AKIA"}}, "auth.secret_access_key", "is required"),
+    ({"proxy": {"host": "proxy.local", "port": 70000}}, "proxy.port", "must be at most 65535"),
     ({"auto_acquire_certificates": True}, "trusted_certificates_dir", "required with auto_acquire"),
     ({"trusted_certificates_dir": "/no/such/dir"}, "trusted_certificates_dir", "not a directory"),
     ({"output_formats": ["cef"]}, "output_formats.0", "'ecs' or 'ocsf'"),
-    ({"bucket_name": "x"}, "bucket_name", "not a known parameter"),
-    ({"sqs": {"region": "us-east-1"}}, "sqs.queue_url", "Field required"),
+    ({"bucket_name": "x"}, "bucket_name", "is not a known parameter (did you mean 'bucket'?)"),
+    ({"recurence": "1H"}, "recurence", "is not a known parameter (did you mean 'recurrence'?)"),
+    ({"auth": {"method": "access_key", "access_key_id": "A", "secret_acces_key": "s" * 20}},
+     "auth.secret_acces_key", "(did you mean 'secret_access_key'?)"),
+    ({"sqs": {"region": "us-east-1"}}, "sqs.queue_url", "is required"),
     ({"sqs": {"queue_url": "sqs.us-east-1.amazonaws.com/1/q"}}, "sqs.queue_url", "not an http(s) URL"),
     ({"sqs": {"queue_url": "https://q", "endpoint_url": "localhost"}}, "sqs.endpoint_url", "not an http(s) URL"),
     ({"sqs": {"queue_url": "https://q", "auth": {"method": "access_key", "access_key_id": "A"}}},
-     "sqs.auth.secret_access_key", "Field required"),
+     "sqs.auth.secret_access_key", "is required"),
     ({"sqs": {"queue_url": "https://q", "visibility": 30}}, "sqs.visibility", "not a known parameter"),
+    ({"sqs": {"queue_url": "https://q", "regoin": "us-east-1"}}, "sqs.regoin", "(did you mean 'region'?)"),
 ])
 def test_each_bad_parameter_is_named(overrides, field, words):
     problems = problems_of(good_source(**overrides))
@@ -145,7 +150,7 @@ def test_source_without_identifier_is_named_by_position():
     source = good_source()
     del source["identifier"]
     problems = problems_of(source)
-    assert problems == ["source #1 (no identifier) field 'identifier': Field required"]
+    assert problems == ["source #1 (no identifier) field 'identifier': is required"]
 
 
 def test_env_substitution(monkeypatch):
@@ -218,7 +223,7 @@ def test_validate_command(tmp_path):
     assert lines == [
         "source 'prod-trail' field 'directory_prefix': must not start with \"/\" (\"/\" alone means the bucket root)",
         "source 'prod-trail' field 'recurrence': is not a recurrence: use a number and a unit H, M or D, such as 2H, 15 M or 1D",
-        "source 'second' field 'eps_throttle': Input should be greater than or equal to 1",
+        "source 'second' field 'eps_throttle': must be at least 1",
     ]
     assert SECRET not in result.stdout + result.stderr
 
@@ -250,6 +255,7 @@ MISPLACED = "wJalrXUtnFEMIK7MDENGbPxRfiCYzzSECRET"
     ({"bucket": MISPLACED}, "bucket"),
     ({"recurrence": MISPLACED}, "recurrence"),
     ({"lookback": MISPLACED}, "lookback"),
+    ({"ignore_older": MISPLACED}, "ignore_older"),
     ({"signature_version": MISPLACED}, "signature_version"),
     ({"eps_throttle": MISPLACED}, "eps_throttle"),
     ({"auth": {"method": MISPLACED}}, "auth"),
@@ -325,3 +331,66 @@ def test_an_unhashable_identifier_is_reported_not_a_crash(identifier):
     with pytest.raises(ConfigError) as caught:
         parse_config({"sources": [good_source(identifier=identifier), good_source()]})
     assert any("field 'identifier'" in p for p in caught.value.problems), caught.value.problems
+
+
+def test_messages_are_words_not_pydantic_text():
+    (problem,) = problems_of(good_source(identifier="-bad"))
+    assert problem.endswith("field 'identifier': may hold only letters, digits, '.', '_' and '-', and must "
+                            "start with a letter or digit"), problem
+    problems = problems_of(good_source(), batch_size=0, key_prefix="a b")
+    assert problems == ["field 'key_prefix': may hold only letters, digits, '.', '_' and '-'",
+                        "field 'batch_size': must be at least 1"], problems
+    for problem in problems_of(good_source(eps_throttle="many")):
+        assert "Input should" not in problem and "pattern" not in problem, problem
+    # The typo is named and the missing field is said in words, with the field it was meant for.
+    source = good_source()
+    source["bukcet"] = source.pop("bucket")
+    problems = problems_of(source)
+    assert sorted(problems) == ["source 'prod-trail' field 'bucket': is required",
+                                "source 'prod-trail' field 'bukcet': is not a known parameter "
+                                "(did you mean 'bucket'?)"], problems
+    assert problems_of(good_source(), redis_ulr="redis://h:1/0") == [
+        "field 'redis_ulr': is not a known parameter (did you mean 'redis_url'?)"]
+
+
+@pytest.mark.parametrize("url", ["htp://h:6379/0", "h:6379", "http://h:6379/0"])
+def test_redis_url_scheme_is_checked_at_load_without_quoting_it(url, monkeypatch):
+    monkeypatch.delenv("TRAILPIPE_REDIS_URL", raising=False)
+    problems = problems_of(good_source(), redis_url=url.replace("h:", "user:s3cret@h:"))
+    assert problems == ["field 'redis_url': is not a Redis URL: use redis://HOST:PORT/DB, rediss:// (TLS) or "
+                        "unix://PATH"], problems
+    assert not any("s3cret" in p for p in problems)
+    assert "broker_url" in problems_of(good_source(), broker_url="htp://x")[0]
+    config = parse_config({"redis_url": "rediss://h:1/0", "broker_url": "amqp://g@h//", "sources": [good_source()]})
+    monkeypatch.setenv("TRAILPIPE_REDIS_URL", "htp://user:s3cret@h:1/0")
+    with pytest.raises(ConfigError) as failure:
+        config.redis_url_value()
+    assert "TRAILPIPE_REDIS_URL is not a Redis URL" in failure.value.problems[0]
+    assert "s3cret" not in str(failure.value.problems)
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "conf"
+    (folder / "certs").mkdir(parents=True)
+    (folder / "keys").mkdir()
+    (folder / "secret").write_text("s" * 40)
+    source = good_source(auth={"method": "access_key", "access_key_id": "AKIA", "secret_access_key_file": "secret"},
+                         trusted_certificates_dir="certs", integrity={"enabled": True, "public_keys_dir": "./keys"})
+    import yaml
+
+    (folder / "c.yaml").write_text(yaml.safe_dump({"state_dir": "state", "sources": [source]}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("TRAILPIPE_STATE_DIR", raising=False)
+    config = load_config("../conf/c.yaml")
+    (loaded,) = config.sources
+    assert config.state_path == folder / "state"
+    assert loaded.auth.secret_access_key_file == str(folder / "secret")
+    assert loaded.trusted_certificates_dir == str(folder / "certs")
+    assert loaded.integrity.public_keys_dir == str(folder / "keys")
+    # From the config's own folder it is the same; an absolute path stays as it is.
+    monkeypatch.chdir(folder)
+    assert load_config("c.yaml").state_path == folder / "state"
+    (folder / "c.yaml").write_text(yaml.safe_dump({"state_dir": str(tmp_path / "abs"), "sources": [source]}))
+    assert load_config(folder / "c.yaml").state_path == tmp_path / "abs"

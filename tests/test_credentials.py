@@ -230,8 +230,8 @@ def test_assume_role_config_rules(moto_endpoint):
             "base": {"method": "access_key", "access_key_id": "AKIA"}})]))
     problems = " | ".join(info.value.problems)
     assert "field 'auth.role_arn': is not an IAM role ARN such as arn:aws:iam::123456789012:role/NAME" in problems
-    assert "duration_seconds': Input should be greater than or equal to 900" in problems
-    assert "base.secret_access_key': Field required" in problems
+    assert "duration_seconds': must be at least 900" in problems
+    assert "base.secret_access_key': is required" in problems
 
 
 # --- the minimal IAM policy, enforced --------------------------------------------------------------------

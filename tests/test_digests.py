@@ -99,13 +99,46 @@ def test_each_tampering_is_its_own_kind(s3, bucket, keys_dir):
     assert kinds(dg.check_previous(s3, after, good, keys_dir)) == [dg.MISSING]
 
 
-def test_key_file_must_have_the_fingerprint_its_name_says(tmp_path):
-    (tmp_path / fingerprint(private_key(0))).write_bytes(public_der(private_key(1)))  # wrong key
-    assert dg.DirPublicKeys(str(tmp_path)).get(fingerprint(private_key(0)), None, "us-east-1") is None
-    (tmp_path / f"{fingerprint(private_key(1))}.der").write_bytes(public_der(private_key(1)))
-    assert dg.DirPublicKeys(str(tmp_path)).get(fingerprint(private_key(1)), None, "us-east-1") == \
-        public_der(private_key(1))
-    assert dg.DirPublicKeys(str(tmp_path)).get("../../etc/passwd", None, "us-east-1") is None
+def test_key_file_named_by_another_fingerprint_is_a_warning(tmp_path, caplog):
+    (tmp_path / fingerprint(private_key(0))).write_bytes(public_der(private_key(1)))  # misnamed
+    keys = dg.DirPublicKeys(str(tmp_path))
+    assert keys.get(fingerprint(private_key(0)), None, "us-east-1") is None
+    assert "is named by fingerprint" in caplog.text
+    assert keys.get(fingerprint(private_key(1)), None, "us-east-1") == public_der(private_key(1))
+    assert keys.get("../../etc/passwd", None, "us-east-1") is None
+
+
+@pytest.mark.parametrize("encoding", ["PEM", "DER"])
+@pytest.mark.parametrize("public_format", ["PKCS1", "SubjectPublicKeyInfo"])
+def test_public_keys_dir_reads_pem_and_der_pkcs1_and_spki_under_any_name(tmp_path, caplog, encoding,
+                                                                          public_format):
+    """What openssl and most tools write (PEM SPKI as <fp>.pem), CloudTrail's DER PKCS#1, any name."""
+    from cryptography.hazmat.primitives import serialization
+
+    names = {0: f"{fingerprint(private_key(0))}.pem", 1: "trail-key-2026.pub"}
+    for n, name in names.items():
+        (tmp_path / name).write_bytes(private_key(n).public_key().public_bytes(
+            getattr(serialization.Encoding, encoding), getattr(serialization.PublicFormat, public_format)))
+    (tmp_path / "README").write_text("the CloudTrail keys of our trails")
+    keys = dg.DirPublicKeys(str(tmp_path))
+    for n in names:
+        assert keys.get(fingerprint(private_key(n)), None, "us-east-1") == public_der(private_key(n))
+    assert "README holds no RSA public key" in caplog.text
+    assert "is named by fingerprint" not in caplog.text
+    # A key added later is found without a restart.
+    (tmp_path / "later.der").write_bytes(public_der(private_key(2)))
+    assert keys.get(fingerprint(private_key(2)), None, "us-east-1") == public_der(private_key(2))
+
+
+def test_pem_keys_verify_a_digest_end_to_end(s3, bucket, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    (tmp_path / f"{fingerprint(private_key(0))}.pem").write_bytes(private_key(0).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    trail = Trail(s3, bucket)
+    logs = [trail.put_log(T0 + timedelta(minutes=5), "aaaaaaaaaaaaaaaa")]
+    digest = dg.fetch_digest(s3, bucket, trail.deliver_digest(T0 + timedelta(hours=1), logs))
+    dg.verify_digest(digest, dg.DirPublicKeys(str(tmp_path)))  # raises on any problem
 
 
 def test_public_keys_from_cloudtrail_list_public_keys(make_runtime, s3, bucket):

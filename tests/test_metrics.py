@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -139,3 +140,81 @@ def test_integrity_violations_in_metrics_and_status(tmp_path, make_runtime, buck
     result = subprocess.run([sys.executable, "-m", "workers.cli", "status", "-c", str(config_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert "violations: digest_missing=2, log_file_hash_mismatch=1" in result.stdout, result.stdout
+
+
+def test_never_discovered_source_is_not_caught_up():
+    fresh = lag(None, None, pending=0, discovered=False)
+    assert not fresh["caught_up"] and fresh["ingest_lag_seconds"] is None
+
+
+def test_metrics_answers_503_in_one_line_while_redis_is_away_and_recovers(tmp_path, bucket, moto_endpoint):
+    """`trailpipe metrics` with its Redis down: each scrape a 503 with one line, one log line per
+    change, no traceback; Redis up again at the same address: the next scrape serves."""
+    import urllib.error
+
+    from pipeline.redis_server import RedisServer
+
+    redis_port, port = free_port(), free_port()
+    config_path = write_config(tmp_path / "c.yaml", config_dict(f"redis://127.0.0.1:{redis_port}/0",
+                                                                [source_dict(bucket, moto_endpoint)]))
+    process = subprocess.Popen([sys.executable, "-m", "workers.cli", "metrics", "-c", str(config_path),
+                                "--port", str(port)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    server = None
+    try:
+        def answer():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                    return response.status, response.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+            except OSError:
+                return None
+
+        code, body = wait_for(answer, 30, what="metrics listening")
+        assert code == 503 and len(body.strip().splitlines()) == 1 and "cannot reach Redis" in body, body
+        assert answer()[0] == 503
+        server = RedisServer(tmp_path / "redis", port=redis_port).start()
+        code, body = answer()
+        assert code == 200 and "trailpipe_source_up" in body
+    finally:
+        stop_process(process)
+        if server is not None:
+            server.stop()
+    log = process.stderr.read()
+    assert "Traceback" not in log
+    assert log.count("metrics unavailable (503)") == 1 and "metrics available again" in log, log
+
+
+def test_metrics_without_a_run_says_so_and_does_not_wait(tmp_path, bucket, moto_endpoint):
+    port = free_port()
+    config = {"state_dir": str(tmp_path / "state"), "sources": [source_dict(bucket, moto_endpoint)]}
+    config_path = write_config(tmp_path / "c.yaml", config)
+    env = {k: v for k, v in os.environ.items() if k not in ("TRAILPIPE_REDIS_URL", "TRAILPIPE_STATE_DIR")}
+    process = subprocess.Popen([sys.executable, "-m", "workers.cli", "metrics", "-c", str(config_path),
+                                "--port", str(port)], cwd=REPO, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        import urllib.error
+
+        def answer():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+            except OSError:
+                return None
+
+        code, body = wait_for(answer, 30, what="metrics listening")
+        assert code == 503 and "trailpipe run" in body and len(body.strip().splitlines()) == 1, body
+        # `trailpipe run` starts its embedded Redis (and records its address): metrics serve it.
+        from pipeline.embedded import EmbeddedRedis
+
+        embedded = EmbeddedRedis(tmp_path / "state").start()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                assert response.status == 200 and "trailpipe_source_up" in response.read().decode()
+        finally:
+            embedded.stop()
+    finally:
+        stop_process(process)
+    log = process.stderr.read()
+    assert "no `trailpipe run` serves" in log and "Traceback" not in log, log

@@ -23,13 +23,13 @@ ALL = ("ecs", "ocsf")
 
 
 def ecs(record: dict) -> dict:
-    doc = orjson.loads(derive_fields(record, ("ecs",))["ecs"])
+    doc = orjson.loads(derive_fields(record, ("ecs",), payloads=True)["ecs"])
     assert doc == orjson.loads(orjson.dumps(ecs_document(record)))
     return doc
 
 
 def ocsf(record: dict) -> dict:
-    event = orjson.loads(derive_fields(record, ("ocsf",))["ocsf"])
+    event = orjson.loads(derive_fields(record, ("ocsf",), payloads=True)["ocsf"])
     assert event == orjson.loads(orjson.dumps(ocsf_event(record)))
     return event
 
@@ -300,8 +300,11 @@ def test_ecs_console_login_success():
         "outcome": "success",
     }
     assert doc["user"] == {"name": "bob", "id": "AIDAEXAMPLEPRINCIPAL"}
-    assert doc["related"] == {"user": ["bob", "AIDAEXAMPLEPRINCIPAL"]}  # user.name, then user.id (issue 13)
-    assert doc["cloud"] == {"region": "us-east-1", "account": {"id": "111122223333"}}
+    # aws 8.8.0: user.id, then user.name; the source address, and the console's host header
+    assert doc["related"] == {"user": ["AIDAEXAMPLEPRINCIPAL", "bob"], "ip": ["198.51.100.23"],
+                              "hosts": ["signin.aws.amazon.com"]}
+    assert doc["cloud"] == {"region": "us-east-1", "account": {"id": "111122223333"}, "provider": "aws",
+                            "service": {"name": "signin"}}
     assert doc["source"] == {"address": "198.51.100.23", "ip": "198.51.100.23"}
     assert doc["user_agent"] == {"original": "Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0"}
     assert doc["tls"] == {
@@ -324,7 +327,7 @@ def test_ecs_console_login_success():
         "access_key_id": "AKIAEXAMPLEKEY",
     }
     assert trail["event_type"] == "AwsConsoleSignIn"
-    assert trail["management_event"] is True and trail["read_only"] is False
+    assert trail["management_event"] == "true" and trail["read_only"] is False  # aws 8.8.0: convert to string
     assert trail["recipient_account_id"] == "111122223333"
     assert trail["event_category"] == "Management"
 
@@ -355,7 +358,7 @@ def test_ecs_assumed_role_identity():
     doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity_role()))
     assert doc["user"] == {"name": "Deployer", "id": "AROAEXAMPLEROLE:ci-session"}
     # issue 13: the role session name, user.id and user.name (the issuer's role)
-    assert doc["related"] == {"user": ["ci-session", "AROAEXAMPLEROLE:ci-session", "Deployer"]}
+    assert doc["related"]["user"] == ["ci-session", "AROAEXAMPLEROLE:ci-session", "Deployer"]
     assert "email" not in doc["user"]  # "ci-session" is no email address
     session = doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
     assert session == {
@@ -368,9 +371,17 @@ def test_ecs_assumed_role_identity():
             "account_id": "111122223333",
         },
     }
-    # Elastic's ISO8601 parser does not read the basic format: no creation_date then
+    # aws 8.8.0 also reads the basic formats (basic_date_time_no_millis, basic_date_time)
     identity = identity_role()
     identity["sessionContext"]["attributes"]["creationDate"] = "20131102T010628Z"
+    doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity))
+    session = doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
+    assert session["creation_date"] == "2013-11-02T01:06:28.000Z"
+    identity["sessionContext"]["attributes"]["creationDate"] = "20131102T010628.250+0100"
+    doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity))
+    session = doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
+    assert session["creation_date"] == "2013-11-02T00:06:28.250Z"
+    identity["sessionContext"]["attributes"]["creationDate"] = "2013-11-02 01:06"
     doc = ecs(api_call("RunInstances", "ec2.amazonaws.com", userIdentity=identity))
     assert "creation_date" not in doc["aws"]["cloudtrail"]["user_identity"]["session_context"]
 
@@ -431,10 +442,11 @@ def test_ecs_iam_user_and_group_changes():
     ))
     assert doc["event"]["category"] == ["iam"] and doc["event"]["type"] == ["user", "creation"]
     assert doc["user"]["target"] == {"name": "carol", "id": "AIDACAROL"}
-    assert doc["related"]["user"] == ["alice", "AIDAEXAMPLEPRINCIPAL", "carol"]
+    # aws 8.8.0: requestParameters.userName, responseElements.user.userId, user.id, user.name
+    assert doc["related"]["user"] == ["carol", "AIDACAROL", "AIDAEXAMPLEPRINCIPAL", "alice"]
     doc = ecs(api_call("UpdateUser", requestParameters={"userName": "carol", "newUserName": "caroline"}))
     assert doc["user"]["changes"] == {"name": "caroline"}
-    assert doc["related"]["user"] == ["alice", "AIDAEXAMPLEPRINCIPAL", "carol", "caroline"]
+    assert doc["related"]["user"] == ["carol", "caroline", "AIDAEXAMPLEPRINCIPAL", "alice"]
     doc = ecs(api_call("AddUserToGroup", requestParameters={"groupName": "admins", "userName": "carol"}))
     assert doc["group"] == {"name": "admins"}
     assert doc["event"]["type"] == ["group", "change"]
@@ -462,7 +474,7 @@ def test_ecs_failure_and_uncategorized():
         ("ec2.amazonaws.com", None),
         ("AWS Internal", None),
         ("203.0.113.7, 10.0.0.1", None),
-        ("225.01.00.16", "225.01.00.16"),  # Elastic's grok %{IP} allows leading zeros
+        ("225.01.00.16", None),  # aws 8.8.0: convert to ip refuses leading zeros (grok %{IP} allowed them)
         ("256.1.1.1", None),
     ],
 )
@@ -476,7 +488,7 @@ def test_ecs_long_request_parameters_are_text_only():
     record = api_call("PutObject", "s3.amazonaws.com", requestParameters={"key": "k" * 40_000})
     trail = ecs(record)["aws"]["cloudtrail"]
     assert trail["request_parameters"] == "{key=" + "k" * 40_000 + "}"
-    assert "request_parameters" not in trail["flattened"]
+    assert "flattened" not in trail  # nothing else was kept whole: the empty object is dropped
 
 
 def test_ecs_numbers_render_like_java():
@@ -502,8 +514,9 @@ def test_ecs_all_null_record():
     doc = ecs(record)
     assert doc == {
         "ecs": {"version": "8.11.0"},
-        "aws": {"cloudtrail": {"event_version": "1.1", "flattened": {}}},
+        "aws": {"cloudtrail": {"event_version": "1.1"}},
         "event": {"kind": "event", "type": ["info"], "outcome": "success"},
+        "cloud": {"provider": "aws"},
     }
 
 
@@ -793,7 +806,7 @@ def test_gzip_record_round_trip_into_fields():
 
 # --------------------------------------------------------------------------- snapshot
 
-SNAPSHOT = Path(__file__).resolve().parent / "data" / "normalize_snapshot.pkl.gz"
+SNAPSHOT = Path(__file__).resolve().parent / "data" / "normalize_snapshot.jsonl.gz"
 
 
 def test_outputs_match_the_snapshot():
@@ -843,7 +856,7 @@ def test_snapshot_through_derive_batch_byte_for_byte():
     clear_caches()
     actual = []
     for start in range(0, len(records), 500):
-        actual += derive_batch(records[start:start + 500], ALL)
+        actual += derive_batch(records[start:start + 500], ALL, payloads=True)
     mismatched = []
     for (name, _, expected), fields in zip(entries, actual):
         text = {key: value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
@@ -851,6 +864,82 @@ def test_snapshot_through_derive_batch_byte_for_byte():
         if text != expected:
             mismatched.append(name)
     assert not mismatched, mismatched[:10]
+
+
+_PAYLOAD_TEXT = ("request_parameters", "response_elements", "additional_eventdata", "service_event_details")
+
+
+def _without_payloads(fields: dict) -> dict:
+    """The whole documents of ``fields`` less what the stream's form leaves out (issue 22)."""
+    out = dict(fields)
+    if "ecs" in out:
+        doc = orjson.loads(out["ecs"])
+        trail = doc.get("aws", {}).get("cloudtrail", {})
+        for key in _PAYLOAD_TEXT:
+            trail.pop(key, None)
+            trail.get("flattened", {}).pop(key, None)
+        if trail.get("flattened") == {}:
+            del trail["flattened"]
+        if trail == {} and "aws" in doc:
+            del doc["aws"]
+        out["ecs"] = doc
+    if "ocsf" in out:
+        event = orjson.loads(out["ocsf"])
+        event.pop("unmapped", None)
+        for part in ("request", "response"):
+            api = event.get("api", {})
+            if isinstance(api.get(part), dict):
+                api[part].pop("data", None)
+                if not api[part]:
+                    del api[part]
+        if event.get("api") == {}:
+            del event["api"]
+        out["ocsf"] = event
+    return out
+
+
+def test_snapshot_stream_documents_leave_out_only_the_payload_copies():
+    """Issue 22: the stream's ECS (Elastic's retain: none) and OCSF documents are the whole
+    documents less the payload copies the entry already carries in ``event``: nothing else."""
+    import copy  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from pipeline.normalize import derive_batch  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    import normalize_snapshot  # noqa: PLC0415
+
+    entries = normalize_snapshot.load(SNAPSHOT)
+    records = [copy.deepcopy(record) for _, record, _ in entries]
+    stream = derive_batch(records, ALL)
+    whole = derive_batch(records, ALL, payloads=True)
+    smaller = 0
+    for (name, record, _), short, full in zip(entries, stream, whole):
+        expected = _without_payloads(full)
+        assert {"ecs": orjson.loads(short["ecs"]), "ocsf": orjson.loads(short["ocsf"])} == \
+            {"ecs": expected["ecs"], "ocsf": expected["ocsf"]}, name
+        assert short["display_name"] == full["display_name"] and short["category"] == full["category"]
+        smaller += len(short["ecs"]) + len(short["ocsf"]) < len(full["ecs"]) + len(full["ocsf"])
+    assert smaller > len(entries) // 2
+    assert derive_fields(records[0], ALL) == stream[0]
+
+
+def test_ecs_retain_settings_as_elastic():
+    """The pipeline's retain setting: which payload copies each value keeps."""
+    record = api_call("AuthorizeSecurityGroupIngress", "ec2.amazonaws.com",
+                      requestParameters={"groupId": "sg-1", "cidrIp": "0.0.0.0/0", "fromPort": 22},
+                      responseElements={"_return": True})
+    trail = {retain: ecs_document(record, retain)["aws"]["cloudtrail"] for retain in
+             ("all", "keyword", "flattened", "minimal", "none")}
+    assert "request_parameters" in trail["all"] and "flattened" in trail["all"]
+    assert "request_parameters" in trail["keyword"] and "flattened" not in trail["keyword"]
+    assert "request_parameters" not in trail["flattened"] and trail["flattened"]["flattened"]["request_parameters"]
+    assert trail["minimal"]["flattened"] == {"request_parameters": {"cidrIp": "0.0.0.0/0", "fromPort": 22}}
+    assert "request_parameters" in trail["minimal"]
+    assert "request_parameters" not in trail["none"] and "flattened" not in trail["none"]
+    # the rules that read the payloads work whatever is kept
+    for retain in trail:
+        assert ecs_document(record, retain)["event"]["type"] == ["access"]
 
 
 # --------------------------------------------------------------------------- issue 13: names and casing
@@ -937,7 +1026,7 @@ def test_ecs_email_identities():
            "userName": "jane@example.org"}
     doc = ecs(console_login("Success", userIdentity=sso))
     assert doc["user"]["email"] == "jane@example.org" and doc["user"]["name"] == "jane@example.org"
-    assert doc["related"]["user"] == ["jane@example.org", "p-1"]  # user.name, user.id
+    assert doc["related"]["user"] == ["p-1", "jane@example.org"]  # user.id, user.name (aws 8.8.0)
     # an AWS service as caller: no user, no email
     service = {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}
     doc = ecs(api_call("AssumeRole", "sts.amazonaws.com", userIdentity=service, sourceIPAddress="ec2.amazonaws.com"))
@@ -946,7 +1035,8 @@ def test_ecs_email_identities():
 
 
 @pytest.mark.parametrize("name, kind", [("StartSession", "start"), ("CreateControlChannel", "start"),
-                                        ("ResumeSession", "start"), ("TerminateSession", "end")])
+                                        ("OpenControlChannel", "start"), ("OpenDataChannel", "start"),
+                                        ("TerminateSession", "end")])
 def test_ecs_session_manager_channels(name, kind):
     doc = ecs(api_call(name, "ssm.amazonaws.com", userIdentity=identity_role()))
     assert doc["event"]["category"] == ["session"] and doc["event"]["type"] == [kind]
@@ -979,8 +1069,8 @@ def test_prune_render_is_drop_empty_then_java_str():
 
 
 def test_own_ecs_expectations_with_the_comparison_script():
-    """ops/ecs_compare.py on tests/data/ecs_expected (the issue-13 cases): every named field
-    agrees except the one known miss, Bedrock's event.category "api"."""
+    """ops/ecs_compare.py on tests/data/ecs_expected (records of our own for each rule of aws
+    8.8.0's pipeline that issues 13 and 23 name): every named field agrees."""
     import sys  # noqa: PLC0415
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
@@ -988,8 +1078,25 @@ def test_own_ecs_expectations_with_the_comparison_script():
 
     diffs, fields, agree = ecs_compare.compare(Path(__file__).resolve().parent / "data" / "ecs_expected",
                                                only_expected=True)
-    assert sum(fields.values()) > 35
-    assert [(name, path) for name, _, path, _, _ in diffs] == [("test-bedrock-converse.log", "event.category")]
+    assert sum(fields.values()) > 110
+    assert diffs == []
+
+
+def test_ecs_drops_dash_and_none_like_null():
+    """aws 7.x on: the first script drops "-" and "none" values as it drops null and ""."""
+    record = api_call("GetObject", "s3.amazonaws.com", userAgent="-", vpcEndpointId="none",
+                      requestParameters={"bucketName": "b", "x-amz-acl": "-"})
+    doc = ecs(record)
+    assert "user_agent" not in doc
+    assert "vpc_endpoint_id" not in doc["aws"]["cloudtrail"]
+    assert doc["aws"]["cloudtrail"]["request_parameters"] == "{bucketName=b}"
+
+
+def test_ecs_version_recorded():
+    from pipeline.normalize import ecs_tables  # noqa: PLC0415
+
+    assert ecs_tables.ELASTIC_VERSION == "8.8.0"
+    assert len(ecs_tables.ELASTIC_COMMIT) == 40
 
 
 def test_derive_batch_equals_derive_fields_one_by_one():
@@ -1000,3 +1107,74 @@ def test_derive_batch_equals_derive_fields_one_by_one():
     records += list(_mutations(rng, console_login("Success"), 50))
     for formats in ((), ("ecs",), ("ocsf",), ALL):
         assert derive_batch(records, formats) == [derive_fields(r, formats) for r in records]
+
+
+# --------------------------------------------------------------------------- issue 23: aws 8.8.0 rules
+
+
+def test_ecs_digest_record():
+    """Digest files: the digest fields under aws.cloudtrail.flattened.digest, @timestamp from
+    digestEndTime, the previous digest's hash in related.hash only (8.8.0: no file.hash)."""
+    digest = {"awsAccountId": "111122223333", "digestStartTime": "2024-03-04T04:00:00Z",
+              "digestEndTime": "2024-03-04T05:00:00Z", "digestS3Bucket": "trail-bucket",
+              "digestS3Object": "AWSLogs/111122223333/CloudTrail-Digest/x.json.gz",
+              "digestPublicKeyFingerprint": "fp-1", "digestSignatureAlgorithm": "SHA256withRSA",
+              "newestEventTime": "2024-03-04T04:59:59Z", "oldestEventTime": "2024-03-04T04:00:01Z",
+              "previousDigestS3Bucket": "trail-bucket", "previousDigestS3Object": "prev.json.gz",
+              "previousDigestHashValue": "abc123", "previousDigestHashAlgorithm": "SHA-256",
+              "previousDigestSignature": "sig", "publicKeyFingerprint": "ignored", "logFiles": []}
+    doc = ecs(digest)
+    assert doc["@timestamp"] == "2024-03-04T05:00:00.000Z"
+    assert doc["file"] == {"path": "AWSLogs/111122223333/CloudTrail-Digest/x.json.gz"}
+    assert doc["related"] == {"hash": ["abc123"]}
+    assert doc["cloud"] == {"account": {"id": "111122223333"}, "provider": "aws"}
+    flat = doc["aws"]["cloudtrail"]["flattened"]["digest"]
+    assert flat["public_key_fingerprint"] == "fp-1" and flat["previous_hash_value"] == "abc123"
+    assert flat["end_time"] == "2024-03-04T05:00:00.000Z" and flat["previous_s3_object"] == "prev.json.gz"
+    assert "log_files" not in flat  # an empty list is dropped like null
+    # the stream's form keeps digest content: it is not a payload copy
+    stream = orjson.loads(derive_fields(digest, ("ecs",))["ecs"])
+    assert stream["aws"]["cloudtrail"]["flattened"]["digest"] == flat
+
+
+def test_ecs_identity_center_and_rare_identity_fields():
+    identity = {"type": "IdentityCenterUser", "accountId": "111122223333",
+                "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_X/jane@example.org",
+                "onBehalfOf": {"userId": "uid-1", "identityStoreArn": "arn:aws:identitystore::111122223333:identitystore/d-1"},
+                "credentialId": "cred-1", "inScopeOf": {"issuerType": "AWS::Lambda::Function", "sourceArn": "arn:src"},
+                "sessionContext": {"sourceIdentity": "ops", "assumedRoot": "true"}}
+    doc = ecs(api_call("ListBuckets", "s3.amazonaws.com", userIdentity=identity, vpcEndpointAccountId="222233334444",
+                       sharedEventID="shared-1", addendum={"reason": "DELIVERY_DELAY", "originalEventID": "o-1"}))
+    uid = doc["aws"]["cloudtrail"]["user_identity"]
+    assert doc["user"]["id"] == "uid-1"  # onBehalfOf.userId: no principalId
+    assert doc["user"]["email"] == "jane@example.org"  # the session name is an email address
+    assert doc["related"]["user"] == ["jane@example.org", "jane", "uid-1"]
+    assert uid["on_behalf_of"] == {"user_id": "uid-1", "identity_store_arn": "arn:aws:identitystore::111122223333:identitystore/d-1"}
+    assert uid["credential_id"] == "cred-1" and uid["in_scope_of"] == {"issuer_type": "AWS::Lambda::Function", "source_arn": "arn:src"}
+    assert uid["session_context"] == {"source_identity": "ops", "assumed_root": "true"}
+    trail = doc["aws"]["cloudtrail"]
+    assert trail["vpc_endpoint_account_id"] == "222233334444" and trail["shared_event_id"] == "shared-1"
+    assert trail["addendum"] == {"reason": "DELIVERY_DELAY", "original_event_id": "o-1"}
+
+
+def test_ecs_related_hosts_and_ips():
+    record = api_call("RunInstances", "ec2.amazonaws.com", sourceIPAddress="ci.example.net",
+                      requestParameters={"instancesSet": {"items": [{"imageId": "ami-1"}]}, "computerName": "build-01"},
+                      responseElements={"instancesSet": {"items": [{"instanceId": "i-0aaaaaaaaaaaaaaa1"}, {"instanceId": "i-short"}]}},
+                      serviceEventDetails={"sourceIpAddress": "198.51.100.9"},
+                      resources=[{"ARN": "arn:aws:ec2:us-east-1:111122223333:instance/i-0bbbbbbbbbbbbbbb2"}],
+                      tlsDetails={"tlsVersion": "tlsVersion", "cipherSuite": "c"})
+    doc = ecs(record)
+    assert doc["related"]["hosts"] == ["ci.example.net", "build-01", "i-0bbbbbbbbbbbbbbb2", "i-0aaaaaaaaaaaaaaa1"]
+    assert doc["related"]["ip"] == ["198.51.100.9"]  # the service event's address; the source is a name
+    assert "tls" not in doc  # tlsVersion "tlsVersion": the pipeline removes tlsDetails whole
+
+
+@pytest.mark.parametrize("address, ip", [("203.0.113.7", True), ("010.1.2.3", False), ("10.01.2.3", False),
+                                         ("0.0.0.0", True), ("2001:db8::5", True), ("ec2.amazonaws.com", False)])
+def test_ecs_source_ip_as_the_convert_processor(address, ip):
+    """aws 8.8.0 sets source.ip with ``convert`` to ip (Elasticsearch's InetAddresses: no
+    leading zeros), no longer with grok's %{IP}."""
+    doc = ecs(api_call("GetObject", "s3.amazonaws.com", sourceIPAddress=address))
+    assert ("ip" in doc["source"]) is ip
+    assert ("ip" in doc.get("related", {})) is ip

@@ -514,3 +514,30 @@ def test_worker_killed_while_holding_messages_loses_nothing(tmp_path, moto_endpo
             kill_tree(worker)
         client.close()
         server.stop()
+
+
+def test_queue_url_names_the_endpoint_without_endpoint_url(make_runtime, s3, sqs, bucket, make_queue, moto_endpoint):
+    """No sqs.endpoint_url: requests go to the queue URL's scheme and host (here moto's), not to
+    AWS's regional endpoint; AWS's own URL forms keep their endpoint."""
+    url, arn = make_queue()
+    assert url.startswith(moto_endpoint)
+    notify_queue(s3, bucket, arn)
+    key = log_key(0)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+    runtime = make_runtime(bucket, sqs={"queue_url": url})
+    source = runtime.config.sources[0]
+    assert source.sqs.endpoint == moto_endpoint
+    assert runtime.sqs(source).meta.endpoint_url == moto_endpoint
+    recorder = Recorder()
+    result = run(runtime, recorder)
+    assert key in recorder.keys and result.errors == 0 and queue_depth(sqs, url) == 0
+
+    from pipeline.config import SqsNotifications
+    aws_form = SqsNotifications(queue_url="https://sqs.eu-west-1.amazonaws.com/111122223333/q")
+    assert aws_form.endpoint == "https://sqs.eu-west-1.amazonaws.com"
+    assert SqsNotifications(queue_url="https://vpce-1a2b.sqs.eu-west-1.vpce.amazonaws.com/111122223333/q"
+                            ).endpoint == "https://vpce-1a2b.sqs.eu-west-1.vpce.amazonaws.com"
+    for legacy in ("https://queue.amazonaws.com/111122223333/q", "https://eu-west-1.queue.amazonaws.com/1/q"):
+        assert SqsNotifications(queue_url=legacy).endpoint is None  # botocore's endpoint of the region
+    given = SqsNotifications(queue_url=url, endpoint_url="https://sqs-fips.us-east-1.amazonaws.com")
+    assert given.endpoint == "https://sqs-fips.us-east-1.amazonaws.com"

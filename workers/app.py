@@ -5,16 +5,19 @@ Reliability settings: a task is acknowledged only after it ran (``acks_late``), 
 worker process died is redelivered (``task_reject_on_worker_lost``), each worker process takes
 one task at a time (prefetch 1), and the broker's ``visibility_timeout`` (config
 ``visibility_timeout_seconds``) is longer than the longest task (the hard time limit is set
-below it), so a running task is never handed to a second worker.
+below it), so a running task is never handed to a second worker. With RabbitMQ as the broker
+(``broker_url: amqp://…``) see ``amqp_broker_settings``: quorum queues, and the ingest task
+acknowledged at its start, as RabbitMQ's ``consumer_timeout`` takes the visibility timeout's place.
 """
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from datetime import timedelta
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from pipeline.config import Config, load_config
 from pipeline.connections import SCHEMES, parse_url
@@ -24,7 +27,20 @@ from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
 
-app = Celery("trailpipe", include=["workers.tasks"])
+
+class TrailpipeCelery(Celery):
+    def send_task(self, name, args=None, kwargs=None, countdown=None, *rest, **options):
+        """With a RabbitMQ broker, a countdown under a second (the full-jitter backoff of a first
+        retry) is rounded up to one: native delayed delivery counts whole seconds and kombu's
+        ``calculate_routing_key`` raises ``ValueError`` on ``int(countdown) == 0``, which would
+        fail the retry (seen with Celery 5.7 / kombu 5.7 on quorum queues)."""
+        config = getattr(self, "trailpipe_config", None)
+        if countdown is not None and 0 < countdown < 1 and config is not None and config.broker_is_amqp:
+            countdown = 1
+        return super().send_task(name, args, kwargs, countdown, *rest, **options)
+
+
+app = TrailpipeCelery("trailpipe", include=["workers.tasks"])
 app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -106,6 +122,48 @@ def _redis_broker(url: str, sentinel_password: str | None) -> tuple[str, dict, d
     return url, {}, None
 
 
+# -- RabbitMQ as the broker (broker_url amqp://…) ---------------------------------------------
+INGEST_TASK = "trailpipe.ingest_object"
+
+
+def amqp_broker_settings(config: Config, queues: list[str]) -> dict:
+    """Celery settings for a RabbitMQ broker, over those of ``configure``.
+
+    - The source queues are quorum queues (``quorum_queues``, default on): replicated, and
+      Celery (≥ 5.5) then turns global QoS off (prefetch is per consumer, still 1 per process).
+      Each queue has a topic exchange of its name, so that a countdown (a retry's backoff) goes
+      through kombu's native delayed delivery (``celery_delayed_*`` exchanges and queues, bound
+      by the worker at start) instead of being held unacknowledged by a worker: quorum queues
+      have no global QoS to let a worker take more while it holds ETA tasks.
+    - Publisher confirms: an enqueued object is on the queue (on a quorum majority) when the
+      publish returns.
+    - A channel the broker closes is reconnected, not a worker exit: RabbitMQ closes a
+      consumer's channel that holds an unacknowledged message longer than its
+      ``consumer_timeout`` (30 min by default; Celery otherwise stops on that
+      PRECONDITION_FAILED); the deliveries of that channel not started yet go back to the
+      queue and are delivered again, to this worker or another.
+    - ``trailpipe.ingest_object`` is acknowledged when a worker process starts it, not after it
+      ran: an object may take longer than ``consumer_timeout`` (a large file at a low
+      ``eps_throttle``). Losing nothing does not need the message: the object's state in Redis
+      does it (claimed objects are in the pending set, a runner beats while it works, the sweep
+      enqueues again an object whose runner went silent, and the checkpoint resumes it after
+      its last committed batch). The other tasks keep ``acks_late`` (they are short; a
+      redelivered discovery takes over its own lease).
+    """
+    arguments = {"x-queue-type": "quorum"} if config.quorum_queues else None
+    tls = config.broker_url_value().lower().startswith("amqps://")
+    return {
+        # amqps://: the server's chain (system CAs) and its name (kombu fills in the URL's host
+        # for server_hostname None), which py-amqp leaves unchecked without a server_hostname.
+        "broker_use_ssl": {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None} if tls else None,
+        "task_queues": [Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments=arguments)
+                        for name in queues],
+        "broker_transport_options": {"confirm_publish": True},
+        "broker_channel_error_retry": True,
+        "task_annotations": {INGEST_TASK: {"acks_late": False}},
+    }
+
+
 def configure(config: Config) -> None:
     """Point the app at the config's broker, queues and schedule."""
     queues = sorted({source.queue_name for source in config.sources})
@@ -127,6 +185,11 @@ def configure(config: Config) -> None:
         redbeat_redis_options=redbeat_options,  # the password under a key Celery masks
         redbeat_key_prefix=f"{config.key_prefix}:redbeat:",
     )
+    if config.broker_is_amqp:
+        app.conf.update(amqp_broker_settings(config, queues))
+    else:  # a Redis broker: Celery's defaults for what only RabbitMQ sets; channel errors retried
+        # (a demoted primary's READONLY, UNBLOCKED: celery#6348, #7946)
+        app.conf.update(broker_channel_error_retry=True, task_annotations=None)
     app.trailpipe_config = config
 
 
@@ -189,6 +252,42 @@ def _escape_logs(logger=None, **_):
         use_escaping(logger)
 
 
+READY_FILE_ENV = "TRAILPIPE_READY_FILE"  # set by `trailpipe run` for each of its Celery parts
+
+
+def _say_ready(**_):
+    """Under `trailpipe run`: tell the supervisor this part is up (it wrote its pid)."""
+    path = os.environ.get(READY_FILE_ENV)
+    if path:
+        with open(path, "w") as out:
+            out.write(str(os.getpid()))
+
+
+def _watch_state(role: str):
+    """Worker (main process) and beat: say how Redis persists, and watch for a state reset."""
+    def start(**_):
+        from pipeline.runtime import Runtime  # noqa: PLC0415
+        from pipeline.state_watch import StateWatch, process_name  # noqa: PLC0415
+
+        config = current_config()
+        runtime = Runtime(config)
+        StateWatch(runtime.redis, runtime.keys, process_name(role), config.sweep_interval_seconds,
+                   on_reset=_after_reset if role == "beat" else None).start()
+
+    return start
+
+
+def _after_reset() -> None:
+    """Beat after a state reset: the schedule was lost with the rest; write it again, and
+    discover every source now (each lists from its ignore_older, or from the top)."""
+    sync_schedule()
+    _discover_all_now()
+
+
+signals.worker_ready.connect(_say_ready, weak=False)
+signals.worker_ready.connect(_watch_state("worker"), weak=False)
+signals.beat_init.connect(_say_ready, weak=False)
+signals.beat_init.connect(_watch_state("beat"), weak=False)
 signals.after_setup_logger.connect(_escape_logs, weak=False)
 signals.after_setup_task_logger.connect(_escape_logs, weak=False)
 signals.after_setup_logger.connect(_json_logs, weak=False)

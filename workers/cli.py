@@ -19,7 +19,7 @@ from pipeline.logs import escape_controls
 from pipeline.metrics import source_metrics
 from pipeline.processes import die_with_parent, stop_process
 from pipeline.runtime import Runtime
-from workers.console import celery_command, format_event
+from workers.console import celery_command, explain, format_event
 
 
 def say(text: str, **kwargs) -> None:
@@ -54,19 +54,21 @@ config_option = click.option("-c", "--config", "config_path", required=True,
 
 
 class _Group(click.Group):
-    """Errors a user can fix end the command with one clear line, not a traceback."""
+    """Errors a user can fix end the command with one clear line and a hint, not a traceback."""
 
     def invoke(self, ctx):
-        import redis  # noqa: PLC0415
-
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             for problem in exc.problems:
-                click.echo(problem, err=True)
+                click.echo(escape_controls(problem), err=True)
             sys.exit(2)
-        except redis.ConnectionError as exc:
-            click.echo(f"cannot reach Redis: {exc} (is `trailpipe run` or your redis_url server up?)", err=True)
+        except Exception as exc:  # noqa: BLE001  (expected failures said in one line; others raise)
+            line = explain(exc)
+            if line is None:
+                raise
+            click.echo(f"trailpipe {ctx.invoked_subcommand or ''}: {escape_controls(line)}".replace("  ", " "),
+                       err=True)
             sys.exit(2)
 
 
@@ -102,6 +104,10 @@ def check(config_path: str, identifier: str | None) -> None:
         sys.exit(1)
     if identifier and identifier not in {s.identifier for s in config.sources}:
         raise click.UsageError(f"no source with identifier {identifier!r}")
+    from pipeline.state_watch import redis_check  # noqa: PLC0415
+
+    persists, text = redis_check(config)  # a warning: it fails no source
+    click.echo(f"redis:\n  {'[ok]  ' if persists else '[WARN]'} persistence: {escape_controls(text)}")
     failed = 0
     for source in config.sources:
         if identifier and source.identifier != identifier:
@@ -166,11 +172,14 @@ def notification_line(row: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str, as_json: bool) -> None:
     """Per source: prefix, marker, objects done/failed, events emitted."""
+    from pipeline.metrics import parts_status, redis_status, run_status_lines  # noqa: PLC0415
+
     runtime = Runtime(_open(config_path))
     rows = status_rows(runtime)
+    redis_view, run_view = redis_status(runtime.state), parts_status(runtime.config.state_path)
     if as_json:
-        click.echo(json.dumps({"sources": rows, "stream_length": runtime.redis.xlen(runtime.config.stream)},
-                              indent=2))
+        click.echo(json.dumps({"sources": rows, "stream_length": runtime.redis.xlen(runtime.config.stream),
+                               "redis": redis_view, "run": run_view}, indent=2))
         return
     for row in rows:
         health = row["health"]
@@ -187,7 +196,9 @@ def status(config_path: str, as_json: bool) -> None:
                    f"events emitted={row['events_emitted']}  empty records={row['records_empty']}")
         seconds = lambda value: "-" if value is None else f"{value:.0f}s"  # noqa: E731
         requests = ", ".join(f"{op}={n}" for op, n in sorted(row["s3_requests"].items())) or "none"
-        click.echo(f"  {'caught up' if row['caught_up'] else 'behind'}: ingest lag="
+        progress = ("not discovered yet" if not row["discoveries"] and not row["last_discovery_at"]
+                    else "caught up" if row["caught_up"] else "behind")
+        click.echo(f"  {progress}: ingest lag="
                    f"{seconds(row['ingest_lag_seconds'])}, newest file delivered "
                    f"{seconds(row['newest_object_age_seconds'])} ago  discoveries={row['discoveries']} "
                    f"(last {row['last_discovery_seconds']:.2f}s)  throttle wait={row['throttle_wait_seconds']:.1f}s")
@@ -202,6 +213,8 @@ def status(config_path: str, as_json: bool) -> None:
         if runtime.config.source(row["source"]).sqs is not None:
             click.echo(f"  {notification_line(row)}")
     click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
+    for line in run_status_lines(redis_view, run_view):
+        say(line)
 
 
 @main.command()
@@ -213,16 +226,15 @@ def metrics(config_path: str, port: int, address: str) -> None:
     from pipeline.metrics import serve, wait_forever  # noqa: PLC0415
 
     config = _open(config_path, serve_data=False)
+    tell = lambda text: click.echo(f"trailpipe metrics: {escape_controls(text)}", err=True)  # noqa: E731
+    serve(Runtime(config), port, address, say=tell)
+    tell(f"serving trailpipe metrics on http://{address}:{port}/metrics")
     if config.uses_embedded_redis:
         from pipeline.embedded import embedded_url  # noqa: PLC0415
 
         if embedded_url(config.state_path) is None:
-            click.echo(f"waiting for `trailpipe run` to start its Redis in {config.state_path}", err=True)
-        while embedded_url(config.state_path) is None:
-            time.sleep(2)
-    runtime = Runtime(config)
-    serve(runtime, port, address)
-    click.echo(f"serving trailpipe metrics on http://{address}:{port}/metrics", err=True)
+            tell(f"no `trailpipe run` serves {config.state_path} yet: /metrics answers 503 until one starts "
+                 f"(`status` and `tail` read its data without one)")
     try:
         wait_forever()
     except KeyboardInterrupt:
@@ -481,10 +493,22 @@ def verify(config_path: str, identifier: str, since: str, until: str | None, pub
     sys.exit(0 if report.intact else 1)
 
 
-def _start_child(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _start_child(command: list[str], env: dict[str, str], ready_file: Path) -> subprocess.Popen:
     # Its own process group: Ctrl-C reaches only the supervisor, which stops the parts in order;
-    # and it gets SIGTERM should the supervisor be killed.
-    return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent)
+    # and it gets SIGTERM should the supervisor be killed. It writes its pid to ready_file once up.
+    ready_file.unlink(missing_ok=True)
+    return subprocess.Popen(command, env=dict(env, TRAILPIPE_READY_FILE=str(ready_file)),
+                            start_new_session=True, preexec_fn=die_with_parent)
+
+
+def _wrote_ready(ready_file: Path) -> Callable[[subprocess.Popen], bool]:
+    def ready(process: subprocess.Popen) -> bool:
+        try:
+            return ready_file.read_text().strip() == str(process.pid)
+        except OSError:
+            return False
+
+    return ready
 
 
 def _redis_answers(url: Callable[[], str], sentinel_password: str | None = None) -> Callable[[], bool]:
@@ -509,15 +533,17 @@ def _redis_answers(url: Callable[[], str], sentinel_password: str | None = None)
 @click.option("--loglevel", default="info", show_default=True)
 def run(config_path: str, concurrency: int, loglevel: str) -> None:
     """Worker and beat (and, without redis_url, an embedded redis-server) for a single machine,
-    supervised: whatever dies is restarted. Ends on Ctrl-C/SIGTERM (exit 0) or a crash loop."""
+    supervised: whatever dies is restarted. Ends on Ctrl-C/SIGTERM (exit 0), or with exit 3 when
+    a part cannot start at all (it failed before it was ready several times in a row)."""
     from pipeline.embedded import AlreadyRunning, EmbeddedRedis, RunLock  # noqa: PLC0415
+    from pipeline.state_watch import redis_check  # noqa: PLC0415
     from pipeline.supervisor import Part, Supervisor  # noqa: PLC0415
 
     config = _load(config_path)
     state_dir = config.state_path
     env = dict(os.environ, TRAILPIPE_CONFIG=str(Path(config_path).resolve()),
                TRAILPIPE_STATE_DIR=str(state_dir.resolve()))
-    say = lambda text: click.echo(f"trailpipe run: {text}", err=True)  # noqa: E731
+    say = lambda text: click.echo(f"trailpipe run: {escape_controls(text)}", err=True)  # noqa: E731
     try:
         lock = RunLock(state_dir).acquire()
     except AlreadyRunning as exc:
@@ -527,21 +553,26 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
     embedded = None
     if config.uses_embedded_redis:
         embedded = EmbeddedRedis(state_dir)
-        parts.append(Part("redis-server", lambda: embedded.start().process,
-                          lambda _process: embedded.stop()))
+        parts.append(Part("redis-server", embedded.spawn, lambda _process: embedded.stop(),
+                          ready=lambda _process: embedded.answers(),
+                          hint=f"see {embedded.folder}/redis.log; TRAILPIPE_REDIS_SERVER names the binary"))
         say(f"embedded redis-server on 127.0.0.1:{embedded.server.port} (password in "
-            f"{embedded.folder}/password), data in {embedded.folder}")
+            f"{embedded.folder}/password), data in {embedded.folder} (AOF on)")
+    else:
+        persists, text = redis_check(config)
+        say(text if persists else f"WARNING: {text}")
     stop_celery = lambda process: stop_process(process, timeout=45)  # noqa: E731  (soft shutdown: 30 s)
     redis_up = _redis_answers(lambda: embedded.url if embedded is not None else config.redis_url_value(),
                               config.sentinel_password_value())
-    parts.append(Part("worker", lambda: _start_child(celery_command(
-        "worker", "--concurrency", str(concurrency), "--loglevel", loglevel), env), stop_celery,
-        ready=redis_up))
-    parts.append(Part("beat", lambda: _start_child(celery_command(
-        "beat", "--loglevel", loglevel, "--schedule", str(state_dir / "celerybeat-schedule")), env),
-        stop_celery, ready=redis_up))
+    beat_schedule = str(state_dir / "celerybeat-schedule")
+    for name, args in (("worker", ("worker", "--concurrency", str(concurrency), "--loglevel", loglevel)),
+                       ("beat", ("beat", "--loglevel", loglevel, "--schedule", beat_schedule))):
+        ready_file = state_dir / f"ready-{name}"
+        parts.append(Part(name, lambda args=args, ready_file=ready_file: _start_child(
+            celery_command(*args), env, ready_file), stop_celery, wait_for=redis_up, ready=_wrote_ready(ready_file),
+            hint="its own log lines above say why (the config, the broker_url, the Python environment)"))
     try:
-        code = Supervisor(parts, say=say).run()
+        code = Supervisor(parts, say=say, state_dir=state_dir).run()
     finally:
         lock.release()
     sys.exit(code)

@@ -4,10 +4,13 @@ arrive, then a summary. Ends by itself, or on Ctrl-C, cleanly.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -17,7 +20,7 @@ import boto3
 import click
 import yaml
 
-from pipeline.config import parse_config
+from pipeline.config import load_config
 from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
 from pipeline.embedded import EmbeddedRedis, RunLock
 from pipeline.processes import stop_process
@@ -62,9 +65,10 @@ def fill_bucket(endpoint: str, files: int) -> tuple[int, int]:
 
 def demo_config(endpoint: str, secret_file: Path) -> dict:
     # No redis_url: the embedded redis-server under state_dir, which `trailpipe status/tail -c`
-    # with this file reach afterwards too.
+    # with this file reach afterwards too. Paths are relative to the file's folder (DEMO_DIR), so
+    # it works from any working directory.
     return {
-        "state_dir": str(DEMO_DIR),
+        "state_dir": ".",
         "sources": [{
             "identifier": SOURCE,
             "bucket": BUCKET,
@@ -72,7 +76,7 @@ def demo_config(endpoint: str, secret_file: Path) -> dict:
             "signature_version": "v4",
             "endpoint_url": endpoint,
             "auth": {"method": "access_key", "access_key_id": "demo",
-                     "secret_access_key_file": str(secret_file)},
+                     "secret_access_key_file": secret_file.name},
             "directory_prefix": "AWSLogs/",
             "file_pattern": r".*?\.json\.gz",
             "recurrence": "1M",
@@ -80,11 +84,46 @@ def demo_config(endpoint: str, secret_file: Path) -> dict:
     }
 
 
+MISSING_MOTO = ("trailpipe demo: the demo runs a local S3 API (moto's server), which this install lacks: "
+                "pip install 'moto[server]>=5' (the `demo` extra of trailpipe; `make demo` in a clone has it), "
+                "or run the compose demo: docker compose --profile demo up")
+
+
+def trailpipe_command() -> str:
+    """How to run ``trailpipe`` as printed, from the current folder: plain ``trailpipe`` when the
+    shell finds this very one on PATH, else the path of this install's script (.venv/bin/trailpipe)."""
+    script = Path(sys.executable).parent / "trailpipe"
+    on_path = shutil.which("trailpipe")
+    if not script.exists() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "trailpipe"
+    try:
+        return str(script.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(script.absolute()))
+
+
+def next_steps(config_path: Path) -> str:
+    """The commands to look at the results afterwards, each runnable as printed from this folder."""
+    tool, config = trailpipe_command(), shlex.quote(str(config_path))
+    commands = [(f"{tool} status -c {config}", "make status"),
+                (f"{tool} tail -c {config} -n 20", "make tail"),
+                (f"{tool} deadletter list -c {config}", "make deadletter")]
+    via_make = "MAKELEVEL" in os.environ  # started by `make demo`: the shortcuts work here too
+    lines = [f"  {command}" + (f"    (or: {short})" if via_make else "") for command, short in commands]
+    return (f"look at the results afterwards (the data stays in {DEMO_DIR}):\n" + "\n".join(lines) + "\n"
+            "the demo's local S3 stopped with it: status, tail and deadletter read the data kept; "
+            "check, run and backfill with this config need an S3 again (run the demo again)")
+
+
 def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
+    if importlib.util.find_spec("moto") is None:
+        click.echo(MISSING_MOTO, err=True)
+        return 2
     started = time.monotonic()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    DEMO_DIR.mkdir(parents=True)
+    DEMO_DIR.mkdir(parents=True, mode=0o700)
     secret_file = DEMO_DIR / "demo-secret"
+    secret_file.touch(mode=0o600)
     secret_file.write_text("demo-secret")
     interrupted = False
     with ExitStack() as stack:
@@ -98,11 +137,13 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         click.echo(f"local S3 at {endpoint}: bucket {BUCKET} holds {log_files} CloudTrail files "
                    f"({expected_events} records), 1 digest file and 1 other object")
         config_path = DEMO_DIR / "config.yaml"
+        config_path.touch(mode=0o600)
         config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
-        runtime = Runtime(parse_config(yaml.safe_load(config_path.read_text())))
+        runtime = Runtime(load_config(config_path))
         env = dict(os.environ, TRAILPIPE_CONFIG=str(config_path.resolve()))
         env.pop("TRAILPIPE_REDIS_URL", None)
         log_path = DEMO_DIR / "worker.log"
+        log_path.touch(mode=0o600)
         log_file = stack.enter_context(open(log_path, "wb"))
         worker = subprocess.Popen(
             celery_command("worker", "-B", "--concurrency", "2", "--loglevel", "info",
@@ -144,12 +185,8 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         click.echo(f"  time:    {elapsed:.1f} s in all")
         ok = not interrupted and events == expected_events and stats.get("objects_done", 0) == log_files
         click.echo("demo complete" if ok else "demo did NOT complete", err=not ok)
-        click.echo(f"look at the results afterwards (the data stays in {DEMO_DIR}):\n"
-                   f"  trailpipe status -c {config_path}\n"
-                   f"  trailpipe tail -c {config_path} -n 20\n"
-                   f"  trailpipe deadletter list -c {config_path}")
+        click.echo(next_steps(config_path))
         return 0 if ok or interrupted else 1
-
 
 
 if __name__ == "__main__":

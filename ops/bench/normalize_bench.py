@@ -90,12 +90,67 @@ def measure(count: int = 2000, repeat: int = 5, open_data: bool = False) -> dict
     }
 
 
+def stream_bytes(formats: tuple[str, ...]) -> dict[str, float]:
+    """Bytes per event of the stream entries ``pipeline.emitter.batch_entries`` builds from the
+    shared open data (``../shared/data/open/``), field by field (name + value, as XADD sends
+    them), and ``raw``: the record's own bytes (the entry's ``event``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from normalize_snapshot import OPEN_DATA  # noqa: PLC0415
+
+    from pipeline.config import Source  # noqa: PLC0415
+    from pipeline.emitter import batch_entries  # noqa: PLC0415
+    from pipeline.parser import iter_records  # noqa: PLC0415
+
+    source = Source(identifier="open-data", bucket="open-data-bucket", auth={"method": "default_chain"}, region="us-east-1",
+                    output_formats=list(formats))
+    totals: dict[str, int] = {}
+    events = 0
+    paths = sorted((OPEN_DATA / "stratus-red-team").glob("*.json"))
+    paths += [p for p in sorted((OPEN_DATA / "aws-cloudtrail-processing-library").glob("*.json*"))
+              if p.name != "SerializerTestFileBadJsonFormat.json"]
+    for path in paths:
+        data = path.read_bytes()
+        if path.parent.name == "stratus-red-team":  # a JSON list of records, not a CloudTrail file
+            data = orjson.dumps({"Records": orjson.loads(data)})
+        items = list(iter_records(data))
+        key = f"AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/01/{path.name}"
+        for entry in batch_entries(source, key, items):
+            events += 1
+            for name, value in entry.items():
+                size = len(value.encode() if isinstance(value, str) else value)
+                totals[name] = totals.get(name, 0) + len(name) + size
+    out = {name: total / events for name, total in totals.items()}
+    out["events"] = events
+    return out
+
+
+def print_stream_bytes() -> None:
+    for formats in ((), ("ecs", "ocsf")):
+        sizes = stream_bytes(formats)
+        events = sizes.pop("events")
+        raw = sizes["event"] - len("event")
+        total = sum(sizes.values())
+        label = f"[{', '.join(formats)}]" if formats else "default"
+        print(f"stream bytes per event, {label}: {total:.0f} = {total / raw:.2f}x the raw record "
+              f"({raw:.0f} B, {events:.0f} open-data events); per field (name + value):")
+        print("   " + ", ".join(f"{name} {size:.0f}" for name, size in sizes.items()))
+    print(f"   target with [ecs, ocsf] (issue 22): <= {STREAM_TARGET}x")
+
+
+STREAM_TARGET = 3.5
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stream-bytes", action="store_true",
+                        help="only the stream bytes per event of the open data, default fields and [ecs, ocsf]")
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--open-data", action="store_true")
     args = parser.parse_args()
+    if args.stream_bytes:
+        print_stream_bytes()
+        return 0
     m = measure(args.records, args.repeat, args.open_data)
     print(f"{m['records']} records of {m['mean_record_bytes']:.0f} bytes on average; best of {args.repeat}, per record:")
     print(f"  orjson.loads (parse)                 {m['parse_us']:7.1f} µs")

@@ -6,6 +6,12 @@ category) and, when asked for, ``ecs`` (the document Elastic's aws.cloudtrail pi
 would index) and ``ocsf`` (an OCSF 1.1.0 event), each as compact JSON in UTF-8 bytes
 (what the stream stores: no str round trip).
 
+The stream's documents leave out what only copies the record, which the entry carries
+itself in ``event`` (issue 22): ECS as Elastic's pipeline writes it with ``retain: none``
+(no payload text, no ``aws.cloudtrail.flattened`` payload objects), OCSF without
+``unmapped`` and ``api.request.data``/``api.response.data``.  ``payloads=True`` gives the
+whole documents (``ecs_document``/``ocsf_event`` with their defaults).
+
 One module per concern; mapping tables are data modules (``categories``,
 ``ecs_tables``, ``ocsf_tables``).
 """
@@ -33,25 +39,26 @@ __all__ = ["canonical_keys", "clear_caches", "derive_batch", "derive_fields", "d
 OUTPUT_FORMATS = ("ecs", "ocsf")
 
 
-def derive_fields(record: dict, output_formats: Sequence[str] = ()) -> dict[str, str | bytes]:
+def derive_fields(record: dict, output_formats: Sequence[str] = (), payloads: bool = False) -> dict[str, str | bytes]:
     """Stream fields derived from ``record``: display_name and category as str, the
-    documents as UTF-8 JSON bytes."""
+    documents as UTF-8 JSON bytes (without the payload copies unless ``payloads``)."""
     if not isinstance(record, dict):
         record = {}
     record = canonical_keys(record)
     try:
-        return _derive(record, output_formats)
+        return _derive(record, output_formats, payloads)
     except RecursionError:
         # nesting deeper than Python's recursion limit (orjson accepts 1024 levels): the
         # deep parts are kept as JSON text
-        return _derive(_shallow(record, MAX_DEPTH), output_formats)
+        return _derive(_shallow(record, MAX_DEPTH), output_formats, payloads)
 
 
 MAX_DEPTH = 200
 
 
-def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = ()) -> list[dict[str, str | bytes]]:
-    """``[derive_fields(r, output_formats) for r in records]``, computed one normalizer at a
+def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = (),
+                 payloads: bool = False) -> list[dict[str, str | bytes]]:
+    """``[derive_fields(r, output_formats, payloads) for r in records]``, computed one normalizer at a
     time over ``CHUNK`` records: run record by record, ECS and OCSF evict each other's code
     and data from the CPU's caches; over a whole batch of 500, the records themselves are
     evicted before the second normalizer reads them (``CHUNK``)."""
@@ -59,7 +66,8 @@ def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = ()) ->
     out: list[dict[str, str | bytes]] = [
         {"display_name": record_display_name(r), "category": category(r)} for r in records]
     done: set[int] = set()  # id() of the fields redone whole by derive_fields (nesting beyond recursion)
-    builders = [(name, build) for name, build in (("ecs", ecs_document), ("ocsf", ocsf_event))
+    builders = [(name, build) for name, build in (("ecs", _ecs_full if payloads else _ecs_stream),
+                                                  ("ocsf", ocsf_event if payloads else _ocsf_stream))
                 if name in output_formats]
     if not builders:
         return out
@@ -77,7 +85,7 @@ def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = ()) ->
                     except TypeError:  # what orjson refuses: _to_json's fallback
                         fields[name] = _to_json(document)
                 except RecursionError:
-                    redone = derive_fields(record, output_formats)
+                    redone = derive_fields(record, output_formats, payloads)
                     fields.clear()
                     fields.update(redone)
                     done.add(id(fields))
@@ -101,15 +109,27 @@ def clear_caches() -> None:
     _ecs.clear_caches()
 
 
-def _derive(record: dict, output_formats: Sequence[str]) -> dict[str, str | bytes]:
+def _ecs_full(record: dict) -> dict:
+    return ecs_document(record)
+
+
+def _ecs_stream(record: dict) -> dict:
+    return ecs_document(record, "none")
+
+
+def _ocsf_stream(record: dict) -> dict:
+    return ocsf_event(record, False)
+
+
+def _derive(record: dict, output_formats: Sequence[str], payloads: bool) -> dict[str, str | bytes]:
     fields: dict[str, str | bytes] = {
         "display_name": record_display_name(record),
         "category": category(record),
     }
     if "ecs" in output_formats:
-        fields["ecs"] = _to_json(ecs_document(record))
+        fields["ecs"] = _to_json(ecs_document(record) if payloads else ecs_document(record, "none"))
     if "ocsf" in output_formats:
-        fields["ocsf"] = _to_json(ocsf_event(record))
+        fields["ocsf"] = _to_json(ocsf_event(record, payloads))
     return fields
 
 

@@ -174,12 +174,17 @@ def _shrunk(kept: dict, original_size: int) -> dict:
     return out
 
 
+# The strings the pipeline's first script drops, like null (aws 7.x on: also "-" and "none").
+EMPTY_STRINGS = frozenset(("", "-", "none"))
+_EMPTY = EMPTY_STRINGS
+
+
 def _prune(value: Any) -> Any:
-    """``value`` without null/"" values and empty containers; ``value`` itself (no copy)
-    when nothing is dropped, ``_DROP`` when nothing is left."""
+    """``value`` without null/""/"-"/"none" values and empty containers; ``value`` itself
+    (no copy) when nothing is dropped, ``_DROP`` when nothing is left."""
     cls = value.__class__
     if cls is str:
-        return value if value else _DROP
+        return _DROP if value in _EMPTY else value
     if cls is int or cls is bool or cls is float:
         return value
     if value is None:
@@ -211,13 +216,13 @@ def _prune(value: Any) -> Any:
             return value if value else _DROP
         items = [item for item in items if item is not _DROP]
         return items if items else _DROP
-    if isinstance(value, str) and not value:
+    if isinstance(value, str) and value in _EMPTY:
         return _DROP
     return value
 
 
 def drop_empty(value: Any) -> Any:
-    """The pipeline's first script: remove null and "" values, then objects and lists left
+    """The pipeline's first script: remove null, "", "-" and "none" values, then objects and lists left
     empty, recursively.  Returns None when nothing is left."""
     out = _prune(value)
     return None if out is _DROP else out
@@ -233,7 +238,7 @@ def prune_render(value: Any) -> tuple[Any, str | None]:
     if cls is dict:
         return _prune_render_map(value) if value else _DROPPED
     if cls is str:
-        return (value, value) if value else _DROPPED
+        return _DROPPED if value in _EMPTY else (value, value)
     if cls is int:
         return value, str(value)
     if cls is bool:
@@ -252,7 +257,7 @@ def _prune_render_list(value: list) -> tuple[Any, str | None]:
     changed = False
     for item in value:
         kind = item.__class__
-        if kind is str and item:
+        if kind is str and item not in _EMPTY:
             items.append(item)
             texts.append(item)
             continue
@@ -281,7 +286,7 @@ def _prune_render_map(value: dict) -> tuple[Any, str | None]:
     for key, item in value.items():
         kind = item.__class__
         if kind is str:
-            if not item:
+            if item in _EMPTY:
                 changed = True
                 continue
             parts.append(f"{key}={item}")
@@ -362,7 +367,7 @@ def pruned(value: Any) -> Any:
     """``drop_empty`` of one value read from the record: MISSING when nothing is left."""
     cls = value.__class__
     if cls is str:
-        return value if value else MISSING
+        return MISSING if value in _EMPTY else value
     if cls is bool or cls is int or cls is float:
         return value
     out = _prune(value)

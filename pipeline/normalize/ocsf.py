@@ -330,9 +330,11 @@ _TIMES_GET = _TIMES.get
 _IPS_GET = _IPS.get
 
 
-def ocsf_event(record: dict) -> dict:
+def ocsf_event(record: dict, payloads: bool = True) -> dict:
     """The OCSF 1.1.0 event for ``record`` (a dict ready for JSON; attributes without a
-    value are left out)."""
+    value are left out).  ``payloads=False`` leaves out what only copies the record:
+    ``unmapped`` and ``api.request.data``/``api.response.data`` (the stream's form: its entry
+    carries the record itself in ``event``)."""
     get = record.get
     name = get("eventName")
     source = get("eventSource")
@@ -477,6 +479,8 @@ def ocsf_event(record: dict) -> dict:
             elif policy_arn:
                 event["policy"] = _kept({"uid": policy_arn, "name": policy_arn.rsplit("/", 1)[-1]})
 
+    if not payloads:
+        return event
     keys = tuple(record)  # records of a file share a few key tuples: the unmapped keys by tuple
     picked = _UNMAPPED_KEYS.get(keys)
     if picked is None:
