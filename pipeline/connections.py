@@ -207,8 +207,8 @@ def parse_url(url: str) -> Address:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     kind = SCHEMES.get(scheme)
     if kind is None:
-        raise ValueError("is not a Redis URL: use redis://, rediss://, unix://, redis+sentinel:// "
-                         "or rediss+sentinel://")
+        raise ValueError("is not a Redis URL: use redis://HOST:PORT/DB, rediss:// (TLS), unix://PATH or "
+                         "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB] (rediss+sentinel:// with TLS)")
     return kind.parse(url)
 
 
