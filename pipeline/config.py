@@ -399,22 +399,31 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return _regex_cache[pattern]
 
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")  # pipeline.connections.SCHEMES
+BROKER_SCHEMES = (*REDIS_SCHEMES, "sentinel", "amqp", "amqps", "pyamqp")
 
 
 def redis_url_problem(url: str) -> str | None:
     """Why ``url`` is no Redis URL (never quoting it: it may hold a password), or None."""
-    if urlsplit(url).scheme.lower() not in REDIS_SCHEMES:
-        return "is not a Redis URL: use redis://HOST:PORT/DB, rediss:// (TLS) or unix://PATH"
+    from pipeline.connections import parse_url  # noqa: PLC0415  (redis-py only when needed)
+
+    try:
+        parse_url(url)
+    except ValueError as exc:  # its message never quotes the URL
+        return str(exc)
     return None
 
 
 class Config(_Strict):
     """The whole file: shared settings plus the list of sources."""
 
-    redis_url: SecretStr | None = None  # may hold a password; None means "embedded redis-server"
+    # redis://, rediss://, unix://, or redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
+    # (rediss+sentinel:// with TLS): may hold a password; None means "embedded redis-server"
+    redis_url: SecretStr | None = None
     broker_url: SecretStr | None = None  # defaults to redis_url; amqp://… for RabbitMQ
+    sentinel_password: SecretStr | None = None  # the Sentinels' own password (requirepass of a Sentinel)
+    # Redis WAIT after each batch for this many replicas (narrows what a failover may lose).
+    wait_replicas: int | None = Field(default=None, ge=1)
     # With a RabbitMQ broker: the source queues as quorum queues (ignored with a Redis broker).
     quorum_queues: bool = defaults.QUORUM_QUEUES
     stream: str = Field(default=DEFAULT_STREAM, min_length=1)
@@ -453,7 +462,11 @@ class Config(_Strict):
     def _broker_scheme(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             scheme = urlsplit(value.get_secret_value()).scheme.lower()
-            if scheme not in BROKER_SCHEMES:
+            if scheme in REDIS_SCHEMES:  # one server or Sentinel: the connection factory's forms
+                problem = redis_url_problem(value.get_secret_value())
+                if problem:
+                    raise ValueError(problem)
+            elif scheme not in BROKER_SCHEMES:
                 raise ValueError("is not a broker URL: use " + ", ".join(f"{s}://" for s in BROKER_SCHEMES))
             if is_amqp_url(value.get_secret_value()):
                 # A RabbitMQ URL names its host, and its port is a number (the message never
@@ -515,6 +528,9 @@ class Config(_Strict):
                     "or set redis_url"])
             return url
         return self.redis_url.get_secret_value()
+
+    def sentinel_password_value(self) -> str | None:
+        return self.sentinel_password.get_secret_value() if self.sentinel_password is not None else None
 
     def broker_url_value(self) -> str:
         """The Celery broker: ``broker_url``, else the Redis of ``redis_url``. ``TRAILPIPE_REDIS_URL``

@@ -43,6 +43,8 @@ MAX_ATTEMPTS = 5  # deliveries of one object whose worker died mid-way
 VISIBILITY_TIMEOUT = timedelta(hours=2)  # longer than the longest task
 DEADLETTER_MAXLEN = 100_000  # dead letters kept; the oldest are dropped (and forgotten) first
 BACKPRESSURE_MAX_WAIT = timedelta(seconds=60)
+# wait_replicas: how long each batch waits for its replicas (Redis WAIT) before going on, counted.
+WAIT_REPLICAS_TIMEOUT = timedelta(seconds=1)
 # RabbitMQ as the broker (broker_url amqp://…): the source queues are quorum queues (replicated,
 # Celery's highly available broker); false keeps classic queues.
 QUORUM_QUEUES = True

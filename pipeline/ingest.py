@@ -76,14 +76,16 @@ def open_object(s3, source: Source, key: str):
 
 
 def wait_below_watermark(state: StateStore, limits: IngestLimits) -> None:
-    """Backpressure, not loss: while the stream is too long, wait for consumers to catch up."""
+    """Backpressure, not loss: while the slowest consumer group has more than the high watermark
+    of entries not acknowledged (no group: while the stream is that long), wait for it."""
     if limits.stream_high_watermark is None:
         return
     deadline = time.monotonic() + limits.backpressure_max_wait
-    while state.stream_length() > limits.stream_high_watermark:
+    while state.stream_backlog(limits.stream_high_watermark) > limits.stream_high_watermark:
         if time.monotonic() > deadline:
-            raise Backpressure(f"stream {state.events_stream} is over its high watermark of "
-                               f"{limits.stream_high_watermark} entries")
+            raise Backpressure(f"stream {state.events_stream}: its slowest consumer group (or, with none, "
+                               f"the stream) is over the high watermark of {limits.stream_high_watermark} "
+                               "entries not acknowledged")
         time.sleep(BACKPRESSURE_POLL_SECONDS)
 
 

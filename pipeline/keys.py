@@ -38,6 +38,7 @@ Per source ``S`` (prefix ``P``, default ``trailpipe``):
                               events_emitted, records_empty (empty records read, never
                               emitted), discoveries, last_discovery_at,
                               last_discovery_ms, discovery_ms_total, throttle_wait_ms,
+                              wait_replicas_short (batches whose WAIT timed out),
                               s3_requests.<Operation> (HTTP requests sent, retries too),
                               errors.<ErrorClass> (errors met, by class),
                               integrity_violations.<kind>, digests_verified,

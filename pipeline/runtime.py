@@ -10,6 +10,7 @@ from functools import cached_property
 import redis
 
 from pipeline.config import Config, Source
+from pipeline.connections import redis_client
 from pipeline.ingest import IngestLimits
 from pipeline.keys import Keys
 from pipeline.metrics import count_s3_requests
@@ -26,7 +27,8 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.config.redis_url_value(), health_check_interval=30)
+        # One server or the primary found through Sentinels; failovers retried (pipeline.connections).
+        return redis_client(self.config.redis_url_value(), self.config.sentinel_password_value())
 
     @cached_property
     def keys(self) -> Keys:
@@ -43,6 +45,7 @@ class Runtime:
             stream_maxlen=self.config.stream_maxlen or 0,
             heartbeat_timeout_seconds=self.config.heartbeat_timeout_seconds,
             deadletter_maxlen=self.config.deadletter_maxlen,
+            wait_replicas=self.config.wait_replicas or 0,
         )
 
     @cached_property

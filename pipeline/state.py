@@ -7,6 +7,7 @@ Key names come from ``pipeline.keys``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pipeline import defaults
 from pipeline.keys import Keys
 from pipeline.replies import as_hash, as_members, as_optional_bytes
 from pipeline.status import TERMINAL_STATUSES, Health, Status, lua_constants
+
+log = logging.getLogger(__name__)
 
 SCRIPT_NAMES = (
     "acquire_lease",
@@ -35,6 +38,7 @@ SCRIPT_NAMES = (
     "throttle",
     "heartbeat_object",
     "set_health",
+    "trim_events",
 )
 
 
@@ -42,6 +46,17 @@ def _load_script(name: str) -> str:
     """The script's text, headed by the object states (``STATUS_DONE`` ...) from ``Status``."""
     text = resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
     return lua_constants() + text
+
+
+def _mentions(reply, word: bytes) -> bool:
+    """Whether ``word`` is one of the strings of a nested reply (COMMAND DOCS)."""
+    if isinstance(reply, bytes):
+        return reply.lower() == word
+    if isinstance(reply, dict):
+        return any(_mentions(k, word) or _mentions(v, word) for k, v in reply.items())
+    if isinstance(reply, (list, tuple)):
+        return any(_mentions(item, word) for item in reply)
+    return False
 
 
 def now_ms() -> int:
@@ -78,7 +93,8 @@ class StateStore:
                  retention_seconds: int = int(defaults.STATE_RETENTION.total_seconds()),
                  requeue_after_seconds: int = int(defaults.REQUEUE_AFTER.total_seconds()),
                  stream_maxlen: int = 0, deadletter_maxlen: int = defaults.DEADLETTER_MAXLEN,
-                 heartbeat_timeout_seconds: int = int(defaults.HEARTBEAT_TIMEOUT.total_seconds())):
+                 heartbeat_timeout_seconds: int = int(defaults.HEARTBEAT_TIMEOUT.total_seconds()),
+                 wait_replicas: int = 0):
         self.redis = client
         self.keys = keys
         self.events_stream = events_stream
@@ -87,6 +103,8 @@ class StateStore:
         self.requeue_after_ms = requeue_after_seconds * 1000
         self.heartbeat_timeout_ms = heartbeat_timeout_seconds * 1000
         self.stream_maxlen = stream_maxlen
+        self.wait_replicas = wait_replicas
+        self._acked_trim: bool | None = None  # asked of the server at the first trim
         self.deadletter_maxlen = deadletter_maxlen
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
 
@@ -197,7 +215,7 @@ class StateStore:
         """
         ending = (sha256 or "1") if last else "0"  # the last batch carries the object's hash
         args: list[str | bytes | int] = [expected, ending, self.retention_seconds,
-                                         self.stream_maxlen, records, len(entries), key]
+                                         0, records, len(entries), key]
         names = tuple(entries[0]) if entries else ()
         if names and all(tuple(entry) == names for entry in entries):
             # Every entry has the same fields (the emitter's): the names once, then only values.
@@ -213,11 +231,88 @@ class StateStore:
                 for field, value in entry.items():
                     args.append(field)
                     args.append(value)
-        written, checkpoint = self._scripts["commit_batch"](
-            keys=[self.keys.object(source, key), self.events_stream, self.keys.stats(source),
-                  self.keys.pending(source)],
-            args=args)
+        written, checkpoint = self._commit(
+            source, keys=[self.keys.object(source, key), self.events_stream, self.keys.stats(source),
+                          self.keys.pending(source)], args=args)
         return bool(written), int(checkpoint)
+
+    def _commit(self, source: str, keys: list[str], args: list) -> tuple[int, int]:
+        """The commit script, then (opt-in) the trim and ``WAIT`` for replicas: those on the same
+        connection in one round trip (WAIT counts the replicas that have this connection's writes)."""
+        if not self.stream_maxlen and not self.wait_replicas:
+            return self._scripts["commit_batch"](keys=keys, args=args)
+        pipe = self.redis.pipeline(transaction=False)
+        self._scripts["commit_batch"](keys=keys, args=args, client=pipe)
+        if self.stream_maxlen:
+            self._scripts["trim_events"](keys=[self.events_stream],
+                                         args=[self.stream_maxlen, int(self.acked_trim())], client=pipe)
+        if self.wait_replicas:
+            pipe.execute_command("WAIT", self.wait_replicas, int(defaults.WAIT_REPLICAS_TIMEOUT.total_seconds() * 1000))
+        replies = pipe.execute()
+        if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+            # Written, but on fewer replicas than asked within the timeout: a failover now could
+            # lose this batch (its checkpoint with it, so it would be emitted again, once). Counted.
+            self.redis.hincrby(self.keys.stats(source), "wait_replicas_short", 1)
+            log.warning("batch on %d of %d replicas within %s", int(replies[-1]), self.wait_replicas,
+                        defaults.WAIT_REPLICAS_TIMEOUT)
+        return replies[0]
+
+    def acked_trim(self) -> bool:
+        """Whether the server trims streams by acknowledgement (``XTRIM ... ACKED``, Redis >= 8.2),
+        read from ``COMMAND DOCS XTRIM`` once (older servers: the MINID bound of trim_events.lua)."""
+        if self._acked_trim is None:
+            try:
+                docs = self.redis.execute_command("COMMAND DOCS", "XTRIM")
+            except redis.ResponseError:  # before Redis 7: no COMMAND DOCS, no ACKED either
+                docs = None
+            self._acked_trim = _mentions(docs, b"acked")
+        return self._acked_trim
+
+    def trim_events(self) -> int:
+        """Trim the stream to ``stream_maxlen`` (approximately) now, sparing what groups still need."""
+        if not self.stream_maxlen:
+            return 0
+        return int(self._scripts["trim_events"](keys=[self.events_stream],
+                                                args=[self.stream_maxlen, int(self.acked_trim())]))
+
+    def stream_backlog(self, limit: int | None = None) -> int:
+        """What the slowest consumer group has not acknowledged: its entries not yet delivered
+        (XINFO GROUPS ``lag``) plus those delivered and not acknowledged (``pending``). Without a
+        group, the stream's length. Where the server gives no lag (Redis < 7, or entries deleted
+        after the group's position), the entries after its last-delivered-id are counted, up to
+        ``limit`` + 1 (enough to tell whether it is over ``limit``)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xlen(self.events_stream)
+        pipe.xinfo_groups(self.events_stream)
+        length, groups = pipe.execute(raise_on_error=False)
+        if isinstance(length, Exception):
+            raise length
+        if isinstance(groups, redis.ResponseError) or not groups:  # no stream yet, or no group
+            return int(length)
+        if isinstance(groups, Exception):
+            raise groups
+        backlog = 0
+        for group in groups:
+            pending = int(group["pending"])
+            lag = group.get("lag")
+            if lag is None:
+                bound = None if limit is None else max(0, limit + 1 - pending)
+                lag = self._entries_after(group["last-delivered-id"], bound)
+            backlog = max(backlog, pending + int(lag))
+        return backlog
+
+    def _entries_after(self, last_id: bytes | str, bound: int | None, page: int = 1000) -> int:
+        start = last_id.decode() if isinstance(last_id, bytes) else last_id
+        count = 0
+        while bound is None or count < bound:
+            size = page if bound is None else min(page, bound - count)
+            entries = self.redis.xrange(self.events_stream, min="(" + start, max="+", count=size)
+            if not entries:
+                break
+            count += len(entries)
+            last = entries[-1][0]
+            start = last.decode() if isinstance(last, bytes) else str(last)
+        return count
 
     def fail(self, source: str, key: str, error_class: str, message: str) -> bool:
         """Dead-letter the object with its reason; False if it was already done or failed.

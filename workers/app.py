@@ -14,16 +14,15 @@ from __future__ import annotations
 import os
 import ssl
 import sys
-import urllib.parse
 from datetime import timedelta
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from pipeline.config import Config, load_config
+from pipeline.connections import SCHEMES, parse_url
 from pipeline.errors import ConfigError
 from pipeline.logs import use_escaping, use_json
-from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
@@ -52,6 +51,13 @@ app.conf.update(
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
     broker_connection_max_retries=None,  # a Redis restart is waited out, not fatal
+    # A demoted primary's READONLY, or UNBLOCKED on a blocking pop, is a channel error: retried
+    # like a lost connection, not an end of the worker (celery#6348, #7946).
+    broker_channel_error_retry=True,
+    # Tasks in flight go on through a broker reconnection (a failover): their objects' own
+    # commits decide, and a message left unacked comes back after the visibility timeout to
+    # find its object done.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_soft_shutdown_timeout=30,  # on SIGTERM, running tasks get this long to finish
     worker_enable_soft_shutdown_on_idle=True,
     worker_send_task_events=True,  # Flower shows tasks live
@@ -60,7 +66,8 @@ app.conf.update(
     enable_utc=True,
     # HA beat: celery-redbeat keeps the schedule in Redis behind a lock, so any number of beat
     # processes may run; one schedules, the others wait to take over.
-    beat_scheduler="redbeat.RedBeatScheduler",
+    # workers.beat.Scheduler: redbeat, surviving a Redis outage or failover (beat never exits on one).
+    beat_scheduler="workers.beat:Scheduler",
     beat_max_loop_interval=30,
     redbeat_lock_timeout=60,  # a dead beat's lock expires after this (2 loops); a standby then takes over
 )
@@ -100,20 +107,19 @@ def beat_schedule(config: Config) -> dict:
     return schedule
 
 
-def redbeat_connection(url: str) -> tuple[str, dict]:
+def redbeat_connection(url: str, sentinel_password: str | None = None) -> tuple[str, dict]:
     """``redbeat_redis_url`` and ``redbeat_redis_options`` for a Redis URL, the credentials moved
     out of the URL: a worker reports its configuration (``celery inspect conf``, Flower) with
-    ``*pass*`` keys masked, but ``redbeat_redis_url`` in the clear."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url, {}
-    options = {}
-    if parts.username:
-        options["username"] = urllib.parse.unquote(parts.username)
-    if parts.password is not None:
-        options["password"] = urllib.parse.unquote(parts.password)
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=host)), options
+    ``*pass*`` keys masked, but ``redbeat_redis_url`` in the clear (pipeline.connections)."""
+    redbeat_url, options, _ = parse_url(url).redbeat(sentinel_password)
+    return redbeat_url, options
+
+
+def _redis_broker(url: str, sentinel_password: str | None) -> tuple[str, dict, dict | None]:
+    """A Redis broker (one server or Sentinel) through the connection factory; another broker as it is."""
+    if url.partition("://")[0].lower() in SCHEMES:
+        return parse_url(url).broker(sentinel_password)
+    return url, {}, None
 
 
 # -- RabbitMQ as the broker (broker_url amqp://…) ---------------------------------------------
@@ -161,34 +167,38 @@ def amqp_broker_settings(config: Config, queues: list[str]) -> dict:
 def configure(config: Config) -> None:
     """Point the app at the config's broker, queues and schedule."""
     queues = sorted({source.queue_name for source in config.sources})
-    redbeat_url, redbeat_options = redbeat_connection(config.redis_url_value())
+    sentinel_password = config.sentinel_password_value()
+    redbeat_url, redbeat_options, redbeat_ssl = parse_url(config.redis_url_value()).redbeat(sentinel_password)
+    broker_url, broker_options, broker_ssl = _redis_broker(config.broker_url_value(), sentinel_password)
     app.conf.update(
-        broker_url=config.broker_url_value(),
-        broker_use_ssl=celery_broker_ssl(config),  # verify the server on rediss:// URLs
-        broker_transport_options={"visibility_timeout": config.visibility_timeout_seconds},
+        broker_url=broker_url,
+        broker_use_ssl=broker_ssl,  # verify the server on rediss:// URLs
+        # Sentinel: master_name and the Sentinels' own settings (their password masked by Celery).
+        broker_transport_options={"visibility_timeout": config.visibility_timeout_seconds, **broker_options},
         task_time_limit=max(30, config.visibility_timeout_seconds - 60),
         task_soft_time_limit=max(20, config.visibility_timeout_seconds - 120),
         task_queues=[Queue(name) for name in queues],  # a worker without -Q serves them all
         task_default_queue=queues[0],
         beat_schedule=beat_schedule(config),
         redbeat_redis_url=redbeat_url,
-        redbeat_redis_use_ssl=broker_ssl_options(config.redis_url_value()),
+        redbeat_redis_use_ssl=redbeat_ssl,
         redbeat_redis_options=redbeat_options,  # the password under a key Celery masks
         redbeat_key_prefix=f"{config.key_prefix}:redbeat:",
     )
     if config.broker_is_amqp:
         app.conf.update(amqp_broker_settings(config, queues))
-    else:  # a Redis broker: Celery's defaults for what only RabbitMQ sets
-        app.conf.update(broker_channel_error_retry=False, task_annotations=None)
+    else:  # a Redis broker: Celery's defaults for what only RabbitMQ sets; channel errors retried
+        # (a demoted primary's READONLY, UNBLOCKED: celery#6348, #7946)
+        app.conf.update(broker_channel_error_retry=True, task_annotations=None)
     app.trailpipe_config = config
 
 
 def sync_schedule() -> list[str]:
     """Write the config's schedule to Redis now (as a beat does at start): entries of new or
     re-timed sources are saved, those of removed sources deleted. Returns the entry names."""
-    from redbeat import RedBeatScheduler  # noqa: PLC0415
+    from workers.beat import Scheduler  # noqa: PLC0415
 
-    scheduler = RedBeatScheduler(app=app, lazy=True)
+    scheduler = Scheduler(app=app, lazy=True)
     scheduler.setup_schedule()
     return sorted(app.conf.beat_schedule)
 

@@ -514,14 +514,16 @@ def _wrote_ready(ready_file: Path) -> Callable[[subprocess.Popen], bool]:
     return ready
 
 
-def _redis_answers(url: Callable[[], str]) -> Callable[[], bool]:
+def _redis_answers(url: Callable[[], str], sentinel_password: str | None = None) -> Callable[[], bool]:
     import redis  # noqa: PLC0415
+
+    from pipeline.connections import redis_client  # noqa: PLC0415
 
     def answers() -> bool:
         try:
-            with redis.Redis.from_url(url(), socket_connect_timeout=1, socket_timeout=2) as client:
+            with redis_client(url(), sentinel_password, quick=True) as client:  # through Sentinels too
                 return bool(client.ping())
-        except (redis.RedisError, ConfigError, OSError):
+        except (redis.RedisError, ConfigError, OSError, ValueError):
             return False
 
     return answers
@@ -563,7 +565,8 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
         persists, text = redis_check(config)
         say(text if persists else f"WARNING: {text}")
     stop_celery = lambda process: stop_process(process, timeout=45)  # noqa: E731  (soft shutdown: 30 s)
-    redis_up = _redis_answers(lambda: embedded.url if embedded is not None else config.redis_url_value())
+    redis_up = _redis_answers(lambda: embedded.url if embedded is not None else config.redis_url_value(),
+                              config.sentinel_password_value())
     beat_schedule = str(state_dir / "celerybeat-schedule")
     for name, args in (("worker", ("worker", "--concurrency", str(concurrency), "--loglevel", loglevel)),
                        ("beat", ("beat", "--loglevel", loglevel, "--schedule", beat_schedule))):

@@ -1,8 +1,8 @@
 -- Emit one batch of events and move the object's checkpoint, atomically.
 -- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats, KEYS[4] pending set
 -- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '0', or
--- when this batch ends the object '1' or the hex SHA-256 of its uncompressed bytes, ARGV[3] retention (s) for a done object, ARGV[4] MAXLEN ('0' =
--- never trim), ARGV[5] records this batch handles (excluded records count, but emit nothing),
+-- when this batch ends the object '1' or the hex SHA-256 of its uncompressed bytes, ARGV[3] retention (s) for a done object, ARGV[4] '0' (unused:
+-- trim_events.lua trims), ARGV[5] records this batch handles (excluded records count, but emit nothing),
 -- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] n: when > 0, every entry has the
 -- n field names ARGV[9..8+n] and n values follow per entry; when 0, per entry: field count m,
 -- then m field/value pairs.
@@ -15,14 +15,9 @@ if state ~= STATUS_PROCESSING or checkpoint ~= tonumber(ARGV[1]) then
   return {0, checkpoint}
 end
 local count = tonumber(ARGV[6])
-local maxlen = tonumber(ARGV[4])
 local shared = tonumber(ARGV[8])
-local function xadd(entry)
-  if maxlen > 0 then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(entry))
-  else
-    redis.call('XADD', KEYS[2], '*', unpack(entry))
-  end
+local function xadd(entry)  -- never trims here: trim_events.lua does, sparing what groups still need
+  redis.call('XADD', KEYS[2], '*', unpack(entry))
 end
 if shared > 0 then
   local entry = {}

@@ -98,3 +98,189 @@ class TLSRedisServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+class TLSNode:
+    """A data node on a TLS port only (replication over TLS too), for a TLS Sentinel group."""
+
+    def __init__(self, binary: str, directory: Path, pki):
+        self.binary, self.directory, self.pki = binary, directory, pki
+        self.port = free_port()
+        self.extra_args: tuple[str, ...] = ()
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15) -> TLSNode:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
+             *tls_directives(self.pki), "--dir", str(self.directory), "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--logfile", "redis.log", *self.extra_args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, ssl=True, ssl_ca_certs=str(self.pki.ca_pem), socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                client.close()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"TLS node did not start; see {self.directory}/redis.log") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None
+
+
+def tls_directives(pki) -> list[str]:
+    return ["--tls-cert-file", str(pki.cert_pem), "--tls-key-file", str(pki.key_pem),
+            "--tls-ca-cert-file", str(pki.ca_pem), "--tls-auth-clients", "no", "--tls-replication", "yes"]
+
+
+class SentinelGroup:
+    """A primary, its replicas and the Sentinels watching them, all on loopback: what a
+    ``redis+sentinel://`` URL names. Sentinels are the same binary with ``--sentinel``. With
+    ``pki`` (and a TLS-capable ``binary``), every node and Sentinel speaks TLS only."""
+
+    def __init__(self, directory: Path, master_name: str = "trailpipe", replicas: int = 1, sentinels: int = 3,
+                 down_after_ms: int = 1000, sentinel_password: str | None = None, password: str | None = None,
+                 pki=None, binary: str | None = None):
+        self.directory, self.master_name, self.password = directory, master_name, password
+        self.down_after_ms, self.sentinel_password = down_after_ms, sentinel_password
+        self.pki, self.binary = pki, binary
+        self.primary: RedisServer | TLSNode
+        self.replicas: list[RedisServer | TLSNode]
+        if pki is not None:
+            assert binary is not None, "TLS needs a TLS-capable binary (tls_redis_binary())"
+            self.primary = TLSNode(binary, directory / "primary", pki)
+            self.replicas = [TLSNode(binary, directory / f"replica{i}", pki) for i in range(replicas)]
+        else:
+            self.primary = RedisServer(directory / "primary", appendonly=False)
+            self.replicas = [RedisServer(directory / f"replica{i}", appendonly=False) for i in range(replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinel_processes: list[subprocess.Popen] = []
+
+    @property
+    def servers(self) -> list[RedisServer | TLSNode]:
+        return [self.primary, *self.replicas]
+
+    def url(self, db: int = 0) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        auth = f":{self.password}@" if self.password else ""
+        if self.pki is not None:
+            return f"rediss+sentinel://{auth}{hosts}/{self.master_name}/{db}?ssl_ca_certs={self.pki.ca_pem}"
+        return f"redis+sentinel://{auth}{hosts}/{self.master_name}/{db}"
+
+    def _tls(self) -> dict:
+        return {"ssl": True, "ssl_ca_certs": str(self.pki.ca_pem)} if self.pki is not None else {}
+
+    def client(self, port: int) -> redis.Redis:
+        """A plain client of one data node (not through the Sentinels)."""
+        return redis.Redis(port=port, password=self.password, socket_timeout=5, socket_connect_timeout=2,
+                           **self._tls())
+
+    def start(self, timeout: float = 30) -> SentinelGroup:
+        fast_sync = ("--repl-diskless-sync-delay", "0")  # any of them may become the primary
+        self.primary.extra_args = fast_sync
+        self.primary.start()
+        for replica in self.replicas:
+            replica.extra_args = (*fast_sync, "--replicaof", "127.0.0.1", str(self.primary.port))
+            replica.start()
+        if self.password:  # set after start (the readiness check has none); masterauth for any promotion
+            for server in self.servers:
+                admin = redis.Redis(port=server.port, **self._tls())
+                admin.config_set("masterauth", self.password)
+                admin.config_set("requirepass", self.password)
+        binary = self.binary or find_redis_server()
+        for index, port in enumerate(self.sentinel_ports):
+            folder = self.directory / f"sentinel{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            conf = folder / "sentinel.conf"
+            listen = [f"port {port}"]
+            if self.pki is not None:
+                directives = tls_directives(self.pki)
+                listen = ["port 0", f"tls-port {port}"] + [
+                    f"{name.removeprefix('--')} {value}" for name, value in zip(directives[::2], directives[1::2])]
+            lines = [*listen, "bind 127.0.0.1", f"dir {folder.resolve()}", "logfile sentinel.log",
+                     f"sentinel monitor {self.master_name} 127.0.0.1 {self.primary.port} 2",
+                     f"sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}",
+                     f"sentinel failover-timeout {self.master_name} 10000",
+                     f"sentinel parallel-syncs {self.master_name} 1"]
+            if self.sentinel_password:
+                lines.append(f"requirepass {self.sentinel_password}")
+            if self.password:
+                lines.append(f"sentinel auth-pass {self.master_name} {self.password}")
+            conf.write_text("\n".join(lines) + "\n")
+            self.sentinel_processes.append(subprocess.Popen(
+                [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Sentinel group did not come up; see {self.directory}")
+            time.sleep(0.1)
+        return self
+
+    def sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, password=self.sentinel_password, socket_timeout=2, socket_connect_timeout=1,
+                           **self._tls())
+
+    def _ready(self) -> bool:
+        """Every replica in sync and every Sentinel knowing the replicas and the other Sentinels."""
+        try:
+            for replica in self.replicas:
+                if self.client(replica.port).info("replication").get("master_link_status") != "up":
+                    return False
+            for port in self.sentinel_ports:
+                with self.sentinel(port) as client:
+                    fields = client.sentinel_master(self.master_name)
+                    if int(fields["num-slaves"]) < len(self.replicas) or \
+                            int(fields["num-other-sentinels"]) < len(self.sentinel_ports) - 1:
+                        return False
+            return True
+        except (redis.RedisError, KeyError):
+            return False
+
+    def primary_port(self) -> int:
+        """The primary's port as the Sentinels see it now."""
+        for port in self.sentinel_ports:
+            try:
+                with self.sentinel(port) as client:
+                    _, primary = client.sentinel_get_master_addr_by_name(self.master_name)
+                    return int(primary)
+            except (redis.RedisError, TypeError, ValueError):
+                continue
+        raise RuntimeError("no Sentinel answers")
+
+    def server_on(self, port: int) -> RedisServer:
+        return next(server for server in self.servers if server.port == port)
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the current primary (no shutdown, no last write to its replicas)."""
+        server = self.server_on(self.primary_port())
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        return server
+
+    def wait_promoted(self, old_port: int, timeout: float = 60) -> int:
+        """Wait until the Sentinels name another primary, which answers as a primary."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                port = self.primary_port()
+                if port != old_port and self.client(port).info("replication")["role"] == "master":
+                    return port
+            except (redis.RedisError, RuntimeError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"no replica was promoted within {timeout}s")
+
+    def stop(self) -> None:
+        for process in self.sentinel_processes:
+            stop_process(process)
+        self.sentinel_processes = []
+        for server in self.servers:
+            server.stop()
