@@ -19,8 +19,11 @@ from pipeline.state import StateStore
 
 
 class Runtime:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, quick_redis: bool = False):
+        """``quick_redis``: fail fast instead of riding through an outage (a scrape must answer
+        within Prometheus's timeout, 10 s, even while Redis is away)."""
         self.config = config
+        self.quick_redis = quick_redis
         self._s3_clients: dict[str, object] = {}
         self._sqs_clients: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -28,7 +31,8 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         # One server or the primary found through Sentinels; failovers retried (pipeline.connections).
-        return redis_client(self.config.redis_url_value(), self.config.sentinel_password_value())
+        return redis_client(self.config.redis_url_value(), self.config.sentinel_password_value(),
+                            quick=self.quick_redis)
 
     @cached_property
     def keys(self) -> Keys:

@@ -230,7 +230,7 @@ def metrics(config_path: str, port: int, address: str) -> None:
 
     config = _open(config_path, serve_data=False)
     tell = lambda text: click.echo(f"trailpipe metrics: {escape_controls(text)}", err=True)  # noqa: E731
-    serve(Runtime(config), port, address, say=tell)
+    serve(Runtime(config, quick_redis=True), port, address, say=tell)
     tell(f"serving trailpipe metrics on http://{address}:{port}/metrics")
     if config.uses_embedded_redis:
         from pipeline.embedded import embedded_url  # noqa: PLC0415

@@ -109,7 +109,8 @@ def next_steps(config_path: Path) -> str:
                 (f"{tool} tail -c {config} -n 20", "make tail"),
                 (f"{tool} deadletter list -c {config}", "make deadletter")]
     via_make = "MAKELEVEL" in os.environ  # started by `make demo`: the shortcuts work here too
-    lines = [f"  {command}" + (f"    (or: {short})" if via_make else "") for command, short in commands]
+    # The shortcut as a shell comment: the whole line still runs as printed.
+    lines = [f"  {command}" + (f"    # or: {short}" if via_make else "") for command, short in commands]
     return (f"look at the results afterwards (the data stays in {DEMO_DIR}):\n" + "\n".join(lines) + "\n"
             "the demo's local S3 stopped with it: status, tail and deadletter read the data kept; "
             "check, run and backfill with this config need an S3 again (run the demo again)")

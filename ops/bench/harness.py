@@ -536,7 +536,8 @@ def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[L
             objects_failed=stats.get("objects_failed", 0),
             worker_peak_rss_mb=round(max(pool_peaks) / 1024, 1),
             worker_main_peak_rss_mb=round(peak.get(main_pid, 0) / 1024, 1),
-            worker_idle_rss_mb=round(max(idle_rss.values()) / 1024, 1),
+            # The same processes as the peak (the pool's; the main one only without a pool).
+            worker_idle_rss_mb=round(max([idle_rss[p] for p in pool_pids] or [idle_rss[main_pid]]) / 1024, 1),
             s3_server_cpu_seconds=round(s3cpu1 - s3cpu0, 3))
         fields = stream_field_names(redis_server.url)
     return result, fields

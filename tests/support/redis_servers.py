@@ -254,6 +254,14 @@ class SentinelGroup:
                 continue
         raise RuntimeError("no Sentinel answers")
 
+    def sentinels_agree(self, port: int) -> bool:
+        for sentinel_port in self.sentinel_ports:
+            with self.sentinel(sentinel_port) as client:
+                address = client.sentinel_get_master_addr_by_name(self.master_name)
+                if address is None or int(address[1]) != port:
+                    return False
+        return True
+
     def server_on(self, port: int) -> RedisServer:
         return next(server for server in self.servers if server.port == port)
 
@@ -266,12 +274,14 @@ class SentinelGroup:
         return server
 
     def wait_promoted(self, old_port: int, timeout: float = 60) -> int:
-        """Wait until the Sentinels name another primary, which answers as a primary."""
+        """Wait until every Sentinel names the same other primary, which answers as a primary (a
+        client asks the Sentinels in turn: one still naming the old primary sends it back there)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 port = self.primary_port()
-                if port != old_port and self.client(port).info("replication")["role"] == "master":
+                if (port != old_port and self.client(port).info("replication")["role"] == "master"
+                        and self.sentinels_agree(port)):
                     return port
             except (redis.RedisError, RuntimeError):
                 pass
