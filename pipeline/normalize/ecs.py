@@ -193,7 +193,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["request_parameters"] = request
         else:
-            request = pruned(value)
+            request = value  # read key by key below (``_pruned_get``): the same values, without a walk of the whole object
     value = get("responseElements")
     if value is not None:
         if keep_text or keep_flat:
@@ -204,7 +204,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["response_elements"] = response
         else:
-            response = pruned(value)
+            response = value
     details = get("serviceEventDetails")
     if keep_text or keep_flat:
         if extra_data is not None:
@@ -221,11 +221,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                     ct["service_event_details"] = rendered
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["service_event_details"] = details
-    else:
-        if extra_data is not None:
-            extra_data = pruned(extra_data)
-        if details is not None:
-            details = pruned(details)
+    # else: extra_data and details stay as the record holds them, read through _pruned_get
 
     value = get("requestID")
     if value.__class__ is str and value not in _EMPTY or value is not None and (value := pruned(value)) is not MISSING:
@@ -285,7 +281,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     if request is not None:
         for key in T.RELATED_USER_FROM_REQUEST:
             value = request.get(key)
-            if value is not None:
+            if value is not None and (value := pruned(value)) is not MISSING:
                 value = java_str(value)
                 if value not in related_user:
                     related_user.append(value)
@@ -293,20 +289,20 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
         target = response.get("user")
         if isinstance(target, _DICT):
             value = target.get("userId")
-            if value is not None:
+            if value is not None and (value := pruned(value)) is not MISSING:
                 value = java_str(value)
                 if value not in related_user:
                     related_user.append(value)
     if action == "ConsoleLogin" and isinstance(extra_data, _DICT):
         console: dict[str, Any] = {}
         value = extra_data.get("MobileVersion")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             console["mobile_version"] = value != "No"
         value = extra_data.get("LoginTo")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             console["login_to"] = value
         value = extra_data.get("MFAUsed")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             console["mfa_used"] = value != "No"
         if console:
             ct["console_login"] = {"additional_eventdata": console}
@@ -318,7 +314,9 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     if action:
         if action == "ConsoleLogin" and response is not None:
             result = response.get("ConsoleLogin")
-            if isinstance(result, _STR):
+            if result.__class__ is not _STR and result is not None:
+                result = pruned(result)
+            if isinstance(result, _STR) and result not in _EMPTY:
                 event["outcome"] = result.lower()
         categorization = _CATEGORIZATION_GET(action)
         if categorization is not None:
@@ -332,20 +330,22 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     # T.COPY_SETS, written out
     if response is not None and ("group" in response or "user" in response):
         value = response.get("group")
-        if isinstance(value, _DICT) and (value := value.get("groupId")) is not None:
+        if isinstance(value, _DICT) and (value := value.get("groupId")) is not None and (
+                value := pruned(value)) is not MISSING:
             doc["group"] = {"id": value}
         value = response.get("user")
-        if isinstance(value, _DICT) and (value := value.get("userId")) is not None:
+        if isinstance(value, _DICT) and (value := value.get("userId")) is not None and (
+                value := pruned(value)) is not MISSING:
             user["target"] = {"id": value}
     if request is not None and not _NAMES.isdisjoint(request):
         value = request.get("newUserName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             user["changes"] = {"name": value}
         value = request.get("groupName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             doc.setdefault("group", {})["name"] = value
         value = request.get("userName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             user.setdefault("target", {})["name"] = value
     value = get("insightDetails")
     if value is not None and (value := pruned(value)) is not MISSING:
@@ -596,7 +596,17 @@ def _inet(value: Any) -> bool:
 
 
 def _no_leading_zero(address: str) -> bool:
-    return not any(len(part) > 1 and part[0] == "0" for part in address.split("."))
+    """No part of a dotted quad (digits and dots only) starts with "0" and goes on."""
+    if "0" not in address:
+        return True
+    if address[0] == "0" and address[1] != ".":
+        return False
+    at = address.find(".0")
+    while at >= 0:
+        if at + 2 < len(address) and address[at + 2] != ".":
+            return False
+        at = address.find(".0", at + 2)
+    return True
 
 
 def _convert_string(value: Any) -> Any:
@@ -636,7 +646,7 @@ def _related_hosts(doc: dict, ct: dict, source_ip: Any, address: Any, request: A
         hosts.append(address)
     if request is not None:
         value = request.get("computerName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             value = java_str(value)
             if value not in hosts:
                 hosts.append(value)
