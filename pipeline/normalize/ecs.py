@@ -193,7 +193,9 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["request_parameters"] = request
         else:
-            request = value  # read key by key below (``_pruned_get``): the same values, without a walk of the whole object
+            # kept as the record holds it: each value read below is pruned where it is read,
+            # the same values as pruning the whole object first (without walking all of it)
+            request = value
     value = get("responseElements")
     if value is not None:
         if keep_text or keep_flat:
@@ -221,7 +223,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                     ct["service_event_details"] = rendered
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["service_event_details"] = details
-    # else: extra_data and details stay as the record holds them, read through _pruned_get
+    # else: extra_data and details stay as the record holds them, pruned value by value where read
 
     value = get("requestID")
     if value.__class__ is str and value not in _EMPTY or value is not None and (value := pruned(value)) is not MISSING:
