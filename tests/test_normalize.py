@@ -1244,3 +1244,19 @@ def test_derive_batch_leaves_the_cyclic_collector_as_it_found_it(monkeypatch):
         assert seen == [False] and gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_normalize_bench_compares_two_trees():
+    """``normalize_bench.py --compare TREE``: both trees measured, each in its own process (here
+    the same tree twice, few records: the figures are the bench's business, not a test's)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "ops" / "bench" / "normalize_bench.py"), "--compare", str(repo),
+                           "--records", "20", "--repeat", "1", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ECS + OCSF part per record, 1 rounds of best of 1")
+    assert lines[1].split()[:3] == ["this", "tree", "derive_batch"] and lines[2].split()[0] == str(repo)
+    assert "this tree / other" in lines[3]
