@@ -48,3 +48,14 @@ WAIT_REPLICAS_TIMEOUT = timedelta(seconds=1)
 # RabbitMQ as the broker (broker_url amqp://…): the source queues are quorum queues (replicated,
 # Celery's highly available broker); false keeps classic queues.
 QUORUM_QUEUES = True
+
+# -- worker processes ------------------------------------------------------------------------
+# Each worker process holds many objects in flight: S3 answers a request after tens of
+# milliseconds, which threads wait out side by side (Celery's threads pool), while the CPU work
+# of all of them shares the process. `trailpipe run` starts one such process per core.
+WORKER_POOL = "threads"
+WORKER_CONCURRENCY = 32  # objects in flight per worker process
+BACKFILL_WORKERS = 32  # objects in flight in `trailpipe backfill`
+# Stream entry fields (`stream_fields`): what each entry carries beside the output_formats.
+STREAM_FIELDS = ("event", "event_id", "event_name", "event_time", "source", "object", "account", "region",
+                 "display_name", "category")

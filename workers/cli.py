@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from pipeline import deadletter as deadletters
+from pipeline import defaults
 from pipeline.config import Config, format_duration, load_config
 from pipeline.errors import ConfigError
 from pipeline.logs import escape_controls
@@ -288,7 +289,7 @@ def _progress_printer(stream_is_tty: bool):
 @click.argument("identifier")
 @click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD).")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: today).")
-@click.option("--workers", default=2, show_default=True, help="Objects ingested at once.")
+@click.option("--workers", default=defaults.BACKFILL_WORKERS, show_default=True, help="Objects ingested at once.")
 def backfill(config_path: str, identifier: str, since, until, workers: int) -> None:
     """Ingest a source's history from its date folders; safe beside the live schedule."""
     from pipeline.backfill import backfill as run_backfill  # noqa: PLC0415
