@@ -56,6 +56,9 @@ QUORUM_QUEUES = True
 WORKER_POOL = "threads"
 WORKER_CONCURRENCY = 32  # objects in flight per worker process
 BACKFILL_WORKERS = 32  # objects in flight in `trailpipe backfill`
+# Connections each S3 client keeps (one client per source and process): at least the objects in
+# flight, or requests wait for a connection (or open one, and drop it after).
+S3_POOL_CONNECTIONS = 128
 # Stream entry fields (`stream_fields`): what each entry carries beside the output_formats.
 STREAM_FIELDS = ("event", "event_id", "event_name", "event_time", "source", "object", "account", "region",
                  "display_name", "category")

@@ -2,10 +2,16 @@
 named in ``TRAILPIPE_CONFIG``.
 
 Reliability settings: a task is acknowledged only after it ran (``acks_late``), a task whose
-worker process died is redelivered (``task_reject_on_worker_lost``), each worker process takes
-one task at a time (prefetch 1), and the broker's ``visibility_timeout`` (config
+worker process died is redelivered (``task_reject_on_worker_lost``, prefork; the sweep enqueues
+the objects of a dead process again in any pool), a worker takes one task per thread or process
+at a time (prefetch 1 × concurrency), and the broker's ``visibility_timeout`` (config
 ``visibility_timeout_seconds``) is longer than the longest task (the hard time limit is set
-below it), so a running task is never handed to a second worker. With RabbitMQ as the broker
+below it), so a running task is never handed to a second worker.
+
+Pool: Celery's threads pool, ``WORKER_CONCURRENCY`` objects in flight per process
+(``pipeline.defaults``): each waits tens of milliseconds for S3's first byte, side by side
+with the others, while their CPU work shares the process; ``trailpipe run`` starts one such
+process per core. ``--pool prefork`` still works (one object per child process). With RabbitMQ as the broker
 (``broker_url: amqp://…``) see ``amqp_broker_settings``: quorum queues, and the ingest task
 acknowledged at its start, as RabbitMQ's ``consumer_timeout`` takes the visibility timeout's place.
 """
@@ -19,6 +25,7 @@ from datetime import timedelta
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
+from pipeline import defaults
 from pipeline.config import Config, load_config
 from pipeline.connections import SCHEMES, parse_url
 from pipeline.errors import ConfigError
@@ -42,6 +49,8 @@ class TrailpipeCelery(Celery):
 
 app = TrailpipeCelery("trailpipe", include=["workers.tasks"])
 app.conf.update(
+    worker_pool=defaults.WORKER_POOL,  # many objects in flight per process (S3 waits side by side)
+    worker_concurrency=defaults.WORKER_CONCURRENCY,
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
@@ -74,6 +83,35 @@ app.conf.update(
 
 
 SWEEP_EXPIRES_SECONDS = 600
+
+
+def _reuse_kombu_redis_clients() -> None:
+    """kombu's Redis channel builds a new ``redis.Redis`` for each publish, acknowledgement and
+    unacked-message bookkeeping (``conn_or_acquire``): ~0.1 ms of CPU each with redis-py 8
+    (its response-callback table), several per task. One client per channel and connection
+    pool does the same (a client is safe to share between threads; its pool hands out the
+    connections); a new pool (after a reconnection) gets a new client."""
+    from kombu.transport import redis as kombu_redis  # noqa: PLC0415
+
+    channel = kombu_redis.Channel
+    if getattr(channel, "trailpipe_reuses_clients", False):
+        return
+    create = channel._create_client  # noqa: SLF001
+
+    def _create_client(self, asynchronous=False):
+        if asynchronous:
+            return create(self, asynchronous=True)
+        pool = self.pool
+        cached = self.__dict__.get("_trailpipe_client")
+        if cached is None or cached[0] is not pool:
+            cached = self.__dict__["_trailpipe_client"] = (pool, create(self))
+        return cached[1]
+
+    channel._create_client = _create_client  # noqa: SLF001
+    channel.trailpipe_reuses_clients = True
+
+
+_reuse_kombu_redis_clients()
 
 
 def beat_schedule(config: Config) -> dict:
@@ -284,6 +322,14 @@ def _after_reset() -> None:
     _discover_all_now()
 
 
+def _warm_up(**_):
+    """At worker start (before prefork's children fork): S3's model loaded once, not by the first tasks."""
+    from pipeline.credentials import warm_up  # noqa: PLC0415
+
+    warm_up()
+
+
+signals.worker_init.connect(_warm_up, weak=False)
 signals.worker_ready.connect(_say_ready, weak=False)
 signals.worker_ready.connect(_watch_state("worker"), weak=False)
 signals.beat_init.connect(_say_ready, weak=False)

@@ -681,23 +681,41 @@ def stream_memory(client: redis.Redis, events: int) -> dict:
     return {"stream_bytes_per_event": round(used / events, 1)}
 
 
-# The parts trailpipe's CPU goes to, by the module of the innermost frame that names one.
+# The parts trailpipe's CPU goes to. A sample is trailpipe's own code when its innermost frame
+# of trailpipe (pipeline/, workers/) is not one of the parts' and calls into none; otherwise the
+# part of that frame or of the first library it calls (Redis called by kombu is the broker's,
+# called by pipeline/state.py the scripts'); samples outside trailpipe's code are Celery's when
+# Celery or kombu is on the stack.
 CPU_PARTS = (
-    ("Celery and the broker", ("celery/", "kombu/", "billiard/", "vine/", "amqp/", "redbeat/")),
-    ("S3 client", ("botocore/", "boto3/", "urllib3/", "s3transfer/", "http/client", "pipeline/s3.py")),
+    ("Celery and the broker", ("celery/", "kombu/", "billiard/", "vine/", "amqp/", "redbeat/", "workers/app.py")),
+    ("S3 client", ("botocore/", "boto3/", "urllib3/", "s3transfer/", "http/client", "pipeline/s3.py",
+                   "pipeline/credentials.py")),
     ("Redis scripts", ("redis/", "hiredis", "pipeline/state.py", "pipeline/heartbeat.py")),
     ("parsing", ("pipeline/parser.py", "orjson", "gzip.py", "zlib", "pipeline/emitter.py",
                  "pipeline/normalize/", "hashlib")),
 )
+OWN_CODE = ("(pipeline/", "(workers/", "/pipeline/", "/workers/")
+OTHER = "trailpipe's own code (ingest, logging, threads)"
+
+
+def _part(frame: str) -> str | None:
+    for part, needles in CPU_PARTS:
+        if any(needle in frame for needle in needles):
+            return part
+    return None
 
 
 def classify_stack(stack: str) -> str:
     """The part a py-spy stack (``frame;frame;…``, outermost first) belongs to."""
-    for frame in reversed(stack.split(";")):
-        for part, needles in CPU_PARTS:
-            if any(needle in frame for needle in needles):
-                return part
-    return "other (trailpipe's own code, logging, the interpreter)"
+    frames = stack.split(";")
+    own = [index for index, frame in enumerate(frames) if any(mark in frame for mark in OWN_CODE)]
+    if not own:
+        return "Celery and the broker" if any(_part(f) == "Celery and the broker" for f in frames) else "other"
+    for frame in frames[own[-1]:]:
+        part = _part(frame)
+        if part is not None:
+            return part
+    return OTHER
 
 
 class Sampler:
@@ -712,7 +730,7 @@ class Sampler:
         for index, pid in enumerate(self.pids):
             self.procs.append(subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--rate", str(self.rate), "--nonblocking", "--format", "raw",
-                 "--output", f"{self.path}.{index}", "--threads"],
+                 "--output", f"{self.path}.{index}", "--threads", "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.0)  # py-spy attaches
         return self
