@@ -267,6 +267,10 @@ class Source(_Strict):
     recurrence: Duration = defaults.RECURRENCE
     eps_throttle: int = Field(default=defaults.EPS_THROTTLE, ge=1)
     output_formats: list[Literal["ecs", "ocsf"]] = Field(default_factory=list)
+    # The fields of each stream entry beside the output_formats' documents (pipeline.emitter).
+    stream_fields: list[Literal["event", "event_id", "event_name", "event_time", "source", "object", "account",
+                                "region", "display_name", "category"]] = Field(
+        default_factory=lambda: list(defaults.STREAM_FIELDS), min_length=1)
     exclude_event_names: str | None = None
     queue: str | None = Field(default=None, min_length=1)
     # Late files: each discovery lists again from (newest delivery time seen - lookback).

@@ -8,10 +8,13 @@ at a time (prefetch 1 × concurrency), and the broker's ``visibility_timeout`` (
 ``visibility_timeout_seconds``) is longer than the longest task (the hard time limit is set
 below it), so a running task is never handed to a second worker.
 
-Pool: Celery's threads pool, ``WORKER_CONCURRENCY`` objects in flight per process
-(``pipeline.defaults``): each waits tens of milliseconds for S3's first byte, side by side
-with the others, while their CPU work shares the process; ``trailpipe run`` starts one such
-process per core. ``--pool prefork`` still works (one object per child process). With RabbitMQ as the broker
+Pool: ``trailpipe run``, the systemd unit and compose start workers with Celery's threads pool,
+``--pool threads --concurrency 32`` (``pipeline.defaults.WORKER_POOL``/``WORKER_CONCURRENCY``):
+32 objects in flight per process, each waiting tens of milliseconds for S3's first byte beside
+the others while their CPU work shares the process; one such process per core. The app does
+not set ``worker_pool`` itself: Celery would then ignore an explicit ``--pool prefork`` (its
+CLI takes prefork for its own default), and a bare ``celery worker`` keeps Celery's defaults
+(prefork, one child per core: one object per child). With RabbitMQ as the broker
 (``broker_url: amqp://…``) see ``amqp_broker_settings``: quorum queues, and the ingest task
 acknowledged at its start, as RabbitMQ's ``consumer_timeout`` takes the visibility timeout's place.
 """
@@ -25,7 +28,6 @@ from datetime import timedelta
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
-from pipeline import defaults
 from pipeline.config import Config, load_config
 from pipeline.connections import SCHEMES, parse_url
 from pipeline.errors import ConfigError
@@ -49,8 +51,6 @@ class TrailpipeCelery(Celery):
 
 app = TrailpipeCelery("trailpipe", include=["workers.tasks"])
 app.conf.update(
-    worker_pool=defaults.WORKER_POOL,  # many objects in flight per process (S3 waits side by side)
-    worker_concurrency=defaults.WORKER_CONCURRENCY,
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

@@ -90,6 +90,8 @@ TARGETS = {
     "small_cpu_ms_per_object": 3.5,  # at most: trailpipe's processes, Redis and the S3 server apart
     "latency_over_naive_objects_per_s": 5.0,  # at least, small files behind --s3-delay-ms
     "latency_over_loopback_objects_per_s": 0.7,  # at least: the wait hidden, not paid
+    "event_only_stream_bytes_over_raw": 1.1,  # at most: stream_fields [event], Redis memory per event
+    "ecs_ocsf_stream_bytes_over_raw": 3.5,  # at most: output_formats [ecs, ocsf], default fields
     "ecs_ocsf_us_per_record": 25.0,  # at most, in process
     "discovery_new_trailpipe_seconds": 0.1,  # at most: 10 new among 100,000, trailpipe's own part
     "worker_rss_above_idle_mb": 128,  # at most
@@ -499,12 +501,14 @@ def stream_field_names(redis_url: str) -> list[str]:
 
 
 def write_config(path: Path, redis_url: str, endpoint: str, options: BenchOptions, formats: list[str],
-                 bucket: str = BUCKET, prefix: str = PREFIX) -> Path:
+                 bucket: str = BUCKET, prefix: str = PREFIX, stream_fields: list[str] | None = None) -> Path:
     source = {"identifier": SOURCE_ID, "bucket": bucket, "region": REGION, "endpoint_url": endpoint,
               "auth": {"method": "access_key", "access_key_id": KEY_ID, "secret_access_key": SECRET},
               "directory_prefix": prefix, "recurrence": "1D", "eps_throttle": options.eps_throttle}
     if formats:
         source["output_formats"] = formats
+    if stream_fields:
+        source["stream_fields"] = stream_fields
     config = {"redis_url": redis_url, "batch_size": options.batch_size, "sources": [source]}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -616,7 +620,8 @@ def formats_label(formats: list[str]) -> str:
 
 def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[LogFile],
                   concurrency: int, formats: list[str], tree: Path | None = None, *, bucket: str = BUCKET,
-                  endpoint: str | None = None, tag: str = "", profile: str | None = None) -> tuple[dict, list[str]]:
+                  endpoint: str | None = None, tag: str = "", profile: str | None = None,
+                  stream_fields: list[str] | None = None) -> tuple[dict, list[str]]:
     """One trailpipe run over ``files`` (in ``bucket``, served at ``endpoint``): workers started,
     one discovery, every object ingested. ``profile``: py-spy samples of the worker processes
     into that file, split by what the CPU went to (``cpu_split``)."""
@@ -627,7 +632,7 @@ def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[L
     with ExitStack() as stack:
         redis_server = stack.enter_context(fresh_redis(work / f"redis-trailpipe-{concurrency}{label}", options))
         config = write_config(work / f"trailpipe-{concurrency}{label}.yaml", redis_server.url,
-                              endpoint or s3.endpoint, options, formats, bucket=bucket)
+                              endpoint or s3.endpoint, options, formats, bucket=bucket, stream_fields=stream_fields)
         worker = Worker(config, work / f"worker-{concurrency}{label}.log", concurrency, options.pool,
                         tree or REPO, processes=options.processes).start()
         stack.callback(worker.stop)
@@ -657,6 +662,7 @@ def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[L
         result = phase_result(
             name, events, seconds, cpu1 - cpu0, rcpu1 - rcpu0, concurrency=concurrency, pool=options.pool,
             processes=options.processes, output_formats=formats, tree=str(tree) if tree else None,
+            stream_fields=stream_fields,
             expected_events=expected, objects=len(files), objects_done=stats.get("objects_done", 0),
             objects_failed=stats.get("objects_failed", 0),
             objects_per_s=round(len(files) / seconds, 1) if seconds > 0 else None,
@@ -673,12 +679,19 @@ def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[L
     return result, fields
 
 
-def stream_memory(client: redis.Redis, events: int) -> dict:
-    """Redis memory per stream entry (``MEMORY USAGE`` of the whole stream, every entry)."""
+def stream_memory(client: redis.Redis, events: int, sample: int = 500) -> dict:
+    """Redis memory per stream entry (``MEMORY USAGE`` of the whole stream, every entry), and
+    the bytes of each field (its name and value) in a sample of entries."""
     if not events:
         return {}
     used = client.memory_usage(STREAM, samples=0) or 0
-    return {"stream_bytes_per_event": round(used / events, 1)}
+    entries = client.xrange(STREAM, count=sample)
+    per_field: dict[str, float] = {}
+    for _, fields in entries:
+        for name, value in fields.items():
+            per_field[name.decode()] = per_field.get(name.decode(), 0) + len(name) + len(value)
+    return {"stream_bytes_per_event": round(used / events, 1),
+            "stream_field_bytes": {name: round(total / len(entries), 1) for name, total in per_field.items()}}
 
 
 # The parts trailpipe's CPU goes to. A sample is trailpipe's own code when its innermost frame
@@ -899,7 +912,8 @@ def run_benchmark(options: BenchOptions) -> dict:
                 results["data"] = {"files": len(files), "events": events,
                                    "gzip_mb": round(sum(len(log.body) for log in files) / 1e6, 2),
                                    "uncompressed_mb": round(raw_bytes / 1e6, 2),
-                                   "avg_record_bytes": round(raw_bytes / events)}
+                                   "avg_record_bytes": round(raw_bytes / events),
+                                   "raw_record_bytes": raw_record_bytes(files)}
                 s3client = s3.client()
                 s3client.create_bucket(Bucket=BUCKET)
                 for log in files:
@@ -930,6 +944,11 @@ def run_benchmark(options: BenchOptions) -> dict:
                             result, fields[key] = run_trailpipe(options, work, s3, files, concurrency,
                                                                 formats, tree)
                             phases[key] = result
+                if [] in format_sets:  # a user who reads only `event`: its Redis memory
+                    key = f"trailpipe_x{options.concurrency[-1]}_event_only"
+                    say(options, f"{key} (stream_fields: [event]) ...")
+                    phases[key], fields[key] = run_trailpipe(options, work, s3, files, options.concurrency[-1], [],
+                                                             tag="event-only", stream_fields=["event"])
             if "small" in options.phases or "latency" in options.phases:
                 run_small_phases(options, work, s3, results, fields)
             if fields:
@@ -956,6 +975,16 @@ def run_benchmark(options: BenchOptions) -> dict:
     if options.json_out:
         Path(options.json_out).write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def raw_record_bytes(files: list[LogFile]) -> float:
+    """The mean size of a record as the stream's ``event`` holds it (compact JSON)."""
+    total = count = 0
+    for log in files:
+        for record in orjson.loads(zlib.decompress(log.body, 47))["Records"]:
+            total += len(orjson.dumps(record))
+            count += 1
+    return round(total / count, 1) if count else 0.0
 
 
 def run_small_phases(options: BenchOptions, work: Path, s3: S3Server, results: dict,
@@ -1097,6 +1126,23 @@ def summarize(results: dict) -> None:
     phases, ratios, targets = results["phases"], results["ratios"], results["targets"]
     floor, naive = phases.get("floor"), phases.get("naive")
     summarize_small(results)
+    raw = (results.get("data") or {}).get("raw_record_bytes")
+    for name, phase in phases.items():
+        if raw and phase.get("stream_bytes_per_event") and not name.startswith(("small", "latency")):
+            ratios[f"{name} stream bytes/raw record"] = round(phase["stream_bytes_per_event"] / raw, 2)
+    only = next((p for n, p in phases.items() if n.endswith("_event_only")), None)
+    if raw and only and only.get("stream_bytes_per_event"):
+        value = round(only["stream_bytes_per_event"] / raw, 2)
+        limit = TARGETS["event_only_stream_bytes_over_raw"]
+        targets[f"stream_fields [event]: Redis memory per event <= {limit}x the raw record"] = {
+            "value": value, "met": value <= limit}
+    both = next((p for n, p in phases.items() if n.startswith("trailpipe") and n.endswith("_ecs_ocsf")
+                 and not p.get("tree")), None)
+    if raw and both and both.get("stream_bytes_per_event"):
+        value = round(both["stream_bytes_per_event"] / raw, 2)
+        limit = TARGETS["ecs_ocsf_stream_bytes_over_raw"]
+        targets[f"[ecs, ocsf]: Redis memory per event <= {limit}x the raw record"] = {
+            "value": value, "met": value <= limit}
     for name, phase in phases.items():
         if not name.startswith("trailpipe"):
             continue
@@ -1205,6 +1251,14 @@ def format_report(results: dict) -> str:
                             else "")
                          + (f", {phase['stream_bytes_per_event']:,.0f} stream B/event"
                             if phase.get("stream_bytes_per_event") else ""))
+    for phase in results["phases"].values():
+        sizes = phase.get("stream_field_bytes")
+        if sizes and not phase["phase"].startswith(("small", "trailpipe small-profiled")):
+            lines.append(f"  stream bytes per event, {phase['phase']}: {phase.get('stream_bytes_per_event')} in Redis; "
+                         + ", ".join(f"{k} {v:,.0f}" for k, v in sizes.items()))
+    for phase in results["phases"].values():
+        if phase.get("cpu_split"):
+            lines.append(f"  CPU of {phase['phase']} by part (py-spy samples; ms per object of its processes):")
         for part, share in (phase.get("cpu_split") or {}).items():
             lines.append(f"      {part:<56} {share['share']:>6.1%}  {share['ms_per_object']:.2f} ms per object")
     for name, value in results["ratios"].items():
