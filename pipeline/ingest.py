@@ -10,6 +10,7 @@ Transient errors propagate to the caller (the Celery task), which releases and r
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
 import uuid
@@ -80,16 +81,9 @@ def open_object(s3, source: Source, key: str):
     return response["Body"]
 
 
-class Whole:
-    """A body read whole, as the parser and ``close`` take it."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def close(self) -> None:
-        self.data = b""
+class Whole(io.BytesIO):
+    """A body read whole: a file like the stream it replaces; the object processor hands the
+    parser its bytes (``getvalue``), which it reads in place."""
 
 
 def wait_below_watermark(state: StateStore, limits: IngestLimits) -> None:
@@ -188,7 +182,7 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
             # The SHA-256 of the uncompressed bytes, for digest reconciliation (a resumed
             # delivery re-reads every byte, so it is whole); only for integrity sources.
             hasher = hashlib.sha256() if source.integrity.enabled else None
-            reader = RecordReader(body.data if isinstance(body, Whole) else body, ParseLimits.of(source),
+            reader = RecordReader(body.getvalue() if isinstance(body, Whole) else body, ParseLimits.of(source),
                                   hasher=hasher)
             remaining = islice(iter(reader), checkpoint, None)  # resume after the last committed batch
             delivered = delivery_time(key)
