@@ -70,7 +70,9 @@ app.conf.update(
     worker_soft_shutdown_timeout=30,  # on SIGTERM, running tasks get this long to finish
     worker_enable_soft_shutdown_on_idle=True,
     worker_send_task_events=True,  # Flower shows tasks live
-    task_send_sent_event=True,
+    # No task-sent event: one broker round trip less per object enqueued (~40% of an enqueue's
+    # CPU); Flower shows each task from the moment a worker receives it.
+    task_send_sent_event=False,
     worker_hijack_root_logger=True,
     enable_utc=True,
     # HA beat: celery-redbeat keeps the schedule in Redis behind a lock, so any number of beat
