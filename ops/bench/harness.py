@@ -112,6 +112,7 @@ class BenchOptions:
     s3_delay_ms: int = 40
     backfill_files: int = 5000
     profile: bool = False  # py-spy samples of the small phase's workers: where the CPU goes
+    repeat: int = 1  # small and latency phases: runs of each, interleaved; the median is reported
     batch_size: int = 500
     normalize: str = "both"  # both | off (output_formats []) | on (output_formats [ecs, ocsf])
     eps_throttle: int = 10_000_000  # the source's EPS cap, far above what is measured
@@ -1001,25 +1002,35 @@ def run_small_phases(options: BenchOptions, work: Path, s3: S3Server, results: d
     results["small_data"] = {"files": len(files), "events": events, "records_per_file": options.small_records,
                              "s3_delay_ms": options.s3_delay_ms if "latency" in options.phases else None}
     concurrency = options.concurrency[-1]
-    say(options, f"small: {len(files)} files × {options.small_records} records ...")
-    phases["small_naive"], fields["small_naive"] = run_naive_phase(
-        "small files, naive", work, options, s3, s3.endpoint, SMALL_BUCKET, len(files))
-    phases["small_trailpipe"], fields["small_trailpipe"] = run_trailpipe(
-        options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET, tag="small")
+    delayed = s3.delayed_endpoint
+    latency = "latency" in options.phases
+    runs: dict[str, list[dict]] = {}
+    for turn in range(options.repeat):  # interleaved: each variant sees the machine's load alike
+        say(options, f"small: {len(files)} files × {options.small_records} records (run {turn + 1}) ...")
+        result, fields["small_naive"] = run_naive_phase(
+            "small files, naive", work, options, s3, s3.endpoint, SMALL_BUCKET, len(files))
+        runs.setdefault("small_naive", []).append(result)
+        result, fields["small_trailpipe"] = run_trailpipe(
+            options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET, tag="small")
+        runs.setdefault("small_trailpipe", []).append(result)
+        if latency:
+            say(options, f"latency: every S3 request answered after {options.s3_delay_ms} ms (run {turn + 1}) ...")
+            result, _ = run_naive_phase(f"small files, S3 +{options.s3_delay_ms} ms, naive", work, options, s3,
+                                        delayed, SMALL_BUCKET, len(files))
+            runs.setdefault("latency_naive", []).append(result)
+            result, _ = run_trailpipe(options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET,
+                                      endpoint=delayed, tag=f"S3 +{options.s3_delay_ms} ms")
+            runs.setdefault("latency_trailpipe", []).append(result)
+    for name, results_of in runs.items():  # the run of median objects/s, with every run's rate
+        ranked = sorted(results_of, key=lambda r: r["objects_per_s"] or 0)
+        phases[name] = dict(ranked[len(ranked) // 2], runs_objects_per_s=[r["objects_per_s"] for r in results_of])
     if options.profile:
         say(options, "small: trailpipe again under py-spy (where the CPU goes) ...")
         phases["small_trailpipe_profiled"], _ = run_trailpipe(
             options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET, tag="small-profiled",
             profile=str(work / "py-spy"))
-    if "latency" not in options.phases:
+    if not latency:
         return
-    delayed = s3.delayed_endpoint
-    say(options, f"latency: every S3 request answered after {options.s3_delay_ms} ms ...")
-    phases["latency_naive"], _ = run_naive_phase(
-        f"small files, S3 +{options.s3_delay_ms} ms, naive", work, options, s3, delayed, SMALL_BUCKET, len(files))
-    phases["latency_trailpipe"], _ = run_trailpipe(
-        options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET, endpoint=delayed,
-        tag=f"S3 +{options.s3_delay_ms} ms")
     results["latency_measured_ms"] = measure_delay(s3)
     if options.backfill_files:
         say(options, f"backfill: {options.backfill_files} small files behind the delay ...")
@@ -1250,7 +1261,9 @@ def format_report(results: dict) -> str:
                             f"{phase['redis_cpu_ms_per_object']:.2f} Redis)" if "process_cpu_ms_per_object" in phase
                             else "")
                          + (f", {phase['stream_bytes_per_event']:,.0f} stream B/event"
-                            if phase.get("stream_bytes_per_event") else ""))
+                            if phase.get("stream_bytes_per_event") else "")
+                         + (f" (median of runs at {', '.join(f'{r:,.1f}' for r in phase['runs_objects_per_s'])})"
+                            if len(phase.get("runs_objects_per_s") or ()) > 1 else ""))
     for phase in results["phases"].values():
         sizes = phase.get("stream_field_bytes")
         if sizes and not phase["phase"].startswith(("small", "trailpipe small-profiled")):
@@ -1314,6 +1327,8 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
                         help="latency phase: each S3 request answered after this many ms")
     parser.add_argument("--backfill-files", type=int, default=defaults.backfill_files,
                         help="latency phase: small files of the `trailpipe backfill` run (0: none)")
+    parser.add_argument("--repeat", type=int, default=defaults.repeat,
+                        help="small and latency phases: runs of each, interleaved (the median run is reported)")
     parser.add_argument("--profile", action="store_true",
                         help="small phase: trailpipe once more under py-spy, its CPU split by part")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -1351,6 +1366,7 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
                         seed=args.seed, concurrency=args.concurrency, pool=args.pool, processes=args.processes,
                         small_files=args.small_files, small_records=args.small_records,
                         s3_delay_ms=args.s3_delay_ms, backfill_files=args.backfill_files, profile=args.profile,
+                        repeat=max(1, args.repeat),
                         batch_size=args.batch_size, normalize=args.normalize, eps_throttle=args.eps_throttle,
                         listing_objects=args.listing_objects, listing_new=args.listing_new,
                         big_mb=args.big_mb, phases=phases, appendonly=args.appendonly, trees=args.trees,
