@@ -109,8 +109,8 @@ def _reuse_kombu_redis_clients() -> None:
             cached = self.__dict__["_trailpipe_client"] = (pool, create(self))
         return cached[1]
 
-    channel._create_client = _create_client  # noqa: SLF001
-    channel.trailpipe_reuses_clients = True
+    setattr(channel, "_create_client", _create_client)  # noqa: B010
+    setattr(channel, "trailpipe_reuses_clients", True)  # noqa: B010
 
 
 _reuse_kombu_redis_clients()
