@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 BACKPRESSURE_POLL_SECONDS = 0.5
 WHOLE_READ_BYTES = 1 << 20  # compressed objects up to this size are read in one go
+# Threads of a process parsing a batch at once, whatever the objects in flight (the threads pool):
+# dozens of threads taking turns at one core's CPU work thrash it; they wait their turn here.
+CPU_SLOTS = threading.BoundedSemaphore(defaults.CPU_SLOTS_PER_PROCESS)
 __all__ = ["Backpressure", "IngestLimits", "IngestResult", "ingest_object"]
 
 
@@ -186,11 +190,15 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
                                   hasher=hasher)
             remaining = islice(iter(reader), checkpoint, None)  # resume after the last committed batch
             delivered = delivery_time(key)
-            batch, error = _take(remaining, limits.batch_size)
+            with CPU_SLOTS:
+                batch, error = _take(remaining, limits.batch_size)
             while True:
-                # Read one batch ahead, so the batch that ends the object is known as the last.
-                following, error = (_take(remaining, limits.batch_size) if error is None else ([], error))
-                entries = batch_entries(source, key, batch)
+                # Parsing and the entries hold one of the process's CPU slots; the waits (S3,
+                # the commit's round trip, the throttle, backpressure) do not.
+                with CPU_SLOTS:
+                    # Read one batch ahead, so the batch that ends the object is known as the last.
+                    following, error = (_take(remaining, limits.batch_size) if error is None else ([], error))
+                    entries = batch_entries(source, key, batch)
                 wait_below_watermark(state, limits)
                 last = not following and error is None
                 # The throttle's reservation (it waits, never drops), the batch and, with the last

@@ -325,10 +325,13 @@ def _after_reset() -> None:
 
 
 def _warm_up(**_):
-    """At worker start (before prefork's children fork): S3's model loaded once, not by the first tasks."""
+    """At worker start (before prefork's children fork): S3's model loaded once, not by the first
+    tasks; then the garbage collector tuned for many objects in flight (pipeline.runtime.tune_gc)."""
     from pipeline.credentials import warm_up  # noqa: PLC0415
+    from pipeline.runtime import tune_gc  # noqa: PLC0415
 
     warm_up()
+    tune_gc()
 
 
 signals.worker_init.connect(_warm_up, weak=False)

@@ -295,6 +295,11 @@ def _progress_printer(stream_is_tty: bool):
 def backfill(config_path: str, identifier: str, since, until, workers: int) -> None:
     """Ingest a source's history from its date folders; safe beside the live schedule."""
     from pipeline.backfill import backfill as run_backfill  # noqa: PLC0415
+    from pipeline.credentials import warm_up  # noqa: PLC0415
+    from pipeline.runtime import tune_gc  # noqa: PLC0415
+
+    warm_up()
+    tune_gc()
 
     runtime = Runtime(_open(config_path, serve_data=False))
     source = runtime.config.source(identifier)
