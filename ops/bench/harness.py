@@ -57,6 +57,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 
 import orjson
 import redis
@@ -1021,9 +1022,14 @@ def run_small_phases(options: BenchOptions, work: Path, s3: S3Server, results: d
             result, _ = run_trailpipe(options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET,
                                       endpoint=delayed, tag=f"S3 +{options.s3_delay_ms} ms")
             runs.setdefault("latency_trailpipe", []).append(result)
-    for name, results_of in runs.items():  # the run of median objects/s, with every run's rate
+    for name, results_of in runs.items():  # the run of median objects/s, with every run's figures
         ranked = sorted(results_of, key=lambda r: r["objects_per_s"] or 0)
-        phases[name] = dict(ranked[len(ranked) // 2], runs_objects_per_s=[r["objects_per_s"] for r in results_of])
+        phase = phases[name] = dict(ranked[len(ranked) // 2], runs_objects_per_s=[r["objects_per_s"] for r in results_of])
+        if len(results_of) > 1 and "process_cpu_ms_per_object" in phase:  # CPU: the median of the runs' too
+            phase["runs_process_cpu_ms_per_object"] = [r["process_cpu_ms_per_object"] for r in results_of]
+            phase["process_cpu_ms_per_object"] = median(phase["runs_process_cpu_ms_per_object"])
+            phase["redis_cpu_ms_per_object"] = median([r["redis_cpu_ms_per_object"] for r in results_of])
+            phase["cpu_ms_per_object"] = round(phase["process_cpu_ms_per_object"] + phase["redis_cpu_ms_per_object"], 2)
     if options.profile:
         say(options, "small: trailpipe again under py-spy (where the CPU goes) ...")
         phases["small_trailpipe_profiled"], _ = run_trailpipe(
@@ -1262,7 +1268,9 @@ def format_report(results: dict) -> str:
                             else "")
                          + (f", {phase['stream_bytes_per_event']:,.0f} stream B/event"
                             if phase.get("stream_bytes_per_event") else "")
-                         + (f" (median of runs at {', '.join(f'{r:,.1f}' for r in phase['runs_objects_per_s'])})"
+                         + (f" (medians of runs at {', '.join(f'{r:,.1f}' for r in phase['runs_objects_per_s'])}"
+                            + (f" objects/s, {', '.join(f'{r:.2f}' for r in phase['runs_process_cpu_ms_per_object'])}"
+                               " ms" if phase.get("runs_process_cpu_ms_per_object") else "") + ")"
                             if len(phase.get("runs_objects_per_s") or ()) > 1 else ""))
     for phase in results["phases"].values():
         sizes = phase.get("stream_field_bytes")
