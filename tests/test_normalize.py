@@ -1217,35 +1217,6 @@ def test_ecs_source_ip_as_the_convert_processor(address, ip):
     assert ("ip" in doc.get("related", {})) is ip
 
 
-def test_derive_batch_leaves_the_cyclic_collector_as_it_found_it(monkeypatch):
-    """derive_batch turns the cyclic collector off while it builds documents (they hold no
-    cycles) and back on after, also when a normalizer fails; one already off stays off."""
-    import gc  # noqa: PLC0415
-
-    import pipeline.normalize as normalize  # noqa: PLC0415
-
-    record = api_call("CreateUser")
-    assert gc.isenabled()
-    try:
-        assert len(normalize.derive_batch([record, record], ALL)) == 2 and gc.isenabled()
-        gc.disable()
-        normalize.derive_batch([record], ALL)
-        assert not gc.isenabled()
-        gc.enable()
-        seen = []
-
-        def broken(value):
-            seen.append(gc.isenabled())
-            raise KeyError("eventName")
-
-        monkeypatch.setattr(normalize, "_ocsf_stream", broken)
-        with pytest.raises(KeyError):
-            normalize.derive_batch([record], ALL)
-        assert seen == [False] and gc.isenabled()
-    finally:
-        gc.enable()
-
-
 def test_normalize_bench_compares_two_trees():
     """``normalize_bench.py --compare TREE``: both trees measured, each in its own process (here
     the same tree twice, few records: the figures are the bench's business, not a test's)."""

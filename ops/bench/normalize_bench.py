@@ -12,7 +12,9 @@ display_name and category), record by record and, as the pipeline calls it, over
 runs, per record, in CPU time of this process (the machine may be shared: compare trees with
 the same command back to back, e.g. on a ``git archive`` of the other commit).  Each run
 starts with the normalizers' caches empty; nearly every record has its own caller,
-address and event time, so the caches keyed on those seldom hit.
+address and event time, so the caches keyed on those seldom hit.  The cyclic collector runs
+with a worker's thresholds (``pipeline.defaults.GC_THRESHOLDS``, set by
+``pipeline.runtime.tune_gc``), as ingest runs the normalizers.
 
 ``--compare TREE`` measures this tree and another checkout (``git worktree add`` or a
 ``git archive`` of the other commit unpacked; its bench needs only ``measure``) in turn, each
@@ -22,6 +24,7 @@ median, and their ratio: figures of one run, so a shared machine's load weighs o
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import json
 import statistics
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import orjson  # noqa: E402
 
+from pipeline import defaults  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.demo_data import make_bucket_files  # noqa: E402
 from pipeline.normalize import clear_caches, derive_batch, derive_fields, ecs_document, ocsf_event  # noqa: E402
@@ -82,6 +86,15 @@ def per_record_batched_us(formats, items, repeat: int) -> float:
 
 
 def measure(count: int = 2000, repeat: int = 5, open_data: bool = False) -> dict[str, float]:
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*defaults.GC_THRESHOLDS)  # a worker's (pipeline.runtime.tune_gc)
+    try:
+        return _measure(count, repeat, open_data)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _measure(count: int, repeat: int, open_data: bool) -> dict[str, float]:
     raw = records(count, open_data)
     parsed = [orjson.loads(r) for r in raw]
     both = ("ecs", "ocsf")
@@ -148,7 +161,8 @@ def print_stream_bytes() -> None:
 STREAM_TARGET = 3.5
 
 _CHILD = """
-import json, sys
+import gc, json, sys
+gc.set_threshold(*{thresholds!r})  # the same for both trees, whatever their bench sets
 sys.path.insert(0, {tree!r})
 sys.path.insert(0, {bench!r})
 import normalize_bench
@@ -163,7 +177,7 @@ def compare(other: Path, count: int, repeat: int, open_data: bool, rounds: int) 
     for _ in range(rounds):
         for name, tree in trees.items():
             code = _CHILD.format(tree=str(tree), bench=str(tree / "ops" / "bench"), count=count, repeat=repeat,
-                                 open_data=open_data)
+                                 open_data=open_data, thresholds=defaults.GC_THRESHOLDS)
             m = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                           text=True, cwd=tree).stdout)
             parts[name]["batch"].append(m["ecs_ocsf_batch_us"] - m["default_batch_us"])
