@@ -120,8 +120,10 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     source_name = get("eventSource")
     if source_name.__class__ is str and source_name not in _EMPTY or source_name is not None and (
             source_name := pruned(source_name)) is not MISSING:
-        if source_name.__class__ is str and source_name.endswith(".amazonaws.com"):
-            service = source_name[:source_name.index(".amazonaws.com")]
+        if source_name.__class__ is str:
+            service = _SERVICES_GET(source_name)
+            if service is None:
+                service = _service(source_name)
             if service:
                 cloud["service"] = {"name": service}
         event["provider"] = source_name
@@ -689,10 +691,22 @@ def _add_instance(found: list, value: Any) -> None:
 
 
 _TLS_VERSIONS: dict[str, tuple[str, str]] = {}
+_SERVICES: dict[str, str] = {}  # eventSource -> cloud.service.name ("" for none): a few dozen in practice
+_SERVICES_GET = _SERVICES.get
+
+
+def _service(source_name: str) -> str:
+    """cloud.service.name of an eventSource: what comes before ``.amazonaws.com`` (remembered)."""
+    service = source_name[:source_name.index(".amazonaws.com")] if source_name.endswith(".amazonaws.com") else ""
+    if len(_SERVICES) >= 4096:
+        _SERVICES.clear()
+    _SERVICES[source_name] = service
+    return service
 
 
 def clear_caches() -> None:
     _TLS_VERSIONS.clear()
+    _SERVICES.clear()
 
 
 _MAX_CHARS = T.FLATTENED_MAX_CHARS
