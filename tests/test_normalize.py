@@ -924,6 +924,43 @@ def test_snapshot_stream_documents_leave_out_only_the_payload_copies():
     assert derive_fields(records[0], ALL) == stream[0]
 
 
+def test_ecs_stream_form_reads_payload_values_as_pruned():
+    """The stream's ECS form (retain: none) reads the payload values its rules need one by one
+    instead of pruning whole objects first: the values the pipeline's first script drops
+    (null, "", "-", "none", objects left empty) are as absent there as in the whole document."""
+    dropped = {"userName": "-", "newUserName": "", "groupName": None, "computerName": "none",
+               "instanceId": "", "instanceIds": ["", None], "instancesSet": {"items": [{"instanceId": "-"}]}}
+    kept = {"userName": "bob", "newUserName": {"first": "-", "last": "x"}, "groupName": "admins",
+            "computerName": "host-1", "instanceId": "i-0123456789abcdef0"}
+    records = [
+        api_call("CreateUser", requestParameters=dropped,
+                 responseElements={"user": {"userId": "-"}, "group": {"groupId": ""}}),
+        api_call("CreateUser", requestParameters=kept,
+                 responseElements={"user": {"userId": "AIDA1", "arn": None}, "group": {"groupId": "AGPA1"}}),
+        api_call("ConsoleLogin", "signin.amazonaws.com", responseElements={"ConsoleLogin": ""},
+                 additionalEventData={"MobileVersion": "-", "LoginTo": "", "MFAUsed": None}),
+        api_call("ConsoleLogin", "signin.amazonaws.com", responseElements={"ConsoleLogin": "Failure"},
+                 additionalEventData={"MobileVersion": "No", "LoginTo": "https://console", "MFAUsed": "none"}),
+        api_call("UpdateInstanceInformation", "ssm.amazonaws.com",
+                 serviceEventDetails={"sourceIpAddress": "198.51.100.9", "other": ""}),
+    ]
+    for record in records:
+        whole = _without_payloads({"ecs": orjson.dumps(ecs_document(record))})["ecs"]
+        assert orjson.loads(orjson.dumps(ecs_document(record, "none"))) == whole, record["eventName"]
+    first, second, console, console_failed, details = (ecs_document(r, "none") for r in records)
+    assert "target" not in first["user"] and "changes" not in first["user"] and "group" not in first
+    assert "host-1" not in first["related"].get("hosts", [])
+    assert second["user"]["target"] == {"id": "AIDA1", "name": "bob"}
+    assert second["user"]["changes"] == {"name": {"last": "x"}} and second["group"] == {"id": "AGPA1", "name": "admins"}
+    assert second["related"]["hosts"] == ["host-1", "i-0123456789abcdef0"]
+    assert "{last=x}" in second["related"]["user"] and "AIDA1" in second["related"]["user"]
+    assert console["event"]["outcome"] == "success" and "console_login" not in console["aws"]["cloudtrail"]
+    assert console_failed["event"]["outcome"] == "failure"
+    assert console_failed["aws"]["cloudtrail"]["console_login"] == {
+        "additional_eventdata": {"mobile_version": False, "login_to": "https://console"}}
+    assert details["related"]["ip"] == ["203.0.113.7", "198.51.100.9"]
+
+
 def test_ecs_retain_settings_as_elastic():
     """The pipeline's retain setting: which payload copies each value keeps."""
     record = api_call("AuthorizeSecurityGroupIngress", "ec2.amazonaws.com",
@@ -1178,3 +1215,19 @@ def test_ecs_source_ip_as_the_convert_processor(address, ip):
     doc = ecs(api_call("GetObject", "s3.amazonaws.com", sourceIPAddress=address))
     assert ("ip" in doc["source"]) is ip
     assert ("ip" in doc.get("related", {})) is ip
+
+
+def test_normalize_bench_compares_two_trees():
+    """``normalize_bench.py --compare TREE``: both trees measured, each in its own process (here
+    the same tree twice, few records: the figures are the bench's business, not a test's)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "ops" / "bench" / "normalize_bench.py"), "--compare", str(repo),
+                           "--records", "20", "--repeat", "1", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ECS + OCSF part per record, 1 rounds of best of 1")
+    assert lines[1].split()[:3] == ["this", "tree", "derive_batch"] and lines[2].split()[0] == str(repo)
+    assert "this tree / other" in lines[3]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Micro-benchmark of the normalizers, in process: microseconds per record.
 
-    python ops/bench/normalize_bench.py [--records 2000] [--repeat 5] [--open-data]
+    python ops/bench/normalize_bench.py [--records 2000] [--repeat 5] [--open-data] [--compare TREE [--rounds 5]]
 
 On the benchmark's generated records (``pipeline.demo_data``, ~1.1 KB each; with
 ``--open-data`` also the shared open data set), times ``orjson.loads`` of the record's
@@ -12,12 +12,23 @@ display_name and category), record by record and, as the pipeline calls it, over
 runs, per record, in CPU time of this process (the machine may be shared: compare trees with
 the same command back to back, e.g. on a ``git archive`` of the other commit).  Each run
 starts with the normalizers' caches empty; nearly every record has its own caller,
-address and event time, so the caches keyed on those seldom hit.
+address and event time, so the caches keyed on those seldom hit.  The cyclic collector runs
+with a worker's thresholds (``pipeline.defaults.GC_THRESHOLDS``, set by
+``pipeline.runtime.tune_gc``), as ingest runs the normalizers.
+
+``--compare TREE`` measures this tree and another checkout (``git worktree add`` or a
+``git archive`` of the other commit unpacked; its bench needs only ``measure``) in turn, each
+in a fresh process, ``--rounds`` times, and prints the ECS + OCSF parts of both, best and
+median, and their ratio: figures of one run, so a shared machine's load weighs on both alike.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
+import json
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import orjson  # noqa: E402
 
+from pipeline import defaults  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.demo_data import make_bucket_files  # noqa: E402
 from pipeline.normalize import clear_caches, derive_batch, derive_fields, ecs_document, ocsf_event  # noqa: E402
@@ -74,6 +86,15 @@ def per_record_batched_us(formats, items, repeat: int) -> float:
 
 
 def measure(count: int = 2000, repeat: int = 5, open_data: bool = False) -> dict[str, float]:
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*defaults.GC_THRESHOLDS)  # a worker's (pipeline.runtime.tune_gc)
+    try:
+        return _measure(count, repeat, open_data)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _measure(count: int, repeat: int, open_data: bool) -> dict[str, float]:
     raw = records(count, open_data)
     parsed = [orjson.loads(r) for r in raw]
     both = ("ecs", "ocsf")
@@ -139,6 +160,36 @@ def print_stream_bytes() -> None:
 
 STREAM_TARGET = 3.5
 
+_CHILD = """
+import gc, json, sys
+gc.set_threshold(*{thresholds!r})  # the same for both trees, whatever their bench sets
+sys.path.insert(0, {tree!r})
+sys.path.insert(0, {bench!r})
+import normalize_bench
+print(json.dumps(normalize_bench.measure({count}, {repeat}, {open_data})))
+"""
+
+
+def compare(other: Path, count: int, repeat: int, open_data: bool, rounds: int) -> None:
+    """This tree and ``other`` measured in turn, each in a fresh process, ``rounds`` times."""
+    trees = {"this tree": Path(__file__).resolve().parents[2], str(other): other.resolve()}
+    parts: dict[str, dict[str, list[float]]] = {name: {"batch": [], "record": []} for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            code = _CHILD.format(tree=str(tree), bench=str(tree / "ops" / "bench"), count=count, repeat=repeat,
+                                 open_data=open_data, thresholds=defaults.GC_THRESHOLDS)
+            m = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                          text=True, cwd=tree).stdout)
+            parts[name]["batch"].append(m["ecs_ocsf_batch_us"] - m["default_batch_us"])
+            parts[name]["record"].append(m["ecs_ocsf_fields_us"] - m["default_fields_us"])
+    print(f"ECS + OCSF part per record, {rounds} rounds of best of {repeat} (µs: best / median):")
+    for name, figures in parts.items():
+        print(f"  {name:40s} derive_batch {min(figures['batch']):5.1f} / {statistics.median(figures['batch']):5.1f}"
+              f"   record by record {min(figures['record']):5.1f} / {statistics.median(figures['record']):5.1f}")
+    mine, theirs = parts["this tree"]["batch"], parts[str(other)]["batch"]
+    print(f"  derive_batch, this tree / other: {statistics.median(mine) / statistics.median(theirs):.2f} (medians), "
+          f"{min(mine) / min(theirs):.2f} (best)")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -147,9 +198,15 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--open-data", action="store_true")
+    parser.add_argument("--compare", type=Path, metavar="TREE",
+                        help="also measure another checkout, in turn with this one, each in a fresh process")
+    parser.add_argument("--rounds", type=int, default=5, help="with --compare: how many times each tree is measured")
     args = parser.parse_args()
     if args.stream_bytes:
         print_stream_bytes()
+        return 0
+    if args.compare is not None:
+        compare(args.compare, args.records, args.repeat, args.open_data, args.rounds)
         return 0
     m = measure(args.records, args.repeat, args.open_data)
     print(f"{m['records']} records of {m['mean_record_bytes']:.0f} bytes on average; best of {args.repeat}, per record:")

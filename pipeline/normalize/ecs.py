@@ -120,8 +120,10 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     source_name = get("eventSource")
     if source_name.__class__ is str and source_name not in _EMPTY or source_name is not None and (
             source_name := pruned(source_name)) is not MISSING:
-        if source_name.__class__ is str and source_name.endswith(".amazonaws.com"):
-            service = source_name[:source_name.index(".amazonaws.com")]
+        if source_name.__class__ is str:
+            service = _SERVICES_GET(source_name)
+            if service is None:
+                service = _service(source_name)
             if service:
                 cloud["service"] = {"name": service}
         event["provider"] = source_name
@@ -193,7 +195,9 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["request_parameters"] = request
         else:
-            request = pruned(value)
+            # kept as the record holds it: each value read below is pruned where it is read,
+            # the same values as pruning the whole object first (without walking all of it)
+            request = value
     value = get("responseElements")
     if value is not None:
         if keep_text or keep_flat:
@@ -204,7 +208,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["response_elements"] = response
         else:
-            response = pruned(value)
+            response = value
     details = get("serviceEventDetails")
     if keep_text or keep_flat:
         if extra_data is not None:
@@ -221,11 +225,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
                     ct["service_event_details"] = rendered
                 if keep_flat and (len(rendered) * 2 < _MAX_CHARS or _java_length(rendered) < _MAX_CHARS):
                     flattened["service_event_details"] = details
-    else:
-        if extra_data is not None:
-            extra_data = pruned(extra_data)
-        if details is not None:
-            details = pruned(details)
+    # else: extra_data and details stay as the record holds them, pruned value by value where read
 
     value = get("requestID")
     if value.__class__ is str and value not in _EMPTY or value is not None and (value := pruned(value)) is not MISSING:
@@ -285,7 +285,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     if request is not None:
         for key in T.RELATED_USER_FROM_REQUEST:
             value = request.get(key)
-            if value is not None:
+            if value is not None and (value := pruned(value)) is not MISSING:
                 value = java_str(value)
                 if value not in related_user:
                     related_user.append(value)
@@ -293,20 +293,20 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
         target = response.get("user")
         if isinstance(target, _DICT):
             value = target.get("userId")
-            if value is not None:
+            if value is not None and (value := pruned(value)) is not MISSING:
                 value = java_str(value)
                 if value not in related_user:
                     related_user.append(value)
     if action == "ConsoleLogin" and isinstance(extra_data, _DICT):
         console: dict[str, Any] = {}
         value = extra_data.get("MobileVersion")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             console["mobile_version"] = value != "No"
         value = extra_data.get("LoginTo")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             console["login_to"] = value
         value = extra_data.get("MFAUsed")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             console["mfa_used"] = value != "No"
         if console:
             ct["console_login"] = {"additional_eventdata": console}
@@ -318,7 +318,9 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     if action:
         if action == "ConsoleLogin" and response is not None:
             result = response.get("ConsoleLogin")
-            if isinstance(result, _STR):
+            if result.__class__ is not _STR and result is not None:
+                result = pruned(result)
+            if isinstance(result, _STR) and result not in _EMPTY:
                 event["outcome"] = result.lower()
         categorization = _CATEGORIZATION_GET(action)
         if categorization is not None:
@@ -332,20 +334,22 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     # T.COPY_SETS, written out
     if response is not None and ("group" in response or "user" in response):
         value = response.get("group")
-        if isinstance(value, _DICT) and (value := value.get("groupId")) is not None:
+        if isinstance(value, _DICT) and (value := value.get("groupId")) is not None and (
+                value := pruned(value)) is not MISSING:
             doc["group"] = {"id": value}
         value = response.get("user")
-        if isinstance(value, _DICT) and (value := value.get("userId")) is not None:
+        if isinstance(value, _DICT) and (value := value.get("userId")) is not None and (
+                value := pruned(value)) is not MISSING:
             user["target"] = {"id": value}
     if request is not None and not _NAMES.isdisjoint(request):
         value = request.get("newUserName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             user["changes"] = {"name": value}
         value = request.get("groupName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             doc.setdefault("group", {})["name"] = value
         value = request.get("userName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             user.setdefault("target", {})["name"] = value
     value = get("insightDetails")
     if value is not None and (value := pruned(value)) is not MISSING:
@@ -596,7 +600,17 @@ def _inet(value: Any) -> bool:
 
 
 def _no_leading_zero(address: str) -> bool:
-    return not any(len(part) > 1 and part[0] == "0" for part in address.split("."))
+    """No part of a dotted quad (digits and dots only) starts with "0" and goes on."""
+    if "0" not in address:
+        return True
+    if address[0] == "0" and address[1] != ".":
+        return False
+    at = address.find(".0")
+    while at >= 0:
+        if at + 2 < len(address) and address[at + 2] != ".":
+            return False
+        at = address.find(".0", at + 2)
+    return True
 
 
 def _convert_string(value: Any) -> Any:
@@ -636,7 +650,7 @@ def _related_hosts(doc: dict, ct: dict, source_ip: Any, address: Any, request: A
         hosts.append(address)
     if request is not None:
         value = request.get("computerName")
-        if value is not None:
+        if value is not None and (value := pruned(value)) is not MISSING:
             value = java_str(value)
             if value not in hosts:
                 hosts.append(value)
@@ -677,10 +691,22 @@ def _add_instance(found: list, value: Any) -> None:
 
 
 _TLS_VERSIONS: dict[str, tuple[str, str]] = {}
+_SERVICES: dict[str, str] = {}  # eventSource -> cloud.service.name ("" for none): a few dozen in practice
+_SERVICES_GET = _SERVICES.get
+
+
+def _service(source_name: str) -> str:
+    """cloud.service.name of an eventSource: what comes before ``.amazonaws.com`` (remembered)."""
+    service = source_name[:source_name.index(".amazonaws.com")] if source_name.endswith(".amazonaws.com") else ""
+    if len(_SERVICES) >= 4096:
+        _SERVICES.clear()
+    _SERVICES[source_name] = service
+    return service
 
 
 def clear_caches() -> None:
     _TLS_VERSIONS.clear()
+    _SERVICES.clear()
 
 
 _MAX_CHARS = T.FLATTENED_MAX_CHARS

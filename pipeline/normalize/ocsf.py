@@ -352,18 +352,18 @@ def ocsf_event(record: dict, payloads: bool = True) -> dict:
     # failed as pipeline.normalize.category decides it (a console sign-in's answer first)
     response = get("responseElements")
     console = response.get("ConsoleLogin") if response.__class__ is dict or isinstance(response, dict) else None
+    error_code = get("errorCode")
+    error_message = get("errorMessage")
     if console.__class__ is str or isinstance(console, str):
         is_failed = console.lower() != "success"
     else:
-        is_failed = bool(get("errorCode") or get("errorMessage"))
+        is_failed = bool(error_code or error_message)
     identity = get("userIdentity")
     if identity.__class__ is not dict and not isinstance(identity, dict):
         identity = None
-    error_code = get("errorCode")
     if (not (error_code.__class__ is str and error_code
             or error_code is not None and (error_code := _str(error_code)) is not None)):
         error_code = None
-    error_message = get("errorMessage")
     if (not (error_message.__class__ is str and error_message
             or error_message is not None and (error_message := _str(error_message)) is not None)):
         error_message = None
