@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import redis
+import redis.cluster
 
 from pipeline import defaults
 from pipeline.keys import SOURCE_PLACEHOLDER, Keys
@@ -72,10 +73,12 @@ ScriptCall = tuple[redis.commands.core.Script, list, list]
 def run_scripts(client: redis.Redis, calls: Sequence[ScriptCall]) -> list:
     """Run script calls in one pipeline (one round trip per shard); their replies in order.
 
-    On a Redis Cluster the pipeline cannot load a script first (redis-py's ClusterPipeline has no
-    ``load_scripts``), and a shard's promoted replica may not know it yet: a call answered
-    NOSCRIPT is made again on its own (EVALSHA, loading the script on NOSCRIPT). A NOSCRIPT reply
-    means the script did not run, so nothing runs twice."""
+    A call answered NOSCRIPT (a promoted replica that never loaded it) is made again on its own
+    (EVALSHA, loading the script on NOSCRIPT): a NOSCRIPT reply means it did not run, so nothing
+    runs twice. On a Redis Cluster, whose client pipelines no script (redis-py blocks EVALSHA in a
+    ClusterPipeline), one call after the other, each routed to its slot's shard."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return [script(keys=keys, args=args) for script, keys, args in calls]
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
         script(keys=keys, args=args, client=pipe)
@@ -298,7 +301,11 @@ class StateStore:
         read from ``COMMAND DOCS XTRIM`` once (older servers: the MINID bound of trim_events.lua)."""
         if self._acked_trim is None:
             try:
-                docs = self.redis.execute_command("COMMAND DOCS", "XTRIM")
+                # (on a cluster, asked of one node: the command names no key to route by)
+                client = self.redis
+                if isinstance(client, redis.cluster.RedisCluster):
+                    client = client.get_redis_connection(client.get_random_node())
+                docs = client.execute_command("COMMAND DOCS", "XTRIM")
             except redis.ResponseError:  # before Redis 7: no COMMAND DOCS, no ACKED either
                 docs = None
             self._acked_trim = _mentions(docs, b"acked")
