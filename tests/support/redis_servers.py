@@ -296,6 +296,22 @@ class SentinelGroup:
             server.stop()
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is a port too (at most 55535), also free."""
+    import socket
+
+    while True:
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 class RedisClusterGroup:
     """A Redis Cluster on loopback: ``primaries`` redis-servers in cluster mode (each with
     ``replicas`` replicas), joined by ``redis-cli --cluster create``: what a
@@ -305,7 +321,7 @@ class RedisClusterGroup:
     def __init__(self, directory: Path, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 1000):
         self.directory, self.node_timeout_ms = directory, node_timeout_ms
         self.primaries, self.replicas = primaries, replicas
-        self.servers = [RedisServer(directory / f"node{i}", appendonly=False)
+        self.servers = [RedisServer(directory / f"node{i}", port=_cluster_port(), appendonly=False)
                         for i in range(primaries * (1 + replicas))]
 
     @staticmethod
