@@ -541,6 +541,10 @@ class Config(_Strict):
             problem = redis_url_problem(override)
             if problem:
                 raise ConfigError([f"environment variable TRAILPIPE_REDIS_URL {problem}"])
+            if _is_cluster(override) and not all(SOURCE_PLACEHOLDER in name
+                                                 for name in (self.stream, self.deadletter_stream)):
+                raise ConfigError(["environment variable TRAILPIPE_REDIS_URL is a Redis Cluster: stream and "
+                                   f"deadletter_stream must contain {SOURCE_PLACEHOLDER} there"])
             return override
         if self.redis_url is None:
             # The embedded redis-server of `trailpipe run` records its address (and password)
@@ -568,10 +572,6 @@ class Config(_Strict):
                                "use as its broker (celery/celery#2852): use a plain or Sentinel Redis or amqp://"])
         return url
 
-    @property
-    def on_cluster(self) -> bool:
-        """The state and streams live on a Redis Cluster (``redis+cluster://``)."""
-        return _is_cluster(self.redis_url_value())
 
     @property
     def broker_is_amqp(self) -> bool:

@@ -230,6 +230,8 @@ def test_state_streams_and_every_command_across_shards(tmp_path, cluster, cluste
     assert len(cli("tail", "-n", "5", "--raw").stdout.splitlines()) == 5
     letters = [json.loads(line) for line in cli("deadletter", "list", "--json").stdout.splitlines()]
     assert sorted(letter["object"] for letter in letters) == ["bad0", "bad1", "bad2", "stale"]
+    backfill = cli("backfill", names[0], "--since", "2026-11-01", "--until", "2026-11-01")
+    assert "2 already known" in backfill.stdout, backfill.stdout  # claims on the source's shard
     assert cli("schedule", "sync").returncode == 0  # celery-redbeat on the cluster, one slot
     assert cluster_client.exists(f"trailpipe:{{global}}:redbeat:discover:{names[0]}")
 
@@ -275,11 +277,13 @@ def test_primary_killed_mid_ingest_every_event_once(tmp_path, s3, bucket, moto_e
             victim = names[0]
             wait_for(lambda: _safe(lambda: client.xlen(streams[victim])) > 150, 120, what="ingestion under way")
             old = servers.primary_of(streams[victim])
+            before = client.xlen(streams[victim])
             servers.kill(old)
             killed = time.monotonic()
             new = servers.wait_failed_over(streams[victim], old)
             took = time.monotonic() - killed
             total = {name: sum(counter.values()) for name, counter in expected.items()}
+            assert before < total[victim]  # killed mid-ingest
             wait_for(lambda: all(_safe(lambda n=name: client.xlen(streams[n])) >= total[name] for name in names),
                      240, what="every event in its source's stream")
             time.sleep(3)  # nothing more arrives: no batch twice
@@ -288,7 +292,7 @@ def test_primary_killed_mid_ingest_every_event_once(tmp_path, s3, bucket, moto_e
                 got = Counter(fields[b"event"] for _, fields in client.xrange(streams[name]))
                 assert got == expected[name], name  # every record exactly once, in its own stream
                 homes.add(servers.primary_of(streams[name]))
-            assert len(homes) >= 2
+            assert len(homes) >= 2 and servers.primary_of(streams[victim]) == new
             assert worker.poll() is None and beat.poll() is None  # nothing exited
             print(f"cluster failover: replica {new} took over {took:.1f} s after primary {old} was killed")
         finally:
