@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import redis
 import redis.cluster
 
 from pipeline import defaults
+from pipeline.heartbeat import Heartbeats
 from pipeline.keys import SOURCE_PLACEHOLDER, Keys
 from pipeline.replies import as_hash, as_members, as_optional_bytes, as_stream
 from pipeline.status import TERMINAL_STATUSES, Health, Status, lua_constants
@@ -45,10 +47,18 @@ SCRIPT_NAMES = (
 )
 
 
+# Shared Lua functions (``pipeline/lua/_NAME.lua``) prepended to the scripts that call them.
+SCRIPT_LIBRARIES = {"throttle": ("gcra",), "commit_batch": ("gcra",)}
+
+
+def _lua(name: str) -> str:
+    return resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
 def _load_script(name: str) -> str:
-    """The script's text, headed by the object states (``STATUS_DONE`` ...) from ``Status``."""
-    text = resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
-    return lua_constants() + text
+    """The script's text, headed by the object states (``STATUS_DONE`` ...) from ``Status`` and
+    the shared functions it calls."""
+    return lua_constants() + "".join(_lua(f"_{lib}") for lib in SCRIPT_LIBRARIES.get(name, ())) + _lua(name)
 
 
 def _mentions(reply, word: bytes) -> bool:
@@ -108,6 +118,7 @@ class ObjectStart:
     state: Status  # processing, or a terminal state (nothing to do)
     checkpoint: int  # records of the object already handled
     attempts: int
+    denied: bool = True  # some object of the source is denied: a read must be reported (note_read)
 
     @property
     def finished(self) -> bool:
@@ -137,6 +148,11 @@ class StateStore:
         self._acked_trim: bool | None = None  # asked of the server at the first trim
         self.deadletter_maxlen = deadletter_maxlen
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
+        self._cluster = isinstance(client, redis.cluster.RedisCluster)
+        self._deferred: dict[tuple[str, str], int] = {}  # (stats key, field) -> amount not yet written
+        self._deferred_lock = threading.Lock()
+        # One thread beats for every object this process has in flight (source, key, runner).
+        self.heartbeats = Heartbeats(self.heartbeat_many, self.heartbeat_timeout_ms / 4000)
 
     # -- discovery lease -------------------------------------------------------------------
     def acquire_lease(self, source: str, lease_ms: int, owner: str = "") -> int:
@@ -226,11 +242,11 @@ class StateStore:
 
     def begin(self, source: str, key: str, runner: str = "") -> ObjectStart:
         """Start (or resume) work on an object as ``runner``, who must then send heartbeats."""
-        state, checkpoint, attempts = self._scripts["begin_object"](
-            keys=[self.keys.object(source, key), self.keys.pending(source)],
+        state, checkpoint, attempts, denied = self._scripts["begin_object"](
+            keys=[self.keys.object(source, key), self.keys.pending(source), self.keys.denied(source)],
             args=[now_ms(), runner, self.heartbeat_timeout_ms, key])
         return ObjectStart(Status(state.decode() if isinstance(state, bytes) else state),
-                           int(checkpoint), int(attempts))
+                           int(checkpoint), int(attempts), bool(denied))
 
     def heartbeat(self, source: str, key: str, runner: str) -> bool:
         """``runner`` is alive and still on the object: push its pending deadline forward."""
@@ -238,20 +254,100 @@ class StateStore:
             keys=[self.keys.object(source, key), self.keys.pending(source)],
             args=[now_ms(), runner, self.heartbeat_timeout_ms, key]))
 
+    def heartbeat_many(self, beats: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """``heartbeat`` for each (source, key, runner), in one round trip (with the counts
+        deferred since the last one: ``defer_count``)."""
+        if not beats and not self._deferred:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        counted = self._add_deferred(pipe)
+        now = now_ms()
+        calls = [self._queue_script(pipe, "heartbeat_object", [self.keys.object(source, key),
+                                                               self.keys.pending(source)],
+                                    [now, runner, self.heartbeat_timeout_ms, key]) for source, key, runner in beats]
+        try:
+            replies = self._execute(pipe, calls, counted)
+        except redis.RedisError:
+            self._restore_deferred(counted)
+            raise
+        return [bool(reply) for reply in replies[len(counted):]]
+
+    def _queue_script(self, pipe, name: str, keys: list[str], args: list) -> tuple[str, list[str], list]:
+        """EVALSHA of a script into a pipeline, without redis-py's SCRIPT EXISTS round trip
+        before every pipeline that holds a script: a server that lost the script (NOSCRIPT, the
+        script did not run) has it run alone by ``_execute``."""
+        if not self._cluster:  # (a cluster's pipeline runs no script: _execute runs it alone)
+            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        return name, keys, args
+
+    def _execute(self, pipe, calls: list[tuple[str, list[str], list]], counted: list) -> list:
+        """Run a pipeline of ``counted`` HINCRBYs and then the scripts of ``calls``, in order.
+        On a Redis Cluster (redis-py blocks EVALSHA in a ClusterPipeline) the counts go in the
+        pipeline (one round trip per shard) and each script after it on its own."""
+        if self._cluster:
+            replies = pipe.execute(raise_on_error=False) if counted else []
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return [*replies, *(self._scripts[name](keys=keys, args=args) for name, keys, args in calls)]
+        replies = pipe.execute(raise_on_error=False)
+        for index, (name, keys, args) in enumerate(calls, start=len(counted)):
+            if isinstance(replies[index], redis.exceptions.NoScriptError):
+                replies[index] = self._scripts[name](keys=keys, args=args)  # loads it, then runs it
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    # -- counters written with the next round trip ---------------------------------------------
+    def defer_count(self, source: str, field: str, amount: int = 1) -> None:
+        """Add to a counter of the source's stats with the next commit (or heartbeat round, at
+        least every heartbeat_timeout/4): no round trip of its own. Counts of a process killed
+        before then are lost; a metric, never the state of an object."""
+        with self._deferred_lock:
+            item = (self.keys.stats(source), field)
+            self._deferred[item] = self._deferred.get(item, 0) + amount
+
+    def _add_deferred(self, pipe) -> list[tuple[tuple[str, str], int]]:
+        with self._deferred_lock:
+            counted, self._deferred = list(self._deferred.items()), {}
+        for (stats, field), amount in counted:
+            pipe.hincrby(stats, field, amount)
+        return counted
+
+    def _restore_deferred(self, counted: list[tuple[tuple[str, str], int]]) -> None:
+        with self._deferred_lock:
+            for item, amount in counted:
+                self._deferred[item] = self._deferred.get(item, 0) + amount
+
+    def flush_counts(self) -> None:
+        """Write the deferred counts now."""
+        if self._deferred:
+            pipe = self.redis.pipeline(transaction=False)
+            counted = self._add_deferred(pipe)
+            try:
+                pipe.execute()
+            except redis.RedisError:
+                self._restore_deferred(counted)
+                raise
+
     def commit_batch(self, source: str, key: str, expected: int, records: int,
                      entries: Sequence[Mapping[str, str | bytes]], last: bool,
-                     sha256: str | None = None) -> tuple[bool, int]:
+                     sha256: str | None = None, eps: int = 0, delivered_ms: int = 0) -> tuple[bool, int]:
         """XADD ``entries`` and move the checkpoint from ``expected`` by ``records``, atomically.
 
         ``sha256`` (with ``last``): hex SHA-256 of the object's uncompressed bytes, kept in its
         state (field ``sha256``) as the object becomes done, for digest reconciliation.
+        ``eps``: the source's ``eps_throttle``; the entries are reserved in its fleet-wide budget
+        in the same round trip, and when the throttle asks to wait, this waits, then writes.
+        ``delivered_ms`` (with ``last``): the object's delivery time, for ``newest_done``.
 
         Returns (written, checkpoint). Not written means another worker moved the checkpoint or
         the object is already done: the caller must stop, as its batch is somebody else's.
         """
         ending = (sha256 or "1") if last else "0"  # the last batch carries the object's hash
-        args: list[str | bytes | int] = [expected, ending, self.retention_seconds,
-                                         0, records, len(entries), key]
+        args: list[str | bytes | int] = [expected, ending, self.retention_seconds, 0, records, len(entries), key,
+                                         eps or 0, delivered_ms if last and delivered_ms else 0]
         names = tuple(entries[0]) if entries else ()
         if names and all(tuple(entry) == names for entry in entries):
             # Every entry has the same fields (the emitter's): the names once, then only values.
@@ -267,27 +363,34 @@ class StateStore:
                 for field, value in entry.items():
                     args.append(field)
                     args.append(value)
-        written, checkpoint = self._commit(
-            source, keys=[self.keys.object(source, key), self.keys.events_stream(source), self.keys.stats(source),
-                          self.keys.pending(source)], args=args)
-        return bool(written), int(checkpoint)
+        keys = [self.keys.object(source, key), self.keys.events_stream(source), self.keys.stats(source),
+                self.keys.pending(source), self.keys.throttle(source), self.keys.newest_done(source)]
+        while True:
+            reply = self._commit(source, keys=keys, args=args)
+            if int(reply[0]) != 2:
+                return bool(reply[0]), int(reply[1])
+            time.sleep(int(reply[2]) / 1000.0)  # reserved: waits, never drops; then written
+            args[7] = 0
 
-    def _commit(self, source: str, keys: list[str], args: list) -> tuple[int, int]:
-        """The commit script, then (opt-in) the trim and ``WAIT`` for replicas: those on the same
-        connection in one round trip (WAIT counts the replicas that have this connection's writes)."""
-        if not self.stream_maxlen and not self.wait_replicas:
+    def _commit(self, source: str, keys: list[str], args: list) -> list:
+        """The commit script, with the counts deferred so far, then (opt-in) the trim and
+        ``WAIT`` for replicas: those on the same connection in one round trip (WAIT counts the
+        replicas that have this connection's writes)."""
+        if not self.stream_maxlen and not self.wait_replicas and not self._deferred:
             return self._scripts["commit_batch"](keys=keys, args=args)
-        if not self.wait_replicas:  # (never on a cluster: validate refuses wait_replicas there)
-            return run_scripts(self.redis, [
-                (self._scripts["commit_batch"], keys, args),
-                (self._scripts["trim_events"], [keys[1]], [self.stream_maxlen, int(self.acked_trim())])])[0]
+        trim = self.stream_maxlen and self.acked_trim()  # (asked of the server once, before the pipeline)
         pipe = self.redis.pipeline(transaction=False)
-        self._scripts["commit_batch"](keys=keys, args=args, client=pipe)
+        counted = self._add_deferred(pipe)
+        calls = [self._queue_script(pipe, "commit_batch", keys, args)]
         if self.stream_maxlen:
-            self._scripts["trim_events"](keys=[keys[1]],
-                                         args=[self.stream_maxlen, int(self.acked_trim())], client=pipe)
-        pipe.execute_command("WAIT", self.wait_replicas, int(defaults.WAIT_REPLICAS_TIMEOUT.total_seconds() * 1000))
-        replies = pipe.execute()
+            calls.append(self._queue_script(pipe, "trim_events", [keys[1]], [self.stream_maxlen, int(trim)]))
+        if self.wait_replicas:  # (never on a cluster: validate refuses wait_replicas there)
+            pipe.execute_command("WAIT", self.wait_replicas, int(defaults.WAIT_REPLICAS_TIMEOUT.total_seconds() * 1000))
+        try:
+            replies = self._execute(pipe, calls, counted)[len(counted):]
+        except redis.RedisError:
+            self._restore_deferred(counted)
+            raise
         if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
             # Written, but on fewer replicas than asked within the timeout: a failover now could
             # lose this batch (its checkpoint with it, so it would be emitted again, once). Counted.

@@ -75,14 +75,32 @@ def test_every_script_gets_every_key_it_touches_in_KEYS():
     """On a cluster a script may touch only keys it was given (all of one slot): no key name is
     built inside Lua, none read from data."""
     folder = REPO / "pipeline" / "lua"
+    # Library files (_name.lua, prepended to the scripts that use them): their functions' key
+    # parameters, by position; every caller must pass KEYS[...] there.
+    key_params: dict[str, list[int]] = {}
+    for path in sorted(folder.glob("_*.lua")):
+        text = path.read_text()
+        used = {key.strip() for _, key, _ in _CALL.findall(text)}
+        for name, params in re.findall(r"local function (\w+)\(([^)]*)\)", text):
+            names = [param.strip() for param in params.split(",")]
+            key_params[name] = [index for index, param in enumerate(names) if param in used]
+    assert key_params, "the library functions were not found"
     for path in sorted(folder.glob("*.lua")):
         text = path.read_text()
+        library = path.name.startswith("_")
         aliases = set(re.findall(r"(\w+) = KEYS\[", text))  # locals bound to a declared key
+        if library:
+            aliases |= {p.strip() for params in re.findall(r"local function \w+\(([^)]*)\)", text)
+                        for p in params.split(",")}
         for command, first, second in _CALL.findall(text):
             if command.upper() in _NO_KEY:
                 continue
             key = (second if command.upper() in _SUBCOMMAND else first).strip()
             assert key.startswith("KEYS[") or key in aliases, f"{path.name}: {command} on {key}"
+        for name, positions in key_params.items():
+            for call in ([] if library else re.findall(rf"\b{name}\(([^)]*)\)", text)):
+                args = [arg.strip() for arg in call.split(",")]
+                assert all(args[i].startswith("KEYS[") for i in positions), f"{path.name}: {name}({call})"
 
 
 def test_cluster_url_forms():
