@@ -35,10 +35,9 @@ from pydantic import (
 from pipeline import defaults
 from pipeline.embedded import embedded_url
 from pipeline.errors import ConfigError
+from pipeline.keys import DEFAULT_DEADLETTER_STREAM, DEFAULT_STREAM, SOURCE_PLACEHOLDER
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
-DEFAULT_STREAM = "trailpipe:events"
-DEFAULT_DEADLETTER_STREAM = "trailpipe:deadletter"
 DIGEST_FOLDER = "CloudTrail-Digest/"
 
 _RECURRENCE = re.compile(r"^\s*(\d+)\s*([HMD])\s*$", re.IGNORECASE)
@@ -407,7 +406,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return _regex_cache[pattern]
 
 
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")  # pipeline.connections.SCHEMES
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel",  # pipeline.connections.SCHEMES
+                 "redis+cluster", "rediss+cluster")
 BROKER_SCHEMES = (*REDIS_SCHEMES, "sentinel", "amqp", "amqps", "pyamqp")
 
 
@@ -425,10 +425,12 @@ def redis_url_problem(url: str) -> str | None:
 class Config(_Strict):
     """The whole file: shared settings plus the list of sources."""
 
-    # redis://, rediss://, unix://, or redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
-    # (rediss+sentinel:// with TLS): may hold a password; None means "embedded redis-server"
+    # redis://, rediss://, unix://, redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]
+    # or redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/ (rediss+... with TLS): may hold a
+    # password; None means "embedded redis-server"
     redis_url: SecretStr | None = None
-    broker_url: SecretStr | None = None  # defaults to redis_url; amqp://… for RabbitMQ
+    # defaults to redis_url; amqp://… for RabbitMQ; never a cluster (Celery cannot use one)
+    broker_url: SecretStr | None = None
     sentinel_password: SecretStr | None = None  # the Sentinels' own password (requirepass of a Sentinel)
     # Redis WAIT after each batch for this many replicas (narrows what a failover may lose).
     wait_replicas: int | None = Field(default=None, ge=1)
@@ -471,7 +473,7 @@ class Config(_Strict):
         if value is not None:
             scheme = urlsplit(value.get_secret_value()).scheme.lower()
             if scheme in REDIS_SCHEMES:  # one server or Sentinel: the connection factory's forms
-                problem = redis_url_problem(value.get_secret_value())
+                problem = redis_url_problem(value.get_secret_value()) or _cluster_broker_problem(scheme)
                 if problem:
                     raise ValueError(problem)
             elif scheme not in BROKER_SCHEMES:
@@ -488,6 +490,30 @@ class Config(_Strict):
                 if not parts.hostname:
                     raise ValueError(f"the RabbitMQ URL names no host: {form}")
         return value
+
+    @model_validator(mode="after")
+    def _streams_per_source(self) -> Config:
+        """``{source}`` in a stream name (a hash tag per source); on a Redis Cluster it is needed,
+        as are a broker that is not the cluster and no ``wait_replicas``."""
+        for name in ("stream", "deadletter_stream"):
+            rest = getattr(self, name).replace(SOURCE_PLACEHOLDER, "")
+            if SOURCE_PLACEHOLDER in getattr(self, name) and ("{" in rest or "}" in rest):
+                raise ValueError(f"{name}: may hold braces only as {SOURCE_PLACEHOLDER} (the source's hash tag)")
+        if self.redis_url is None or not _is_cluster(self.redis_url.get_secret_value()):
+            return self
+        for name, example in (("stream", "trailpipe:events:{source}"),
+                              ("deadletter_stream", "trailpipe:deadletter:{source}")):
+            if SOURCE_PLACEHOLDER not in getattr(self, name):
+                raise ValueError(f"{name}: must contain {SOURCE_PLACEHOLDER} when redis_url is a Redis Cluster "
+                                 f"(such as {example!r}), so that each source's keys and stream share one hash slot")
+        if self.broker_url is None:
+            raise ValueError("broker_url: is needed when redis_url is a Redis Cluster, which Celery cannot use as "
+                             "its broker (celery/celery#2852): use a plain or Sentinel Redis (redis://, "
+                             "redis+sentinel://) or RabbitMQ (amqp://)")
+        if self.wait_replicas is not None:
+            raise ValueError("wait_replicas: is not available on a Redis Cluster (WAIT counts one connection's "
+                             "writes, and a cluster client spreads them over connections): remove it")
+        return self
 
     @model_validator(mode="after")
     def _retention_covers_lookback(self) -> Config:
@@ -522,6 +548,10 @@ class Config(_Strict):
             problem = redis_url_problem(override)
             if problem:
                 raise ConfigError([f"environment variable TRAILPIPE_REDIS_URL {problem}"])
+            if _is_cluster(override) and not all(SOURCE_PLACEHOLDER in name
+                                                 for name in (self.stream, self.deadletter_stream)):
+                raise ConfigError(["environment variable TRAILPIPE_REDIS_URL is a Redis Cluster: stream and "
+                                   f"deadletter_stream must contain {SOURCE_PLACEHOLDER} there"])
             return override
         if self.redis_url is None:
             # The embedded redis-server of `trailpipe run` records its address (and password)
@@ -543,7 +573,12 @@ class Config(_Strict):
         moves a Redis broker with the state, never a RabbitMQ one (that is not a Redis)."""
         if self.broker_url is not None and (self.broker_is_amqp or not os.environ.get("TRAILPIPE_REDIS_URL")):
             return self.broker_url.get_secret_value()
-        return self.redis_url_value()
+        url = self.redis_url_value()
+        if _is_cluster(url):
+            raise ConfigError(["broker_url: is needed: the state's Redis is a Redis Cluster, which Celery cannot "
+                               "use as its broker (celery/celery#2852): use a plain or Sentinel Redis or amqp://"])
+        return url
+
 
     @property
     def broker_is_amqp(self) -> bool:
@@ -552,6 +587,17 @@ class Config(_Strict):
 
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")  # pipeline.connections.ClusterAddress
+
+
+def _is_cluster(url: str) -> bool:
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def _cluster_broker_problem(scheme: str) -> str | None:
+    from pipeline.connections import CLUSTER_BROKER_REFUSED  # noqa: PLC0415
+
+    return CLUSTER_BROKER_REFUSED if scheme in CLUSTER_SCHEMES else None
 
 
 def is_amqp_url(url: str) -> bool:

@@ -9,8 +9,13 @@ make a redis-py client, kombu's broker settings and redbeat's settings:
   ``rediss+sentinel://``): the primary is found through the Sentinels (``SentinelAddress``), and
   found again after a failover. A Sentinel password, if any, is ``sentinel_password`` in the config.
 
-A new kind (a ``redis+cluster://`` form) is one more class with the same four methods and one
-more entry in ``SCHEMES``.
+- ``redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/`` (TLS: ``rediss+cluster://``): a
+  Redis Cluster (``ClusterAddress``), found through any of the startup nodes; redis-py's
+  ``RedisCluster`` follows MOVED/ASK and a shard's failover. It holds the state and the streams,
+  and beat's schedule; never Celery's broker (kombu pipelines keys of several slots:
+  celery/celery#2852), so ``broker`` refuses it.
+
+A new kind is one more class with the same four methods and one more entry in ``SCHEMES``.
 
 Failover is an outage, not an end: every client retries connection errors, resets, ``LOADING``
 and ``READONLY`` (a demoted primary; a Sentinel-managed connection then asks the Sentinels again),
@@ -22,9 +27,10 @@ from __future__ import annotations
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import redis
+import redis.cluster
 import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
@@ -45,6 +51,13 @@ RETRY_CAP_SECONDS = 2.0
 # Besides connection errors and timeouts (redis-py's own), retried as passing: a demoted primary
 # (READONLY: nothing was written) and a server loading its data.
 RETRIED_ERRORS = (redis.ReadOnlyError, redis.BusyLoadingError, redis.ConnectionError, redis.TimeoutError)
+
+# Why a cluster URL cannot be the broker, and what to use: one line for `validate`.
+CLUSTER_BROKER_REFUSED = ("is a Redis Cluster, which Celery cannot use as its broker (celery/celery#2852): "
+                          "use a plain or Sentinel Redis (redis://, redis+sentinel://) or RabbitMQ (amqp://)")
+# A cluster's shard fails over by itself (cluster-node-timeout, then a replica's election): its
+# errors meanwhile (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, a dead node) are RedisCluster's to retry.
+CLUSTER_PORT = 6379
 
 _MASTER_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
@@ -117,12 +130,7 @@ class SentinelAddress:
         scheme, _, rest = url.partition("://")
         netloc, _, path_query = rest.partition("/")
         path, _, query = path_query.partition("?")
-        userinfo, at, hostlist = netloc.rpartition("@")
-        username = password = None
-        if at:
-            user, colon, secret = userinfo.partition(":")
-            username = urllib.parse.unquote(user) or None
-            password = urllib.parse.unquote(secret) if colon else None
+        username, password, hostlist = _userinfo(netloc)
         sentinels = []
         for item in hostlist.split(","):
             if not item:
@@ -196,10 +204,81 @@ class SentinelAddress:
         return "redis-sentinel://", options, self._tls_options()
 
 
-Address = SingleAddress | SentinelAddress
-# scheme -> the kind of address it names; one entry per kind (a cluster kind goes here too).
-SCHEMES: dict[str, type[SingleAddress] | type[SentinelAddress]] = {
-    scheme: kind for kind in (SingleAddress, SentinelAddress) for scheme in kind.schemes}
+@dataclass(frozen=True)
+class ClusterAddress:
+    """A Redis Cluster, found through any of its ``nodes`` (the startup nodes)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    query: tuple[tuple[str, str], ...] = ()  # ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs
+    schemes: ClassVar[tuple[str, ...]] = ("redis+cluster", "rediss+cluster")
+
+    @classmethod
+    def parse(cls, url: str) -> ClusterAddress:
+        scheme, _, rest = url.partition("://")
+        netloc, slash, path_query = rest.partition("/")
+        path, _, query = path_query.partition("?")
+        if "?" in netloc and not slash:
+            netloc, _, query = netloc.partition("?")
+        username, password, hostlist = _userinfo(netloc)
+        nodes = []
+        for item in hostlist.split(","):
+            if not item:
+                raise ValueError("needs HOST:PORT of at least one cluster node (comma-separated): "
+                                 "redis+cluster://HOST:PORT[,HOST:PORT...]/")
+            nodes.append(_host_port(item, "cluster node", CLUSTER_PORT))
+        if path:
+            raise ValueError("has a path after the hosts: a Redis Cluster has one database, "
+                             "redis+cluster://HOST:PORT[,HOST:PORT...]/")
+        address = cls(tuple(nodes), username, password, scheme.lower().startswith("rediss"),
+                      tuple(urllib.parse.parse_qsl(query)))
+        address._tls_options()  # ValueError now, at validate, for a wrong ssl_cert_reqs
+        return address
+
+    def _tls_options(self) -> dict | None:
+        if not self.tls:
+            return None
+        return broker_ssl_options("rediss://x/?" + urllib.parse.urlencode(self.query))
+
+    def _credentials(self) -> dict:
+        return {k: v for k, v in (("username", self.username), ("password", self.password)) if v is not None}
+
+    def client(self, sentinel_password: str | None = None, quick: bool = False,
+               decode_responses: bool = False) -> redis.cluster.RedisCluster:
+        connection = _client_settings(quick)
+        connection.pop("retry_on_error", None)  # RedisCluster retries its own errors (ERRORS_ALLOW_RETRY)
+        tls = self._tls_options()
+        if tls is not None:
+            connection.update(ssl=True, **tls)
+        nodes = [redis.cluster.ClusterNode(host, port) for host, port in self.nodes]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, decode_responses=decode_responses,
+                                          **self._credentials(), **connection)
+
+    def broker(self, sentinel_password: str | None = None) -> tuple[str, dict, dict | None]:
+        raise ValueError(CLUSTER_BROKER_REFUSED)
+
+    def redbeat(self, sentinel_password: str | None = None) -> tuple[str, dict, dict | None]:
+        """celery-redbeat's cluster branch (``cluster: True``): ``RedisCluster.from_url`` of the
+        first node, which then learns every node; the credentials in the options (masked)."""
+        host, port = self.nodes[0]
+        scheme = "rediss" if self.tls else "redis"
+        options: dict[str, Any] = {"cluster": True, "decode_responses": True, **self._credentials()}
+        tls = self._tls_options()
+        if tls is not None:
+            options.update(tls)
+        return f"{scheme}://{_netloc(host, port)}", options, tls
+
+
+Address = SingleAddress | SentinelAddress | ClusterAddress
+# scheme -> the kind of address it names; one entry per kind.
+SCHEMES: dict[str, type[SingleAddress] | type[SentinelAddress] | type[ClusterAddress]] = {
+    scheme: kind for kind in (SingleAddress, SentinelAddress, ClusterAddress) for scheme in kind.schemes}
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in ClusterAddress.schemes
 
 
 def parse_url(url: str) -> Address:
@@ -207,15 +286,17 @@ def parse_url(url: str) -> Address:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     kind = SCHEMES.get(scheme)
     if kind is None:
-        raise ValueError("is not a Redis URL: use redis://HOST:PORT/DB, rediss:// (TLS), unix://PATH or "
-                         "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB] (rediss+sentinel:// with TLS)")
+        raise ValueError("is not a Redis URL: use redis://HOST:PORT/DB, rediss:// (TLS), unix://PATH, "
+                         "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB] or "
+                         "redis+cluster://HOST:PORT[,HOST:PORT...]/ (rediss+... with TLS)")
     return kind.parse(url)
 
 
 def redis_client(url: str, sentinel_password: str | None = None, quick: bool = False) -> redis.Redis:
     """The client every part uses for its state and stream (``Runtime.redis``, the CLI).
-    ``quick``: for a readiness probe, short timeouts and no retries."""
-    return parse_url(url).client(sentinel_password, quick)
+    ``quick``: for a readiness probe, short timeouts and no retries. For a cluster URL, a
+    ``redis.cluster.RedisCluster``: the same commands, each routed to the shard of its key."""
+    return cast(redis.Redis, parse_url(url).client(sentinel_password, quick))
 
 
 def _client_settings(quick: bool) -> dict[str, Any]:
@@ -225,18 +306,28 @@ def _client_settings(quick: bool) -> dict[str, Any]:
             "retry": retry_policy(), "retry_on_error": list(RETRIED_ERRORS)}
 
 
-def _host_port(item: str) -> tuple[str, int]:
+def _userinfo(netloc: str) -> tuple[str | None, str | None, str]:
+    userinfo, at, hostlist = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = urllib.parse.unquote(user) or None
+        password = urllib.parse.unquote(secret) if colon else None
+    return username, password, hostlist
+
+
+def _host_port(item: str, what: str = "Sentinel", default_port: int = SENTINEL_PORT) -> tuple[str, int]:
     if item.startswith("["):
         host, _, port_text = item[1:].partition("]")
         host, port_text = f"[{host}]", port_text.removeprefix(":")
     else:
         host, _, port_text = item.partition(":")
     if not host or not _HOST.match(host):
-        raise ValueError("has a Sentinel host that is not a host name or address")
+        raise ValueError(f"has a {what} host that is not a host name or address")
     if not port_text:
-        return host.strip("[]"), SENTINEL_PORT
+        return host.strip("[]"), default_port
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError("has a Sentinel port that is not a port number")
+        raise ValueError(f"has a {what} port that is not a port number")
     return host.strip("[]"), int(port_text)
 
 
@@ -252,4 +343,5 @@ def _database(text: str, allow_empty: bool = False) -> int:
     return int(text)
 
 
-__all__ = ["SCHEMES", "Address", "SentinelAddress", "SingleAddress", "parse_url", "redis_client", "retry_policy"]
+__all__ = ["CLUSTER_BROKER_REFUSED", "SCHEMES", "Address", "ClusterAddress", "SentinelAddress", "SingleAddress",
+           "is_cluster_url", "parse_url", "redis_client", "retry_policy"]

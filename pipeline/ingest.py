@@ -90,15 +90,16 @@ class Whole(io.BytesIO):
     parser its bytes (``getvalue``), which it reads in place."""
 
 
-def wait_below_watermark(state: StateStore, limits: IngestLimits) -> None:
+def wait_below_watermark(state: StateStore, limits: IngestLimits, source: str | None = None) -> None:
     """Backpressure, not loss: while the slowest consumer group has more than the high watermark
     of entries not acknowledged (no group: while the stream is that long), wait for it."""
     if limits.stream_high_watermark is None:
         return
     deadline = time.monotonic() + limits.backpressure_max_wait
-    while state.stream_backlog(limits.stream_high_watermark) > limits.stream_high_watermark:
+    while state.stream_backlog(limits.stream_high_watermark, source) > limits.stream_high_watermark:
         if time.monotonic() > deadline:
-            raise Backpressure(f"stream {state.events_stream}: its slowest consumer group (or, with none, "
+            stream = state.keys.events_stream(source) if source is not None else state.events_stream
+            raise Backpressure(f"stream {stream}: its slowest consumer group (or, with none, "
                                f"the stream) is over the high watermark of {limits.stream_high_watermark} "
                                "entries not acknowledged")
         time.sleep(BACKPRESSURE_POLL_SECONDS)
@@ -199,7 +200,7 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
                     # Read one batch ahead, so the batch that ends the object is known as the last.
                     following, error = (_take(remaining, limits.batch_size) if error is None else ([], error))
                     entries = batch_entries(source, key, batch)
-                wait_below_watermark(state, limits)
+                wait_below_watermark(state, limits, sid)
                 last = not following and error is None
                 # The throttle's reservation (it waits, never drops), the batch and, with the last
                 # one, the object done and its delivery time: one round trip.

@@ -30,7 +30,7 @@ from pipeline.layout import delivery_time, key_position, partition_of
 from pipeline.lister import file_name, find_partitions, list_pages
 from pipeline.parser import uncompressed_sha256
 from pipeline.replies import as_hash, as_members, as_stream
-from pipeline.state import StateStore, _load_script, now_ms
+from pipeline.state import StateStore, _load_script, now_ms, run_scripts
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +85,13 @@ class IntegrityStore:
         """Per (log file key, expected SHA-256): claimed, pending, intact, mismatch, unknown, dead_lettered."""
         if not files:
             return []
-        pipe = self.redis.pipeline(transaction=False)
         now = now_ms()
-        for key, expected in files:
-            self.scripts["reconcile_log_file"](
-                keys=[self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source),
+        script = self.scripts["reconcile_log_file"]
+        replies = run_scripts(self.redis, [
+            (script, [self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source),
                       self.keys.integrity_awaiting(source)],
-                args=[now, token, key, expected, digest_key, self.state.requeue_after_ms], client=pipe)
-        return [r.decode() if isinstance(r, bytes) else r for r in pipe.execute()]
+             [now, token, key, expected, digest_key, self.state.requeue_after_ms]) for key, expected in files])
+        return [r.decode() if isinstance(r, bytes) else r for r in replies]
 
     def settle_awaiting(self, source: str) -> tuple[int, int]:
         """Compare the log files that were not finished when their digest came; (settled, mismatches)."""

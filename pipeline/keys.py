@@ -60,9 +60,21 @@ and ``P:redbeat::lock`` (the active beat's lock).
 
 Streams (names from the config): the events stream (default ``trailpipe:events``) and the
 dead-letter stream (default ``trailpipe:deadletter``).
+
+Hash tags (Redis Cluster). A ``stream`` holding ``{source}`` names one stream per source: the
+placeholder becomes the source's identifier in braces (``trailpipe:events:{source}`` ->
+``trailpipe:events:{acct0}``), and then every key of that source carries the same hash tag
+(``P:src:{S}:...``), so a source's keys and its stream live in one hash slot, on one shard, and
+every script (which receives every key it touches in KEYS) touches one slot. ``deadletter_stream``
+may hold ``{source}`` too (a Redis Cluster needs it: a dead letter is written with its object's
+state). The keys of no source share the tag ``{global}``: ``P:{global}:sources``,
+``P:{global}:epoch``, ``P:{global}:resets`` (check_epoch.lua touches the last two together) and
+beat's schedule under ``P:{global}:redbeat:`` (celery-redbeat's pipelines touch its keys together).
+Without ``{source}`` in ``stream`` no key name changes.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Fields of P:src:S:stats the notification consumer counts (pipeline.sqs_consumer), read by
@@ -83,12 +95,58 @@ def latency_stat(name: str) -> str:
     return f"{NOTIFICATION_LATENCY}{name}"
 
 
+# In ``stream``/``deadletter_stream``: the source's identifier, in braces (a hash tag).
+SOURCE_PLACEHOLDER = "{source}"
+DEFAULT_STREAM = "trailpipe:events"
+DEFAULT_DEADLETTER_STREAM = "trailpipe:deadletter"
+GLOBAL_TAG = "{global}"
+
+
+def hash_tag(key: str) -> str:
+    """The part of ``key`` Redis Cluster hashes: the first ``{...}`` with something inside, else all."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1:end]
+    return key
+
+
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "trailpipe"
+    stream: str = DEFAULT_STREAM  # may hold {source}: one stream per source, keys hash-tagged
+    deadletter_stream: str = DEFAULT_DEADLETTER_STREAM  # may hold {source}
+
+    @property
+    def hash_tagged(self) -> bool:
+        """Each source's keys carry its identifier as hash tag (``stream`` holds ``{source}``)."""
+        return SOURCE_PLACEHOLDER in self.stream
 
     def _source(self, source: str) -> str:
-        return f"{self.prefix}:src:{source}"
+        return f"{self.prefix}:src:{{{source}}}" if self.hash_tagged else f"{self.prefix}:src:{source}"
+
+    def _global(self) -> str:
+        return f"{self.prefix}:{GLOBAL_TAG}" if self.hash_tagged else self.prefix
+
+    def events_stream(self, source: str) -> str:
+        """The source's events stream: ``stream``, ``{source}`` replaced by ``{<identifier>}``."""
+        return self.stream.replace(SOURCE_PLACEHOLDER, f"{{{source}}}")
+
+    def deadletter(self, source: str) -> str:
+        """The source's dead-letter stream (``deadletter_stream``, ``{source}`` replaced)."""
+        return self.deadletter_stream.replace(SOURCE_PLACEHOLDER, f"{{{source}}}")
+
+    def events_streams(self, sources: Iterable[str]) -> list[str]:
+        """Every events stream of ``sources`` (one name without ``{source}``), in order, once each."""
+        return list(dict.fromkeys(self.events_stream(source) for source in sources))
+
+    def deadletter_streams(self, sources: Iterable[str]) -> list[str]:
+        return list(dict.fromkeys(self.deadletter(source) for source in sources))
+
+    def redbeat_prefix(self) -> str:
+        """celery-redbeat's key prefix: beat's schedule, one slot on a cluster."""
+        return f"{self._global()}:redbeat:"
 
     def marker(self, source: str) -> str:
         return f"{self._source(source)}:marker"
@@ -139,10 +197,10 @@ class Keys:
         return f"{self._source(source)}:notify_error"
 
     def sources(self) -> str:
-        return f"{self.prefix}:sources"
+        return f"{self._global()}:sources"
 
     def epoch(self) -> str:
-        return f"{self.prefix}:epoch"
+        return f"{self._global()}:epoch"
 
     def resets(self) -> str:
-        return f"{self.prefix}:resets"
+        return f"{self._global()}:resets"

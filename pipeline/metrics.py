@@ -295,8 +295,14 @@ class TrailpipeCollector(Collector):
         yield from notification_families(rows)
         yield from redis_families(redis_status(state), parts_status(config.state_path))
         stream = GaugeMetricFamily("trailpipe_stream_length", "Entries in the stream", labels=["stream"])
-        stream.add_metric([config.stream], state.redis.xlen(config.stream))
-        stream.add_metric([config.deadletter_stream], state.redis.xlen(config.deadletter_stream))
+        configured = [source.identifier for source in config.sources]
+        # One stream each, or one per source ({source}): each read on its shard of a cluster.
+        names = [*state.events_streams(configured), *state.deadletter_streams(configured)]
+        pipe = state.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.xlen(name)
+        for name, length in zip(names, pipe.execute()):
+            stream.add_metric([name], length)
         yield stream
 
 

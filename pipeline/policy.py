@@ -96,6 +96,10 @@ CONFIGURATION_HINTS = {
 # script, a failed save): transient, without limit, like a connection error.
 REDIS_UNAVAILABLE_REPLIES = frozenset({"READONLY", "LOADING", "BUSY", "MISCONF", "TRYAGAIN", "CLUSTERDOWN",
                                        "MASTERDOWN", "NOREPLICAS"})
+# What a Redis Cluster answers while a shard fails over or slots move (redis-py's RedisCluster
+# retries them first): MOVED/ASK, TRYAGAIN, CLUSTERDOWN, no node reachable, a slot not covered.
+REDIS_CLUSTER_SWITCHING = (redis.exceptions.AskError, redis.exceptions.TryAgainError, redis.exceptions.ClusterError,
+                           redis.exceptions.RedisClusterException)
 # A read the source's identity may not make (the listing works): the object waits (DENIED).
 OBJECT_OPERATIONS = frozenset({"GetObject", "HeadObject"})
 _DECRYPT = "grant kms:Decrypt on the trail's KMS key to the source's identity (the key policy, or its IAM policy)"
@@ -188,6 +192,9 @@ def classify(exc: BaseException) -> Verdict:
             isinstance(exc, redis.ResponseError) and str(exc).split(" ", 1)[0] in REDIS_UNAVAILABLE_REPLIES):
         return Verdict(ErrorKind.TRANSIENT, type(exc).__name__, str(exc),
                        "Redis is failing over, loading or busy: it should pass", retry_limit=None)
+    if isinstance(exc, REDIS_CLUSTER_SWITCHING):
+        return Verdict(ErrorKind.TRANSIENT, type(exc).__name__, str(exc),
+                       "a Redis Cluster shard is failing over or moving slots: it should pass", retry_limit=None)
     if isinstance(exc, redis.ResponseError) and str(exc).startswith("OOM"):
         return Verdict(ErrorKind.TRANSIENT, "RedisOutOfMemory", str(exc),
                        "Redis is full (maxmemory): let consumers catch up or give it memory",

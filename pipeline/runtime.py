@@ -46,7 +46,7 @@ class Runtime:
 
     @cached_property
     def keys(self) -> Keys:
-        return Keys(self.config.key_prefix)
+        return Keys(self.config.key_prefix, self.config.stream, self.config.deadletter_stream)
 
     @cached_property
     def state(self) -> StateStore:

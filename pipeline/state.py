@@ -6,6 +6,7 @@ Key names come from ``pipeline.keys``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 from importlib import resources
 
 import redis
+import redis.cluster
 
 from pipeline import defaults
 from pipeline.heartbeat import Heartbeats
-from pipeline.keys import Keys
-from pipeline.replies import as_hash, as_members, as_optional_bytes
+from pipeline.keys import SOURCE_PLACEHOLDER, Keys
+from pipeline.replies import as_hash, as_members, as_optional_bytes, as_stream
 from pipeline.status import TERMINAL_STATUSES, Health, Status, lua_constants
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ SCRIPT_NAMES = (
     "heartbeat_object",
     "set_health",
     "trim_events",
+    "trim_deadletters",
 )
 
 
@@ -71,6 +74,32 @@ def _mentions(reply, word: bytes) -> bool:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# One script call: (script, KEYS, ARGV).
+ScriptCall = tuple[redis.commands.core.Script, list, list]
+
+
+def run_scripts(client: redis.Redis, calls: Sequence[ScriptCall]) -> list:
+    """Run script calls in one pipeline (one round trip per shard); their replies in order.
+
+    A call answered NOSCRIPT (a promoted replica that never loaded it) is made again on its own
+    (EVALSHA, loading the script on NOSCRIPT): a NOSCRIPT reply means it did not run, so nothing
+    runs twice. On a Redis Cluster, whose client pipelines no script (redis-py blocks EVALSHA in a
+    ClusterPipeline), one call after the other, each routed to its slot's shard."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return [script(keys=keys, args=args) for script, keys, args in calls]
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        script(keys=keys, args=args, client=pipe)
+    replies = pipe.execute(raise_on_error=False)
+    for index, reply in enumerate(replies):
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            script, keys, args = calls[index]
+            replies[index] = script(keys=keys, args=args)
+        elif isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 
@@ -107,7 +136,8 @@ class StateStore:
                  heartbeat_timeout_seconds: int = int(defaults.HEARTBEAT_TIMEOUT.total_seconds()),
                  wait_replicas: int = 0):
         self.redis = client
-        self.keys = keys
+        # The stream names (templates: ``{source}`` is the source's hash tag) with the keys.
+        self.keys = dataclasses.replace(keys, stream=events_stream, deadletter_stream=deadletter_stream)
         self.events_stream = events_stream
         self.deadletter_stream = deadletter_stream
         self.retention_seconds = retention_seconds
@@ -118,6 +148,7 @@ class StateStore:
         self._acked_trim: bool | None = None  # asked of the server at the first trim
         self.deadletter_maxlen = deadletter_maxlen
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
+        self._cluster = isinstance(client, redis.cluster.RedisCluster)
         self._deferred: dict[tuple[str, str], int] = {}  # (stats key, field) -> amount not yet written
         self._deferred_lock = threading.Lock()
         # One thread beats for every object this process has in flight (source, key, runner).
@@ -184,20 +215,26 @@ class StateStore:
         """Claim each key (one round trip); return those newly claimed, which the caller enqueues."""
         if not keys:
             return []
-        pipe = self.redis.pipeline(transaction=False)
         now = now_ms()
-        for key in keys:
-            self._scripts["claim_object"](
-                keys=[self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source)],
-                args=[now, token, key, self.requeue_after_ms], client=pipe)
-        return [key for key, claimed in zip(keys, pipe.execute()) if claimed]
+        script = self._scripts["claim_object"]
+        replies = run_scripts(self.redis, [
+            (script, [self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source)],
+             [now, token, key, self.requeue_after_ms]) for key in keys])
+        return [key for key, claimed in zip(keys, replies) if claimed]
 
     def sweep_pending(self, source: str, limit: int = 1000) -> list[str]:
         """Unfinished objects past their pending deadline (a claim never started, a runner whose
         heartbeats stopped): re-armed for ``requeue_after``; the caller enqueues them again."""
+        now = now_ms()
+        # Those past their deadline, read first: the script is given each one's hash in KEYS
+        # (a script builds no key name: on a cluster every key it touches must be declared).
+        found = [key.decode() for key in as_members(self.redis.zrangebyscore(
+            self.keys.pending(source), "-inf", now, start=0, num=limit))]
+        if not found:
+            return []
         due = self._scripts["sweep_pending"](
-            keys=[self.keys.pending(source)],
-            args=[now_ms(), self.requeue_after_ms, limit, self.keys.object(source, "")])
+            keys=[self.keys.pending(source), *(self.keys.object(source, key) for key in found)],
+            args=[now, self.requeue_after_ms, *found])
         return [key.decode() for key in due]
 
     def pending_count(self, source: str) -> int:
@@ -239,11 +276,20 @@ class StateStore:
         """EVALSHA of a script into a pipeline, without redis-py's SCRIPT EXISTS round trip
         before every pipeline that holds a script: a server that lost the script (NOSCRIPT, the
         script did not run) has it run alone by ``_execute``."""
-        pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        if not self._cluster:  # (a cluster's pipeline runs no script: _execute runs it alone)
+            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
         return name, keys, args
 
     def _execute(self, pipe, calls: list[tuple[str, list[str], list]], counted: list) -> list:
-        """Run a pipeline of ``counted`` HINCRBYs and then the scripts of ``calls``, in order."""
+        """Run a pipeline of ``counted`` HINCRBYs and then the scripts of ``calls``, in order.
+        On a Redis Cluster (redis-py blocks EVALSHA in a ClusterPipeline) the counts go in the
+        pipeline (one round trip per shard) and each script after it on its own."""
+        if self._cluster:
+            replies = pipe.execute(raise_on_error=False) if counted else []
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return [*replies, *(self._scripts[name](keys=keys, args=args) for name, keys, args in calls)]
         replies = pipe.execute(raise_on_error=False)
         for index, (name, keys, args) in enumerate(calls, start=len(counted)):
             if isinstance(replies[index], redis.exceptions.NoScriptError):
@@ -317,7 +363,7 @@ class StateStore:
                 for field, value in entry.items():
                     args.append(field)
                     args.append(value)
-        keys = [self.keys.object(source, key), self.events_stream, self.keys.stats(source),
+        keys = [self.keys.object(source, key), self.keys.events_stream(source), self.keys.stats(source),
                 self.keys.pending(source), self.keys.throttle(source), self.keys.newest_done(source)]
         while True:
             reply = self._commit(source, keys=keys, args=args)
@@ -337,8 +383,8 @@ class StateStore:
         counted = self._add_deferred(pipe)
         calls = [self._queue_script(pipe, "commit_batch", keys, args)]
         if self.stream_maxlen:
-            calls.append(self._queue_script(pipe, "trim_events", [self.events_stream], [self.stream_maxlen, int(trim)]))
-        if self.wait_replicas:
+            calls.append(self._queue_script(pipe, "trim_events", [keys[1]], [self.stream_maxlen, int(trim)]))
+        if self.wait_replicas:  # (never on a cluster: validate refuses wait_replicas there)
             pipe.execute_command("WAIT", self.wait_replicas, int(defaults.WAIT_REPLICAS_TIMEOUT.total_seconds() * 1000))
         try:
             replies = self._execute(pipe, calls, counted)[len(counted):]
@@ -358,28 +404,51 @@ class StateStore:
         read from ``COMMAND DOCS XTRIM`` once (older servers: the MINID bound of trim_events.lua)."""
         if self._acked_trim is None:
             try:
-                docs = self.redis.execute_command("COMMAND DOCS", "XTRIM")
+                # (on a cluster, asked of one node: the command names no key to route by)
+                client = self.redis
+                if isinstance(client, redis.cluster.RedisCluster):
+                    client = client.get_redis_connection(client.get_random_node())
+                docs = client.execute_command("COMMAND DOCS", "XTRIM")
             except redis.ResponseError:  # before Redis 7: no COMMAND DOCS, no ACKED either
                 docs = None
             self._acked_trim = _mentions(docs, b"acked")
         return self._acked_trim
 
-    def trim_events(self) -> int:
-        """Trim the stream to ``stream_maxlen`` (approximately) now, sparing what groups still need."""
+    def events_streams(self, sources: Iterable[str] = ()) -> list[str]:
+        """The events streams of ``sources`` and of every source with state: one name unless
+        ``stream`` holds ``{source}`` (then one per source, each on its source's shard)."""
+        if not self.keys.hash_tagged:
+            return [self.events_stream]
+        return self.keys.events_streams([*sources, *self.known_sources()])
+
+    def deadletter_streams(self, sources: Iterable[str] = ()) -> list[str]:
+        if SOURCE_PLACEHOLDER not in self.deadletter_stream:
+            return [self.deadletter_stream]
+        return self.keys.deadletter_streams(sorted({*sources, *self.known_sources()}))
+
+    def trim_events(self, source: str | None = None) -> int:
+        """Trim the stream (of ``source``; None: every one) to ``stream_maxlen`` (approximately)
+        now, sparing what groups still need."""
         if not self.stream_maxlen:
             return 0
-        return int(self._scripts["trim_events"](keys=[self.events_stream],
-                                                args=[self.stream_maxlen, int(self.acked_trim())]))
+        streams = [self.keys.events_stream(source)] if source is not None else self.events_streams()
+        return sum(int(self._scripts["trim_events"](keys=[stream], args=[self.stream_maxlen, int(self.acked_trim())]))
+                   for stream in streams)
 
-    def stream_backlog(self, limit: int | None = None) -> int:
+    def stream_backlog(self, limit: int | None = None, source: str | None = None) -> int:
         """What the slowest consumer group has not acknowledged: its entries not yet delivered
         (XINFO GROUPS ``lag``) plus those delivered and not acknowledged (``pending``). Without a
         group, the stream's length. Where the server gives no lag (Redis < 7, or entries deleted
         after the group's position), the entries after its last-delivered-id are counted, up to
-        ``limit`` + 1 (enough to tell whether it is over ``limit``)."""
+        ``limit`` + 1 (enough to tell whether it is over ``limit``). With a stream per source
+        (``{source}``): the stream of ``source``; None: the largest backlog of them all."""
+        streams = [self.keys.events_stream(source)] if source is not None else self.events_streams()
+        return max((self._stream_backlog(stream, limit) for stream in streams), default=0)
+
+    def _stream_backlog(self, stream: str, limit: int | None) -> int:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xlen(self.events_stream)
-        pipe.xinfo_groups(self.events_stream)
+        pipe.xlen(stream)
+        pipe.xinfo_groups(stream)
         length, groups = pipe.execute(raise_on_error=False)
         if isinstance(length, Exception):
             raise length
@@ -393,16 +462,16 @@ class StateStore:
             lag = group.get("lag")
             if lag is None:
                 bound = None if limit is None else max(0, limit + 1 - pending)
-                lag = self._entries_after(group["last-delivered-id"], bound)
+                lag = self._entries_after(stream, group["last-delivered-id"], bound)
             backlog = max(backlog, pending + int(lag))
         return backlog
 
-    def _entries_after(self, last_id: bytes | str, bound: int | None, page: int = 1000) -> int:
+    def _entries_after(self, stream: str, last_id: bytes | str, bound: int | None, page: int = 1000) -> int:
         start = last_id.decode() if isinstance(last_id, bytes) else last_id
         count = 0
         while bound is None or count < bound:
             size = page if bound is None else min(page, bound - count)
-            entries = self.redis.xrange(self.events_stream, min="(" + start, max="+", count=size)
+            entries = self.redis.xrange(stream, min="(" + start, max="+", count=size)
             if not entries:
                 break
             count += len(entries)
@@ -424,10 +493,31 @@ class StateStore:
         args: list[str | int] = [self.retention_seconds, now_ms(), key, self.deadletter_maxlen]
         for field, value in fields.items():
             args += [field, value]
-        return bool(self._scripts["fail_object"](
-            keys=[self.keys.object(source, key), self.deadletter_stream, self.keys.stats(source),
-                  self.keys.pending(source)],
+        stream = self.keys.deadletter(source)
+        recorded = bool(self._scripts["fail_object"](
+            keys=[self.keys.object(source, key), stream, self.keys.stats(source), self.keys.pending(source)],
             args=args))
+        if recorded:
+            self._trim_deadletters(stream)
+        return recorded
+
+    def _trim_deadletters(self, stream: str) -> int:
+        """Drop the oldest letters over ``deadletter_maxlen``; their objects' records then expire
+        after the retention and leave the count of failed objects. The letters are read first,
+        so the script is given each one's object and stats keys (it builds no key name)."""
+        excess = int(self.redis.xlen(stream)) - self.deadletter_maxlen
+        if excess <= 0:
+            return 0
+        keys: list[str | bytes] = [stream]
+        args: list[str | bytes | int] = [self.retention_seconds]
+        for entry_id, fields in as_stream(self.redis.xrange(stream, count=excess)):
+            state_key, stats_key = fields.get(b"state_key"), fields.get(b"stats_key")
+            args += [entry_id, 1 if state_key else 0, 1 if state_key and stats_key else 0]
+            if state_key:
+                keys.append(state_key)
+                if stats_key:
+                    keys.append(stats_key)
+        return int(self._scripts["trim_deadletters"](keys=keys, args=args))
 
     def release(self, source: str, key: str, retry_in_seconds: float = 0.0, runner: str = "") -> bool:
         """Give the object back after a transient error: the retry does not count as a crash.
@@ -512,8 +602,9 @@ class StateStore:
         raw = as_hash(self.redis.hgetall(self.keys.health(source)))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    def stream_length(self) -> int:
-        return int(self.redis.xlen(self.events_stream))
+    def stream_length(self, sources: Iterable[str] = ()) -> int:
+        """Entries in the events stream; with a stream per source, in all of them (each on its shard)."""
+        return sum(int(self.redis.xlen(stream)) for stream in self.events_streams(sources))
 
     def object_state(self, source: str, key: str) -> dict[str, str]:
         raw = as_hash(self.redis.hgetall(self.keys.object(source, key)))

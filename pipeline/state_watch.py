@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from importlib import resources
 
 import redis
+import redis.cluster
 
 from pipeline.keys import Keys
 from pipeline.replies import as_hash
@@ -43,6 +44,8 @@ LOSS = ("a restart of it loses every object's state, the markers, the schedule a
 
 def redis_address(client: redis.Redis) -> str:
     """host:port (never the password) of the client's server, for messages."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return "the Redis Cluster (" + ", ".join(node.name for node in client.get_primaries()) + ")"
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("path"):
         return str(kwargs["path"])
@@ -94,7 +97,14 @@ class Persistence:
                 "message": self.message}
 
 
+# From the weakest: what a Redis Cluster is said to do is what its weakest primary does.
+_STRENGTH = {"none": 0, "unknown": 1, "rdb": 2, "aof": 3, "aof+rdb": 3}
+
+
 def read_persistence(client: redis.Redis) -> Persistence:
+    if isinstance(client, redis.cluster.RedisCluster):  # every primary (shard), the weakest said
+        views = [read_persistence(client.get_redis_connection(node)) for node in client.get_primaries()]
+        return min(views, key=lambda view: _STRENGTH[view.mode])
     info = client.info("persistence")
     aof = str(info.get("aof_enabled", "0")) == "1"
     save: str | None
@@ -218,7 +228,10 @@ def redis_check(config) -> tuple[bool | None, str]:
     if config.uses_embedded_redis and not (embedded_url(config.state_path) and held_by_other(config.state_path)):
         return True, "the embedded redis-server of `trailpipe run` persists its state (AOF on, in the state folder)"
     try:
-        client = redis.Redis.from_url(config.redis_url_value(), socket_connect_timeout=3, socket_timeout=5)
+        from pipeline.connections import redis_client  # noqa: PLC0415
+
+        # Through the connection factory: one server, the Sentinels' primary, or every cluster primary.
+        client = redis_client(config.redis_url_value(), config.sentinel_password_value(), quick=True)
         try:
             persistence = read_persistence(client)
         finally:

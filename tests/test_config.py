@@ -358,8 +358,8 @@ def test_redis_url_scheme_is_checked_at_load_without_quoting_it(url, monkeypatch
     monkeypatch.delenv("TRAILPIPE_REDIS_URL", raising=False)
     problems = problems_of(good_source(), redis_url=url.replace("h:", "user:s3cret@h:"))
     assert problems == ["field 'redis_url': is not a Redis URL: use redis://HOST:PORT/DB, rediss:// (TLS), "
-                        "unix://PATH or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB] "
-                        "(rediss+sentinel:// with TLS)"], problems
+                        "unix://PATH, redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB] or "
+                        "redis+cluster://HOST:PORT[,HOST:PORT...]/ (rediss+... with TLS)"], problems
     assert not any("s3cret" in p for p in problems)
     assert "broker_url" in problems_of(good_source(), broker_url="htp://x")[0]
     config = parse_config({"redis_url": "rediss://h:1/0", "broker_url": "amqp://g@h//", "sources": [good_source()]})

@@ -31,6 +31,7 @@ from kombu import Exchange, Queue
 from pipeline.config import Config, load_config
 from pipeline.connections import SCHEMES, parse_url
 from pipeline.errors import ConfigError
+from pipeline.keys import Keys
 from pipeline.logs import use_escaping, use_json
 from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 
@@ -223,7 +224,8 @@ def configure(config: Config) -> None:
         redbeat_redis_url=redbeat_url,
         redbeat_redis_use_ssl=redbeat_ssl,
         redbeat_redis_options=redbeat_options,  # the password under a key Celery masks
-        redbeat_key_prefix=f"{config.key_prefix}:redbeat:",
+        # P:redbeat: (P:{global}:redbeat: with {source} streams: one slot of a cluster).
+        redbeat_key_prefix=Keys(config.key_prefix, config.stream, config.deadletter_stream).redbeat_prefix(),
     )
     if config.broker_is_amqp:
         app.conf.update(amqp_broker_settings(config, queues))

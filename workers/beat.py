@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 # What a Redis away, failing over, loading or demoted answers.
-REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.BusyLoadingError)
+REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.BusyLoadingError,
+                # a Redis Cluster's shard failing over (its client retried them first)
+                redis.exceptions.ClusterError, redis.exceptions.AskError, redis.exceptions.RedisClusterException)
 
 
 class Scheduler(RedBeatScheduler):

@@ -155,6 +155,20 @@ def status_rows(runtime: Runtime) -> list[dict]:
             for source in runtime.config.sources]
 
 
+def configured_ids(runtime: Runtime) -> list[str]:
+    return [source.identifier for source in runtime.config.sources]
+
+
+def stream_lengths(runtime: Runtime) -> dict[str, int]:
+    """Each events stream's length: one stream, or (``{source}`` in ``stream``) one per source,
+    each read on its own shard of a Redis Cluster."""
+    streams = runtime.state.events_streams(configured_ids(runtime))
+    pipe = runtime.redis.pipeline(transaction=False)
+    for name in streams:
+        pipe.xlen(name)
+    return {name: int(length) for name, length in zip(streams, pipe.execute())}
+
+
 def notification_line(row: dict) -> str:
     """The notification consumer's counters (and its last error, with a hint) on one line."""
     note = row["notifications"]
@@ -179,9 +193,10 @@ def status(config_path: str, as_json: bool) -> None:
 
     runtime = Runtime(_open(config_path))
     rows = status_rows(runtime)
+    streams = stream_lengths(runtime)
     redis_view, run_view = redis_status(runtime.state), parts_status(runtime.config.state_path)
     if as_json:
-        click.echo(json.dumps({"sources": rows, "stream_length": runtime.redis.xlen(runtime.config.stream),
+        click.echo(json.dumps({"sources": rows, "stream_length": sum(streams.values()), "streams": streams,
                                "redis": redis_view, "run": run_view}, indent=2))
         return
     for row in rows:
@@ -218,7 +233,8 @@ def status(config_path: str, as_json: bool) -> None:
                        f"{violations}")
         if runtime.config.source(row["source"]).sqs is not None:
             click.echo(f"  {notification_line(row)}")
-    click.echo(f"stream {runtime.config.stream}: {runtime.redis.xlen(runtime.config.stream)} entries")
+    for name, length in streams.items():
+        click.echo(f"stream {name}: {length} entries")
     for line in run_status_lines(redis_view, run_view):
         say(line)
 
@@ -254,13 +270,21 @@ def metrics(config_path: str, port: int, address: str) -> None:
 def tail(config_path: str, count: int, raw: bool) -> None:
     """Print the newest events from the stream."""
     runtime = Runtime(_open(config_path))
-    entries = as_stream(runtime.redis.xrevrange(runtime.config.stream, count=count))
-    for entry_id, fields in reversed(entries):
+    entries = []
+    for name in runtime.state.events_streams(configured_ids(runtime)):  # one per source with {source}
+        entries += as_stream(runtime.redis.xrevrange(name, count=count))
+    entries = sorted(entries, key=lambda entry: _entry_order(entry[0]))
+    entries = entries[-count:] if count > 0 else entries
+    for entry_id, fields in entries:
         if raw:
             click.echo(json.dumps({"id": entry_id.decode(),
                                    **{k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}}))
         else:
             say(format_event(fields))
+
+
+def _entry_order(entry_id: bytes) -> tuple[int, ...]:
+    return tuple(int(part) for part in entry_id.decode().split("-"))
 
 
 def _progress_printer(stream_is_tty: bool):
@@ -401,7 +425,7 @@ def deadletter() -> None:
 def deadletter_list(config_path: str, source_id: str | None, as_json: bool) -> None:
     """List the dead-lettered objects with their reason."""
     runtime = Runtime(_open(config_path))
-    letters = deadletters.list_entries(runtime.state, source_id)
+    letters = deadletters.list_entries(runtime.state, source_id, configured_ids(runtime))
     for letter in letters:
         if as_json:
             click.echo(json.dumps(letter.as_dict()))  # ASCII: json escapes every control character
@@ -430,7 +454,7 @@ def deadletter_retry(config_path: str, key: str | None, retry_all: bool, source_
     def enqueue(sid: str, object_key: str) -> None:
         app.send_task("trailpipe.ingest_object", args=(sid, object_key), queue=config.source(sid).queue_name)
 
-    letters = [letter for letter in deadletters.list_entries(runtime.state, source_id)
+    letters = [letter for letter in deadletters.list_entries(runtime.state, source_id, configured_ids(runtime))
                if retry_all or letter.key == key]
     if not letters:
         click.echo("nothing to retry", err=True)

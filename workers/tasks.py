@@ -66,7 +66,7 @@ def enqueue_ingest(source_id: str, key: str) -> None:
     ingest_object.apply_async(args=(source_id, key), queue=source.queue_name)
 
 
-@app.task(name="trailpipe.discover", bind=True)
+@app.task(name="trailpipe.discover", bind=True, max_retries=None)
 def discover(self, source_id: str) -> dict:
     rt = runtime()
     source = rt.source(source_id)
@@ -109,7 +109,9 @@ def sweep(source_id: str) -> int:
     return sweep_source(rt.source(source_id), rt.state, enqueue_ingest)
 
 
-@app.task(name="trailpipe.ingest_object", bind=True)
+# max_retries=None here: retry(max_retries=None) alone falls back to the task's default (3), and a
+# transient error (a Redis failing over) is retried without limit (the policy's retry_limit decides).
+@app.task(name="trailpipe.ingest_object", bind=True, max_retries=None)
 def ingest_object(self, source_id: str, key: str) -> dict:
     rt = runtime()
     source = rt.source(source_id)

@@ -1,12 +1,12 @@
 -- Record an object as failed for good and dead-letter it, atomically.
 -- KEYS[1] object hash, KEYS[2] dead-letter stream, KEYS[3] source stats, KEYS[4] pending set
--- ARGV[1] retention (s), ARGV[2] now (ms), ARGV[3] the object key, ARGV[4] most dead letters
--- kept, then field/value pairs of the dead-letter entry (state_key: the object hash,
--- stats_key: its source's stats).
+-- ARGV[1] retention (s), ARGV[2] now (ms), ARGV[3] the object key, ARGV[4] unused (the caller
+-- trims with trim_deadletters.lua, given the keys of the letters it drops), then field/value
+-- pairs of the dead-letter entry (state_key: the object hash, stats_key: its source's stats).
 -- Returns 1 when recorded, 0 when the object was already done or failed.
 -- A failed object's hash does not expire: it lives as long as its dead letter, so a listed
--- letter can always be retried. When the stream is full, the oldest letters are dropped and
--- their objects' hashes expire after the retention (as a done object's would).
+-- letter can always be retried. When the stream is full, trim_deadletters.lua drops the oldest
+-- letters and their objects' hashes expire after the retention (as a done object's would).
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == STATUS_DONE or state == STATUS_FAILED then
   return 0
@@ -18,22 +18,6 @@ end
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 table.insert(entry, 'attempts')
 table.insert(entry, attempts)
-local excess = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[4]) + 1
-if excess > 0 then
-  for _, old in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', excess)) do
-    local fields, named = old[2], {}
-    for j = 1, #fields, 2 do
-      named[fields[j]] = fields[j + 1]
-    end
-    if named.state_key and redis.call('HGET', named.state_key, 'state') == STATUS_FAILED then
-      redis.call('EXPIRE', named.state_key, ARGV[1])
-      if named.stats_key then
-        redis.call('HINCRBY', named.stats_key, 'objects_failed', -1)
-      end
-    end
-    redis.call('XDEL', KEYS[2], old[1])
-  end
-end
 redis.call('XADD', KEYS[2], '*', unpack(entry))
 local error_class = ''
 for j = 1, #entry, 2 do

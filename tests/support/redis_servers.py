@@ -294,3 +294,141 @@ class SentinelGroup:
         self.sentinel_processes = []
         for server in self.servers:
             server.stop()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is a port too (at most 55535), also free."""
+    import socket
+
+    while True:
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+class RedisClusterGroup:
+    """A Redis Cluster on loopback: ``primaries`` redis-servers in cluster mode (each with
+    ``replicas`` replicas), joined by ``redis-cli --cluster create``: what a
+    ``redis+cluster://`` URL names. ``node_timeout_ms`` is how soon a dead primary's replica
+    takes over (cluster-node-timeout, then an election)."""
+
+    def __init__(self, directory: Path, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 1000):
+        self.directory, self.node_timeout_ms = directory, node_timeout_ms
+        self.primaries, self.replicas = primaries, replicas
+        self.servers = [RedisServer(directory / f"node{i}", port=_cluster_port(), appendonly=False)
+                        for i in range(primaries * (1 + replicas))]
+
+    @staticmethod
+    def redis_cli() -> str | None:
+        return shutil.which("redis-cli") or shutil.which("valkey-cli")
+
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{server.port}" for server in self.servers[:3]) + "/"
+
+    def start(self, timeout: float = 60) -> RedisClusterGroup:
+        cli = self.redis_cli()
+        assert cli is not None, "redis-cli is needed to create a cluster"
+        for server in self.servers:
+            server.extra_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                 "--cluster-node-timeout", str(self.node_timeout_ms),
+                                 "--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0")
+            server.start()
+        created = subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{server.port}" for server in self.servers),
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            capture_output=True, text=True, timeout=timeout)
+        if created.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]} {created.stderr[-2000:]}")
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the cluster did not come up; see {self.directory}")
+            time.sleep(0.1)
+        return self
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=2)
+
+    def _ready(self) -> bool:
+        """Every live node sees the cluster ok with all its nodes, every replica in sync."""
+        try:
+            for server in self.servers:
+                if server.process is None:
+                    continue
+                with self.node(server.port) as client:
+                    info = client.cluster("info")
+                    if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) < len(self.servers):
+                        return False
+                    replication = client.info("replication")
+                    if replication["role"] == "slave" and replication.get("master_link_status") != "up":
+                        return False
+            return True
+        except (redis.RedisError, KeyError, ValueError):
+            return False
+
+    def primary_ports(self) -> list[int]:
+        """The ports of the nodes that are primaries now (asked of each live node)."""
+        ports = []
+        for server in self.servers:
+            if server.process is None:
+                continue
+            try:
+                with self.node(server.port) as client:
+                    if client.info("replication")["role"] == "master":
+                        ports.append(server.port)
+            except redis.RedisError:
+                continue
+        return ports
+
+    def primary_of(self, key: str) -> int:
+        """The port of the primary that serves ``key``'s slot now."""
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        for server in self.servers:
+            if server.process is None:
+                continue
+            try:
+                with self.node(server.port) as client:
+                    for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                        if start <= slot <= end:
+                            return int(primary[1])
+            except redis.RedisError:
+                continue
+        raise RuntimeError("no node answers CLUSTER SLOTS")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node (no shutdown, no last write to its replicas)."""
+        server = next(server for server in self.servers if server.port == port)
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        server.process = None
+
+    def wait_failed_over(self, slot_key: str, old_port: int, timeout: float = 60) -> int:
+        """Wait until another node serves ``slot_key``'s slot as a primary and the cluster is ok."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                port = self.primary_of(slot_key)
+                if port != old_port:
+                    with self.node(port) as client:
+                        if (client.info("replication")["role"] == "master"
+                                and client.cluster("info").get("cluster_state") == "ok"):
+                            return port
+            except (redis.RedisError, RuntimeError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"no replica took over within {timeout}s")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
