@@ -41,7 +41,7 @@ check: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-## Lint (ruff) and types (mypy on pipeline/), as CI runs them.
+## Lint (ruff) and types (mypy on pipeline/ and workers/), as CI runs them.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from pipeline import defaults
+from pipeline.embedded import embedded_url
 from pipeline.errors import ConfigError
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
@@ -518,8 +519,6 @@ class Config(_Strict):
         if self.redis_url is None:
             # The embedded redis-server of `trailpipe run` records its address (and password)
             # in the state folder, readable by this user only.
-            from pipeline.embedded import embedded_url  # noqa: PLC0415  (avoids an import cycle)
-
             url = embedded_url(self.state_path)
             if url is None:
                 raise ConfigError([

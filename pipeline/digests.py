@@ -46,7 +46,6 @@ SIGNATURE = "digest_signature_invalid"  # the signature does not verify (forged 
 MOVED = "digest_moved"  # the digest does not sit where it says it sits
 CHAIN = "digest_chain_broken"  # previous hash/signature differ from the previous digest's
 INVALID = "digest_invalid"  # unreadable, fields missing, unknown public key
-DIGEST_KINDS = (MISSING, SIGNATURE, MOVED, CHAIN, INVALID)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import json
 import urllib.parse
 from dataclasses import dataclass, field
 
-KINDS = ("s3", "sns", "eventbridge", "cloudtrail", "test", "other", "unparseable")
 OBJECT_CREATED_PREFIX = "ObjectCreated:"
 EVENTBRIDGE_CREATED = "Object Created"
 

@@ -12,10 +12,6 @@ from typing import cast
 StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
-def as_bytes(reply: object) -> bytes:
-    return cast(bytes, reply)
-
-
 def as_optional_bytes(reply: object) -> bytes | None:
     return cast("bytes | None", reply)
 
@@ -33,3 +29,8 @@ def as_members(reply: object) -> Iterable[bytes]:
 def as_stream(reply: object) -> StreamEntries:
     """XRANGE's / XREVRANGE's reply: (entry id, fields) pairs."""
     return cast(StreamEntries, reply)
+
+
+def as_read(reply: object) -> list[tuple[bytes, StreamEntries]]:
+    """XREAD's reply: (stream, entries) pairs."""
+    return cast("list[tuple[bytes, StreamEntries]]", reply)

@@ -10,6 +10,7 @@ holds it this one schedules nothing, as a standby does.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from redbeat import RedBeatScheduler
@@ -24,6 +25,8 @@ REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, 
 
 
 class Scheduler(RedBeatScheduler):
+    lock: Any  # redis-py's Lock once taken (RedBeatScheduler leaves it unannotated)
+
     def _take_lock(self) -> bool:
         """Take the beat lock if it is free (never waits: the loop comes back)."""
         if self.lock is None:

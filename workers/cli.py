@@ -1,6 +1,7 @@
 """The ``trailpipe`` command: validate, discover, run, demo, status, tail, deadletter."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from pipeline.errors import ConfigError
 from pipeline.logs import escape_controls
 from pipeline.metrics import source_metrics
 from pipeline.processes import die_with_parent, stop_process
+from pipeline.replies import as_stream
 from pipeline.runtime import Runtime
 from workers.console import celery_command, explain, format_event
 
@@ -251,7 +253,7 @@ def metrics(config_path: str, port: int, address: str) -> None:
 def tail(config_path: str, count: int, raw: bool) -> None:
     """Print the newest events from the stream."""
     runtime = Runtime(_open(config_path))
-    entries = runtime.redis.xrevrange(runtime.config.stream, count=count)
+    entries = as_stream(runtime.redis.xrevrange(runtime.config.stream, count=count))
     for entry_id, fields in reversed(entries):
         if raw:
             click.echo(json.dumps({"id": entry_id.decode(),
@@ -470,6 +472,7 @@ def verify(config_path: str, identifier: str, since: str, until: str | None, pub
     except KeyError:
         raise click.UsageError(f"no source with identifier {identifier!r}") from None
     start, end = _utc(since, "--since"), _utc(until, "--until") or datetime.now(UTC)
+    assert start is not None  # --since is required
     if start > end:
         raise click.UsageError("--since is after --until")
     try:
@@ -571,9 +574,9 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
     for name, args in (("worker", ("worker", "--concurrency", str(concurrency), "--loglevel", loglevel)),
                        ("beat", ("beat", "--loglevel", loglevel, "--schedule", beat_schedule))):
         ready_file = state_dir / f"ready-{name}"
-        parts.append(Part(name, lambda args=args, ready_file=ready_file: _start_child(
-            celery_command(*args), env, ready_file), stop_celery, wait_for=redis_up, ready=_wrote_ready(ready_file),
-            hint="its own log lines above say why (the config, the broker_url, the Python environment)"))
+        parts.append(Part(name, functools.partial(_start_child, celery_command(*args), env, ready_file),
+                          stop_celery, wait_for=redis_up, ready=_wrote_ready(ready_file),
+                          hint="its own log lines above say why (the config, the broker_url, the Python environment)"))
     try:
         code = Supervisor(parts, say=say, state_dir=state_dir).run()
     finally:

@@ -25,6 +25,7 @@ from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
 from pipeline.embedded import EmbeddedRedis, RunLock
 from pipeline.processes import stop_process
 from pipeline.redis_server import find_redis_server, free_port, server_version
+from pipeline.replies import as_read
 from pipeline.runtime import Runtime
 from workers.console import celery_command, format_event
 
@@ -153,11 +154,13 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         stack.callback(stop_process, worker, 20)
         click.echo(f"celery worker + beat started (log: {log_path}); events from stream "
                    f"{runtime.config.stream}:")
-        last_id, shown, stats = "0-0", 0, {}
+        last_id: bytes | str = "0-0"
+        shown, stats = 0, {}
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                for _, entries in runtime.redis.xread({runtime.config.stream: last_id}, count=500, block=500):
+                for _, entries in as_read(runtime.redis.xread({runtime.config.stream: last_id}, count=500,
+                                                              block=500)):
                     for entry_id, fields in entries:
                         last_id = entry_id
                         if shown < show:
