@@ -86,12 +86,11 @@ class IntegrityStore:
         if not files:
             return []
         pipe = self.redis.pipeline(transaction=False)
-        now = now_ms()
         for key, expected in files:
             self.scripts["reconcile_log_file"](
                 keys=[self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source),
                       self.keys.integrity_awaiting(source)],
-                args=[now, token, key, expected, digest_key, self.state.requeue_after_ms], client=pipe)
+                args=[0, token, key, expected, digest_key, self.state.requeue_after_ms], client=pipe)
         return [r.decode() if isinstance(r, bytes) else r for r in pipe.execute()]
 
     def settle_awaiting(self, source: str) -> tuple[int, int]:

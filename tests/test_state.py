@@ -17,6 +17,13 @@ def state(redis_client):
                       requeue_after_seconds=60)
 
 
+def silence(redis_client, keys, key: str, ms: int) -> None:
+    """``ms`` pass for ``key`` without a heartbeat of its runner (its last beat and its pending
+    deadline move back by as much, as Redis's clock moving on would make them)."""
+    redis_client.hincrby(keys.object(SRC, key), "heartbeat_at", -ms)
+    redis_client.zincrby(keys.pending(SRC), -ms, key)
+
+
 def entry(n: int) -> dict:
     return {"event": f'{{"n":{n}}}', "event_id": f"id-{n}", "source": SRC}
 
@@ -170,12 +177,13 @@ def test_heartbeat_keeps_a_slow_object_from_the_sweep(redis_client, keys):
     state.begin(SRC, "dead", runner="r-dead")
     # 11 s pass: the slow runner beats, the dead one does not.
     for key in ("slow", "dead"):
-        redis_client.zincrby(keys.pending(SRC), -11_000, key)
+        silence(redis_client, keys, key, 11_000)
     assert state.heartbeat(SRC, "slow", "r-slow")
     assert state.sweep_pending(SRC) == ["dead"]  # only the silent runner's object
     assert state.object_state(SRC, "slow")["runner"] == "r-slow"
     # The redelivered task takes over; the dead runner's late beat is refused.
-    assert state.begin(SRC, "dead", runner="r-new").attempts == 2
+    taken = state.begin(SRC, "dead", runner="r-new")
+    assert (taken.taken, taken.attempts, taken.silent, taken.lost) == (True, 2, 1, 0)
     assert not state.heartbeat(SRC, "dead", "r-dead")
     assert state.heartbeat(SRC, "dead", "r-new")
 
@@ -295,7 +303,9 @@ def test_a_runner_presumed_dead_cannot_release_its_successor_s_object(redis_clie
                        requeue_after_seconds=60, heartbeat_timeout_seconds=10)
     state.claim(SRC, "k", 1)
     state.begin(SRC, "k", runner="old")
-    state.begin(SRC, "k", runner="new")  # the sweep's re-enqueue took over
+    assert not state.begin(SRC, "k", runner="new").taken  # old beats: a duplicate is refused
+    silence(redis_client, keys, "k", 11_000)
+    assert state.begin(SRC, "k", runner="new").taken  # old went silent: the sweep's re-enqueue took over
     assert not state.release(SRC, "k", retry_in_seconds=5, runner="old")
     assert state.object_state(SRC, "k")["state"] == Status.PROCESSING
     assert state.release(SRC, "k", retry_in_seconds=5, runner="new")

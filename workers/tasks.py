@@ -23,7 +23,6 @@ from pipeline.ingest import defer_denied
 from pipeline.ingest import ingest_object as ingest_one
 from pipeline.policy import ErrorKind, classify
 from pipeline.runtime import Runtime
-from pipeline.status import Status
 from workers.app import app, current_config
 
 log = logging.getLogger(__name__)
@@ -129,19 +128,22 @@ def ingest_object(self, source_id: str, key: str) -> dict:
             rt.state.count_error(source_id, verdict.error_class)  # set_health counted the one above
             limit = verdict.retry_limit
             if verdict.kind is ErrorKind.PERMANENT or (limit is not None and self.request.retries >= limit):
-                if not rt.state.release(source_id, key, runner=runner) and \
-                        rt.state.object_state(source_id, key).get("state") == Status.PROCESSING:
-                    # Presumed dead, this execution was replaced: the live runner decides.
-                    return {"source": source_id, "key": key, "outcome": "superseded"}
                 error_class = verdict.error_class if verdict.kind is ErrorKind.PERMANENT else (
                     "InternalError" if verdict.error_class == "InternalError" else "RetriesExhausted")
-                rt.state.fail(source_id, key, error_class,
-                              f"gave up after {self.request.retries + 1} tries: {verdict.description}"
-                              if verdict.kind is not ErrorKind.PERMANENT else verdict.description)
+                if not rt.state.fail(source_id, key, error_class,
+                                     f"gave up after {self.request.retries + 1} tries: {verdict.description}"
+                                     if verdict.kind is not ErrorKind.PERMANENT else verdict.description,
+                                     runner=runner):
+                    # Presumed dead, this execution was replaced (or the object finished): the
+                    # live runner decides; this one writes nothing more.
+                    return {"source": source_id, "key": key, "outcome": "superseded"}
                 rt.state.forget_denied(source_id, key)
                 log.error("object source=%s key=%s dead-lettered: %s", source_id, key, verdict.description)
                 return {"source": source_id, "key": key, "outcome": "failed", "reason": verdict.description}
-            rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner)
+            if not rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner):
+                # No longer ours (taken over after this runner was presumed dead, or finished):
+                # no retry, the live runner has it.
+                return {"source": source_id, "key": key, "outcome": "superseded"}
         except redis.RedisError:
             pass  # Redis is away too: retry later; the sweep is the safety net
         log.warning("object source=%s key=%s: %s; retry %d", source_id, key, verdict.description,
