@@ -312,7 +312,7 @@ def test_beat_survives_a_redis_outage_and_a_lost_lock(tmp_path, moto_endpoint, b
         wait_for(lambda: scheduled() > queued, 30, what="a task scheduled after the lock came back")
         port = server.port
         server.stop()
-        time.sleep(12)  # beat and its sweep loop (every 5 s) meet no Redis
+        time.sleep(22)  # beat's ticks (a consume run due every 20 s) meet no Redis
         assert beat.poll() is None
         server = RedisServer(tmp_path / "redis", port=port, appendonly=False).start()
         wait_for(lambda: client.exists("trailpipe:redbeat::lock"), 60, what="beat back on the empty Redis")
