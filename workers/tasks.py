@@ -96,7 +96,9 @@ def discover(self, source_id: str) -> dict:
 
 @app.task(name="trailpipe.sweep")
 def sweep(source_id: str) -> int:
-    """Enqueue again the source's objects whose runner stopped beating (fast failover)."""
+    """Enqueue again the source's objects whose runner stopped beating. Beat no longer schedules
+    it (its sweep loop sweeps every source, pipeline.sweeper); kept for sweeps already queued by
+    an older beat and for a sweep by hand."""
     rt = runtime()
     return sweep_source(rt.source(source_id), rt.state, enqueue_ingest)
 
