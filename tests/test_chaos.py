@@ -89,8 +89,11 @@ def run_chaos(tmp_path, moto_endpoint, s3, bucket, **settings):
         wait_for(lambda: all("ready." in (tmp_path / f"worker{n}.log").read_text(errors="replace")
                              for n in (1, 2)), timeout=60, what="both workers ready")
         while time.monotonic() - started < TIMEOUT_SECONDS:
-            dead_workers = [w.pid for w in workers if w.poll() is not None]
-            assert not dead_workers, f"worker processes exited: {dead_workers}"
+            dead_workers = [n for n, w in enumerate(workers, 1) if w.poll() is not None]
+            assert not dead_workers, "worker processes exited: " + "\n".join(
+                f"worker{n} (exit {workers[n - 1].returncode}), its log ends:\n"
+                + "".join((tmp_path / f"worker{n}.log").read_text(errors="replace").splitlines(True)[-40:])
+                for n in dead_workers)
             stats = read_stats(client)
             finished = stats.get("objects_done", 0) + stats.get("objects_failed", 0)
             if finished >= OBJECTS and kills >= MIN_KILLS:
