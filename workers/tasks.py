@@ -23,6 +23,7 @@ from pipeline.ingest import defer_denied
 from pipeline.ingest import ingest_object as ingest_one
 from pipeline.policy import ErrorKind, classify
 from pipeline.runtime import Runtime
+from pipeline.status import Status
 from workers.app import app, current_config
 
 log = logging.getLogger(__name__)
@@ -132,17 +133,19 @@ def ingest_object(self, source_id: str, key: str) -> dict:
             if verdict.kind is ErrorKind.PERMANENT or (limit is not None and self.request.retries >= limit):
                 error_class = verdict.error_class if verdict.kind is ErrorKind.PERMANENT else (
                     "InternalError" if verdict.error_class == "InternalError" else "RetriesExhausted")
-                if not rt.state.fail(source_id, key, error_class,
-                                     f"gave up after {self.request.retries + 1} tries: {verdict.description}"
-                                     if verdict.kind is not ErrorKind.PERMANENT else verdict.description,
-                                     runner=runner):
+                reason = (f"gave up after {self.request.retries + 1} tries: {verdict.description}"
+                          if verdict.kind is not ErrorKind.PERMANENT else verdict.description)
+                if not rt.state.fail(source_id, key, error_class, reason, runner=runner) and (
+                        _held_elsewhere(rt, source_id, key)
+                        or not rt.state.fail(source_id, key, error_class, reason)):
                     # Presumed dead, this execution was replaced (or the object finished): the
                     # live runner decides; this one writes nothing more.
                     return {"source": source_id, "key": key, "outcome": "superseded"}
                 rt.state.forget_denied(source_id, key)
                 log.error("object source=%s key=%s dead-lettered: %s", source_id, key, verdict.description)
                 return {"source": source_id, "key": key, "outcome": "failed", "reason": verdict.description}
-            if not rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner):
+            if not rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner) and \
+                    _held_elsewhere(rt, source_id, key):
                 # No longer ours (taken over after this runner was presumed dead, or finished):
                 # no retry, the live runner has it.
                 return {"source": source_id, "key": key, "outcome": "superseded"}
@@ -151,6 +154,13 @@ def ingest_object(self, source_id: str, key: str) -> dict:
         log.warning("object source=%s key=%s: %s; retry %d", source_id, key, verdict.description,
                     self.request.retries + 1)
         raise self.retry(exc=exc, countdown=countdown, max_retries=None) from None
+
+
+def _held_elsewhere(rt: Runtime, source_id: str, key: str) -> bool:
+    """After this runner's release or fail was refused: another runner holds the object, or it
+    finished (True); or nobody holds it, the error having come before this execution began it
+    (False: retried, or dead-lettered, as before)."""
+    return rt.state.object_state(source_id, key).get("state") in (Status.PROCESSING, Status.DONE, Status.FAILED)
 
 
 # -- notifications (issue 15): one run per queue, started by beat every RUN_SECONDS ----------
