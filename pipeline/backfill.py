@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from pipeline import defaults
 from pipeline.config import Source
 from pipeline.ingest import IngestLimits, ingest_object
 from pipeline.layout import delivery_time, partition_of
@@ -73,7 +74,8 @@ def history_keys(source: Source, s3, since: date, until: date) -> Iterator[str]:
 
 
 def backfill(source: Source, state: StateStore, s3, since: date, until: date, limits: IngestLimits,
-             workers: int = 2, report: Callable[[BackfillProgress], None] | None = None) -> BackfillProgress:
+             workers: int = defaults.BACKFILL_WORKERS,
+             report: Callable[[BackfillProgress], None] | None = None) -> BackfillProgress:
     progress = BackfillProgress()
     keys = list(history_keys(source, s3, since, until))
     progress.objects_total = len(keys)

@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import yaml
@@ -248,6 +248,10 @@ class Integrity(_Strict):
         return value
 
 
+StreamField = Literal["event", "event_id", "event_name", "event_time", "source", "object", "account", "region",
+                      "display_name", "category"]  # defaults.STREAM_FIELDS, all of them by default
+
+
 class Source(_Strict):
     """One log source: a bucket (and prefix) to collect CloudTrail files from."""
 
@@ -268,6 +272,9 @@ class Source(_Strict):
     recurrence: Duration = defaults.RECURRENCE
     eps_throttle: int = Field(default=defaults.EPS_THROTTLE, ge=1)
     output_formats: list[Literal["ecs", "ocsf"]] = Field(default_factory=list)
+    # The fields of each stream entry beside the output_formats' documents (pipeline.emitter).
+    stream_fields: list[StreamField] = Field(
+        default_factory=lambda: cast(list[StreamField], list(defaults.STREAM_FIELDS)), min_length=1)
     exclude_event_names: str | None = None
     queue: str | None = Field(default=None, min_length=1)
     # Late files: each discovery lists again from (newest delivery time seen - lookback).

@@ -48,3 +48,25 @@ WAIT_REPLICAS_TIMEOUT = timedelta(seconds=1)
 # RabbitMQ as the broker (broker_url amqp://…): the source queues are quorum queues (replicated,
 # Celery's highly available broker); false keeps classic queues.
 QUORUM_QUEUES = True
+
+# -- worker processes ------------------------------------------------------------------------
+# Each worker process holds many objects in flight: S3 answers a request after tens of
+# milliseconds, which threads wait out side by side (Celery's threads pool), while the CPU work
+# of all of them shares the process. `trailpipe run` starts one such process per core.
+WORKER_POOL = "threads"
+WORKER_CONCURRENCY = 32  # objects in flight per worker process
+BACKFILL_WORKERS = 32  # objects in flight in `trailpipe backfill`
+# Threads of a process parsing a batch (and making its entries) at once, whatever the objects in
+# flight: 32 large objects parsed side by side in one process cost 30% more CPU per event.
+CPU_SLOTS_PER_PROCESS = 2
+# The cyclic garbage collector of a worker or backfill process (gc.set_threshold): with dozens
+# of objects in flight, each holding its batch's records, Python's default (700, 10, 10) makes
+# the collector walk them all again and again: 25% of the CPU per event of large files. The
+# pipeline's data is freed by reference counting; cycles still get collected, less often.
+GC_THRESHOLDS = (100_000, 50, 1000)
+# Connections each S3 client keeps (one client per source and process): at least the objects in
+# flight, or requests wait for a connection (or open one, and drop it after).
+S3_POOL_CONNECTIONS = 128
+# Stream entry fields (`stream_fields`): what each entry carries beside the output_formats.
+STREAM_FIELDS = ("event", "event_id", "event_name", "event_time", "source", "object", "account", "region",
+                 "display_name", "category")

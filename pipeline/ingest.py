@@ -10,7 +10,9 @@ Transient errors propagate to the caller (the Celery task), which releases and r
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from pipeline import defaults
 from pipeline.config import Source, format_duration
 from pipeline.emitter import batch_entries
 from pipeline.errors import Backpressure, BadObject
-from pipeline.heartbeat import Heartbeat
+from pipeline.heartbeat import Beating
 from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
 from pipeline.parser import ParseLimits, RecordReader
@@ -33,6 +35,10 @@ from pipeline.state import ObjectStart, StateStore
 log = logging.getLogger(__name__)
 
 BACKPRESSURE_POLL_SECONDS = 0.5
+WHOLE_READ_BYTES = 1 << 20  # compressed objects up to this size are read in one go
+# Threads of a process parsing a batch at once, whatever the objects in flight (the threads pool):
+# dozens of threads taking turns at one core's CPU work thrash it; they wait their turn here.
+CPU_SLOTS = threading.BoundedSemaphore(defaults.CPU_SLOTS_PER_PROCESS)
 __all__ = ["Backpressure", "IngestLimits", "IngestResult", "ingest_object"]
 
 
@@ -72,7 +78,16 @@ def open_object(s3, source: Source, key: str):
         response["Body"].close()
         raise BadObject(f"object is {size} bytes, over the source's max_object_bytes of "
                         f"{source.max_object_bytes}", "TooLarge")
+    if 0 < size <= WHOLE_READ_BYTES:
+        # A small object (most CloudTrail files) is read at once: its connection goes back to
+        # the pool for the next GetObject (a stream closed before its end closes it instead).
+        return Whole(response["Body"].read())
     return response["Body"]
+
+
+class Whole(io.BytesIO):
+    """A body read whole: a file like the stream it replaces; the object processor hands the
+    parser its bytes (``getvalue``), which it reads in place."""
 
 
 def wait_below_watermark(state: StateStore, limits: IngestLimits) -> None:
@@ -115,8 +130,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
         log.info("object source=%s key=%s skipped: runner %s holds it and is alive", sid, key, start.holder)
         return IngestResult(sid, key, "skipped", reason="held by a live runner",
                             seconds=time.monotonic() - started)
-    with Heartbeat(lambda: state.heartbeat(sid, key, runner), state.heartbeat_timeout_ms / 4000,
-                   name=f"heartbeat {key}") as heartbeat:
+    with state.heartbeats.watch((sid, key, runner)) as heartbeat:  # the process's one heartbeat thread
         try:
             result = _ingest_started(source, key, state, s3, limits, start, heartbeat, runner)
         except ClientError as exc:
@@ -124,6 +138,8 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
             if verdict.kind is not ErrorKind.DENIED:
                 raise
             result = defer_denied(source, key, state, verdict, runner)
+    if result.outcome != "done":
+        state.flush_counts()  # done: they went with the last commit
     result.seconds = time.monotonic() - started
     log.info("object source=%s key=%s outcome=%s records=%d events=%d duration=%.3fs%s",
              sid, key, result.outcome, result.records, result.events, result.seconds,
@@ -157,7 +173,7 @@ def defer_denied(source: Source, key: str, state: StateStore, verdict: Verdict, 
 
 
 def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: IngestLimits,
-                    start: ObjectStart, heartbeat: Heartbeat, runner: str) -> IngestResult:
+                    start: ObjectStart, heartbeat: Beating, runner: str) -> IngestResult:
     sid = source.identifier
     result = IngestResult(sid, key, "done")
     checkpoint = start.checkpoint
@@ -172,29 +188,39 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
                             f"({', '.join(seen)}), the last at record {checkpoint}: a poison object",
                             "TooManyAttempts")
         body = open_object(s3, source, key)
-        if state.note_read(sid, key):  # no write unless some object of the source was denied
+        # Reported only while some object of the source is denied (begin said so): no round trip else.
+        if start.denied and state.note_read(sid, key):
             log.info("source %s: object %s is readable again", sid, key)
         try:
             # Caps on what the object may inflate to: hostile input is dead-lettered (parser).
             # The SHA-256 of the uncompressed bytes, for digest reconciliation (a resumed
             # delivery re-reads every byte, so it is whole); only for integrity sources.
             hasher = hashlib.sha256() if source.integrity.enabled else None
-            reader = RecordReader(body, ParseLimits.of(source), hasher=hasher)
+            reader = RecordReader(body.getvalue() if isinstance(body, Whole) else body, ParseLimits.of(source),
+                                  hasher=hasher)
             remaining = islice(iter(reader), checkpoint, None)  # resume after the last committed batch
-            batch, error = _take(remaining, limits.batch_size)
+            delivered = delivery_time(key)
+            with CPU_SLOTS:
+                batch, error = _take(remaining, limits.batch_size)
             while True:
-                # Read one batch ahead, so the batch that ends the object is known as the last.
-                following, error = (_take(remaining, limits.batch_size) if error is None else ([], error))
-                entries = batch_entries(source, key, batch)
+                # Parsing and the entries hold one of the process's CPU slots; the waits (S3,
+                # the commit's round trip, the throttle, backpressure) do not.
+                with CPU_SLOTS:
+                    # Read one batch ahead, so the batch that ends the object is known as the last.
+                    following, error = (_take(remaining, limits.batch_size) if error is None else ([], error))
+                    entries = batch_entries(source, key, batch)
                 wait_below_watermark(state, limits)
-                time.sleep(state.reserve_events(sid, len(entries), source.eps_throttle))  # waits, never drops
                 last = not following and error is None
                 if heartbeat.lost:  # another runner has it now: stop at once, write nothing more
                     result.outcome = "superseded"
                     break
-                written, checkpoint = state.commit_batch(sid, key, checkpoint, len(batch), entries, last=last,
-                                                         sha256=hasher.hexdigest() if last and hasher else None,
-                                                         runner=runner)
+                # The throttle's reservation (it waits, never drops), the batch and, with the last
+                # one, the object done and its delivery time: one round trip.
+                written, checkpoint = state.commit_batch(
+                    sid, key, checkpoint, len(batch), entries, last=last,
+                    sha256=hasher.hexdigest() if last and hasher else None, eps=source.eps_throttle,
+                    delivered_ms=int(delivered.timestamp() * 1000) if delivered is not None else 0,
+                    runner=runner)
                 if not written:  # refused: another runner has it now (or moved on): stop, undo nothing
                     result.outcome = "superseded"
                     break
@@ -209,9 +235,6 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
         finally:
             body.close()
         if result.outcome == "done":
-            delivered = delivery_time(key)
-            if delivered is not None:
-                state.note_delivered(sid, int(delivered.timestamp() * 1000))
             if source.sqs is not None:  # only notified objects have a latency: no round trip otherwise
                 note_notification_latency(state, sid, key)
     except BadObject as exc:

@@ -27,12 +27,20 @@ ERRORS_PREFIX = "errors."
 VIOLATIONS_PREFIX = "integrity_violations."  # per kind, counted by pipeline.integrity
 
 
+# Counted with the object's commit (StateStore.defer_count), not in a round trip of their own.
+DEFERRED_OPERATIONS = frozenset({"GetObject"})
+
+
 def count_s3_requests(client, state: StateStore, source: str) -> None:
-    """Count every HTTP request the client sends (retries too: each one is billed) in Redis."""
+    """Count every HTTP request the client sends (retries too: each one is billed) in Redis;
+    GetObject's go with the object's commit (one per object, no round trip of its own)."""
     stats_key = state.keys.stats(source)
 
     def on_send(event_name: str = "", **_):
         operation = event_name.rsplit(".", 1)[-1]
+        if operation in DEFERRED_OPERATIONS:
+            state.defer_count(source, S3_PREFIX + operation)
+            return
         try:
             state.redis.hincrby(stats_key, S3_PREFIX + operation, 1)
         except redis.RedisError:

@@ -4,11 +4,13 @@ so they are reused across tasks).
 """
 from __future__ import annotations
 
+import gc
 import threading
 from functools import cached_property
 
 import redis
 
+from pipeline import defaults
 from pipeline.config import Config, Source
 from pipeline.connections import redis_client
 from pipeline.ingest import IngestLimits
@@ -16,6 +18,14 @@ from pipeline.keys import Keys
 from pipeline.metrics import count_s3_requests
 from pipeline.s3 import make_client, make_sqs_client
 from pipeline.state import StateStore
+
+
+def tune_gc() -> None:
+    """A process that ingests (a worker, a backfill): the garbage collector's thresholds raised
+    (``defaults.GC_THRESHOLDS``) and what exists so far (modules, the S3 model) frozen out of
+    its walks."""
+    gc.set_threshold(*defaults.GC_THRESHOLDS)
+    gc.freeze()
 
 
 class Runtime:

@@ -19,7 +19,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import ProxyConnectionError
 from botocore.exceptions import SSLError as BotoSSLError
 
-from pipeline import certificates
+from pipeline import certificates, defaults
 from pipeline.config import AssumeRoleAuth, Proxy, Source
 from pipeline.credentials import make_session, session_with
 
@@ -101,7 +101,7 @@ def client_config(source: Source, *, service: str) -> botocore.config.Config:
         retries={"max_attempts": 5, "mode": "adaptive"},
         connect_timeout=10,
         read_timeout=60,
-        max_pool_connections=10,
+        max_pool_connections=defaults.S3_POOL_CONNECTIONS,  # at least the objects in flight
         user_agent_extra=USER_AGENT_EXTRA,
     )
     if service == "s3":

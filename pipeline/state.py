@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import redis
 
 from pipeline import defaults
 from pipeline import runner as runner_process
+from pipeline.heartbeat import Heartbeats
 from pipeline.keys import Keys
 from pipeline.replies import as_hash, as_members, as_optional_bytes
 from pipeline.status import TERMINAL_STATUSES, Health, Status, lua_constants
@@ -52,12 +54,19 @@ LUA_NOW = """local function redis_now_ms()
 end
 """
 
+# Shared Lua functions (``pipeline/lua/_NAME.lua``) prepended to the scripts that call them.
+SCRIPT_LIBRARIES = {"throttle": ("gcra",), "commit_batch": ("gcra",)}
+
+
+def _lua(name: str) -> str:
+    return resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
 
 def _load_script(name: str) -> str:
     """The script's text, headed by the object states (``STATUS_DONE`` ...) from ``Status`` and
-    ``redis_now_ms()`` (Redis's clock, ``TIME``)."""
-    text = resources.files("pipeline").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
-    return lua_constants() + LUA_NOW + text
+    ``redis_now_ms()`` (Redis's clock, ``TIME``) and the shared functions it calls."""
+    return (lua_constants() + LUA_NOW + "".join(_lua(f"_{lib}") for lib in SCRIPT_LIBRARIES.get(name, ()))
+            + _lua(name))
 
 
 def _mentions(reply, word: bytes) -> bool:
@@ -97,6 +106,7 @@ class ObjectStart:
     silent: int = 0  # deliveries taken over because their runner stopped heartbeating
     lost: int = 0  # deliveries taken over because their runner's process was gone
     holder: str = ""  # not taken: the live runner that holds it
+    denied: bool = True  # some object of the source is denied: a read must be reported (note_read)
 
     @property
     def finished(self) -> bool:
@@ -136,6 +146,10 @@ class StateStore:
         self._acked_trim: bool | None = None  # asked of the server at the first trim
         self.deadletter_maxlen = deadletter_maxlen
         self._scripts = {name: client.register_script(_load_script(name)) for name in SCRIPT_NAMES}
+        self._deferred: dict[tuple[str, str], int] = {}  # (stats key, field) -> amount not yet written
+        self._deferred_lock = threading.Lock()
+        # One thread beats for every object this process has in flight (source, key, runner).
+        self.heartbeats = Heartbeats(self.heartbeat_many, self.heartbeat_timeout_ms / 4000)
 
     # -- discovery lease -------------------------------------------------------------------
     def acquire_lease(self, source: str, lease_ms: int, owner: str = "") -> int:
@@ -222,7 +236,7 @@ class StateStore:
         that runner is silent (no heartbeat within the heartbeat timeout, on Redis's clock) or its
         process is known to be gone (``pipeline.runner.is_lost``); else ``taken`` is False."""
         process = runner_process.process_identity() if process is None else process
-        keys = [self.keys.object(source, key), self.keys.pending(source)]
+        keys = [self.keys.object(source, key), self.keys.pending(source), self.keys.denied(source)]
         begun = self._begin(keys, [runner, self.heartbeat_timeout_ms, key, process, ""])
         if not begun.start.taken and not begun.start.finished and runner_process.is_lost(begun.holder_process):
             # Its process is gone (a pool child killed): no need to wait for its silence.
@@ -230,11 +244,11 @@ class StateStore:
         return begun.start
 
     def _begin(self, keys: list[str], args: list) -> _Begun:
-        state, checkpoint, attempts, taken, silent, lost, holder, holder_process = \
+        state, checkpoint, attempts, taken, silent, lost, holder, holder_process, denied = \
             self._scripts["begin_object"](keys=keys, args=args)
         text = lambda raw: raw.decode() if isinstance(raw, bytes) else str(raw)  # noqa: E731
         return _Begun(ObjectStart(Status(text(state)), int(checkpoint), int(attempts), bool(taken), int(silent),
-                                  int(lost), text(holder)), text(holder_process))
+                                  int(lost), text(holder), bool(denied)), text(holder_process))
 
     def heartbeat(self, source: str, key: str, runner: str) -> bool:
         """``runner`` is alive and still on the object: push its pending deadline forward."""
@@ -242,21 +256,92 @@ class StateStore:
             keys=[self.keys.object(source, key), self.keys.pending(source)],
             args=[runner, self.heartbeat_timeout_ms, key]))
 
+    def heartbeat_many(self, beats: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """``heartbeat`` for each (source, key, runner), in one round trip (with the counts
+        deferred since the last one: ``defer_count``)."""
+        if not beats and not self._deferred:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        counted = self._add_deferred(pipe)
+        calls = [self._queue_script(pipe, "heartbeat_object", [self.keys.object(source, key),
+                                                               self.keys.pending(source)],
+                                    [runner, self.heartbeat_timeout_ms, key]) for source, key, runner in beats]
+        try:
+            replies = self._execute(pipe, calls, counted)
+        except redis.RedisError:
+            self._restore_deferred(counted)
+            raise
+        return [bool(reply) for reply in replies[len(counted):]]
+
+    def _queue_script(self, pipe, name: str, keys: list[str], args: list) -> tuple[str, list[str], list]:
+        """EVALSHA of a script into a pipeline, without redis-py's SCRIPT EXISTS round trip
+        before every pipeline that holds a script: a server that lost the script (NOSCRIPT, the
+        script did not run) has it run alone by ``_execute``."""
+        pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        return name, keys, args
+
+    def _execute(self, pipe, calls: list[tuple[str, list[str], list]], counted: list) -> list:
+        """Run a pipeline of ``counted`` HINCRBYs and then the scripts of ``calls``, in order."""
+        replies = pipe.execute(raise_on_error=False)
+        for index, (name, keys, args) in enumerate(calls, start=len(counted)):
+            if isinstance(replies[index], redis.exceptions.NoScriptError):
+                replies[index] = self._scripts[name](keys=keys, args=args)  # loads it, then runs it
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    # -- counters written with the next round trip ---------------------------------------------
+    def defer_count(self, source: str, field: str, amount: int = 1) -> None:
+        """Add to a counter of the source's stats with the next commit (or heartbeat round, at
+        least every heartbeat_timeout/4): no round trip of its own. Counts of a process killed
+        before then are lost; a metric, never the state of an object."""
+        with self._deferred_lock:
+            item = (self.keys.stats(source), field)
+            self._deferred[item] = self._deferred.get(item, 0) + amount
+
+    def _add_deferred(self, pipe) -> list[tuple[tuple[str, str], int]]:
+        with self._deferred_lock:
+            counted, self._deferred = list(self._deferred.items()), {}
+        for (stats, field), amount in counted:
+            pipe.hincrby(stats, field, amount)
+        return counted
+
+    def _restore_deferred(self, counted: list[tuple[tuple[str, str], int]]) -> None:
+        with self._deferred_lock:
+            for item, amount in counted:
+                self._deferred[item] = self._deferred.get(item, 0) + amount
+
+    def flush_counts(self) -> None:
+        """Write the deferred counts now."""
+        if self._deferred:
+            pipe = self.redis.pipeline(transaction=False)
+            counted = self._add_deferred(pipe)
+            try:
+                pipe.execute()
+            except redis.RedisError:
+                self._restore_deferred(counted)
+                raise
+
     def commit_batch(self, source: str, key: str, expected: int, records: int,
                      entries: Sequence[Mapping[str, str | bytes]], last: bool,
-                     sha256: str | None = None, runner: str = "") -> tuple[bool, int]:
+                     sha256: str | None = None, eps: int = 0, delivered_ms: int = 0,
+                     runner: str = "") -> tuple[bool, int]:
         """XADD ``entries`` and move the checkpoint from ``expected`` by ``records``, atomically.
 
         ``sha256`` (with ``last``): hex SHA-256 of the object's uncompressed bytes, kept in its
         state (field ``sha256``) as the object becomes done, for digest reconciliation.
+        ``eps``: the source's ``eps_throttle``; the entries are reserved in its fleet-wide budget
+        in the same round trip, and when the throttle asks to wait, this waits, then writes.
+        ``delivered_ms`` (with ``last``): the object's delivery time, for ``newest_done``.
 
         Returns (written, checkpoint). Not written means the object is no longer ``runner``'s
         (taken over after it was presumed dead), another worker moved the checkpoint or the object
         is already done: the caller must stop, as its batch is somebody else's.
         """
         ending = (sha256 or "1") if last else "0"  # the last batch carries the object's hash
-        args: list[str | bytes | int] = [expected, ending, self.retention_seconds,
-                                         runner, records, len(entries), key]
+        args: list[str | bytes | int] = [expected, ending, self.retention_seconds, runner, records, len(entries), key,
+                                         eps or 0, delivered_ms if last and delivered_ms else 0]
         names = tuple(entries[0]) if entries else ()
         if names and all(tuple(entry) == names for entry in entries):
             # Every entry has the same fields (the emitter's): the names once, then only values.
@@ -272,24 +357,34 @@ class StateStore:
                 for field, value in entry.items():
                     args.append(field)
                     args.append(value)
-        written, checkpoint = self._commit(
-            source, keys=[self.keys.object(source, key), self.events_stream, self.keys.stats(source),
-                          self.keys.pending(source)], args=args)
-        return bool(written), int(checkpoint)
+        keys = [self.keys.object(source, key), self.events_stream, self.keys.stats(source),
+                self.keys.pending(source), self.keys.throttle(source), self.keys.newest_done(source)]
+        while True:
+            reply = self._commit(source, keys=keys, args=args)
+            if int(reply[0]) != 2:
+                return bool(reply[0]), int(reply[1])
+            time.sleep(int(reply[2]) / 1000.0)  # reserved: waits, never drops; then written
+            args[7] = 0
 
-    def _commit(self, source: str, keys: list[str], args: list) -> tuple[int, int]:
-        """The commit script, then (opt-in) the trim and ``WAIT`` for replicas: those on the same
-        connection in one round trip (WAIT counts the replicas that have this connection's writes)."""
-        if not self.stream_maxlen and not self.wait_replicas:
+    def _commit(self, source: str, keys: list[str], args: list) -> list:
+        """The commit script, with the counts deferred so far, then (opt-in) the trim and
+        ``WAIT`` for replicas: those on the same connection in one round trip (WAIT counts the
+        replicas that have this connection's writes)."""
+        if not self.stream_maxlen and not self.wait_replicas and not self._deferred:
             return self._scripts["commit_batch"](keys=keys, args=args)
+        trim = self.stream_maxlen and self.acked_trim()  # (asked of the server once, before the pipeline)
         pipe = self.redis.pipeline(transaction=False)
-        self._scripts["commit_batch"](keys=keys, args=args, client=pipe)
+        counted = self._add_deferred(pipe)
+        calls = [self._queue_script(pipe, "commit_batch", keys, args)]
         if self.stream_maxlen:
-            self._scripts["trim_events"](keys=[self.events_stream],
-                                         args=[self.stream_maxlen, int(self.acked_trim())], client=pipe)
+            calls.append(self._queue_script(pipe, "trim_events", [self.events_stream], [self.stream_maxlen, int(trim)]))
         if self.wait_replicas:
             pipe.execute_command("WAIT", self.wait_replicas, int(defaults.WAIT_REPLICAS_TIMEOUT.total_seconds() * 1000))
-        replies = pipe.execute()
+        try:
+            replies = self._execute(pipe, calls, counted)[len(counted):]
+        except redis.RedisError:
+            self._restore_deferred(counted)
+            raise
         if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
             # Written, but on fewer replicas than asked within the timeout: a failover now could
             # lose this batch (its checkpoint with it, so it would be emitted again, once). Counted.

@@ -36,30 +36,47 @@ def test_benchmark_runs_every_phase_at_a_tiny_size(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "ops" / "bench" / "run.py"), "--files", "3", "--min-records", "100",
-         "--max-records", "150", "--concurrency", "1", "--listing-objects", "200", "--listing-new", "3",
-         "--big-mb", "2", "--json-out", str(out), "--work-dir", str(tmp_path / "work"), "--quiet"],
-        capture_output=True, text=True, timeout=240, cwd=REPO)
+         "--max-records", "150", "--concurrency", "2", "--processes", "1", "--listing-objects", "200",
+         "--listing-new", "3", "--big-mb", "2", "--small-files", "9", "--small-records", "3", "--s3-delay-ms", "20",
+         "--backfill-files", "9", "--json-out", str(out), "--work-dir", str(tmp_path / "work"), "--quiet"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(out.read_text())
 
     events = figures["data"]["events"]
     assert 300 <= events <= 450 and figures["data"]["files"] == 3
     phases = figures["phases"]
-    assert set(phases) == {"floor", "naive", "naive_pipelined", "trailpipe_x1", "trailpipe_x1_ecs_ocsf"}
-    for phase in phases.values():
-        assert phase["events"] == events  # every record written once, in every phase
+    large = {"floor", "naive", "naive_unpipelined", "trailpipe_x2", "trailpipe_x2_ecs_ocsf", "trailpipe_x2_event_only"}
+    small = {"small_naive", "small_trailpipe", "latency_naive", "latency_trailpipe", "backfill"}
+    assert set(phases) == large | small
+    for name, phase in phases.items():
+        # every record written once, in every phase
+        assert phase["events"] == (events if name in large else 27 if name != "backfill" else 27), name
         assert phase["events_per_s"] > 0 and phase["cpu_s_per_million_events"] > 0
         assert 0 <= phase["redis_cpu_seconds"] <= phase["cpu_seconds"]  # (clock ticks: may round to 0)
-    for name in ("trailpipe_x1", "trailpipe_x1_ecs_ocsf"):
-        assert phases[name]["objects_done"] == 3 and phases[name]["objects_failed"] == 0
+    for name in ("trailpipe_x2", "trailpipe_x2_ecs_ocsf", "small_trailpipe", "latency_trailpipe"):
+        objects = 3 if name.startswith("trailpipe") else 9
+        assert phases[name]["objects_done"] == objects and phases[name]["objects_failed"] == 0
+        # The peak includes the idle sample of the same processes: never below it.
         assert phases[name]["worker_peak_rss_mb"] >= phases[name]["worker_idle_rss_mb"] > 0
+        assert phases[name]["pool"] == "threads" and phases[name]["processes"] == 1
+    for name in ("small_naive", "small_trailpipe", "latency_naive", "latency_trailpipe", "backfill"):
+        assert phases[name]["objects"] == 9 and phases[name]["objects_per_s"] > 0
+    assert figures["small_data"]["s3_delay_ms"] == 20 and figures["latency_measured_ms"] >= 20
     fields = figures["stream_fields"]
     assert set(fields["floor"]) == ROUTING  # the floor writes the routing fields, nothing derived
     assert set(fields["naive"]) == {"event", "object"}
-    assert set(fields["trailpipe_x1"]) == ROUTING | {"display_name", "category"}
-    assert set(fields["trailpipe_x1_ecs_ocsf"]) == ROUTING | {"display_name", "category", "ecs", "ocsf"}
-    assert {"trailpipe_x1/naive events_per_s", "trailpipe_x1/floor cpu_per_event",
-            "trailpipe_x1_ecs_ocsf/naive events_per_s"} <= set(figures["ratios"])
+    assert set(fields["trailpipe_x2"]) == ROUTING | {"display_name", "category"}
+    assert set(fields["trailpipe_x2_ecs_ocsf"]) == ROUTING | {"display_name", "category", "ecs", "ocsf"}
+    assert fields["trailpipe_x2_event_only"] == ["event"]
+    sizes = phases["trailpipe_x2"]["stream_field_bytes"]
+    assert set(sizes) == ROUTING | {"display_name", "category"} and sizes["event"] > sizes["region"] > 0
+    assert (phases["trailpipe_x2_event_only"]["stream_bytes_per_event"]
+            < phases["trailpipe_x2"]["stream_bytes_per_event"])
+    assert {"trailpipe_x2/naive events_per_s", "trailpipe_x2/floor cpu_per_event",
+            "trailpipe_x2_ecs_ocsf/naive events_per_s", "small_trailpipe/small_naive objects_per_s",
+            "latency_trailpipe/latency_naive objects_per_s",
+            "latency_trailpipe/small_trailpipe objects_per_s"} <= set(figures["ratios"])
 
     normalize = figures["normalize"]
     assert normalize["ecs_ocsf_fields_us"] > normalize["default_fields_us"] > 0
@@ -76,4 +93,4 @@ def test_benchmark_runs_every_phase_at_a_tiny_size(tmp_path):
 
     assert "target nothing new = one LIST per partition: MET" in result.stdout
     assert "ECS + OCSF <= 25 us per record (in process)" in result.stdout
-    assert "Traceback" not in (tmp_path / "work" / "worker-1.log").read_text()
+    assert "Traceback" not in (tmp_path / "work" / "worker-2.log").read_text()

@@ -56,3 +56,27 @@ def test_batch_entries_equal_entry_fields_record_by_record():
 def test_lower_cased_records_are_excluded_by_their_event_name():
     record = {"eventname": "DescribeInstances", "eventtime": "2024-03-04T05:06:07Z"}
     assert batch_entries(_source(exclude_event_names="Describe.*"), "k", [(b"{}", record)]) == []
+
+
+def test_stream_fields_choose_the_entry_fields():
+    """`stream_fields` picks the entry's fields (the documents of output_formats come on top);
+    record by record and by batch alike."""
+    from typing import get_args
+
+    from pipeline import defaults
+    from pipeline.config import Source
+
+    names = get_args(get_args(Source.model_fields["stream_fields"].annotation)[0])
+    assert tuple(names) == defaults.STREAM_FIELDS  # the config accepts exactly the default set
+    record = {"eventID": "e-1", "eventName": "GetObject", "eventTime": "2026-01-01T00:00:00Z",
+              "awsRegion": "eu-west-1", "recipientAccountId": "123456789012",
+              "eventSource": "s3.amazonaws.com", "userIdentity": {"type": "IAMUser"}}
+    raw = orjson.dumps(record)
+    assert list(batch_entries(_source(), "k", [(raw, record)])[0]) == list(defaults.STREAM_FIELDS)
+    only_event = _source(stream_fields=["event"])
+    assert batch_entries(only_event, "k", [(raw, record)]) == [{"event": raw}]
+    assert entry_fields(only_event, "k", raw, record) == {"event": raw}
+    chosen = _source(stream_fields=["event", "event_name", "category"], output_formats=["ecs"])
+    (entry,) = batch_entries(chosen, "k", [(raw, record)])
+    assert list(entry) == ["event", "event_name", "category", "ecs"] and entry["event_name"] == "GetObject"
+    assert entry == entry_fields(chosen, "k", raw, record)

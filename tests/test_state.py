@@ -188,6 +188,26 @@ def test_heartbeat_keeps_a_slow_object_from_the_sweep(redis_client, keys):
     assert state.heartbeat(SRC, "dead", "r-new")
 
 
+def test_one_heartbeat_round_beats_for_every_object_in_flight(redis_client, keys):
+    """The process's heartbeat thread: one pipelined round for all its objects, the deferred
+    counters with it; an object taken over by another runner is marked lost and left out."""
+    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
+                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    for key in ("a", "b"):
+        state.claim(SRC, key, 1)
+        state.begin(SRC, key, runner=f"r-{key}")
+        redis_client.zincrby(keys.pending(SRC), -11_000, key)  # 11 s pass
+    state.begin(SRC, "b", runner="r-other")  # b was presumed dead and taken over
+    state.defer_count(SRC, "s3_requests.GetObject", 2)
+    with state.heartbeats.watch((SRC, "a", "r-a")) as a, state.heartbeats.watch((SRC, "b", "r-b")) as b:
+        assert state.heartbeats.in_flight == 2
+        state.heartbeats.beat_now()
+        assert not a.lost and b.lost and state.heartbeats.in_flight == 1
+    assert state.heartbeats.in_flight == 0
+    assert state.sweep_pending(SRC) == []  # a's deadline moved on; b's is its new runner's
+    assert state.stats(SRC)["s3_requests.GetObject"] == 2  # written with the round
+
+
 def test_release_sets_the_deadline_of_its_retry_and_terminal_objects_leave_pending(redis_client, keys):
     state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
                        requeue_after_seconds=60, heartbeat_timeout_seconds=10)

@@ -42,7 +42,8 @@ def test_worker_and_beat_ingest_every_record_exactly_once(tmp_path, redis_server
 
     config_path = write_config(tmp_path / "trailpipe.yaml", config_dict(
         redis_server.url, [source_dict(bucket, moto_endpoint, identifier="e2e")], batch_size=50))
-    worker = start_celery(["worker", "--concurrency", "2", "--loglevel", "info", "--hostname", "w1@%h"],
+    # The threads pool, as trailpipe run, the systemd unit and compose start workers.
+    worker = start_celery(["worker", "--pool", "threads", "--concurrency", "8", "--loglevel", "info", "--hostname", "w1@%h"],
                           config_path, tmp_path / "worker.log")
     beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat-schedule")],
                         config_path, tmp_path / "beat.log")

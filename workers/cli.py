@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline import deadletter as deadletters
+from pipeline import defaults
 from pipeline.config import Config, format_duration, load_config
 from pipeline.errors import ConfigError
 from pipeline.logs import escape_controls
@@ -290,10 +291,15 @@ def _progress_printer(stream_is_tty: bool):
 @click.argument("identifier")
 @click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD).")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: today).")
-@click.option("--workers", default=2, show_default=True, help="Objects ingested at once.")
+@click.option("--workers", default=defaults.BACKFILL_WORKERS, show_default=True, help="Objects ingested at once.")
 def backfill(config_path: str, identifier: str, since, until, workers: int) -> None:
     """Ingest a source's history from its date folders; safe beside the live schedule."""
     from pipeline.backfill import backfill as run_backfill  # noqa: PLC0415
+    from pipeline.credentials import warm_up  # noqa: PLC0415
+    from pipeline.runtime import tune_gc  # noqa: PLC0415
+
+    warm_up()
+    tune_gc()
 
     runtime = Runtime(_open(config_path, serve_data=False))
     source = runtime.config.source(identifier)
@@ -534,10 +540,12 @@ def _redis_answers(url: Callable[[], str], sentinel_password: str | None = None)
 
 @main.command()
 @config_option
-@click.option("--concurrency", default=os.cpu_count() or 2, show_default="one per core",
-              help="Worker processes (prefork).")
+@click.option("--concurrency", default=defaults.WORKER_CONCURRENCY, show_default=True,
+              help="Objects in flight per worker process (threads: each waits for S3 beside the others).")
+@click.option("--processes", default=os.cpu_count() or 2, show_default="one per core",
+              help="Worker processes (each uses one core for its objects' CPU work).")
 @click.option("--loglevel", default="info", show_default=True)
-def run(config_path: str, concurrency: int, loglevel: str) -> None:
+def run(config_path: str, concurrency: int, processes: int, loglevel: str) -> None:
     """Worker and beat (and, without redis_url, an embedded redis-server) for a single machine,
     supervised: whatever dies is restarted. Ends on Ctrl-C/SIGTERM (exit 0), or with exit 3 when
     a part cannot start at all (it failed before it was ready several times in a row)."""
@@ -571,8 +579,10 @@ def run(config_path: str, concurrency: int, loglevel: str) -> None:
     redis_up = _redis_answers(lambda: embedded.url if embedded is not None else config.redis_url_value(),
                               config.sentinel_password_value())
     beat_schedule = str(state_dir / "celerybeat-schedule")
-    for name, args in (("worker", ("worker", "--concurrency", str(concurrency), "--loglevel", loglevel)),
-                       ("beat", ("beat", "--loglevel", loglevel, "--schedule", beat_schedule))):
+    workers = [(f"worker-{n}" if n > 1 else "worker",
+                ("worker", "--pool", defaults.WORKER_POOL, "--concurrency", str(concurrency), "--loglevel", loglevel,
+                 "--hostname", f"worker{n}@%h")) for n in range(1, max(1, processes) + 1)]
+    for name, args in (*workers, ("beat", ("beat", "--loglevel", loglevel, "--schedule", beat_schedule))):
         ready_file = state_dir / f"ready-{name}"
         parts.append(Part(name, functools.partial(_start_child, celery_command(*args), env, ready_file),
                           stop_celery, wait_for=redis_up, ready=_wrote_ready(ready_file),

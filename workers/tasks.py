@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
 import uuid
 
 import redis
@@ -33,13 +34,19 @@ BACKOFF_MAX_SECONDS = 300.0
 DISCOVERY_BACKOFF_MAX_SECONDS = 300.0
 
 _runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
 
 
 def runtime() -> Runtime:
-    """One Runtime per worker process, built after the fork (connections are not shared)."""
+    """One Runtime per worker process, built after the fork (connections are not shared), once
+    for all the threads of a threads pool."""
     global _runtime
     if _runtime is None:
-        _runtime = Runtime(current_config())
+        with _runtime_lock:
+            if _runtime is None:
+                built = Runtime(current_config())
+                built.state  # noqa: B018  (its clients and scripts, before any thread shares them)
+                _runtime = built
     return _runtime
 
 

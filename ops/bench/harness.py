@@ -57,11 +57,13 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 
 import orjson
 import redis
 import yaml
 
+from pipeline import defaults
 from pipeline.demo_data import ACCOUNTS, REGIONS, LogFile, log_key, make_log_file, make_record
 from pipeline.redis_server import RedisServer, free_port
 
@@ -75,13 +77,22 @@ KEY_ID = "AKIABENCHTRAILPIPE00"
 SECRET = "bench-secret"
 STREAM = "trailpipe:events"
 STEP = timedelta(minutes=5)  # CloudTrail delivers about every five minutes per account and region
-PHASES = ("floor", "naive", "trailpipe", "normalize", "listing", "memory")
+PHASES = ("floor", "naive", "trailpipe", "small", "latency", "normalize", "listing", "memory")
+SMALL_BUCKET = "trailpipe-bench-small"
+BACKFILL_BUCKET = "trailpipe-bench-backfill"
 FORMAT_SETS = {"off": ([],), "on": (["ecs", "ocsf"],), "both": ([], ["ecs", "ocsf"])}
-# The targets of issue 12, as ratios measured within one run.
+# The targets of issues 12 and 22, as ratios measured within one run; "naive" is the pipelined
+# script (ops/bench/naive_collector.py).
 TARGETS = {
     "default_over_naive_events_per_s": 1.5,  # at least, output_formats []
-    "default_over_floor_cpu_per_event": 1.5,  # at most, output_formats []
-    "ecs_ocsf_over_naive_events_per_s": 1.0,  # at least, output_formats [ecs, ocsf]
+    "default_over_floor_cpu_per_event": 1.25,  # at most, output_formats []
+    "ecs_ocsf_over_naive_events_per_s": 0.75,  # at least, output_formats [ecs, ocsf]
+    "small_over_naive_objects_per_s": 1.5,  # at least, small files on loopback
+    "small_cpu_ms_per_object": 3.5,  # at most: trailpipe's processes, Redis and the S3 server apart
+    "latency_over_naive_objects_per_s": 5.0,  # at least, small files behind --s3-delay-ms
+    "latency_over_loopback_objects_per_s": 0.7,  # at least: the wait hidden, not paid
+    "event_only_stream_bytes_over_raw": 1.1,  # at most: stream_fields [event], Redis memory per event
+    "ecs_ocsf_stream_bytes_over_raw": 3.5,  # at most: output_formats [ecs, ocsf], default fields
     "ecs_ocsf_us_per_record": 25.0,  # at most, in process
     "discovery_new_trailpipe_seconds": 0.1,  # at most: 10 new among 100,000, trailpipe's own part
     "worker_rss_above_idle_mb": 128,  # at most
@@ -94,8 +105,15 @@ class BenchOptions:
     min_records: int = 100
     max_records: int = 5000
     seed: int = 7
-    concurrency: list[int] = field(default_factory=lambda: sorted({1, os.cpu_count() or 1}))
-    pool: str = "prefork"
+    concurrency: list[int] = field(default_factory=lambda: [defaults.WORKER_CONCURRENCY])
+    pool: str = defaults.WORKER_POOL
+    processes: int = os.cpu_count() or 1  # worker processes, as `trailpipe run` starts them
+    small_files: int = 600
+    small_records: int = 8
+    s3_delay_ms: int = 40
+    backfill_files: int = 5000
+    profile: bool = False  # py-spy samples of the small phase's workers: where the CPU goes
+    repeat: int = 1  # small and latency phases: runs of each, interleaved; the median is reported
     batch_size: int = 500
     normalize: str = "both"  # both | off (output_formats []) | on (output_formats [ecs, ocsf])
     eps_throttle: int = 10_000_000  # the source's EPS cap, far above what is measured
@@ -186,16 +204,21 @@ def worker_processes(pid: int) -> tuple[int, list[int]]:
 # --------------------------------------------------------------------------- data
 
 
-def make_files(options: BenchOptions) -> list[LogFile]:
-    """``files`` log files of ``min_records``..``max_records`` records over 3 accounts x 3 regions."""
-    rng = random.Random(options.seed)
+def make_files(options: BenchOptions, count: int | None = None, min_records: int | None = None,
+               max_records: int | None = None, seed: int | None = None) -> list[LogFile]:
+    """``files`` log files of ``min_records``..``max_records`` records over 3 accounts x 3 regions,
+    one every five minutes per account and region (as CloudTrail delivers)."""
+    count = options.files if count is None else count
+    low = options.min_records if min_records is None else min_records
+    high = options.max_records if max_records is None else max_records
+    rng = random.Random(options.seed if seed is None else seed)
     partitions = [(a, r) for a in ACCOUNTS for r in REGIONS]
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
     out = []
-    for index in range(options.files):
+    for index in range(count):
         account, region = partitions[index % len(partitions)]
-        when = end - STEP * (options.files - index)
-        records = rng.randint(options.min_records, options.max_records)
+        when = end - STEP * ((count - index) // len(partitions))
+        records = rng.randint(low, high)
         out.append(make_log_file(rng, account, region, when, records, prefix=""))
     return out
 
@@ -226,18 +249,46 @@ def write_big_file(path: Path, megabytes: int, seed: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------- S3 server
 
 
-def serve_s3(port: int) -> None:
-    """The S3 server process: a moto server on loopback, and a stdin command channel to fill
-    buckets directly in moto's backend (100,000 objects in seconds, not minutes over HTTP)."""
+def delayed(app, delay_ms: int):
+    """A WSGI wrapper answering each request after ``delay_ms``: S3's time to first byte. The
+    wait sleeps in the request's own thread (the server is threaded), so it costs no CPU and
+    requests wait side by side, as they do on S3."""
+    delay = delay_ms / 1000
+
+    def answer(environ, start_response):
+        time.sleep(delay)
+        return app(environ, start_response)
+
+    return answer
+
+
+def serve_s3(port: int, delayed_port: int = 0, delay_ms: int = 0) -> None:
+    """The S3 server process: a moto server on loopback (and, with ``delayed_port``, the same
+    backend on a second port answering each request after ``delay_ms``), and a stdin command
+    channel to fill buckets directly in moto's backend (100,000 objects in seconds, not minutes
+    over HTTP)."""
+    import base64  # noqa: PLC0415
     import logging  # noqa: PLC0415
+    import threading  # noqa: PLC0415
 
     from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
     from moto.s3.models import s3_backends  # noqa: PLC0415
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from moto.server import (  # noqa: PLC0415
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        ThreadedMotoServer,
+        create_backend_app,  # noqa: PLC0415
+    )
+    from werkzeug.serving import make_server  # noqa: PLC0415
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    slow = None
+    if delayed_port:
+        slow = make_server("127.0.0.1", delayed_port, delayed(DomainDispatcherApplication(create_backend_app), delay_ms),
+                           threaded=True, request_handler=MotoRequestHandler)
+        threading.Thread(target=slow.serve_forever, daemon=True).start()
     print("ready", flush=True)
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
     for line in sys.stdin:
@@ -258,14 +309,26 @@ def serve_s3(port: int) -> None:
                 if index < command.get("return_keys", 0):
                     keys.append(key)
             print(json.dumps({"ok": True, "keys": keys}), flush=True)
+        elif command["op"] == "load":  # objects from a file of JSON lines {key, body (base64)}
+            bucket = command["bucket"]
+            if bucket not in backend.buckets:
+                backend.create_bucket(bucket, REGION)
+            with open(command["path"]) as lines:
+                for item in map(json.loads, lines):
+                    backend.put_object(bucket, item["key"], base64.b64decode(item["body"]))
+            print(json.dumps({"ok": True, "keys": []}), flush=True)
         elif command["op"] == "stop":
             break
+    if slow is not None:
+        slow.shutdown()
     server.stop()
 
 
 class S3Server:
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, delay_ms: int = 0):
         self.port = free_port()
+        self.delayed_port = free_port() if delay_ms > 0 else 0
+        self.delay_ms = delay_ms
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -273,24 +336,40 @@ class S3Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def delayed_endpoint(self) -> str:
+        """The same buckets, each request answered after ``delay_ms`` (S3's first-byte wait)."""
+        return f"http://127.0.0.1:{self.delayed_port}" if self.delayed_port else self.endpoint
+
     def start(self) -> S3Server:
         env = dict(os.environ, MOTO_S3_DEFAULT_MAX_KEYS="1000")  # as S3: 1,000 keys per LIST page
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from ops.bench.harness import serve_s3; serve_s3(int(sys.argv[1]))",
-             str(self.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=str(REPO),
-            env=env, text=True)
+            [sys.executable, "-c", "import sys; from ops.bench.harness import serve_s3; "
+             "serve_s3(*map(int, sys.argv[1:]))", str(self.port), str(self.delayed_port), str(self.delay_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=str(REPO), env=env, text=True)
         if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the S3 server did not start; see {self.log_path}")
         return self
 
-    def fill(self, bucket: str, count: int, end: datetime, seed: int, return_keys: int = 0) -> list[str]:
-        self.process.stdin.write(json.dumps({"op": "fill", "bucket": bucket, "count": count,
-                                             "end": end.timestamp(), "seed": seed,
-                                             "return_keys": return_keys}) + "\n")
+    def _command(self, command: dict) -> dict:
+        self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
-        answer = json.loads(self.process.stdout.readline())
-        return answer["keys"]
+        return json.loads(self.process.stdout.readline())
+
+    def fill(self, bucket: str, count: int, end: datetime, seed: int, return_keys: int = 0) -> list[str]:
+        return self._command({"op": "fill", "bucket": bucket, "count": count, "end": end.timestamp(),
+                              "seed": seed, "return_keys": return_keys})["keys"]
+
+    def load(self, bucket: str, files: list[LogFile], path: Path) -> None:
+        """Put ``files`` into ``bucket`` straight into the backend (no HTTP: no delay either)."""
+        import base64  # noqa: PLC0415
+
+        with open(path, "w") as out:
+            for log in files:
+                out.write(json.dumps({"key": log.key, "body": base64.b64encode(log.body).decode()}) + "\n")
+        self._command({"op": "load", "bucket": bucket, "path": str(path)})
+        path.unlink()
 
     def cpu(self) -> float:
         return cpu_seconds([self.process.pid], tree=False)
@@ -347,32 +426,47 @@ def run_floor(files: list[LogFile], redis_url: str, batch: int = 500) -> int:
     return events
 
 
-def run_naive(endpoint: str, redis_url: str) -> int:
-    """``ops/bench/naive_collector.py``, as a user would run it."""
+def run_naive(endpoint: str, redis_url: str, bucket: str = BUCKET) -> int:
+    """``ops/bench/naive_collector.py``, as a user would run it (each file's XADDs pipelined)."""
     from ops.bench.naive_collector import collect  # noqa: PLC0415
 
-    return collect(endpoint, redis_url, BUCKET, PREFIX, region_name=REGION,
+    return collect(endpoint, redis_url, bucket, PREFIX, region_name=REGION,
                    aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
 
 
-def run_naive_pipelined(endpoint: str, redis_url: str) -> int:
-    """The naive collector with one pipeline per file: what a user who knows Redis writes."""
+def run_naive_unpipelined(endpoint: str, redis_url: str, bucket: str = BUCKET) -> int:
+    """The naive collector waiting for each XADD's reply (one round trip per record): an extra,
+    labelled, no target is against it."""
     import boto3  # noqa: PLC0415
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
                       aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
     r = redis.Redis.from_url(redis_url)
     events = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
         for obj in page.get("Contents", []):
             if obj["Key"].endswith(".json.gz") and "/CloudTrail-Digest/" not in obj["Key"]:
-                body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
-                pipe = r.pipeline(transaction=False)
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
                 for record in orjson.loads(gzip.decompress(body))["Records"]:
-                    pipe.xadd(STREAM, {"event": orjson.dumps(record), "object": obj["Key"]})
-                events += len(pipe.execute())
+                    r.xadd(STREAM, {"event": orjson.dumps(record), "object": obj["Key"]})
+                    events += 1
     r.close()
     return events
+
+
+def run_naive_phase(name: str, work: Path, options: BenchOptions, s3: S3Server, endpoint: str,
+                    bucket: str, objects: int, runner=run_naive) -> tuple[dict, list[str]]:
+    with fresh_redis(work / f"redis-{name}", options) as server:
+        s3cpu0 = s3.cpu()
+        result = measure_in_process(name, server, lambda: runner(endpoint, server.url, bucket))
+        result["s3_server_cpu_seconds"] = round(s3.cpu() - s3cpu0, 3)
+        result["objects"] = objects
+        result["objects_per_s"] = round(objects / result["seconds"], 1) if result["seconds"] > 0 else None
+        result["cpu_ms_per_object"] = round(result["cpu_seconds"] / objects * 1000, 2)
+        client = redis.Redis.from_url(server.url)
+        result.update(stream_memory(client, result["events"]))
+        client.close()
+        return result, stream_field_names(server.url)
 
 
 def measure_in_process(name: str, redis_server: RedisServer, run) -> dict:
@@ -409,57 +503,86 @@ def stream_field_names(redis_url: str) -> list[str]:
 
 
 def write_config(path: Path, redis_url: str, endpoint: str, options: BenchOptions, formats: list[str],
-                 bucket: str = BUCKET, prefix: str = PREFIX) -> Path:
+                 bucket: str = BUCKET, prefix: str = PREFIX, stream_fields: list[str] | None = None) -> Path:
     source = {"identifier": SOURCE_ID, "bucket": bucket, "region": REGION, "endpoint_url": endpoint,
               "auth": {"method": "access_key", "access_key_id": KEY_ID, "secret_access_key": SECRET},
               "directory_prefix": prefix, "recurrence": "1D", "eps_throttle": options.eps_throttle}
     if formats:
         source["output_formats"] = formats
+    if stream_fields:
+        source["stream_fields"] = stream_fields
     config = {"redis_url": redis_url, "batch_size": options.batch_size, "sources": [source]}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
 class Worker:
-    """``celery -A workers.app worker`` with the production settings (``workers/app.py``)."""
+    """``processes`` × ``celery -A workers.app worker`` with the production settings
+    (``workers/app.py``), as ``trailpipe run`` starts them: ``--pool``, ``--concurrency``."""
 
-    def __init__(self, config_path: Path, log_path: Path, concurrency: int, pool: str, tree: Path = REPO):
+    def __init__(self, config_path: Path, log_path: Path, concurrency: int, pool: str, tree: Path = REPO,
+                 processes: int = 1):
         self.config_path, self.log_path = config_path, log_path
-        self.concurrency, self.pool, self.tree = concurrency, pool, tree
-        self.process: subprocess.Popen | None = None
+        self.concurrency, self.pool, self.tree, self.processes = concurrency, pool, tree, processes
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.procs[0]
 
     def start(self, timeout: float = 120) -> Worker:
         env = dict(os.environ, TRAILPIPE_CONFIG=str(self.config_path), PYTHONUNBUFFERED="1")
         env.pop("TRAILPIPE_REDIS_URL", None)
-        self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "info",
-             "--pool", self.pool, "--concurrency", str(self.concurrency),
-             "--hostname", f"bench{os.getpid()}-{self.concurrency}@%h"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=str(self.tree))  # its code first
+        self.files = []
+        for index in range(self.processes):
+            path = self.log_path if index == 0 else self.log_path.with_suffix(f".{index}.log")
+            self.logs.append(path)
+            log = open(path, "ab")
+            self.files.append(log)
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "info",
+                 "--pool", self.pool, "--concurrency", str(self.concurrency),
+                 "--hostname", f"bench{os.getpid()}-{self.concurrency}-{index}@%h"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.tree)))  # its code first
         deadline = time.monotonic() + timeout
-        while " ready." not in self.log_path.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the celery worker did not become ready; see {self.log_path}")
-            time.sleep(0.1)
-        if self.pool == "prefork":  # the pool processes are up when the worker says ready
-            while len(tree_pids(self.process.pid)) < 1 + self.concurrency:
-                time.sleep(0.05)
+        for path, process in zip(self.logs, self.procs):
+            while " ready." not in path.read_text(errors="replace"):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the celery worker did not become ready; see {path}")
+                time.sleep(0.1)
+            if self.pool == "prefork":  # the pool processes are up when the worker says ready
+                while len(tree_pids(process.pid)) < 1 + self.concurrency:
+                    time.sleep(0.05)
         return self
 
     @property
     def pids(self) -> list[int]:
-        return tree_pids(self.process.pid)
+        return [pid for process in self.procs for pid in tree_pids(process.pid)]
+
+    def working_pids(self) -> list[int]:
+        """The processes that run tasks: the pool children (prefork), else the workers themselves."""
+        out = []
+        for process in self.procs:
+            children = [p for p in tree_pids(process.pid) if p != process.pid]
+            out += children if self.pool == "prefork" else [process.pid]
+        return out
+
+    def exited(self) -> bool:
+        return any(process.poll() is not None for process in self.procs)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        for process in self.procs:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.procs:
             try:
-                self.process.wait(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+                process.kill()
+                process.wait()
+        for log in self.files:
+            log.close()
 
 
 class DiscoverySender:
@@ -486,7 +609,7 @@ def wait_objects(client: redis.Redis, count: int, worker: Worker, timeout: float
         stats = {k.decode(): int(v) for k, v in client.hgetall(stats_key).items()}
         if stats.get("objects_done", 0) + stats.get("objects_failed", 0) >= count:
             return stats
-        if worker.process.poll() is not None:
+        if worker.exited():
             raise RuntimeError(f"the worker exited; see {worker.log_path}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {count} objects (stats {stats}); see {worker.log_path}")
@@ -498,24 +621,30 @@ def formats_label(formats: list[str]) -> str:
 
 
 def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[LogFile],
-                  concurrency: int, formats: list[str], tree: Path | None = None) -> tuple[dict, list[str]]:
-    label = formats_label(formats) + (f"-{tree.name}" if tree else "")
-    name = (f"trailpipe x{concurrency} ({options.pool}) [{', '.join(formats) or 'default fields'}]"
-            + (f" [{tree.name}]" if tree else ""))
+                  concurrency: int, formats: list[str], tree: Path | None = None, *, bucket: str = BUCKET,
+                  endpoint: str | None = None, tag: str = "", profile: str | None = None,
+                  stream_fields: list[str] | None = None) -> tuple[dict, list[str]]:
+    """One trailpipe run over ``files`` (in ``bucket``, served at ``endpoint``): workers started,
+    one discovery, every object ingested. ``profile``: py-spy samples of the worker processes
+    into that file, split by what the CPU went to (``cpu_split``)."""
+    label = tag + formats_label(formats) + (f"-{tree.name}" if tree else "")
+    name = (f"trailpipe{' ' + tag if tag else ''} {options.processes}x{concurrency} ({options.pool}) "
+            f"[{', '.join(formats) or 'default fields'}]" + (f" [{tree.name}]" if tree else ""))
     expected = sum(log.records for log in files)
     with ExitStack() as stack:
         redis_server = stack.enter_context(fresh_redis(work / f"redis-trailpipe-{concurrency}{label}", options))
-        config = write_config(work / f"trailpipe-{concurrency}{label}.yaml", redis_server.url, s3.endpoint,
-                              options, formats)
+        config = write_config(work / f"trailpipe-{concurrency}{label}.yaml", redis_server.url,
+                              endpoint or s3.endpoint, options, formats, bucket=bucket, stream_fields=stream_fields)
         worker = Worker(config, work / f"worker-{concurrency}{label}.log", concurrency, options.pool,
-                        tree or REPO).start()
+                        tree or REPO, processes=options.processes).start()
         stack.callback(worker.stop)
         client = redis.Redis.from_url(redis_server.url)
         stack.callback(client.close)
         sender = DiscoverySender(redis_server.url)
         stack.callback(sender.close)
-        main_pid, pool_pids = worker_processes(worker.process.pid)
-        idle_rss = {pid: proc_status_kb(pid, "VmRSS") for pid in [main_pid, *pool_pids]}
+        working = worker.working_pids()
+        idle_rss = {pid: proc_status_kb(pid, "VmRSS") for pid in working}
+        sampler = Sampler(working, Path(profile)).start() if profile else None
         pids = worker.pids
         cpu0, rcpu0, s3cpu0 = cpu_seconds(pids), cpu_seconds([redis_server.process.pid]), s3.cpu()
         seconds0, micros0 = client.time()
@@ -523,24 +652,118 @@ def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[L
         stats = wait_objects(client, len(files), worker, timeout=600 + expected / 500)
         pids = sorted(set(pids) | set(worker.pids))
         cpu1, rcpu1, s3cpu1 = cpu_seconds(pids), cpu_seconds([redis_server.process.pid]), s3.cpu()
+        split = sampler.stop() if sampler else None
         (last_id, _), = client.xrevrange(STREAM, count=1)
         end_ms = int(last_id.split(b"-")[0])
         seconds = end_ms / 1000 - (seconds0 + micros0 / 1e6)
         events = client.xlen(STREAM)
-        peak = {pid: proc_status_kb(pid, "VmHWM") for pid in pids}
-        pool_peaks = [peak[p] for p in pids if p != main_pid] or [peak[main_pid]]
+        # The peak of a process is at least what it held when idle (VmHWM can be reset, and a
+        # pool child may be replaced): each one's peak includes its idle sample.
+        peak = {pid: max(proc_status_kb(pid, "VmHWM"), idle_rss.get(pid, 0)) for pid in working}
+        memory = stream_memory(client, events)
         result = phase_result(
             name, events, seconds, cpu1 - cpu0, rcpu1 - rcpu0, concurrency=concurrency, pool=options.pool,
-            output_formats=formats, tree=str(tree) if tree else None,
-            expected_events=expected, objects_done=stats.get("objects_done", 0),
+            processes=options.processes, output_formats=formats, tree=str(tree) if tree else None,
+            stream_fields=stream_fields,
+            expected_events=expected, objects=len(files), objects_done=stats.get("objects_done", 0),
             objects_failed=stats.get("objects_failed", 0),
-            worker_peak_rss_mb=round(max(pool_peaks) / 1024, 1),
-            worker_main_peak_rss_mb=round(peak.get(main_pid, 0) / 1024, 1),
-            # The same processes as the peak (the pool's; the main one only without a pool).
-            worker_idle_rss_mb=round(max([idle_rss[p] for p in pool_pids] or [idle_rss[main_pid]]) / 1024, 1),
-            s3_server_cpu_seconds=round(s3cpu1 - s3cpu0, 3))
+            objects_per_s=round(len(files) / seconds, 1) if seconds > 0 else None,
+            cpu_ms_per_object=round((cpu1 - cpu0 + rcpu1 - rcpu0) / len(files) * 1000, 2),
+            process_cpu_ms_per_object=round((cpu1 - cpu0) / len(files) * 1000, 2),
+            redis_cpu_ms_per_object=round((rcpu1 - rcpu0) / len(files) * 1000, 2),
+            worker_peak_rss_mb=round(max(peak.values() or [0]) / 1024, 1),
+            worker_idle_rss_mb=round(max(idle_rss.values() or [0]) / 1024, 1),
+            s3_server_cpu_seconds=round(s3cpu1 - s3cpu0, 3), **memory)
+        if split is not None:
+            result["cpu_split"] = {part: {"share": share, "ms_per_object": round(
+                share * (cpu1 - cpu0) / len(files) * 1000, 2)} for part, share in split.items()}
         fields = stream_field_names(redis_server.url)
     return result, fields
+
+
+def stream_memory(client: redis.Redis, events: int, sample: int = 500) -> dict:
+    """Redis memory per stream entry (``MEMORY USAGE`` of the whole stream, every entry), and
+    the bytes of each field (its name and value) in a sample of entries."""
+    if not events:
+        return {}
+    used = client.memory_usage(STREAM, samples=0) or 0
+    entries = client.xrange(STREAM, count=sample)
+    per_field: dict[str, float] = {}
+    for _, fields in entries:
+        for name, value in fields.items():
+            per_field[name.decode()] = per_field.get(name.decode(), 0) + len(name) + len(value)
+    return {"stream_bytes_per_event": round(used / events, 1),
+            "stream_field_bytes": {name: round(total / len(entries), 1) for name, total in per_field.items()}}
+
+
+# The parts trailpipe's CPU goes to. A sample is trailpipe's own code when its innermost frame
+# of trailpipe (pipeline/, workers/) is not one of the parts' and calls into none; otherwise the
+# part of that frame or of the first library it calls (Redis called by kombu is the broker's,
+# called by pipeline/state.py the scripts'); samples outside trailpipe's code are Celery's when
+# Celery or kombu is on the stack.
+CPU_PARTS = (
+    ("Celery and the broker", ("celery/", "kombu/", "billiard/", "vine/", "amqp/", "redbeat/", "workers/app.py")),
+    ("S3 client", ("botocore/", "boto3/", "urllib3/", "s3transfer/", "http/client", "pipeline/s3.py",
+                   "pipeline/credentials.py")),
+    ("Redis scripts", ("redis/", "hiredis", "pipeline/state.py", "pipeline/heartbeat.py")),
+    ("parsing", ("pipeline/parser.py", "orjson", "gzip.py", "zlib", "pipeline/emitter.py",
+                 "pipeline/normalize/", "hashlib")),
+)
+OWN_CODE = ("(pipeline/", "(workers/", "/pipeline/", "/workers/")
+OTHER = "trailpipe's own code (ingest, logging, threads)"
+
+
+def _part(frame: str) -> str | None:
+    for part, needles in CPU_PARTS:
+        if any(needle in frame for needle in needles):
+            return part
+    return None
+
+
+def classify_stack(stack: str) -> str:
+    """The part a py-spy stack (``frame;frame;…``, outermost first) belongs to."""
+    frames = stack.split(";")
+    own = [index for index, frame in enumerate(frames) if any(mark in frame for mark in OWN_CODE)]
+    if not own:
+        return "Celery and the broker" if any(_part(f) == "Celery and the broker" for f in frames) else "other"
+    for frame in frames[own[-1]:]:
+        part = _part(frame)
+        if part is not None:
+            return part
+    return OTHER
+
+
+class Sampler:
+    """py-spy (``pip install py-spy``) sampling the worker processes while they work."""
+
+    def __init__(self, pids: list[int], path: Path, rate: int = 200):
+        self.pids, self.path, self.rate = pids, path, rate
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> Sampler:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        for index, pid in enumerate(self.pids):
+            self.procs.append(subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--rate", str(self.rate), "--nonblocking", "--format", "raw",
+                 "--output", f"{self.path}.{index}", "--threads", "--gil"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # py-spy attaches
+        return self
+
+    def stop(self) -> dict[str, float]:
+        for proc in self.procs:
+            proc.send_signal(2)  # SIGINT: py-spy writes what it sampled
+        counts: dict[str, int] = {}
+        for index, proc in enumerate(self.procs):
+            proc.wait(timeout=60)
+            path = Path(f"{self.path}.{index}")
+            for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+                stack, _, count = line.rpartition(" ")
+                if stack and count.isdigit():
+                    part = classify_stack(stack)
+                    counts[part] = counts.get(part, 0) + int(count)
+        total = sum(counts.values())
+        return {part: round(n / total, 3) for part, n in sorted(counts.items(), key=lambda kv: -kv[1])} if total else {}
 
 
 # --------------------------------------------------------------------------- listing scale
@@ -678,7 +901,8 @@ def run_benchmark(options: BenchOptions) -> dict:
     phases = results["phases"]
     try:
         with ExitStack() as stack:
-            s3 = S3Server(work / "s3-server.log").start()
+            delay = options.s3_delay_ms if "latency" in options.phases else 0
+            s3 = S3Server(work / "s3-server.log", delay_ms=delay).start()
             stack.callback(s3.stop)
             throughput = [p for p in ("floor", "naive", "trailpipe") if p in options.phases]
             fields: dict[str, list[str]] = {}
@@ -690,7 +914,8 @@ def run_benchmark(options: BenchOptions) -> dict:
                 results["data"] = {"files": len(files), "events": events,
                                    "gzip_mb": round(sum(len(log.body) for log in files) / 1e6, 2),
                                    "uncompressed_mb": round(raw_bytes / 1e6, 2),
-                                   "avg_record_bytes": round(raw_bytes / events)}
+                                   "avg_record_bytes": round(raw_bytes / events),
+                                   "raw_record_bytes": raw_record_bytes(files)}
                 s3client = s3.client()
                 s3client.create_bucket(Bucket=BUCKET)
                 for log in files:
@@ -705,16 +930,11 @@ def run_benchmark(options: BenchOptions) -> dict:
                     fields["floor"] = stream_field_names(server.url)
             if "naive" in options.phases:
                 say(options, "naive ...")
-                with fresh_redis(work / "redis-naive", options) as server:
-                    s3cpu0 = s3.cpu()
-                    phases["naive"] = measure_in_process("naive", server,
-                                                         lambda: run_naive(s3.endpoint, server.url))
-                    phases["naive"]["s3_server_cpu_seconds"] = round(s3.cpu() - s3cpu0, 3)
-                    fields["naive"] = stream_field_names(server.url)
-                with fresh_redis(work / "redis-naive-pipelined", options) as server:
-                    phases["naive_pipelined"] = measure_in_process(
-                        "naive, XADDs pipelined (no target)", server,
-                        lambda: run_naive_pipelined(s3.endpoint, server.url))
+                phases["naive"], fields["naive"] = run_naive_phase("naive", work, options, s3, s3.endpoint,
+                                                                   BUCKET, len(files))
+                phases["naive_unpipelined"], _ = run_naive_phase(
+                    "naive, one XADD round trip per record (no target)", work, options, s3, s3.endpoint,
+                    BUCKET, len(files), runner=run_naive_unpipelined)
             if "trailpipe" in options.phases:
                 trees = [None] + [Path(t).resolve() for t in options.trees]
                 for concurrency in options.concurrency:
@@ -722,10 +942,17 @@ def run_benchmark(options: BenchOptions) -> dict:
                         for tree in trees:  # interleaved, so a variant and the baseline see the same load
                             key = (f"trailpipe_x{concurrency}" + formats_label(formats)
                                    + (f"_{tree.name}" if tree else ""))
-                            say(options, f"{key} ({options.pool}) ...")
+                            say(options, f"{key} ({options.processes} x {options.pool}) ...")
                             result, fields[key] = run_trailpipe(options, work, s3, files, concurrency,
                                                                 formats, tree)
                             phases[key] = result
+                if [] in format_sets:  # a user who reads only `event`: its Redis memory
+                    key = f"trailpipe_x{options.concurrency[-1]}_event_only"
+                    say(options, f"{key} (stream_fields: [event]) ...")
+                    phases[key], fields[key] = run_trailpipe(options, work, s3, files, options.concurrency[-1], [],
+                                                             tag="event-only", stream_fields=["event"])
+            if "small" in options.phases or "latency" in options.phases:
+                run_small_phases(options, work, s3, results, fields)
             if fields:
                 results["stream_fields"] = fields
             if "normalize" in options.phases:
@@ -752,9 +979,187 @@ def run_benchmark(options: BenchOptions) -> dict:
     return results
 
 
+def raw_record_bytes(files: list[LogFile]) -> float:
+    """The mean size of a record as the stream's ``event`` holds it (compact JSON)."""
+    total = count = 0
+    for log in files:
+        for record in orjson.loads(zlib.decompress(log.body, 47))["Records"]:
+            total += len(orjson.dumps(record))
+            count += 1
+    return round(total / count, 1) if count else 0.0
+
+
+def run_small_phases(options: BenchOptions, work: Path, s3: S3Server, results: dict,
+                     fields: dict[str, list[str]]) -> None:
+    """Small files (``--small-files`` × ``--small-records``), as real buckets mostly hold:
+    ``small`` on loopback, ``latency`` behind an S3 answering each request after
+    ``--s3-delay-ms``; the naive script and trailpipe (its defaults) in each, and in ``latency``
+    a ``trailpipe backfill`` of ``--backfill-files`` small files."""
+    phases = results["phases"]
+    files = make_files(options, options.small_files, options.small_records, options.small_records,
+                       seed=options.seed + 10)
+    s3.load(SMALL_BUCKET, files, work / "small.jsonl")
+    events = sum(log.records for log in files)
+    results["small_data"] = {"files": len(files), "events": events, "records_per_file": options.small_records,
+                             "s3_delay_ms": options.s3_delay_ms if "latency" in options.phases else None}
+    concurrency = options.concurrency[-1]
+    delayed = s3.delayed_endpoint
+    latency = "latency" in options.phases
+    runs: dict[str, list[dict]] = {}
+    for turn in range(options.repeat):  # interleaved: each variant sees the machine's load alike
+        say(options, f"small: {len(files)} files × {options.small_records} records (run {turn + 1}) ...")
+        result, fields["small_naive"] = run_naive_phase(
+            "small files, naive", work, options, s3, s3.endpoint, SMALL_BUCKET, len(files))
+        runs.setdefault("small_naive", []).append(result)
+        result, fields["small_trailpipe"] = run_trailpipe(
+            options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET, tag="small")
+        runs.setdefault("small_trailpipe", []).append(result)
+        if latency:
+            say(options, f"latency: every S3 request answered after {options.s3_delay_ms} ms (run {turn + 1}) ...")
+            result, _ = run_naive_phase(f"small files, S3 +{options.s3_delay_ms} ms, naive", work, options, s3,
+                                        delayed, SMALL_BUCKET, len(files))
+            runs.setdefault("latency_naive", []).append(result)
+            result, _ = run_trailpipe(options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET,
+                                      endpoint=delayed, tag=f"S3 +{options.s3_delay_ms} ms")
+            runs.setdefault("latency_trailpipe", []).append(result)
+    for name, results_of in runs.items():  # the run of median objects/s, with every run's figures
+        ranked = sorted(results_of, key=lambda r: r["objects_per_s"] or 0)
+        phase = phases[name] = dict(ranked[len(ranked) // 2], runs_objects_per_s=[r["objects_per_s"] for r in results_of])
+        if len(results_of) > 1 and "process_cpu_ms_per_object" in phase:  # CPU: the median of the runs' too
+            phase["runs_process_cpu_ms_per_object"] = [r["process_cpu_ms_per_object"] for r in results_of]
+            phase["process_cpu_ms_per_object"] = median(phase["runs_process_cpu_ms_per_object"])
+            phase["redis_cpu_ms_per_object"] = median([r["redis_cpu_ms_per_object"] for r in results_of])
+            phase["cpu_ms_per_object"] = round(phase["process_cpu_ms_per_object"] + phase["redis_cpu_ms_per_object"], 2)
+    if options.profile:
+        say(options, "small: trailpipe again under py-spy (where the CPU goes) ...")
+        phases["small_trailpipe_profiled"], _ = run_trailpipe(
+            options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET, tag="small-profiled",
+            profile=str(work / "py-spy"))
+    if not latency:
+        return
+    results["latency_measured_ms"] = measure_delay(s3)
+    if options.backfill_files:
+        say(options, f"backfill: {options.backfill_files} small files behind the delay ...")
+        phases["backfill"] = run_backfill(options, work, s3)
+
+
+def measure_delay(s3: S3Server, requests: int = 5) -> float:
+    """The delayed server's answer time as a client sees it (HeadBucket, median, ms)."""
+    import boto3  # noqa: PLC0415
+
+    client = boto3.client("s3", endpoint_url=s3.delayed_endpoint, region_name=REGION,
+                          aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+    client.head_bucket(Bucket=SMALL_BUCKET)
+    times = []
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        client.head_bucket(Bucket=SMALL_BUCKET)
+        times.append((time.perf_counter() - t0) * 1000)
+    return round(sorted(times)[len(times) // 2], 1)
+
+
+def run_backfill(options: BenchOptions, work: Path, s3: S3Server) -> dict:
+    """``trailpipe backfill`` (its defaults) of ``backfill_files`` small files behind the delay."""
+    files = make_files(options, options.backfill_files, options.small_records, options.small_records,
+                       seed=options.seed + 20)
+    s3.load(BACKFILL_BUCKET, files, work / "backfill.jsonl")
+    days = sorted({delivered.date() for log in files if (delivered := _delivered(log.key))})
+    with fresh_redis(work / "redis-backfill", options) as server:
+        config = write_config(work / "backfill.yaml", server.url, s3.delayed_endpoint, options, [],
+                              bucket=BACKFILL_BUCKET)
+        env = dict(os.environ)
+        env.pop("TRAILPIPE_REDIS_URL", None)
+        rcpu0 = cpu_seconds([server.process.pid])
+        t0 = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "workers.cli", "backfill", "-c", str(config), SOURCE_ID,
+                                    "--since", f"{days[0]:%Y-%m-%d}", "--until", f"{days[-1]:%Y-%m-%d}"],
+                                   cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        psutil = _psutil()
+        watched = psutil.Process(process.pid)
+        cpu = 0.0
+        while process.poll() is None:
+            try:
+                t = watched.cpu_times()
+                cpu = t.user + t.system
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.1)
+        out, err = process.communicate()
+        seconds = time.perf_counter() - t0
+        if process.returncode != 0:
+            raise RuntimeError(f"trailpipe backfill failed: {err[-2000:]}")
+        client = redis.Redis.from_url(server.url)
+        events = client.xlen(STREAM)
+        client.close()
+        result = phase_result(f"trailpipe backfill, S3 +{options.s3_delay_ms} ms (its defaults)", events, seconds,
+                              cpu, cpu_seconds([server.process.pid]) - rcpu0, objects=len(files),
+                              expected_events=sum(log.records for log in files),
+                              objects_per_s=round(len(files) / seconds, 1), summary=out.strip())
+    return result
+
+
+def _delivered(key: str):
+    from pipeline.layout import delivery_time  # noqa: PLC0415
+
+    return delivery_time(key)
+
+
+def summarize_small(results: dict) -> None:
+    """Ratios and targets of the small and latency phases (issue 22)."""
+    phases, ratios, targets = results["phases"], results["ratios"], results["targets"]
+    naive, trailpipe = phases.get("small_naive"), phases.get("small_trailpipe")
+    if naive and trailpipe:
+        value = ratio(trailpipe["objects_per_s"], naive["objects_per_s"])
+        ratios["small_trailpipe/small_naive objects_per_s"] = value
+        limit = TARGETS["small_over_naive_objects_per_s"]
+        targets[f"small files, loopback: trailpipe >= {limit}x naive objects/s"] = {
+            "value": value, "met": value is not None and value >= limit}
+        limit = TARGETS["small_cpu_ms_per_object"]
+        value = trailpipe["process_cpu_ms_per_object"]
+        targets[f"small files: trailpipe's CPU per object <= {limit} ms (its processes; Redis "
+                f"{trailpipe['redis_cpu_ms_per_object']} ms apart)"] = {"value": value, "met": value <= limit}
+    delayed_naive, delayed = phases.get("latency_naive"), phases.get("latency_trailpipe")
+    if delayed_naive and delayed:
+        value = ratio(delayed["objects_per_s"], delayed_naive["objects_per_s"])
+        ratios["latency_trailpipe/latency_naive objects_per_s"] = value
+        limit = TARGETS["latency_over_naive_objects_per_s"]
+        targets[f"small files behind S3 latency: trailpipe >= {limit}x naive objects/s"] = {
+            "value": value, "met": value is not None and value >= limit}
+    if delayed and trailpipe:
+        value = ratio(delayed["objects_per_s"], trailpipe["objects_per_s"])
+        ratios["latency_trailpipe/small_trailpipe objects_per_s"] = value
+        limit = TARGETS["latency_over_loopback_objects_per_s"]
+        targets[f"small files behind S3 latency: trailpipe >= {limit:.0%} of its loopback objects/s"] = {
+            "value": value, "met": value is not None and value >= limit}
+    for name in ("small_trailpipe", "latency_trailpipe"):
+        if name in phases:
+            targets.setdefault("every event exactly once", {"met": True})
+            phase = phases[name]
+            if phase["events"] != phase["expected_events"] or phase["objects_failed"]:
+                targets["every event exactly once"] = {"met": False}
+
+
 def summarize(results: dict) -> None:
     phases, ratios, targets = results["phases"], results["ratios"], results["targets"]
     floor, naive = phases.get("floor"), phases.get("naive")
+    summarize_small(results)
+    raw = (results.get("data") or {}).get("raw_record_bytes")
+    for name, phase in phases.items():
+        if raw and phase.get("stream_bytes_per_event") and not name.startswith(("small", "latency")):
+            ratios[f"{name} stream bytes/raw record"] = round(phase["stream_bytes_per_event"] / raw, 2)
+    only = next((p for n, p in phases.items() if n.endswith("_event_only")), None)
+    if raw and only and only.get("stream_bytes_per_event"):
+        value = round(only["stream_bytes_per_event"] / raw, 2)
+        limit = TARGETS["event_only_stream_bytes_over_raw"]
+        targets[f"stream_fields [event]: Redis memory per event <= {limit}x the raw record"] = {
+            "value": value, "met": value <= limit}
+    both = next((p for n, p in phases.items() if n.startswith("trailpipe") and n.endswith("_ecs_ocsf")
+                 and not p.get("tree")), None)
+    if raw and both and both.get("stream_bytes_per_event"):
+        value = round(both["stream_bytes_per_event"] / raw, 2)
+        limit = TARGETS["ecs_ocsf_stream_bytes_over_raw"]
+        targets[f"[ecs, ocsf]: Redis memory per event <= {limit}x the raw record"] = {
+            "value": value, "met": value <= limit}
     for name, phase in phases.items():
         if not name.startswith("trailpipe"):
             continue
@@ -762,9 +1167,6 @@ def summarize(results: dict) -> None:
             ratios[f"{name}/naive events_per_s"] = ratio(phase["events_per_s"], naive["events_per_s"])
             ratios[f"{name}/naive cpu_per_event"] = ratio(phase["cpu_s_per_million_events"],
                                                           naive["cpu_s_per_million_events"])
-        if phases.get("naive_pipelined"):
-            ratios[f"{name}/naive_pipelined events_per_s"] = ratio(
-                phase["events_per_s"], phases["naive_pipelined"]["events_per_s"])
         if floor:
             ratios[f"{name}/floor events_per_s"] = ratio(phase["events_per_s"], floor["events_per_s"])
             ratios[f"{name}/floor cpu_per_event"] = ratio(phase["cpu_s_per_million_events"],
@@ -801,9 +1203,10 @@ def summarize(results: dict) -> None:
             limit = TARGETS["ecs_ocsf_over_naive_events_per_s"]
             targets[f"trailpipe x{top}, [ecs, ocsf] >= {limit}x naive events/s"] = {
                 "value": value, "met": value is not None and value >= limit}
-        targets["every event exactly once"] = {
-            "met": all(p["events"] == p["expected_events"] and p["objects_failed"] == 0
-                       for n, p in phases.items() if n.startswith("trailpipe"))}
+        once = all(p["events"] == p["expected_events"] and p["objects_failed"] == 0
+                   for n, p in phases.items() if n.startswith("trailpipe"))
+        targets["every event exactly once"] = {"met": once and targets.get("every event exactly once",
+                                                                            {"met": True})["met"]}
     normalize = results.get("normalize")
     if normalize:
         value = round(normalize["ecs_ocsf_batch_us"] - normalize["default_batch_us"], 1)  # as ingest runs it
@@ -850,6 +1253,35 @@ def format_report(results: dict) -> str:
                          f"{phase['cpu_s_per_million_events']:>12.1f}"
                          f"{redis_share}"
                          f"{'' if s3cpu is None else f'{s3cpu:.1f} s':>12}{'' if rss is None else rss:>13}")
+    small = results.get("small_data")
+    if small:
+        lines.append(f"small files: {small['files']} × {small['records_per_file']} records"
+                     + (f"; S3 delay {small['s3_delay_ms']} ms (measured {results.get('latency_measured_ms')} ms "
+                        "per request)" if small["s3_delay_ms"] else ""))
+    for phase in results["phases"].values():
+        if phase.get("objects_per_s"):
+            lines.append(f"  {phase['phase']:<58} {phase['objects_per_s']:>8,.1f} objects/s"
+                         + (f", CPU {phase['cpu_ms_per_object']:.2f} ms per object" if phase.get("cpu_ms_per_object")
+                            else "")
+                         + (f" ({phase['process_cpu_ms_per_object']:.2f} its processes + "
+                            f"{phase['redis_cpu_ms_per_object']:.2f} Redis)" if "process_cpu_ms_per_object" in phase
+                            else "")
+                         + (f", {phase['stream_bytes_per_event']:,.0f} stream B/event"
+                            if phase.get("stream_bytes_per_event") else "")
+                         + (f" (medians of runs at {', '.join(f'{r:,.1f}' for r in phase['runs_objects_per_s'])}"
+                            + (f" objects/s, {', '.join(f'{r:.2f}' for r in phase['runs_process_cpu_ms_per_object'])}"
+                               " ms" if phase.get("runs_process_cpu_ms_per_object") else "") + ")"
+                            if len(phase.get("runs_objects_per_s") or ()) > 1 else ""))
+    for phase in results["phases"].values():
+        sizes = phase.get("stream_field_bytes")
+        if sizes and not phase["phase"].startswith(("small", "trailpipe small-profiled")):
+            lines.append(f"  stream bytes per event, {phase['phase']}: {phase.get('stream_bytes_per_event')} in Redis; "
+                         + ", ".join(f"{k} {v:,.0f}" for k, v in sizes.items()))
+    for phase in results["phases"].values():
+        if phase.get("cpu_split"):
+            lines.append(f"  CPU of {phase['phase']} by part (py-spy samples; ms per object of its processes):")
+        for part, share in (phase.get("cpu_split") or {}).items():
+            lines.append(f"      {part:<56} {share['share']:>6.1%}  {share['ms_per_object']:.2f} ms per object")
     for name, value in results["ratios"].items():
         lines.append(f"  {name:<42} {value}")
     normalize = results.get("normalize")
@@ -894,6 +1326,19 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
     parser.add_argument("--concurrency", type=_int_list, default=defaults.concurrency,
                         help="worker concurrencies to run, comma-separated")
     parser.add_argument("--pool", choices=("prefork", "threads", "solo"), default=defaults.pool)
+    parser.add_argument("--processes", type=int, default=defaults.processes,
+                        help="worker processes (as `trailpipe run` starts: one per core), each --concurrency")
+    parser.add_argument("--small-files", type=int, default=defaults.small_files,
+                        help="files of the small and latency phases")
+    parser.add_argument("--small-records", type=int, default=defaults.small_records, help="records per small file")
+    parser.add_argument("--s3-delay-ms", type=int, default=defaults.s3_delay_ms,
+                        help="latency phase: each S3 request answered after this many ms")
+    parser.add_argument("--backfill-files", type=int, default=defaults.backfill_files,
+                        help="latency phase: small files of the `trailpipe backfill` run (0: none)")
+    parser.add_argument("--repeat", type=int, default=defaults.repeat,
+                        help="small and latency phases: runs of each, interleaved (the median run is reported)")
+    parser.add_argument("--profile", action="store_true",
+                        help="small phase: trailpipe once more under py-spy, its CPU split by part")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--normalize", choices=tuple(FORMAT_SETS), default=defaults.normalize,
                         help="the trailpipe phases' output_formats: off = [], on = [ecs, ocsf], both = each")
@@ -926,7 +1371,10 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
     if args.min_records > args.max_records or args.files < 1:
         parser.error("need --files >= 1 and --min-records <= --max-records")
     return BenchOptions(files=args.files, min_records=args.min_records, max_records=args.max_records,
-                        seed=args.seed, concurrency=args.concurrency, pool=args.pool,
+                        seed=args.seed, concurrency=args.concurrency, pool=args.pool, processes=args.processes,
+                        small_files=args.small_files, small_records=args.small_records,
+                        s3_delay_ms=args.s3_delay_ms, backfill_files=args.backfill_files, profile=args.profile,
+                        repeat=max(1, args.repeat),
                         batch_size=args.batch_size, normalize=args.normalize, eps_throttle=args.eps_throttle,
                         listing_objects=args.listing_objects, listing_new=args.listing_new,
                         big_mb=args.big_mb, phases=phases, appendonly=args.appendonly, trees=args.trees,

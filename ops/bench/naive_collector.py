@@ -14,8 +14,9 @@ def collect(endpoint: str, redis_url: str, bucket: str, prefix: str, **s3_option
         for obj in page.get("Contents", []):
             if obj["Key"].endswith(".json.gz") and "/CloudTrail-Digest/" not in obj["Key"]:
                 body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                pipe = r.pipeline(transaction=False)  # one round trip per file
                 for record in orjson.loads(gzip.decompress(body))["Records"]:
-                    r.xadd("trailpipe:events", {"event": orjson.dumps(record), "object": obj["Key"]})
-                    events += 1
+                    pipe.xadd("trailpipe:events", {"event": orjson.dumps(record), "object": obj["Key"]})
+                events += len(pipe.execute())
     r.close()
     return events

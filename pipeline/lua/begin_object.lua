@@ -1,9 +1,11 @@
 -- A task starts (or resumes) work on an object.
--- KEYS[1] object hash, KEYS[2] pending set
+-- KEYS[1] object hash, KEYS[2] pending set, KEYS[3] the source's denied set
 -- ARGV[1] runner id (this execution), ARGV[2] heartbeat timeout (ms), ARGV[3] object key,
 -- ARGV[4] the runner's process (pipeline.runner.process_identity), ARGV[5] a runner the caller
 -- found lost (its process is gone, pipeline.runner.is_lost), or ''
--- Returns {state, checkpoint, attempts, taken, silent, lost, holder, holder process}:
+-- Returns {state, checkpoint, attempts, taken, silent, lost, holder, holder process, denied}
+-- (denied: 1 when some object of the source is denied: its reads are then reported with
+-- set_health 'read'; 0 spares that round trip):
 --   a terminal state (done, failed): nothing to do;
 --   processing, taken 1: this runner has it now;
 --   processing, taken 0: another runner holds it and is alive (it beat within the heartbeat
@@ -18,9 +20,10 @@
 -- runner's heartbeats push forward: if its process or host dies, the sweep enqueues it again.
 -- Every check comes before the first write.
 local now = redis_now_ms()
+local denied = redis.call('EXISTS', KEYS[3])
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == STATUS_DONE or state == STATUS_FAILED then
-  return {state, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'), 0, 0, 0, 0, '', ''}
+  return {state, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'), 0, 0, 0, 0, '', '', denied}
 end
 local silent = tonumber(redis.call('HGET', KEYS[1], 'silent') or '0')
 local lost = tonumber(redis.call('HGET', KEYS[1], 'lost') or '0')
@@ -36,7 +39,7 @@ if state == STATUS_PROCESSING then
     else
       return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'),
               tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0'), 0, silent, lost, holder,
-              redis.call('HGET', KEYS[1], 'process') or ''}
+              redis.call('HGET', KEYS[1], 'process') or '', denied}
     end
   end
 end
@@ -53,4 +56,4 @@ redis.call('HSET', KEYS[1], 'state', STATUS_PROCESSING, 'started_at', now, 'hear
 redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint')), attempts, 1, silent, lost, '', ''}
+return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint')), attempts, 1, silent, lost, '', '', denied}

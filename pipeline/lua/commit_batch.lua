@@ -1,14 +1,19 @@
 -- Emit one batch of events and move the object's checkpoint, atomically.
--- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats, KEYS[4] pending set
+-- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats, KEYS[4] pending set,
+-- KEYS[5] the source's throttle (TAT), KEYS[6] the source's newest_done zset
 -- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '0', or
 -- when this batch ends the object '1' or the hex SHA-256 of its uncompressed bytes, ARGV[3] retention (s) for a done object, ARGV[4] the committing runner (as it began:
 -- begin_object.lua), ARGV[5] records this batch handles (excluded records count, but emit nothing),
--- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] n: when > 0, every entry has the
--- n field names ARGV[9..8+n] and n values follow per entry; when 0, per entry: field count m,
--- then m field/value pairs.
+-- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] the source's eps_throttle: the
+-- batch's events are reserved in its budget first (_gcra.lua), '0' when they already are;
+-- ARGV[9] the object's delivery time (ms) for newest_done when this batch ends it, '0' if none;
+-- ARGV[10] n: when > 0, every entry has the n field names ARGV[11..10+n] and n values follow
+-- per entry; when 0, per entry: field count m, then m field/value pairs.
 -- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done, is no longer
 -- this runner's (taken over after it was presumed dead: the live runner is never refused because
--- of a stale one), or another worker moved the checkpoint: nothing written, the caller stops.
+-- of a stale one), or another worker moved the checkpoint: nothing written, the caller stops; {2,
+-- checkpoint, ms}: the throttle asks to wait ms first; the events are reserved, nothing is
+-- written: the caller waits, then commits again with ARGV[8] '0'.
 -- Every check comes before the first write: Redis does not roll back a script half way.
 local state = redis.call('HGET', KEYS[1], 'state')
 local checkpoint = tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '-1')
@@ -17,16 +22,22 @@ if state ~= STATUS_PROCESSING or checkpoint ~= tonumber(ARGV[1])
   return {0, checkpoint}
 end
 local count = tonumber(ARGV[6])
-local shared = tonumber(ARGV[8])
+if ARGV[8] ~= '0' and count > 0 then
+  local wait = reserve_events(KEYS[5], KEYS[3], count, tonumber(ARGV[8]))
+  if wait > 0 then
+    return {2, checkpoint, wait}
+  end
+end
+local shared = tonumber(ARGV[10])
 local function xadd(entry)  -- never trims here: trim_events.lua does, sparing what groups still need
   redis.call('XADD', KEYS[2], '*', unpack(entry))
 end
 if shared > 0 then
   local entry = {}
   for j = 1, shared do
-    entry[2 * j - 1] = ARGV[8 + j]
+    entry[2 * j - 1] = ARGV[10 + j]
   end
-  local i = 9 + shared
+  local i = 11 + shared
   for _ = 1, count do
     for j = 1, shared do
       entry[2 * j] = ARGV[i + j - 1]
@@ -35,7 +46,7 @@ if shared > 0 then
     i = i + shared
   end
 else
-  local i = 9
+  local i = 11
   for _ = 1, count do
     local n = tonumber(ARGV[i])
     local entry = {}
@@ -58,5 +69,8 @@ if ARGV[2] ~= '0' then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'objects_done', 1)
   redis.call('ZREM', KEYS[4], ARGV[7])
+  if ARGV[9] ~= '0' then
+    redis.call('ZADD', KEYS[6], 'GT', ARGV[9], 'delivered')
+  end
 end
 return {1, checkpoint}
