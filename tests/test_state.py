@@ -196,8 +196,8 @@ def test_one_heartbeat_round_beats_for_every_object_in_flight(redis_client, keys
     for key in ("a", "b"):
         state.claim(SRC, key, 1)
         state.begin(SRC, key, runner=f"r-{key}")
-        redis_client.zincrby(keys.pending(SRC), -11_000, key)  # 11 s pass
-    state.begin(SRC, "b", runner="r-other")  # b was presumed dead and taken over
+        silence(redis_client, keys, key, 11_000)  # 11 s pass
+    assert state.begin(SRC, "b", runner="r-other").taken  # b was presumed dead and taken over
     state.defer_count(SRC, "s3_requests.GetObject", 2)
     with state.heartbeats.watch((SRC, "a", "r-a")) as a, state.heartbeats.watch((SRC, "b", "r-b")) as b:
         assert state.heartbeats.in_flight == 2
