@@ -8,6 +8,7 @@ was ingested longer ago than that emits it again: that is what a backfill of old
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,10 +85,11 @@ def backfill(source: Source, state: StateStore, s3, since: date, until: date, li
         report(progress)
 
     def one(key: str):
+        runner = uuid.uuid4().hex  # released under this name only: never a live worker's object
         try:
-            return ingest_object(source, key, state, s3, limits)
+            return ingest_object(source, key, state, s3, limits, runner=runner)
         except Exception:  # noqa: BLE001  (transient: the claim stays pending, the sweep retries it)
-            state.release(source.identifier, key)
+            state.release(source.identifier, key, runner=runner)
             return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

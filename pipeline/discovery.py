@@ -36,7 +36,7 @@ from pipeline.integrity import discover_digests
 from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.policy import ErrorKind, classify
-from pipeline.state import StateStore, now_ms
+from pipeline.state import StateStore
 from pipeline.status import Health
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
             digests_from = max(not_before, cutoff) if cutoff is not None else not_before
             result.digests = discover_digests(source, state, s3, enqueue, token, partitions, digests_from,
                                               renew=lambda: state.renew_lease(sid, token, lease_ms), now=now)
-        state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
+        state.note_discovery(sid, int((time.monotonic() - started) * 1000))
         if state.set_health(sid, True):
             log.info("source %s is ok again", sid)
         result.requeued = sweep(source, state, enqueue, healthy=True)
@@ -137,7 +137,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         if verdict.kind is not ErrorKind.CONFIGURATION:
             raise  # the task's retry policy decides
         state.set_health(sid, False, verdict.error_class, verdict.description)
-        state.note_discovery(sid, now_ms(), int((time.monotonic() - started) * 1000))
+        state.note_discovery(sid, int((time.monotonic() - started) * 1000))
         result.error = verdict.description
         log.error("source %s is failing: %s", sid, verdict.description,
                   extra={"source": sid, "error_class": verdict.error_class})

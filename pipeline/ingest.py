@@ -30,7 +30,7 @@ from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
 from pipeline.parser import ParseLimits, RecordReader
 from pipeline.policy import ErrorKind, Verdict, classify
-from pipeline.state import StateStore
+from pipeline.state import ObjectStart, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,13 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
     if start.finished:
         state.forget_denied(sid, key)  # finished elsewhere: no longer waiting (a no-op unless denied)
         return IngestResult(sid, key, "skipped", seconds=time.monotonic() - started)
+    if not start.taken:  # a duplicate delivery: the runner holding it is alive (it beats)
+        log.info("object source=%s key=%s skipped: runner %s holds it and is alive", sid, key, start.holder)
+        return IngestResult(sid, key, "skipped", reason="held by a live runner",
+                            seconds=time.monotonic() - started)
     with state.heartbeats.watch((sid, key, runner)) as heartbeat:  # the process's one heartbeat thread
         try:
-            result = _ingest_started(source, key, state, s3, limits, start, heartbeat)
+            result = _ingest_started(source, key, state, s3, limits, start, heartbeat, runner)
         except ClientError as exc:
             verdict = classify(exc)
             if verdict.kind is not ErrorKind.DENIED:
@@ -158,7 +162,8 @@ def defer_denied(source: Source, key: str, state: StateStore, verdict: Verdict, 
         reason = (f"read denied for {format_duration(timedelta(milliseconds=seen.denied_ms))}, longer than the "
                   f"source's denied_object_timeout of {format_duration(source.denied_object_timeout)}, while its "
                   f"other objects are read: {verdict.description}")
-        state.fail(sid, key, verdict.error_class, reason)
+        if not state.fail(sid, key, verdict.error_class, reason, runner=runner):
+            return IngestResult(sid, key, "superseded")  # another runner has it now: it decides
         state.forget_denied(sid, key)
         log.error("object source=%s key=%s dead-lettered: %s", sid, key, reason)
         return IngestResult(sid, key, "failed", reason=f"{verdict.error_class}: {reason}")
@@ -169,15 +174,20 @@ def defer_denied(source: Source, key: str, state: StateStore, verdict: Verdict, 
 
 
 def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: IngestLimits,
-                    start, heartbeat: Beating) -> IngestResult:
+                    start: ObjectStart, heartbeat: Beating, runner: str) -> IngestResult:
     sid = source.identifier
     result = IngestResult(sid, key, "done")
     checkpoint = start.checkpoint
     reader = None
     try:
-        if start.attempts > limits.max_attempts:
-            raise BadObject(f"delivered {start.attempts} times without finishing (its worker died "
-                            f"each time, at record {checkpoint}): a poison object", "TooManyAttempts")
+        if start.vanished >= limits.max_attempts:
+            # Only deliveries whose runner really vanished count (a release, a refused duplicate
+            # or a superseded runner do not): each said what it saw.
+            seen = [f"{n} stopped heartbeating" for n in (start.silent,) if n] + \
+                   [f"{n} whose worker process was gone" for n in (start.lost,) if n]
+            raise BadObject(f"{start.vanished} deliveries whose runner vanished without finishing "
+                            f"({', '.join(seen)}), the last at record {checkpoint}: a poison object",
+                            "TooManyAttempts")
         body = open_object(s3, source, key)
         # Reported only while some object of the source is denied (begin said so): no round trip else.
         if start.denied and state.note_read(sid, key):
@@ -202,13 +212,17 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
                     entries = batch_entries(source, key, batch)
                 wait_below_watermark(state, limits, sid)
                 last = not following and error is None
+                if heartbeat.lost:  # another runner has it now: stop at once, write nothing more
+                    result.outcome = "superseded"
+                    break
                 # The throttle's reservation (it waits, never drops), the batch and, with the last
                 # one, the object done and its delivery time: one round trip.
                 written, checkpoint = state.commit_batch(
                     sid, key, checkpoint, len(batch), entries, last=last,
                     sha256=hasher.hexdigest() if last and hasher else None, eps=source.eps_throttle,
-                    delivered_ms=int(delivered.timestamp() * 1000) if delivered is not None else 0)
-                if not written or heartbeat.lost:  # another runner has it now: stop, undo nothing
+                    delivered_ms=int(delivered.timestamp() * 1000) if delivered is not None else 0,
+                    runner=runner)
+                if not written:  # refused: another runner has it now (or moved on): stop, undo nothing
                     result.outcome = "superseded"
                     break
                 result.records += len(batch)
@@ -228,10 +242,12 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
         reason = exc.reason
         if checkpoint:
             reason += f" (the {checkpoint} records before it were emitted)"
-        state.fail(sid, key, exc.error_class, reason)
-        state.count_error(sid, exc.error_class)  # every error met is counted, dead-lettered ones too
-        state.forget_denied(sid, key)
-        result.outcome, result.reason = "failed", f"{exc.error_class}: {reason}"
+        if state.fail(sid, key, exc.error_class, reason, runner=runner):
+            state.count_error(sid, exc.error_class)  # every error met is counted, dead-lettered ones too
+            state.forget_denied(sid, key)
+            result.outcome, result.reason = "failed", f"{exc.error_class}: {reason}"
+        else:  # no longer ours (taken over, or finished by another runner): it decides
+            result.outcome = "superseded"
     if reader is not None and reader.empty and result.outcome in ("done", "failed"):
         # Empty records ({}) are never emitted; counted once per object finished (the reader
         # re-reads from the start on a resume, so this is the whole file's count).

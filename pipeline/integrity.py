@@ -85,12 +85,11 @@ class IntegrityStore:
         """Per (log file key, expected SHA-256): claimed, pending, intact, mismatch, unknown, dead_lettered."""
         if not files:
             return []
-        now = now_ms()
         script = self.scripts["reconcile_log_file"]
         replies = run_scripts(self.redis, [
             (script, [self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source),
                       self.keys.integrity_awaiting(source)],
-             [now, token, key, expected, digest_key, self.state.requeue_after_ms]) for key, expected in files])
+             [0, token, key, expected, digest_key, self.state.requeue_after_ms]) for key, expected in files])
         return [r.decode() if isinstance(r, bytes) else r for r in replies]
 
     def settle_awaiting(self, source: str) -> tuple[int, int]:

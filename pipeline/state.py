@@ -19,6 +19,7 @@ import redis
 import redis.cluster
 
 from pipeline import defaults
+from pipeline import runner as runner_process
 from pipeline.heartbeat import Heartbeats
 from pipeline.keys import SOURCE_PLACEHOLDER, Keys
 from pipeline.replies import as_hash, as_members, as_optional_bytes, as_stream
@@ -47,6 +48,15 @@ SCRIPT_NAMES = (
 )
 
 
+# Every deadline, heartbeat and "overdue" comparison is made on Redis's clock, read by the script
+# itself: the fleet's processes may disagree about the time (a worker 10 minutes ahead would
+# otherwise see live objects as overdue, or one behind push deadlines into the past).
+LUA_NOW = """local function redis_now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # Shared Lua functions (``pipeline/lua/_NAME.lua``) prepended to the scripts that call them.
 SCRIPT_LIBRARIES = {"throttle": ("gcra",), "commit_batch": ("gcra",)}
 
@@ -57,8 +67,9 @@ def _lua(name: str) -> str:
 
 def _load_script(name: str) -> str:
     """The script's text, headed by the object states (``STATUS_DONE`` ...) from ``Status`` and
-    the shared functions it calls."""
-    return lua_constants() + "".join(_lua(f"_{lib}") for lib in SCRIPT_LIBRARIES.get(name, ())) + _lua(name)
+    ``redis_now_ms()`` (Redis's clock, ``TIME``) and the shared functions it calls."""
+    return (lua_constants() + LUA_NOW + "".join(_lua(f"_{lib}") for lib in SCRIPT_LIBRARIES.get(name, ()))
+            + _lua(name))
 
 
 def _mentions(reply, word: bytes) -> bool:
@@ -73,6 +84,8 @@ def _mentions(reply, word: bytes) -> bool:
 
 
 def now_ms() -> int:
+    """This process's clock (ms): for what it stamps about itself, never for a deadline, a
+    heartbeat or a lease (the scripts read Redis's clock, ``redis_now_ms()``)."""
     return int(time.time() * 1000)
 
 
@@ -118,11 +131,26 @@ class ObjectStart:
     state: Status  # processing, or a terminal state (nothing to do)
     checkpoint: int  # records of the object already handled
     attempts: int
+    taken: bool = True  # False: another runner holds it and is alive (nothing to do either)
+    silent: int = 0  # deliveries taken over because their runner stopped heartbeating
+    lost: int = 0  # deliveries taken over because their runner's process was gone
+    holder: str = ""  # not taken: the live runner that holds it
     denied: bool = True  # some object of the source is denied: a read must be reported (note_read)
 
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL_STATUSES
+
+    @property
+    def vanished(self) -> int:
+        """Deliveries whose runner vanished without finishing (what makes a poison object)."""
+        return self.silent + self.lost
+
+
+@dataclass(frozen=True)
+class _Begun:
+    start: ObjectStart
+    holder_process: str  # not taken: the holder's process (pipeline.runner.process_identity)
 
 
 class StateStore:
@@ -215,17 +243,16 @@ class StateStore:
         """Claim each key (one round trip); return those newly claimed, which the caller enqueues."""
         if not keys:
             return []
-        now = now_ms()
         script = self._scripts["claim_object"]
         replies = run_scripts(self.redis, [
             (script, [self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source)],
-             [now, token, key, self.requeue_after_ms]) for key in keys])
+             [token, key, self.requeue_after_ms]) for key in keys])
         return [key for key, claimed in zip(keys, replies) if claimed]
 
     def sweep_pending(self, source: str, limit: int = 1000) -> list[str]:
         """Unfinished objects past their pending deadline (a claim never started, a runner whose
         heartbeats stopped): re-armed for ``requeue_after``; the caller enqueues them again."""
-        now = now_ms()
+        now = self.redis_now_ms()  # Redis's clock, as the deadlines were written (the script checks again)
         # Those past their deadline, read first: the script is given each one's hash in KEYS
         # (a script builds no key name: on a cluster every key it touches must be declared).
         found = [key.decode() for key in as_members(self.redis.zrangebyscore(
@@ -234,25 +261,37 @@ class StateStore:
             return []
         due = self._scripts["sweep_pending"](
             keys=[self.keys.pending(source), *(self.keys.object(source, key) for key in found)],
-            args=[now, self.requeue_after_ms, *found])
+            args=[self.requeue_after_ms, *found])
         return [key.decode() for key in due]
 
     def pending_count(self, source: str) -> int:
         return int(self.redis.zcard(self.keys.pending(source)))
 
-    def begin(self, source: str, key: str, runner: str = "") -> ObjectStart:
-        """Start (or resume) work on an object as ``runner``, who must then send heartbeats."""
-        state, checkpoint, attempts, denied = self._scripts["begin_object"](
-            keys=[self.keys.object(source, key), self.keys.pending(source), self.keys.denied(source)],
-            args=[now_ms(), runner, self.heartbeat_timeout_ms, key])
-        return ObjectStart(Status(state.decode() if isinstance(state, bytes) else state),
-                           int(checkpoint), int(attempts), bool(denied))
+    def begin(self, source: str, key: str, runner: str = "", process: str | None = None) -> ObjectStart:
+        """Start (or resume) work on an object as ``runner`` (of ``process``, this one by default),
+        who must then send heartbeats. Held by another runner, the object is taken over only if
+        that runner is silent (no heartbeat within the heartbeat timeout, on Redis's clock) or its
+        process is known to be gone (``pipeline.runner.is_lost``); else ``taken`` is False."""
+        process = runner_process.process_identity() if process is None else process
+        keys = [self.keys.object(source, key), self.keys.pending(source), self.keys.denied(source)]
+        begun = self._begin(keys, [runner, self.heartbeat_timeout_ms, key, process, ""])
+        if not begun.start.taken and not begun.start.finished and runner_process.is_lost(begun.holder_process):
+            # Its process is gone (a pool child killed): no need to wait for its silence.
+            begun = self._begin(keys, [runner, self.heartbeat_timeout_ms, key, process, begun.start.holder])
+        return begun.start
+
+    def _begin(self, keys: list[str], args: list) -> _Begun:
+        state, checkpoint, attempts, taken, silent, lost, holder, holder_process, denied = \
+            self._scripts["begin_object"](keys=keys, args=args)
+        text = lambda raw: raw.decode() if isinstance(raw, bytes) else str(raw)  # noqa: E731
+        return _Begun(ObjectStart(Status(text(state)), int(checkpoint), int(attempts), bool(taken), int(silent),
+                                  int(lost), text(holder), bool(denied)), text(holder_process))
 
     def heartbeat(self, source: str, key: str, runner: str) -> bool:
         """``runner`` is alive and still on the object: push its pending deadline forward."""
         return bool(self._scripts["heartbeat_object"](
             keys=[self.keys.object(source, key), self.keys.pending(source)],
-            args=[now_ms(), runner, self.heartbeat_timeout_ms, key]))
+            args=[runner, self.heartbeat_timeout_ms, key]))
 
     def heartbeat_many(self, beats: Sequence[tuple[str, str, str]]) -> list[bool]:
         """``heartbeat`` for each (source, key, runner), in one round trip (with the counts
@@ -261,10 +300,9 @@ class StateStore:
             return []
         pipe = self.redis.pipeline(transaction=False)
         counted = self._add_deferred(pipe)
-        now = now_ms()
         calls = [self._queue_script(pipe, "heartbeat_object", [self.keys.object(source, key),
                                                                self.keys.pending(source)],
-                                    [now, runner, self.heartbeat_timeout_ms, key]) for source, key, runner in beats]
+                                    [runner, self.heartbeat_timeout_ms, key]) for source, key, runner in beats]
         try:
             replies = self._execute(pipe, calls, counted)
         except redis.RedisError:
@@ -333,7 +371,8 @@ class StateStore:
 
     def commit_batch(self, source: str, key: str, expected: int, records: int,
                      entries: Sequence[Mapping[str, str | bytes]], last: bool,
-                     sha256: str | None = None, eps: int = 0, delivered_ms: int = 0) -> tuple[bool, int]:
+                     sha256: str | None = None, eps: int = 0, delivered_ms: int = 0,
+                     runner: str = "") -> tuple[bool, int]:
         """XADD ``entries`` and move the checkpoint from ``expected`` by ``records``, atomically.
 
         ``sha256`` (with ``last``): hex SHA-256 of the object's uncompressed bytes, kept in its
@@ -342,11 +381,12 @@ class StateStore:
         in the same round trip, and when the throttle asks to wait, this waits, then writes.
         ``delivered_ms`` (with ``last``): the object's delivery time, for ``newest_done``.
 
-        Returns (written, checkpoint). Not written means another worker moved the checkpoint or
-        the object is already done: the caller must stop, as its batch is somebody else's.
+        Returns (written, checkpoint). Not written means the object is no longer ``runner``'s
+        (taken over after it was presumed dead), another worker moved the checkpoint or the object
+        is already done: the caller must stop, as its batch is somebody else's.
         """
         ending = (sha256 or "1") if last else "0"  # the last batch carries the object's hash
-        args: list[str | bytes | int] = [expected, ending, self.retention_seconds, 0, records, len(entries), key,
+        args: list[str | bytes | int] = [expected, ending, self.retention_seconds, runner, records, len(entries), key,
                                          eps or 0, delivered_ms if last and delivered_ms else 0]
         names = tuple(entries[0]) if entries else ()
         if names and all(tuple(entry) == names for entry in entries):
@@ -479,18 +519,19 @@ class StateStore:
             start = last.decode() if isinstance(last, bytes) else str(last)
         return count
 
-    def fail(self, source: str, key: str, error_class: str, message: str) -> bool:
-        """Dead-letter the object with its reason; False if it was already done or failed.
+    def fail(self, source: str, key: str, error_class: str, message: str, runner: str = "") -> bool:
+        """Dead-letter the object with its reason; False if it was already done or failed, or
+        (``runner`` given) is no longer that runner's: a runner presumed dead writes nothing.
 
         The failed object's record is kept for as long as its dead letter is listed (so
         ``deadletter retry`` always finds it); the stream holds at most ``deadletter_maxlen``
         letters, and the record of a letter dropped for that is forgotten ``retention`` later."""
         # state_key/stats_key: the record the letter points to and its source's counters, so
         # the trim (in Lua) can expire the one and count the letter out of the other.
+        # failed_at and attempts are added by the script (failed_at on Redis's clock).
         fields = {"source": source, "object": key, "error_class": error_class, "message": message,
-                  "failed_at": str(now_ms()), "state_key": self.keys.object(source, key),
-                  "stats_key": self.keys.stats(source)}
-        args: list[str | int] = [self.retention_seconds, now_ms(), key, self.deadletter_maxlen]
+                  "state_key": self.keys.object(source, key), "stats_key": self.keys.stats(source)}
+        args: list[str | int] = [self.retention_seconds, runner, key, self.deadletter_maxlen]
         for field, value in fields.items():
             args += [field, value]
         stream = self.keys.deadletter(source)
@@ -521,18 +562,19 @@ class StateStore:
 
     def release(self, source: str, key: str, retry_in_seconds: float = 0.0, runner: str = "") -> bool:
         """Give the object back after a transient error: the retry does not count as a crash.
+        False when it is not processing, or (``runner`` given) no longer that runner's.
 
         Should the retry never come (its worker died holding it), the sweep enqueues the object
         once ``retry_in_seconds`` plus the heartbeat timeout have passed."""
         return bool(self._scripts["release_object"](
             keys=[self.keys.object(source, key), self.keys.pending(source)],
-            args=[now_ms(), int(retry_in_seconds * 1000) + self.heartbeat_timeout_ms, key, runner]))
+            args=[int(retry_in_seconds * 1000) + self.heartbeat_timeout_ms, key, runner]))
 
     def retry_failed(self, source: str, key: str) -> bool:
         """Claim a dead-lettered object again (keeping its checkpoint); the caller enqueues it."""
         return bool(self._scripts["retry_object"](
             keys=[self.keys.object(source, key), self.keys.pending(source), self.keys.stats(source)],
-            args=[now_ms(), key, self.requeue_after_ms]))
+            args=[key, self.requeue_after_ms]))
 
     def reserve_events(self, source: str, count: int, eps: int) -> float:
         """Reserve ``count`` events of the source's fleet-wide EPS budget; seconds to wait first."""
@@ -615,7 +657,14 @@ class StateStore:
         raw = as_hash(self.redis.hgetall(self.keys.stats(source)))
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def note_discovery(self, source: str, when_ms: int, duration_ms: int) -> None:
+    def redis_now_ms(self) -> int:
+        """Redis's clock (``TIME``), the one every process shares."""
+        seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def note_discovery(self, source: str, duration_ms: int) -> None:
+        """A discovery ended (``last_discovery_at`` on Redis's clock)."""
+        when_ms = self.redis_now_ms()
         pipe = self.redis.pipeline(transaction=False)
         stats = self.keys.stats(source)
         pipe.hincrby(stats, "discoveries", 1)

@@ -140,6 +140,14 @@ def keys():
     return Keys()
 
 
+def dead_process() -> str:
+    """The identity (pipeline.runner.process_identity) of a real process that has exited: what
+    a runner's record names after its worker process was killed."""
+    out = subprocess.run([sys.executable, "-c", "from pipeline.runner import process_identity as p; print(p())"],
+                         capture_output=True, text=True, check=True, cwd=str(REPO))
+    return out.stdout.strip()
+
+
 def shared_log_files(account: str = "123456789012", region: str = "us-east-1") -> list[tuple[str, bytes, list[dict]]]:
     """Every well-formed file of ../shared/data/open/ as a CloudTrail object: (key, gzip body, records).
 

@@ -6,7 +6,7 @@ import hashlib
 
 import orjson
 import pytest
-from conftest import shared_log_files, stream_events, upload
+from conftest import dead_process, shared_log_files, stream_events, upload
 
 from pipeline.ingest import ingest_object
 
@@ -59,12 +59,13 @@ def test_redelivered_task_resumes_from_checkpoint(make_runtime, s3, bucket, redi
     records = [record(n) for n in range(10)]
     s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
     runtime = make_runtime(bucket, settings={"batch_size": 4})
-    # A first worker committed one batch of 4, then died.
-    runtime.state.begin("test-src", KEY)
+    # A first worker committed one batch of 4, then died (its process is gone).
+    runtime.state.begin("test-src", KEY, "first", process=dead_process())
     first_batch = [{"event": orjson.dumps(r), "event_id": r["eventID"]} for r in records[:4]]
-    assert runtime.state.commit_batch("test-src", KEY, 0, 4, first_batch, last=False) == (True, 4)
-    result = ingest(runtime)
+    assert runtime.state.commit_batch("test-src", KEY, 0, 4, first_batch, last=False, runner="first") == (True, 4)
+    result = ingest(runtime)  # the redelivered task finds its process gone: takes over at once
     assert (result.outcome, result.records) == ("done", 6)
+    assert runtime.state.object_state("test-src", KEY)["lost"] == "1"
     ids = [e["event_id"] for e in stream_events(redis_client)]
     assert ids == [f"id-{n}".encode() for n in range(10)]  # each exactly once, in order
     assert "sha256" not in runtime.state.object_state("test-src", KEY)  # integrity off: not hashed
@@ -74,9 +75,9 @@ def test_integrity_source_keeps_the_sha256_even_on_a_resumed_delivery(make_runti
     records = [record(n) for n in range(10)]
     s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
     runtime = make_runtime(bucket, settings={"batch_size": 4}, integrity={"enabled": True})
-    runtime.state.begin("test-src", KEY)
+    runtime.state.begin("test-src", KEY, "first", process=dead_process())
     first_batch = [{"event": orjson.dumps(r), "event_id": r["eventID"]} for r in records[:4]]
-    runtime.state.commit_batch("test-src", KEY, 0, 4, first_batch, last=False)
+    runtime.state.commit_batch("test-src", KEY, 0, 4, first_batch, last=False, runner="first")
     assert ingest(runtime).records == 6
     raw = orjson.dumps({"Records": records})  # what a CloudTrail digest records: uncompressed bytes
     assert runtime.state.object_state("test-src", KEY)["sha256"] == hashlib.sha256(raw).hexdigest()
@@ -190,13 +191,33 @@ def test_failure_mid_file_keeps_what_was_emitted_and_retry_resumes(make_runtime,
 def test_poison_object_is_dead_lettered_after_max_attempts(make_runtime, s3, bucket, redis_client):
     s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
     runtime = make_runtime(bucket, settings={"max_attempts": 3})
-    for _ in range(3):
-        runtime.state.begin("test-src", KEY)  # three deliveries whose worker died mid-way
-    result = ingest(runtime)  # the fourth
+    runtime.state.begin("test-src", KEY, "r0", process=dead_process())  # its worker process died
+    for n in (1, 2):  # two more deliveries whose worker process died mid-way
+        assert runtime.state.begin("test-src", KEY, f"r{n}", process=dead_process()).lost == n
+    result = ingest(runtime)  # the fourth delivery: three vanished before it
     assert result.outcome == "failed" and result.reason.startswith("TooManyAttempts")
     (entry,) = stream_events(redis_client, "trailpipe:deadletter")
-    assert entry["attempts"] == b"4" and b"poison" in entry["message"]
+    assert entry["attempts"] == b"4"
+    assert b"3 deliveries whose runner vanished without finishing (3 whose worker process was gone)" in entry["message"]
+    assert b"poison" in entry["message"] and b"died each time" not in entry["message"]
     assert redis_client.xlen("trailpipe:events") == 0
+
+
+def test_refused_duplicates_and_releases_never_make_a_poison_object(make_runtime, s3, bucket, redis_client):
+    """Only runners that vanished count: a duplicate delivery refused while the runner beats, or
+    a runner that released the object (a transient error), is no crash."""
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    runtime = make_runtime(bucket, settings={"max_attempts": 1})
+    assert runtime.state.begin("test-src", KEY, "live").taken  # this process: alive, beating
+    for _ in range(5):
+        assert ingest(runtime).outcome == "skipped"  # duplicates (a sweep, a redelivery): refused
+    assert runtime.state.release("test-src", KEY, runner="live")
+    for n in range(3):
+        assert runtime.state.begin("test-src", KEY, f"t{n}").taken
+        assert runtime.state.release("test-src", KEY, runner=f"t{n}")
+    result = ingest(runtime)
+    assert result.outcome == "done", result.reason
+    assert runtime.state.object_state("test-src", KEY)["attempts"] == "1"
 
 
 def test_transient_release_does_not_count_as_a_crash(make_runtime, s3, bucket):

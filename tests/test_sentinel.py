@@ -289,13 +289,16 @@ def test_beat_survives_a_redis_outage_and_a_lost_lock(tmp_path, moto_endpoint, b
     from pipeline.redis_server import RedisServer
 
     server = RedisServer(tmp_path / "redis", appendonly=False).start()
-    config_path = write_config(tmp_path / "c.yaml", config_dict(server.url, [source_dict(bucket, moto_endpoint)],
-                                                                sweep_interval_seconds=5))
+    # Scheduled every 20 s: the notification consumer of a source with an SQS queue (no request
+    # is made without a worker).
+    notified = source_dict(bucket, moto_endpoint,
+                           sqs={"queue_url": f"{moto_endpoint}/123456789012/q", "endpoint_url": moto_endpoint})
+    config_path = write_config(tmp_path / "c.yaml", config_dict(server.url, [notified], sweep_interval_seconds=5))
     beat = start_celery(["beat", "--loglevel", "info", "--schedule", str(tmp_path / "beat-schedule")],
                         config_path, tmp_path / "beat.log")
     client = redis.Redis(port=server.port, socket_timeout=5)
 
-    def sweeps() -> int:
+    def scheduled() -> int:
         try:
             return client.llen("trailpipe.us-east-1")
         except redis.RedisError:
@@ -305,15 +308,15 @@ def test_beat_survives_a_redis_outage_and_a_lost_lock(tmp_path, moto_endpoint, b
         wait_for(lambda: client.exists("trailpipe:redbeat::lock"), 60, what="beat's lock")
         client.delete("trailpipe:redbeat::lock")  # as on a promoted replica that never got it
         wait_for(lambda: client.exists("trailpipe:redbeat::lock"), 30, what="the lock taken again")
-        queued = sweeps()
-        wait_for(lambda: sweeps() > queued, 30, what="a sweep scheduled after the lock came back")
+        queued = scheduled()
+        wait_for(lambda: scheduled() > queued, 30, what="a task scheduled after the lock came back")
         port = server.port
         server.stop()
-        time.sleep(8)  # beat's ticks meet no Redis
+        time.sleep(22)  # beat's ticks (a consume run due every 20 s) meet no Redis
         assert beat.poll() is None
         server = RedisServer(tmp_path / "redis", port=port, appendonly=False).start()
         wait_for(lambda: client.exists("trailpipe:redbeat::lock"), 60, what="beat back on the empty Redis")
-        wait_for(lambda: sweeps() > 0, 30, what="scheduling again")
+        wait_for(lambda: scheduled() > 0, 30, what="scheduling again")
         assert beat.poll() is None
     finally:
         stop_process(beat)

@@ -17,6 +17,13 @@ def state(redis_client):
                       requeue_after_seconds=60)
 
 
+def silence(redis_client, keys, key: str, ms: int) -> None:
+    """``ms`` pass for ``key`` without a heartbeat of its runner (its last beat and its pending
+    deadline move back by as much, as Redis's clock moving on would make them)."""
+    redis_client.hincrby(keys.object(SRC, key), "heartbeat_at", -ms)
+    redis_client.zincrby(keys.pending(SRC), -ms, key)
+
+
 def entry(n: int) -> dict:
     return {"event": f'{{"n":{n}}}', "event_id": f"id-{n}", "source": SRC}
 
@@ -170,12 +177,13 @@ def test_heartbeat_keeps_a_slow_object_from_the_sweep(redis_client, keys):
     state.begin(SRC, "dead", runner="r-dead")
     # 11 s pass: the slow runner beats, the dead one does not.
     for key in ("slow", "dead"):
-        redis_client.zincrby(keys.pending(SRC), -11_000, key)
+        silence(redis_client, keys, key, 11_000)
     assert state.heartbeat(SRC, "slow", "r-slow")
     assert state.sweep_pending(SRC) == ["dead"]  # only the silent runner's object
     assert state.object_state(SRC, "slow")["runner"] == "r-slow"
     # The redelivered task takes over; the dead runner's late beat is refused.
-    assert state.begin(SRC, "dead", runner="r-new").attempts == 2
+    taken = state.begin(SRC, "dead", runner="r-new")
+    assert (taken.taken, taken.attempts, taken.silent, taken.lost) == (True, 2, 1, 0)
     assert not state.heartbeat(SRC, "dead", "r-dead")
     assert state.heartbeat(SRC, "dead", "r-new")
 
@@ -188,8 +196,8 @@ def test_one_heartbeat_round_beats_for_every_object_in_flight(redis_client, keys
     for key in ("a", "b"):
         state.claim(SRC, key, 1)
         state.begin(SRC, key, runner=f"r-{key}")
-        redis_client.zincrby(keys.pending(SRC), -11_000, key)  # 11 s pass
-    state.begin(SRC, "b", runner="r-other")  # b was presumed dead and taken over
+        silence(redis_client, keys, key, 11_000)  # 11 s pass
+    assert state.begin(SRC, "b", runner="r-other").taken  # b was presumed dead and taken over
     state.defer_count(SRC, "s3_requests.GetObject", 2)
     with state.heartbeats.watch((SRC, "a", "r-a")) as a, state.heartbeats.watch((SRC, "b", "r-b")) as b:
         assert state.heartbeats.in_flight == 2
@@ -315,8 +323,84 @@ def test_a_runner_presumed_dead_cannot_release_its_successor_s_object(redis_clie
                        requeue_after_seconds=60, heartbeat_timeout_seconds=10)
     state.claim(SRC, "k", 1)
     state.begin(SRC, "k", runner="old")
-    state.begin(SRC, "k", runner="new")  # the sweep's re-enqueue took over
+    assert not state.begin(SRC, "k", runner="new").taken  # old beats: a duplicate is refused
+    silence(redis_client, keys, "k", 11_000)
+    assert state.begin(SRC, "k", runner="new").taken  # old went silent: the sweep's re-enqueue took over
     assert not state.release(SRC, "k", retry_in_seconds=5, runner="old")
     assert state.object_state(SRC, "k")["state"] == Status.PROCESSING
     assert state.release(SRC, "k", retry_in_seconds=5, runner="new")
     assert state.object_state(SRC, "k")["state"] == Status.CLAIMED
+
+
+def test_a_stale_runner_s_commit_is_refused_while_the_live_runner_s_lands(redis_client, keys):
+    """A runner presumed dead (frozen past the heartbeat timeout) wakes up after the takeover: its
+    commit, heartbeat, release and fail are refused and write nothing; the live runner is never
+    refused because of it."""
+    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
+                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state.claim(SRC, "k", 1)
+    assert state.begin(SRC, "k", runner="stale").taken
+    assert state.commit_batch(SRC, "k", 0, 2, [entry(0), entry(1)], last=False, runner="stale") == (True, 2)
+    silence(redis_client, keys, "k", 10_001)  # frozen for the heartbeat timeout
+    live = state.begin(SRC, "k", runner="live")
+    assert (live.taken, live.checkpoint, live.silent) == (True, 2, 1)
+    # The stale runner resumes within milliseconds of the takeover, with the checkpoint it knew.
+    assert state.commit_batch(SRC, "k", 2, 2, [entry(2), entry(3)], last=False, runner="stale") == (False, 2)
+    assert not state.heartbeat(SRC, "k", "stale")
+    assert not state.release(SRC, "k", retry_in_seconds=5, runner="stale")
+    assert not state.fail(SRC, "k", "NotJson", "stale", runner="stale")
+    assert redis_client.xlen("trailpipe:events") == 2 and redis_client.xlen("trailpipe:deadletter") == 0
+    # The live runner's commits land, from the checkpoint it was given.
+    assert state.commit_batch(SRC, "k", 2, 2, [entry(2), entry(3)], last=False, runner="live") == (True, 4)
+    assert state.heartbeat(SRC, "k", "live")
+    assert state.commit_batch(SRC, "k", 4, 1, [entry(4)], last=True, runner="live") == (True, 5)
+    ids = [fields[b"event_id"] for _, fields in redis_client.xrange("trailpipe:events")]
+    assert ids == [f"id-{n}".encode() for n in range(5)]
+    assert state.object_state(SRC, "k")["state"] == "done" and state.pending_count(SRC) == 0
+
+
+def test_a_live_runner_is_never_taken_over(redis_client, keys):
+    """A duplicate delivery (a sweep by a process whose clock is ahead, a broker redelivery) while
+    the runner beats is refused: nothing written, not counted."""
+    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
+                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state.claim(SRC, "k", 1)
+    assert state.begin(SRC, "k", runner="live").taken
+    silence(redis_client, keys, "k", 9_000)  # 9 s since its last beat: within the timeout
+    before = state.object_state(SRC, "k")
+    refused = state.begin(SRC, "k", runner="dup")
+    assert (refused.taken, refused.holder, refused.attempts, refused.vanished) == (False, "live", 1, 0)
+    assert state.object_state(SRC, "k") == before  # nothing written
+    assert state.heartbeat(SRC, "k", "live")
+
+
+def test_deadlines_are_on_redis_s_clock_whatever_the_worker_s(redis_client, keys, monkeypatch):
+    """A process whose clock is 10 minutes ahead (or behind) claims, begins, beats and sweeps:
+    every deadline is Redis's TIME + the timeout, and nothing live is overdue."""
+    import time
+
+    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
+                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+
+    def redis_ms() -> int:
+        seconds, micros = redis_client.time()
+        return seconds * 1000 + micros // 1000
+
+    real = time.time
+    for skew in (600.0, -600.0):
+        monkeypatch.setattr(time, "time", lambda skew=skew: real() + skew)
+        monkeypatch.setattr(time, "time_ns", lambda skew=skew: int((real() + skew) * 1e9))
+        key = f"k{skew}"
+        before = redis_ms()
+        assert state.claim(SRC, key, 1)
+        assert before + 60_000 <= redis_client.zscore(keys.pending(SRC), key) <= redis_ms() + 60_000
+        assert state.begin(SRC, key, runner="r").taken
+        assert state.heartbeat(SRC, key, "r")
+        beat = int(state.object_state(SRC, key)["heartbeat_at"])
+        assert before <= beat <= redis_ms()
+        assert before + 10_000 <= redis_client.zscore(keys.pending(SRC), key) <= redis_ms() + 10_000
+        assert state.sweep_pending(SRC) == []  # nothing live is overdue
+        assert not state.begin(SRC, key, runner="other").taken
+        assert state.fail(SRC, key, "NotJson", "x", runner="r")
+        failed_at = int(state.object_state(SRC, key)["failed_at"])
+        assert before <= failed_at <= redis_ms()

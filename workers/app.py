@@ -85,9 +85,6 @@ app.conf.update(
 )
 
 
-SWEEP_EXPIRES_SECONDS = 600
-
-
 def _reuse_kombu_redis_clients() -> None:
     """kombu's Redis channel builds a new ``redis.Redis`` for each publish, acknowledgement and
     unacked-message bookkeeping (``conn_or_acquire``): ~0.1 ms of CPU each with redis-py 8
@@ -118,8 +115,9 @@ _reuse_kombu_redis_clients()
 
 
 def beat_schedule(config: Config) -> dict:
-    """Per source: its discovery at its recurrence, and the sweep (no S3 request, one Redis
-    script) every ``sweep_interval_seconds``, which re-enqueues objects whose runner died."""
+    """Per source: its discovery at its recurrence. The sweep, which re-enqueues objects whose
+    runner died, is no schedule entry: one loop in beat's process sweeps every source every
+    ``sweep_interval_seconds`` (``_start_sweeper``, pipeline.sweeper)."""
     schedule = {}
     for source in config.sources:
         schedule[f"discover:{source.identifier}"] = {
@@ -127,14 +125,6 @@ def beat_schedule(config: Config) -> dict:
             "schedule": timedelta(seconds=source.recurrence_seconds),
             "args": (source.identifier,),
             "options": {"queue": source.queue_name},
-        }
-        schedule[f"sweep:{source.identifier}"] = {
-            "task": "trailpipe.sweep",
-            "schedule": timedelta(seconds=config.sweep_interval_seconds),
-            "args": (source.identifier,),
-            # Expires only after a while: behind a backlog it still runs (late); with no worker
-            # at all, sweeps do not pile up.
-            "options": {"queue": source.queue_name, "expires": SWEEP_EXPIRES_SECONDS},
         }
     # Notification consumers: one run per SQS queue, back to back; a run not started within
     # its interval (a backlogged queue) expires instead of piling up behind the next ones.
@@ -319,6 +309,22 @@ def _watch_state(role: str):
     return start
 
 
+def _start_sweeper(**_):
+    """Beat (standalone or embedded in a worker): one loop sweeps every source every
+    ``sweep_interval_seconds`` and enqueues their overdue objects (pipeline.sweeper)."""
+    from pipeline.runtime import Runtime  # noqa: PLC0415
+    from pipeline.sweeper import Sweeper, sweep_all  # noqa: PLC0415
+
+    config = current_config()
+    runtime = Runtime(config)
+    queues = {source.identifier: source.queue_name for source in config.sources}
+
+    def enqueue(source_id: str, key: str) -> None:
+        app.send_task(INGEST_TASK, args=(source_id, key), queue=queues[source_id])
+
+    Sweeper(lambda: sweep_all(config.sources, runtime.state, enqueue), config.sweep_interval_seconds).start()
+
+
 def _after_reset() -> None:
     """Beat after a state reset: the schedule was lost with the rest; write it again, and
     discover every source now (each lists from its ignore_older, or from the top)."""
@@ -346,4 +352,6 @@ signals.after_setup_task_logger.connect(_escape_logs, weak=False)
 signals.after_setup_logger.connect(_json_logs, weak=False)
 signals.after_setup_task_logger.connect(_json_logs, weak=False)
 signals.beat_init.connect(_discover_all_now, weak=False)
+signals.beat_init.connect(_start_sweeper, weak=False)
+signals.beat_embedded_init.connect(_start_sweeper, weak=False)
 signals.beat_embedded_init.connect(_discover_all_now, weak=False)

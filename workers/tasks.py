@@ -104,7 +104,9 @@ def discover(self, source_id: str) -> dict:
 
 @app.task(name="trailpipe.sweep")
 def sweep(source_id: str) -> int:
-    """Enqueue again the source's objects whose runner stopped beating (fast failover)."""
+    """Enqueue again the source's objects whose runner stopped beating. Beat no longer schedules
+    it (its sweep loop sweeps every source, pipeline.sweeper); kept for sweeps already queued by
+    an older beat and for a sweep by hand."""
     rt = runtime()
     return sweep_source(rt.source(source_id), rt.state, enqueue_ingest)
 
@@ -138,24 +140,36 @@ def ingest_object(self, source_id: str, key: str) -> dict:
             rt.state.count_error(source_id, verdict.error_class)  # set_health counted the one above
             limit = verdict.retry_limit
             if verdict.kind is ErrorKind.PERMANENT or (limit is not None and self.request.retries >= limit):
-                if not rt.state.release(source_id, key, runner=runner) and \
-                        rt.state.object_state(source_id, key).get("state") == Status.PROCESSING:
-                    # Presumed dead, this execution was replaced: the live runner decides.
-                    return {"source": source_id, "key": key, "outcome": "superseded"}
                 error_class = verdict.error_class if verdict.kind is ErrorKind.PERMANENT else (
                     "InternalError" if verdict.error_class == "InternalError" else "RetriesExhausted")
-                rt.state.fail(source_id, key, error_class,
-                              f"gave up after {self.request.retries + 1} tries: {verdict.description}"
-                              if verdict.kind is not ErrorKind.PERMANENT else verdict.description)
+                reason = (f"gave up after {self.request.retries + 1} tries: {verdict.description}"
+                          if verdict.kind is not ErrorKind.PERMANENT else verdict.description)
+                if not rt.state.fail(source_id, key, error_class, reason, runner=runner) and (
+                        _held_elsewhere(rt, source_id, key)
+                        or not rt.state.fail(source_id, key, error_class, reason)):
+                    # Presumed dead, this execution was replaced (or the object finished): the
+                    # live runner decides; this one writes nothing more.
+                    return {"source": source_id, "key": key, "outcome": "superseded"}
                 rt.state.forget_denied(source_id, key)
                 log.error("object source=%s key=%s dead-lettered: %s", source_id, key, verdict.description)
                 return {"source": source_id, "key": key, "outcome": "failed", "reason": verdict.description}
-            rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner)
+            if not rt.state.release(source_id, key, retry_in_seconds=countdown, runner=runner) and \
+                    _held_elsewhere(rt, source_id, key):
+                # No longer ours (taken over after this runner was presumed dead, or finished):
+                # no retry, the live runner has it.
+                return {"source": source_id, "key": key, "outcome": "superseded"}
         except redis.RedisError:
             pass  # Redis is away too: retry later; the sweep is the safety net
         log.warning("object source=%s key=%s: %s; retry %d", source_id, key, verdict.description,
                     self.request.retries + 1)
         raise self.retry(exc=exc, countdown=countdown, max_retries=None) from None
+
+
+def _held_elsewhere(rt: Runtime, source_id: str, key: str) -> bool:
+    """After this runner's release or fail was refused: another runner holds the object, or it
+    finished (True); or nobody holds it, the error having come before this execution began it
+    (False: retried, or dead-lettered, as before)."""
+    return rt.state.object_state(source_id, key).get("state") in (Status.PROCESSING, Status.DONE, Status.FAILED)
 
 
 # -- notifications (issue 15): one run per queue, started by beat every RUN_SECONDS ----------

@@ -83,7 +83,7 @@ def replay(runtime: Runtime, records: list[bytes], objects: int, per_object: int
             entries = batch_entries(source, key, batch)
             began = time.perf_counter()
             _, checkpoint = state.commit_batch(source.identifier, key, checkpoint, len(batch), entries,
-                                               last=start + batch_size >= len(items))
+                                               last=start + batch_size >= len(items), runner="bench")
             spent += time.perf_counter() - began
     return spent
 

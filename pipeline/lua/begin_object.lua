@@ -1,23 +1,59 @@
 -- A task starts (or resumes) work on an object.
 -- KEYS[1] object hash, KEYS[2] pending set, KEYS[3] the source's denied set
--- ARGV[1] now (ms), ARGV[2] runner id (this execution), ARGV[3] heartbeat timeout (ms), ARGV[4] object key
--- Returns {state, checkpoint, attempts, denied}. A terminal state (done, failed) means: nothing
--- to do. denied: 1 when some object of the source is denied (its reads are then reported with
--- set_health 'read'; 0 spares that round trip).
+-- ARGV[1] runner id (this execution), ARGV[2] heartbeat timeout (ms), ARGV[3] object key,
+-- ARGV[4] the runner's process (pipeline.runner.process_identity), ARGV[5] a runner the caller
+-- found lost (its process is gone, pipeline.runner.is_lost), or ''
+-- Returns {state, checkpoint, attempts, taken, silent, lost, holder, holder process, denied}
+-- (denied: 1 when some object of the source is denied: its reads are then reported with
+-- set_health 'read'; 0 spares that round trip):
+--   a terminal state (done, failed): nothing to do;
+--   processing, taken 1: this runner has it now;
+--   processing, taken 0: another runner holds it and is alive (it beat within the heartbeat
+--     timeout, on Redis's clock): nothing written; holder and its process are returned, so the
+--     caller can tell whether that process is gone (then it calls again naming it in ARGV[5]).
+-- An object held by another runner is taken over only when that runner is silent (its last
+-- heartbeat is older than the heartbeat timeout by Redis's clock) or lost (ARGV[5]); each such
+-- takeover counts in `silent` or `lost`: deliveries whose runner vanished without finishing
+-- (what makes a poison object), unlike a release, a refusal or a duplicate delivery.
 -- An object with no record (claim expired, or ingested by hand) is claimed here.
 -- The object stays in the pending set with a deadline of now + heartbeat timeout, which the
 -- runner's heartbeats push forward: if its process or host dies, the sweep enqueues it again.
+-- Every check comes before the first write.
+local now = redis_now_ms()
 local denied = redis.call('EXISTS', KEYS[3])
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == STATUS_DONE or state == STATUS_FAILED then
-  return {state, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'), 0, denied}
+  return {state, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'), 0, 0, 0, 0, '', '', denied}
+end
+local silent = tonumber(redis.call('HGET', KEYS[1], 'silent') or '0')
+local lost = tonumber(redis.call('HGET', KEYS[1], 'lost') or '0')
+local vanished = nil
+if state == STATUS_PROCESSING then
+  local holder = redis.call('HGET', KEYS[1], 'runner')
+  if holder and holder ~= ARGV[1] then
+    local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
+    if beat + tonumber(ARGV[2]) <= now then
+      vanished = 'silent'
+    elseif ARGV[5] ~= '' and holder == ARGV[5] then
+      vanished = 'lost'
+    else
+      return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'),
+              tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0'), 0, silent, lost, holder,
+              redis.call('HGET', KEYS[1], 'process') or '', denied}
+    end
+  end
+end
+if vanished == 'silent' then
+  silent = redis.call('HINCRBY', KEYS[1], 'silent', 1)
+elseif vanished == 'lost' then
+  lost = redis.call('HINCRBY', KEYS[1], 'lost', 1)
 end
 if not state then
-  redis.call('HSET', KEYS[1], 'checkpoint', 0, 'emitted', 0, 'claimed_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'checkpoint', 0, 'emitted', 0, 'claimed_at', now)
 end
-redis.call('HSET', KEYS[1], 'state', STATUS_PROCESSING, 'started_at', ARGV[1], 'heartbeat_at', ARGV[1],
-           'runner', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', STATUS_PROCESSING, 'started_at', now, 'heartbeat_at', now,
+           'runner', ARGV[1], 'process', ARGV[4])
 redis.call('PERSIST', KEYS[1])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[3]), ARGV[4])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint')), attempts, denied}
+return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint')), attempts, 1, silent, lost, '', '', denied}

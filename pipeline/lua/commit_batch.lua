@@ -2,21 +2,23 @@
 -- KEYS[1] object hash, KEYS[2] events stream, KEYS[3] source stats, KEYS[4] pending set,
 -- KEYS[5] the source's throttle (TAT), KEYS[6] the source's newest_done zset
 -- ARGV[1] expected checkpoint (records of the object handled before this batch), ARGV[2] '0', or
--- when this batch ends the object '1' or the hex SHA-256 of its uncompressed bytes, ARGV[3] retention (s) for a done object, ARGV[4] '0' (unused:
--- trim_events.lua trims), ARGV[5] records this batch handles (excluded records count, but emit nothing),
+-- when this batch ends the object '1' or the hex SHA-256 of its uncompressed bytes, ARGV[3] retention (s) for a done object, ARGV[4] the committing runner (as it began:
+-- begin_object.lua), ARGV[5] records this batch handles (excluded records count, but emit nothing),
 -- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] the source's eps_throttle: the
 -- batch's events are reserved in its budget first (_gcra.lua), '0' when they already are;
 -- ARGV[9] the object's delivery time (ms) for newest_done when this batch ends it, '0' if none;
 -- ARGV[10] n: when > 0, every entry has the n field names ARGV[11..10+n] and n values follow
 -- per entry; when 0, per entry: field count m, then m field/value pairs.
--- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done or another
--- worker moved the checkpoint (nothing written: a redelivered duplicate stops here); {2,
+-- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done, is no longer
+-- this runner's (taken over after it was presumed dead: the live runner is never refused because
+-- of a stale one), or another worker moved the checkpoint: nothing written, the caller stops; {2,
 -- checkpoint, ms}: the throttle asks to wait ms first; the events are reserved, nothing is
 -- written: the caller waits, then commits again with ARGV[8] '0'.
 -- Every check comes before the first write: Redis does not roll back a script half way.
 local state = redis.call('HGET', KEYS[1], 'state')
 local checkpoint = tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '-1')
-if state ~= STATUS_PROCESSING or checkpoint ~= tonumber(ARGV[1]) then
+if state ~= STATUS_PROCESSING or checkpoint ~= tonumber(ARGV[1])
+    or redis.call('HGET', KEYS[1], 'runner') ~= ARGV[4] then
   return {0, checkpoint}
 end
 local count = tonumber(ARGV[6])

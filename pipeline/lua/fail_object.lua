@@ -1,9 +1,11 @@
 -- Record an object as failed for good and dead-letter it, atomically.
 -- KEYS[1] object hash, KEYS[2] dead-letter stream, KEYS[3] source stats, KEYS[4] pending set
--- ARGV[1] retention (s), ARGV[2] now (ms), ARGV[3] the object key, ARGV[4] unused (the caller
--- trims with trim_deadletters.lua, given the keys of the letters it drops), then field/value
--- pairs of the dead-letter entry (state_key: the object hash, stats_key: its source's stats).
--- Returns 1 when recorded, 0 when the object was already done or failed.
+-- ARGV[1] retention (s), ARGV[2] the failing runner ('' = a caller that is no runner), ARGV[3]
+-- the object key, ARGV[4] unused (the caller trims with trim_deadletters.lua, given the keys of
+-- the letters it drops), then field/value pairs of the dead-letter entry (state_key: the object
+-- hash, stats_key: its source's stats); the script adds `attempts` and `failed_at` (Redis's clock).
+-- Returns 1 when recorded, 0 when the object was already done or failed, or is no longer the
+-- runner's (taken over after it was presumed dead: it writes nothing more).
 -- A failed object's hash does not expire: it lives as long as its dead letter, so a listed
 -- letter can always be retried. When the stream is full, trim_deadletters.lua drops the oldest
 -- letters and their objects' hashes expire after the retention (as a done object's would).
@@ -11,6 +13,10 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if state == STATUS_DONE or state == STATUS_FAILED then
   return 0
 end
+if ARGV[2] ~= '' and (state ~= STATUS_PROCESSING or redis.call('HGET', KEYS[1], 'runner') ~= ARGV[2]) then
+  return 0
+end
+local now = redis_now_ms()
 local entry = {}
 for j = 5, #ARGV do
   entry[j - 4] = ARGV[j]
@@ -18,12 +24,14 @@ end
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 table.insert(entry, 'attempts')
 table.insert(entry, attempts)
+table.insert(entry, 'failed_at')
+table.insert(entry, now)
 redis.call('XADD', KEYS[2], '*', unpack(entry))
 local error_class = ''
 for j = 1, #entry, 2 do
   if entry[j] == 'error_class' then error_class = entry[j + 1] end
 end
-redis.call('HSET', KEYS[1], 'state', STATUS_FAILED, 'error', error_class, 'failed_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', STATUS_FAILED, 'error', error_class, 'failed_at', now)
 redis.call('PERSIST', KEYS[1])
 redis.call('HINCRBY', KEYS[3], 'objects_failed', 1)
 redis.call('HINCRBY', KEYS[3], 'objects_dead_lettered', 1)

@@ -1,11 +1,13 @@
 -- The runner working on an object says it is alive: its pending deadline moves forward.
 -- KEYS[1] object hash, KEYS[2] pending set
--- ARGV[1] now (ms), ARGV[2] runner id, ARGV[3] heartbeat timeout (ms), ARGV[4] object key
+-- ARGV[1] runner id, ARGV[2] heartbeat timeout (ms), ARGV[3] object key
 -- Returns 1, or 0 when the object is no longer this runner's (finished, or taken over after
--- this runner was presumed dead): the runner's next commit would be refused anyway.
-if redis.call('HGET', KEYS[1], 'state') ~= STATUS_PROCESSING or redis.call('HGET', KEYS[1], 'runner') ~= ARGV[2] then
+-- this runner was presumed dead): the runner stops, its next commit would be refused anyway.
+-- The time is Redis's (TIME), like every deadline: never the worker's clock.
+if redis.call('HGET', KEYS[1], 'state') ~= STATUS_PROCESSING or redis.call('HGET', KEYS[1], 'runner') ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[1])
-redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[1]) + tonumber(ARGV[3]), ARGV[4])
+local now = redis_now_ms()
+redis.call('HSET', KEYS[1], 'heartbeat_at', now)
+redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[2]), ARGV[3])
 return 1

@@ -1,18 +1,18 @@
 -- A task gives an object back after a transient or configuration error: the delivery does not
 -- count towards the redelivery cap, and a retry resumes at the checkpoint.
 -- KEYS[1] object hash, KEYS[2] pending set
--- ARGV[1] now (ms), ARGV[2] when the sweep may enqueue it again if nobody has (ms from now),
--- ARGV[3] object key, ARGV[4] the releasing runner ('' = whoever holds it).
+-- ARGV[1] when the sweep may enqueue it again if nobody has (ms from now, Redis's clock),
+-- ARGV[2] object key, ARGV[3] the releasing runner ('' = a caller that is no runner: whoever holds it).
 -- Returns 1 if released; 0 when it is not processing, or another runner has taken it over
 -- (this one was presumed dead): that runner's work is not undone.
 if redis.call('HGET', KEYS[1], 'state') ~= STATUS_PROCESSING then
   return 0
 end
-if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'runner') ~= ARGV[4] then
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'runner') ~= ARGV[3] then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', STATUS_CLAIMED)
-redis.call('HDEL', KEYS[1], 'runner')
+redis.call('HDEL', KEYS[1], 'runner', 'process')
 redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[3])
+redis.call('ZADD', KEYS[2], redis_now_ms() + tonumber(ARGV[1]), ARGV[2])
 return 1
