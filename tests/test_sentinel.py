@@ -267,7 +267,7 @@ def test_wait_replicas_puts_each_batch_on_a_replica_before_the_next(group, prima
         state.claim("test-src", key, 0)
         state.begin("test-src", key, "r")
         written, _ = state.commit_batch("test-src", key, 0, 100, [{"event_id": f"{key}-{i}"} for i in range(100)],
-                                        last=True)
+                                        last=True, runner="r")
         assert written and mirror.xlen("trailpipe:events") == 100 * (n + 1)  # already replicated
     assert state.stats("test-src").get("wait_replicas_short", 0) == 0
     replica.process.send_signal(19)  # SIGSTOP: the replica stops acknowledging
@@ -275,7 +275,7 @@ def test_wait_replicas_puts_each_batch_on_a_replica_before_the_next(group, prima
         state.claim("test-src", "late", 0)
         state.begin("test-src", "late", "r")
         started = time.monotonic()
-        assert state.commit_batch("test-src", "late", 0, 1, [{"event_id": "x"}], last=True)[0]
+        assert state.commit_batch("test-src", "late", 0, 1, [{"event_id": "x"}], last=True, runner="r")[0]
         assert time.monotonic() - started >= 0.9  # waited its timeout, then went on
     finally:
         replica.process.send_signal(18)  # SIGCONT
