@@ -112,8 +112,25 @@ class SingleAddress:
         return urllib.parse.urlunsplit(parts._replace(netloc=host)), options, use_ssl
 
 
+class _TlsAndCredentials:
+    """What a Sentinel and a Cluster address both derive from their URL's userinfo and query."""
+
+    tls: bool
+    query: tuple[tuple[str, str], ...]
+    username: str | None
+    password: str | None
+
+    def _tls_options(self) -> dict | None:
+        if not self.tls:
+            return None
+        return broker_ssl_options("rediss://x/?" + urllib.parse.urlencode(self.query))
+
+    def _credentials(self) -> dict:
+        return {k: v for k, v in (("username", self.username), ("password", self.password)) if v is not None}
+
+
 @dataclass(frozen=True)
-class SentinelAddress:
+class SentinelAddress(_TlsAndCredentials):
     """The primary of ``master_name``, found through any of ``sentinels``."""
 
     sentinels: tuple[tuple[str, int], ...]
@@ -149,14 +166,6 @@ class SentinelAddress:
                       tuple(urllib.parse.parse_qsl(query)))
         address._tls_options()  # ValueError now, at validate, for a wrong ssl_cert_reqs
         return address
-
-    def _tls_options(self) -> dict | None:
-        if not self.tls:
-            return None
-        return broker_ssl_options("rediss://x/?" + urllib.parse.urlencode(self.query))
-
-    def _credentials(self) -> dict:
-        return {k: v for k, v in (("username", self.username), ("password", self.password)) if v is not None}
 
     def sentinel_kwargs(self, sentinel_password: str | None) -> dict:
         """How to talk to the Sentinels themselves: their own password, TLS like the data nodes."""
@@ -205,7 +214,7 @@ class SentinelAddress:
 
 
 @dataclass(frozen=True)
-class ClusterAddress:
+class ClusterAddress(_TlsAndCredentials):
     """A Redis Cluster, found through any of its ``nodes`` (the startup nodes)."""
 
     nodes: tuple[tuple[str, int], ...]
@@ -236,14 +245,6 @@ class ClusterAddress:
                       tuple(urllib.parse.parse_qsl(query)))
         address._tls_options()  # ValueError now, at validate, for a wrong ssl_cert_reqs
         return address
-
-    def _tls_options(self) -> dict | None:
-        if not self.tls:
-            return None
-        return broker_ssl_options("rediss://x/?" + urllib.parse.urlencode(self.query))
-
-    def _credentials(self) -> dict:
-        return {k: v for k, v in (("username", self.username), ("password", self.password)) if v is not None}
 
     def client(self, sentinel_password: str | None = None, quick: bool = False,
                decode_responses: bool = False) -> redis.cluster.RedisCluster:
