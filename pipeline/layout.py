@@ -32,7 +32,6 @@ PARTITION = re.compile(
 _PARTIAL = re.compile(
     rf"^(?:[^/]+/){{0,2}}?AWSLogs/(?:{_ORG})?(?:\d{{12}}/(?:{_FOLDER}/)?)?$|^(?:[^/]+/){{1,2}}$")
 _KEY_TIME = re.compile(rf"_{_FOLDER}_[a-z0-9-]+_(\d{{8}}T\d{{4}})Z_[^/]*$")
-_MAX_CUSTOM_DEPTH = 2
 # A digest file's key: its folder (the digest partition), chain and time.
 DIGEST_KEY = re.compile(
     rf"^(?P<partition>(?:[^/]+/)*?AWSLogs/(?:{_ORG})?(?P<account>\d{{12}})/CloudTrail-Digest/"
