@@ -38,7 +38,6 @@ from pipeline.errors import ConfigError
 from pipeline.keys import DEFAULT_DEADLETTER_STREAM, DEFAULT_STREAM, SOURCE_PLACEHOLDER
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
-DIGEST_FOLDER = "CloudTrail-Digest/"
 
 _RECURRENCE = re.compile(r"^\s*(\d+)\s*([HMD])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"M": 60, "H": 3600, "D": 86400}

@@ -26,7 +26,16 @@ from botocore.exceptions import ClientError
 
 from pipeline import digests as dg
 from pipeline.config import Source
-from pipeline.layout import delivery_time, key_position, partition_of
+from pipeline.layout import (
+    DigestName,
+    delivery_time,
+    digest_day_position,
+    digest_name,
+    digest_partition,
+    key_position,
+    log_partition_of,
+    partition_of,
+)
 from pipeline.lister import file_name, find_partitions, list_pages
 from pipeline.parser import uncompressed_sha256
 from pipeline.replies import as_hash, as_members, as_stream
@@ -126,7 +135,7 @@ def keys_for(source: Source) -> dg.PublicKeys:
 
 
 def digest_partitions(log_partitions: list[str]) -> list[str]:
-    return sorted({p for p in map(dg.digest_partition, log_partitions) if p})
+    return sorted({p for p in map(digest_partition, log_partitions) if p})
 
 
 def _listed_files(source: Source, digest: dg.Digest) -> list[tuple[str, str]]:
@@ -183,14 +192,14 @@ def _follow_folder(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, 
     sid = source.identifier
     oldest, newest_allowed = window
     newest = max((link.key for chain, link in chains.items() if chain.startswith(partition + "|")), default="")
-    name = dg.digest_name(newest) if newest else None
+    name = digest_name(newest) if newest else None
     # From the day before the newest digest handled here: chains of several trails interleave.
     since = max(oldest, name.time - timedelta(days=1)) if name else oldest
-    for page in list_pages(s3, source.bucket, partition, dg.day_position(partition, since)):
+    for page in list_pages(s3, source.bucket, partition, digest_day_position(partition, since)):
         if not renew():
             return False
         for obj in page:
-            name = dg.digest_name(obj.key)
+            name = digest_name(obj.key)
             if name is None or name.time < oldest:
                 continue
             if name.time > newest_allowed:
@@ -208,7 +217,7 @@ def _follow_folder(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, 
 
 
 def _handle_digest(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, token: int,
-                   name: dg.DigestName, link: dg.Link | None, keys, summary: Counter) -> dg.Link:
+                   name: DigestName, link: dg.Link | None, keys, summary: Counter) -> dg.Link:
     sid = source.identifier
     try:
         digest = dg.fetch_digest(s3, source.bucket, name.key)
@@ -283,12 +292,12 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
     kept_since = now - timedelta(seconds=state.retention_seconds)
     partitions = state.cached_partitions(sid, source.list_prefix) or find_partitions(
         s3, source.bucket, source.list_prefix)
-    chains: dict[str, list[dg.DigestName]] = {}
+    chains: dict[str, list[DigestName]] = {}
     last_digest_end: dict[str, datetime] = {}  # log partition -> end of its newest digest
     for partition in digest_partitions(partitions):
         last = until + DIGEST_SPAN + timedelta(minutes=30)
-        for page in list_pages(s3, source.bucket, partition, dg.day_position(partition, since)):
-            names = [n for n in map(dg.digest_name, (o.key for o in page)) if n]
+        for page in list_pages(s3, source.bucket, partition, digest_day_position(partition, since)):
+            names = [n for n in map(digest_name, (o.key for o in page)) if n]
             for name in names:
                 if since <= name.time <= last:
                     chains.setdefault(name.chain, []).append(name)
@@ -323,7 +332,7 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
             if not own:
                 for key, expected in _listed_files(source, digest):
                     listed.setdefault(key, (expected, digest.key))
-                log_partition = partition_of(name.partition.replace("/CloudTrail-Digest/", "/CloudTrail/"))
+                log_partition = log_partition_of(name.partition)
                 if log_partition:
                     last_digest_end[log_partition] = max(digest.end_time, last_digest_end.get(log_partition, since))
             link = dg.Link.of(digest)
