@@ -36,8 +36,8 @@ from pipeline.integrity import discover_digests
 from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.policy import ErrorKind, classify
-from pipeline.state import StateStore
-from pipeline.status import Health
+from pipeline.store import StateStore
+from pipeline.store.schema import Health
 
 log = logging.getLogger(__name__)
 

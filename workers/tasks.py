@@ -24,7 +24,7 @@ from pipeline.ingest import defer_denied
 from pipeline.ingest import ingest_object as ingest_one
 from pipeline.policy import ErrorKind, classify
 from pipeline.runtime import Runtime
-from pipeline.status import Status
+from pipeline.store.schema import Status
 from workers.app import app, current_config
 
 log = logging.getLogger(__name__)
