@@ -546,11 +546,12 @@ def _redis_answers(url: Callable[[], str], sentinel_password: str | None = None)
     import redis  # noqa: PLC0415
 
     from pipeline.connections import redis_client  # noqa: PLC0415
+    from pipeline.store import ping  # noqa: PLC0415
 
     def answers() -> bool:
         try:
             with redis_client(url(), sentinel_password, quick=True) as client:  # through Sentinels too
-                return bool(client.ping())
+                return ping(client)
         except (redis.RedisError, ConfigError, OSError, ValueError):
             return False
 

@@ -40,6 +40,11 @@ def _mentions(reply, word: bytes) -> bool:
     return False
 
 
+def ping(client: redis.Redis) -> bool:
+    """Whether the server answers (a readiness check)."""
+    return bool(client.ping())
+
+
 # One script call: (script, KEYS, ARGV).
 ScriptCall = tuple[Script, list, list]
 

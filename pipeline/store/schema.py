@@ -436,7 +436,7 @@ KEY_SCHEMA: tuple[KeySchema, ...] = (
     KeySchema("sources", "set"),
     KeySchema("epoch", "string"),
     KeySchema("resets", "hash", _values(ResetsField)),
-    KeySchema("redbeat_prefix", "redbeat"),  # celery-redbeat's keys under it
+    KeySchema("redbeat_prefix", "prefix"),  # celery-redbeat's keys under it
     KeySchema("events_stream", "stream"),  # the emitter's entries (pipeline.emitter)
     KeySchema("deadletter", "stream", _values(DeadLetterField)),
 )
