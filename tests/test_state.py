@@ -1,4 +1,4 @@
-"""The Lua scripts of pipeline.state against a real redis-server."""
+"""The Lua scripts of pipeline.store against a real redis-server."""
 from __future__ import annotations
 
 import pytest

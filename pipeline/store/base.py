@@ -103,9 +103,6 @@ class RedisStore:
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
-    def _hash(self, key: str) -> dict[str, str]:
-        return decoded(self.redis.hgetall(key))  # type: ignore[arg-type]
-
     def _hash_fields_many(self, keys: Sequence[str], fields: Sequence[str]) -> list[list[bytes | None]]:
         """HMGET ``fields`` of each hash, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
