@@ -19,7 +19,7 @@ from pipeline.config import Source
 from pipeline.ingest import IngestLimits, ingest_object
 from pipeline.layout import delivery_time, partition_of
 from pipeline.lister import find_partitions, is_wanted, list_pages
-from pipeline.state import StateStore
+from pipeline.store import StateStore
 
 
 @dataclass

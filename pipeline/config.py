@@ -35,7 +35,7 @@ from pydantic import (
 from pipeline import defaults
 from pipeline.embedded import embedded_url
 from pipeline.errors import ConfigError
-from pipeline.keys import DEFAULT_DEADLETTER_STREAM, DEFAULT_STREAM, SOURCE_PLACEHOLDER
+from pipeline.store.schema import DEFAULT_DEADLETTER_STREAM, DEFAULT_STREAM, SOURCE_PLACEHOLDER
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
 

@@ -30,7 +30,7 @@ from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
 from pipeline.parser import Hasher, ParseLimits, RecordReader
 from pipeline.policy import ErrorKind, Verdict, classify
-from pipeline.state import ObjectStart, StateStore
+from pipeline.store import ObjectStart, StateStore
 
 log = logging.getLogger(__name__)
 

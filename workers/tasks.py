@@ -24,7 +24,7 @@ from pipeline.ingest import defer_denied
 from pipeline.ingest import ingest_object as ingest_one
 from pipeline.policy import ErrorKind, classify
 from pipeline.runtime import Runtime
-from pipeline.status import Status
+from pipeline.store.schema import ObjectField, Status
 from workers.app import app, current_config
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ def _held_elsewhere(rt: Runtime, source_id: str, key: str) -> bool:
     """After this runner's release or fail was refused: another runner holds the object, or it
     finished (True); or nobody holds it, the error having come before this execution began it
     (False: retried, or dead-lettered, as before)."""
-    return rt.state.object_state(source_id, key).get("state") in (Status.PROCESSING, Status.DONE, Status.FAILED)
+    state = rt.state.object_state(source_id, key).get(ObjectField.STATE)
+    return state in (Status.PROCESSING, Status.DONE, Status.FAILED)
 
 
 # -- notifications (issue 15): one run per queue, started by beat every RUN_SECONDS ----------
