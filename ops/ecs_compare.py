@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare trailpipe's ECS documents with Elastic's, record by record.
 
-    python ops/ecs_compare.py DIR [--show 20] [--json-out PATH]
+    python ops/ecs_compare.py DIR [--show 20] [--json-out PATH] [--only-expected-fields] [--ignore FIELD ...]
 
 DIR holds Elastic's pipeline tests for the aws.cloudtrail data stream, as in a checkout of
 elastic/integrations: ``packages/aws/data_stream/cloudtrail/_dev/test/pipeline/`` with
@@ -96,7 +96,7 @@ def pairs(directory: Path):
                 yield log.name, index, record, elastic or {}, retain
 
 
-def compare(directory: Path, only_expected: bool = False):
+def compare(directory: Path, only_expected: bool = False, ignore: frozenset[str] = frozenset()):
     results = []  # (test, index, field, elastic, trailpipe)
     fields = Counter()
     agree = Counter()
@@ -104,7 +104,7 @@ def compare(directory: Path, only_expected: bool = False):
         ours = leaves(json.loads(json.dumps(ecs_document(canonical_keys(record), retain=retain))))
         theirs = leaves(elastic)
         for path in sorted(set(theirs) if only_expected else set(ours) | set(theirs)):
-            if not in_scope(path):
+            if not in_scope(path) or path in ignore:
                 continue
             family = path.split(".")[0]
             fields[family] += 1
@@ -122,8 +122,10 @@ def main() -> int:
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--only-expected-fields", action="store_true",
                         help="compare only the fields each expected document names")
+    parser.add_argument("--ignore", action="append", default=[], metavar="FIELD",
+                        help="leave a field out (repeatable), e.g. the fields of a rule of another version")
     args = parser.parse_args()
-    diffs, fields, agree = compare(args.directory, args.only_expected_fields)
+    diffs, fields, agree = compare(args.directory, args.only_expected_fields, frozenset(args.ignore))
     total, good = sum(fields.values()), sum(agree.values())
     print(f"{good}/{total} field comparisons agree ({good / total * 100 if total else 0:.1f}%)")
     for family in sorted(fields):
