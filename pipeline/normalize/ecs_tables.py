@@ -12,7 +12,7 @@ AWSService-actor script, released in neither) and the 2.2x pipeline followed bef
 ``pipeline.normalize.ecs``; the next update is a diff of default.yml between
 ``ELASTIC_COMMIT`` and the new commit.  Elastic's pipeline tests that expect these rules were
 read at ``ELASTIC_TESTS_COMMIT`` (8.9.0, pull 21870, on top of 8.8.0: its changes are out of
-scope but for AWSService actors; 35 test files) and, for 25 more files, at ``ELASTIC_COMMIT``
+scope but for AWSService actors; 38 test files) and, for 25 more files, at ``ELASTIC_COMMIT``
 (9.0.0's ``user.id`` rule left out); the figures and every disagreement are in
 ``tests/data/ecs_expected/README.md``.
 """
