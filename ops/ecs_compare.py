@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Compare trailpipe's ECS documents with Elastic's, record by record.
 
-    python ops/ecs_compare.py DIR [--show 20] [--json-out PATH]
+    python ops/ecs_compare.py DIR [--show 20] [--json-out PATH] [--only-expected-fields] [--ignore FIELD ...]
 
 DIR holds Elastic's pipeline tests for the aws.cloudtrail data stream, as in a checkout of
 elastic/integrations: ``packages/aws/data_stream/cloudtrail/_dev/test/pipeline/`` with
 ``test-*.log`` (one CloudTrail record per line) beside ``test-*.log-expected.json``
 (``{"expected": [document, ...]}``, one document per line of the log; without the ``.log``,
-each document's ``event.original`` is the record).  Any directory of such pairs works, so
+each document's ``event.original`` is the record; a ``test-*.log-config.yml`` setting
+``_conf: {retain: X}`` is honoured).  Any directory of such pairs works, so
 records of your own can be checked the same way (``tests/data/ecs_expected/`` holds the
 project's own; ``--only-expected-fields`` compares just the fields an expectation names).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -65,11 +67,22 @@ def same(a, b) -> bool:
     return a == b
 
 
+_RETAIN = re.compile(r"^\s+retain:\s*['\"]?(\w+)", re.MULTILINE)
+
+
+def retain_of(log: Path) -> str:
+    """The ``_conf.retain`` a test's ``-config.yml`` sets (Elastic's default: "all")."""
+    config = log.with_name(log.name + "-config.yml")
+    found = _RETAIN.search(config.read_text()) if config.exists() else None
+    return found.group(1) if found else "all"
+
+
 def pairs(directory: Path):
-    """(test name, index, record, Elastic's document) for every record of ``directory``."""
+    """(test name, index, record, Elastic's document, retain) for every record of ``directory``."""
     for expected_path in sorted(directory.glob("test-*.log-expected.json")):
         expected = json.loads(expected_path.read_text())["expected"]
         log = expected_path.with_name(expected_path.name[:-len("-expected.json")])
+        retain = retain_of(log)
         if log.exists():
             lines = [line for line in log.read_text().splitlines() if line.strip()]
         else:
@@ -80,18 +93,18 @@ def pairs(directory: Path):
             except json.JSONDecodeError:
                 continue  # Elastic's test of a non-JSON line
             if isinstance(record, dict):
-                yield log.name, index, record, elastic or {}
+                yield log.name, index, record, elastic or {}, retain
 
 
-def compare(directory: Path, only_expected: bool = False):
+def compare(directory: Path, only_expected: bool = False, ignore: frozenset[str] = frozenset()):
     results = []  # (test, index, field, elastic, trailpipe)
     fields = Counter()
     agree = Counter()
-    for name, index, record, elastic in pairs(directory):
-        ours = leaves(json.loads(json.dumps(ecs_document(canonical_keys(record)))))
+    for name, index, record, elastic, retain in pairs(directory):
+        ours = leaves(json.loads(json.dumps(ecs_document(canonical_keys(record), retain=retain))))
         theirs = leaves(elastic)
         for path in sorted(set(theirs) if only_expected else set(ours) | set(theirs)):
-            if not in_scope(path):
+            if not in_scope(path) or path in ignore:
                 continue
             family = path.split(".")[0]
             fields[family] += 1
@@ -109,8 +122,10 @@ def main() -> int:
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--only-expected-fields", action="store_true",
                         help="compare only the fields each expected document names")
+    parser.add_argument("--ignore", action="append", default=[], metavar="FIELD",
+                        help="leave a field out (repeatable), e.g. the fields of a rule of another version")
     args = parser.parse_args()
-    diffs, fields, agree = compare(args.directory, args.only_expected_fields)
+    diffs, fields, agree = compare(args.directory, args.only_expected_fields, frozenset(args.ignore))
     total, good = sum(fields.values()), sum(agree.values())
     print(f"{good}/{total} field comparisons agree ({good / total * 100 if total else 0:.1f}%)")
     for family in sorted(fields):

@@ -1231,3 +1231,25 @@ def test_normalize_bench_compares_two_trees():
     assert lines[0].startswith("ECS + OCSF part per record, 1 rounds of best of 1")
     assert lines[1].split()[:3] == ["this", "tree", "derive_batch"] and lines[2].split()[0] == str(repo)
     assert "this tree / other" in lines[3]
+
+
+def test_ecs_session_credential_from_console_is_renamed():
+    """aws 8.8.0 renames sessionCredentialFromConsole to aws.cloudtrail.session_credential_from_console
+    (Elastic's test-tls-details-json at 8149d6c9 expects it); an empty value is dropped first."""
+    record = api_call("ListBuckets", "s3.amazonaws.com", sessionCredentialFromConsole="true")
+    assert ecs(record)["aws"]["cloudtrail"]["session_credential_from_console"] == "true"
+    record = api_call("ListBuckets", "s3.amazonaws.com", sessionCredentialFromConsole="")
+    assert "session_credential_from_console" not in ecs(record)["aws"]["cloudtrail"]
+
+
+def test_ecs_compare_honours_a_tests_retain_config():
+    """ops/ecs_compare.py reads ``_conf.retain`` from a test's ``-config.yml``, as Elastic's
+    pipeline tests set it (test-copy-object-json-minimal)."""
+    import sys  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    import ecs_compare  # noqa: PLC0415
+
+    log = Path(__file__).resolve().parent / "data" / "ecs_expected" / "test-retain-minimal.log"
+    assert ecs_compare.retain_of(log) == "minimal"
+    assert ecs_compare.retain_of(log.with_name("test-insight.log")) == "all"

@@ -116,6 +116,9 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     identity = get("userIdentity")
     if identity.__class__ is _DICT and identity or isinstance(identity, _DICT) and identity:
         _identity(identity, ct, user, cloud, related_user)
+    value = get("sessionCredentialFromConsole")  # a rename, after the user.id sets
+    if value.__class__ is str and value not in _EMPTY or value is not None and (value := pruned(value)) is not MISSING:
+        ct["session_credential_from_console"] = value
 
     source_name = get("eventSource")
     if source_name.__class__ is str and source_name not in _EMPTY or source_name is not None and (
