@@ -29,6 +29,7 @@ from pipeline.config import Source
 from pipeline.layout import delivery_time, key_position, partition_of
 from pipeline.lister import file_name, find_partitions, list_pages
 from pipeline.parser import uncompressed_sha256
+from pipeline.policy import Step, note
 from pipeline.replies import as_hash, as_members, as_stream
 from pipeline.state import StateStore, _load_script, now_ms, run_scripts
 
@@ -171,9 +172,8 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
         except Exception as exc:  # noqa: BLE001  (never stops log discovery; tried again next time)
             summary["errors"] += 1
             state.redis.hincrby(state.keys.stats(sid), "integrity_errors", 1)
-            log.error("digests of source=%s folder=%s not followed: %s: %s (tried again at the next "
-                      "discovery; with ListPublicKeys the source's credentials need cloudtrail:ListPublicKeys)",
-                      sid, partition, type(exc).__name__, exc)
+            log.error("digests of source=%s folder=%s not followed: %s", sid, partition,
+                      note(exc, Step.DIGESTS).reason)  # the error and its hint (pipeline.policy)
     return dict(summary)
 
 
