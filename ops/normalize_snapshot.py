@@ -138,8 +138,7 @@ def write(path: Path) -> int:
         lines.append(line)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=9, mtime=0))
-    entries = lines
-    print(f"wrote {len(entries)} records to {path}")
+    print(f"wrote {len(lines)} records to {path}")
     return 0
 
 

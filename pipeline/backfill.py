@@ -26,7 +26,7 @@ from pipeline.ingest import IngestLimits, IngestResult, ingest_object
 from pipeline.layout import delivery_time, partition_of
 from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.policy import Do, apply, classify, decide
-from pipeline.state import StateStore
+from pipeline.store import StateStore
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """``trailpipe check``: what QRadar's "Test" button does for a log source, step by step.
 
 config valid → credentials resolved → ListObjectsV2 on the prefix → newest matching log file →
-GetObject → parsed N records → one sample event. The first failing step ends the source's check
-with its error class and a hint (pipeline.policy). Nothing is written to Redis and nothing is
-emitted: the S3 client is a fresh one, not counted in the shared metrics.
+GetObject → parsed N records → one sample event. The file is read as ingest reads it: the same
+record reader under the source's caps (``ingest.read_records``), and the sample is the first
+entry ingest would emit (``emitter.batch_entries``). The first failing step ends the source's
+check with its error class and a hint (pipeline.policy). Nothing is written to Redis and nothing
+is emitted: the S3 client is a fresh one, not counted in the shared metrics.
 """
 from __future__ import annotations
 
@@ -17,11 +19,10 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 
 from pipeline.config import Source
 from pipeline.credentials import CredentialsUnavailable
-from pipeline.emitter import entry_fields
-from pipeline.ingest import open_object
+from pipeline.emitter import batch_entries
+from pipeline.ingest import open_object, read_records
 from pipeline.layout import delivery_time, key_position, partition_of
 from pipeline.lister import find_partitions, is_wanted, list_pages
-from pipeline.parser import iter_records
 from pipeline.policy import classify
 from pipeline.s3 import make_client
 
@@ -119,17 +120,23 @@ def check_source(source: Source, make_s3: Callable[[Source], Any] = _client_with
         body = open_object(s3, source, key)
         steps.append(Step(current, True, "readable"))
         current = "parse"
+        count = 0
+        sample: dict[str, str | bytes] | None = None
         try:
-            records = list(iter_records(body))
+            for item in read_records(source, body):
+                count += 1
+                if sample is None:  # the first record exclude_event_names keeps, as ingest emits it
+                    entries = batch_entries(source, key, [item])
+                    sample = entries[0] if entries else None
         finally:
             body.close()
-        steps.append(Step(current, True, f"parsed {len(records)} record(s)"))
-        if records:
-            raw, record = records[0]
-            fields = entry_fields(source, key, raw, record)
+        steps.append(Step(current, True, f"parsed {count} record(s)"))
+        if sample is not None:
             result.sample = {name: (value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
-                             for name, value in fields.items()}
+                             for name, value in sample.items()}
             steps.append(Step("sample event", True, f"{result.sample.get('event_name', '')}"))
+        elif count:
+            steps.append(Step("sample event", True, "none: exclude_event_names drops every record"))
     except Exception as exc:  # noqa: BLE001  (every failure is reported with its class and hint)
         verdict = classify(exc)
         steps.append(Step(current, False, verdict.message, verdict.error_class,

@@ -35,10 +35,9 @@ from pydantic import (
 from pipeline import defaults
 from pipeline.embedded import embedded_url
 from pipeline.errors import ConfigError
-from pipeline.keys import DEFAULT_DEADLETTER_STREAM, DEFAULT_STREAM, SOURCE_PLACEHOLDER
+from pipeline.store.schema import DEFAULT_DEADLETTER_STREAM, DEFAULT_STREAM, SOURCE_PLACEHOLDER
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
-DIGEST_FOLDER = "CloudTrail-Digest/"
 
 _RECURRENCE = re.compile(r"^\s*(\d+)\s*([HMD])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"M": 60, "H": 3600, "D": 86400}

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pipeline.replies import as_stream
-from pipeline.state import StateStore
+from pipeline.store import StateStore
+from pipeline.store.schema import DeadLetterField
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,11 @@ def list_entries(state: StateStore, source: str | None = None, sources: Iterable
         streams = [state.keys.deadletter(source)]  # a stream per source: only its own
     entries = []
     for stream in streams:
-        for entry_id, fields in as_stream(state.redis.xrange(stream)):
+        for entry_id, fields in state.letters(stream):
             get = lambda name, fields=fields: fields.get(name.encode(), b"").decode("utf-8", "replace")  # noqa: E731
-            letter = DeadLetter(entry_id.decode(), get("source"), get("object"), get("error_class"),
-                                get("message"), get("attempts"), get("failed_at"), stream)
+            letter = DeadLetter(entry_id.decode(), get(DeadLetterField.SOURCE), get(DeadLetterField.OBJECT),
+                                get(DeadLetterField.ERROR_CLASS), get(DeadLetterField.MESSAGE),
+                                get(DeadLetterField.ATTEMPTS), get(DeadLetterField.FAILED_AT), stream)
             if source is None or letter.source == source:
                 entries.append(letter)
     if len(streams) > 1:
@@ -61,5 +62,5 @@ def retry(state: StateStore, letters: list[DeadLetter], enqueue: Callable[[str, 
             enqueue(letter.source, letter.key)
             retried.append(letter)
         # Retried, or no longer failed (done since, or forgotten): the entry has served.
-        state.redis.xdel(letter.stream or state.keys.deadletter(letter.source), letter.entry_id)
+        state.delete_letter(letter.stream or state.keys.deadletter(letter.source), letter.entry_id)
     return retried

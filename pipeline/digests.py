@@ -1,9 +1,8 @@
-"""CloudTrail digest files: where they sit, what they say, and whether CloudTrail signed them.
+"""CloudTrail digest files: what they say, and whether CloudTrail signed them.
 
-Every hour CloudTrail writes per account and region
-``[prefix/]AWSLogs/[o-…/]<account>/CloudTrail-Digest/<region>/Y/M/D/
-<account>_CloudTrail-Digest_<region>_<trail>_<home-region>_<YYYYMMDDTHHMMSSZ>[_backfill].json.gz``
-listing the log files it delivered in that hour with the SHA-256 of their uncompressed bytes.
+Every hour CloudTrail writes per account and region a digest (where it sits, and what its key
+says: ``pipeline.layout``) listing the log files it delivered in that hour with the SHA-256 of
+their uncompressed bytes.
 The algorithm follows aws-cli's ``cloudtrail validate-logs``: the object's metadata
 ``signature`` (hex) is RSASSA-PKCS1-v1_5/SHA-256 over
 ``digestEndTime\\n digestS3Bucket/digestS3Object\\n sha256hex(uncompressed)\\n previousDigestSignature|null``
@@ -28,15 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from pipeline.config import Source
 from pipeline.errors import BadObject
-from pipeline.layout import PARTITION
+from pipeline.layout import digest_name
 from pipeline.parser import parse_digest
 
 log = logging.getLogger(__name__)
 
-DIGEST_KEY = re.compile(
-    r"^(?P<partition>(?:[^/]+/)*?AWSLogs/(?:o-[a-z0-9]{10,32}/)?(?P<account>\d{12})/CloudTrail-Digest/"
-    r"(?P<region>[a-z0-9-]+)/)(?P<ymd>\d{4}/\d{2}/\d{2})/(?P=account)_CloudTrail-Digest_(?P=region)_"
-    r"(?P<trail>.+)_(?P<home>[a-z]{2}(?:-[a-z]+)+-\d+)_(?P<stamp>\d{8}T\d{6}Z)(?P<backfill>_backfill)?\.json\.gz$")
 SIGNATURE_ALGORITHM = "SHA256withRSA"
 KEY_SEARCH_MARGIN = timedelta(days=1)  # public keys rotate: ListPublicKeys around the digest's time
 
@@ -46,47 +41,6 @@ SIGNATURE = "digest_signature_invalid"  # the signature does not verify (forged 
 MOVED = "digest_moved"  # the digest does not sit where it says it sits
 CHAIN = "digest_chain_broken"  # previous hash/signature differ from the previous digest's
 INVALID = "digest_invalid"  # unreadable, fields missing, unknown public key
-
-
-@dataclass(frozen=True)
-class DigestName:
-    """What a digest's key says: its folder (partition), chain and time."""
-
-    key: str
-    partition: str
-    account: str
-    region: str
-    trail: str
-    home_region: str
-    time: datetime
-    backfill: bool
-
-    @property
-    def chain(self) -> str:
-        """Digests of one trail, region and account link to each other; backfill ones apart."""
-        return f"{self.partition}|{self.trail}|{self.home_region}" + ("|backfill" if self.backfill else "")
-
-
-def digest_name(key: str) -> DigestName | None:
-    match = DIGEST_KEY.match(key)
-    if not match:
-        return None
-    when = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    return DigestName(key, match.group("partition"), match.group("account"), match.group("region"),
-                      match.group("trail"), match.group("home"), when, bool(match.group("backfill")))
-
-
-def digest_partition(log_partition: str) -> str | None:
-    """The digest folder beside a log partition (``…/CloudTrail/<region>/``); None for others."""
-    match = PARTITION.match(log_partition)
-    if not match or match.group("folder") != "CloudTrail":
-        return None
-    return f"{match.group('base')}{match.group('account')}/CloudTrail-Digest/{match.group('region')}/"
-
-
-def day_position(partition: str, when: datetime) -> str:
-    """A StartAfter value: every digest of ``partition`` from ``when``'s day on sorts after it."""
-    return f"{partition}{when.astimezone(UTC):%Y/%m/%d}/"
 
 
 class DigestProblem(Exception):

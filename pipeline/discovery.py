@@ -40,8 +40,8 @@ from pipeline.integrity import discover_digests
 from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
 from pipeline.policy import Do, Step, apply, classify, decide
-from pipeline.state import StateStore
-from pipeline.status import Health
+from pipeline.store import StateStore
+from pipeline.store.schema import Health, HealthField, HealthScope
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def sweep(source: Source, state: StateStore, enqueue: Enqueue, healthy: bool | N
         # Objects whose read was denied are retried at each recurrence (their release set the
         # time), so a source failing only for its reads is swept too.
         health = state.health(sid)
-        healthy = health.get("state") != Health.FAILING or health.get("scope") == "read"
+        healthy = health.get(HealthField.STATE) != Health.FAILING or health.get(HealthField.SCOPE) == HealthScope.READ
     if not healthy:
         return 0
     requeued = 0

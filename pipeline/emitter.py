@@ -1,11 +1,12 @@
-"""One CloudTrail record -> the fields of its stream entry."""
+"""CloudTrail records -> the fields of their stream entries (``batch_entries``: ingest and
+``trailpipe check`` alike)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from pipeline import defaults
 from pipeline.config import Source
-from pipeline.normalize import canonical_keys, derive_batch, derive_fields
+from pipeline.normalize import canonical_keys, derive_batch
 
 
 def _text(value) -> str:
@@ -22,28 +23,6 @@ def account_of(record: dict) -> str:
     return _text(account)
 
 
-def entry_fields(source: Source, key: str, raw: bytes, record: dict) -> dict[str, str | bytes]:
-    """The stream entry of one record: the raw record as ``event``, the fields to route by, and
-    what normalization derives (display_name, category, and the source's output_formats).
-    A record whose keys an exporter lower-cased is read with CloudTrail's names."""
-    record = canonical_keys(record)
-    fields: dict[str, str | bytes] = {
-        "event": raw,
-        "event_id": _text(record.get("eventID")),
-        "event_name": _text(record.get("eventName")),
-        "event_time": _text(record.get("eventTime")),
-        "source": source.identifier,
-        "object": key,
-        "account": account_of(record),
-        "region": _text(record.get("awsRegion")),
-    }
-    fields.update(derive_fields(record, source.output_formats))
-    if tuple(source.stream_fields) != defaults.STREAM_FIELDS:  # only the chosen ones, and the documents
-        keep = set(source.stream_fields) | set(source.output_formats)
-        fields = {name: value for name, value in fields.items() if name in keep}
-    return fields
-
-
 ROUTING = ("event", "event_id", "event_name", "event_time", "source", "object", "account", "region")
 DERIVED = ("display_name", "category")
 
@@ -52,7 +31,8 @@ def batch_entries(source: Source, key: str, items: Iterable[tuple[bytes, dict]])
     """The stream entries of a batch of (raw, record): the source's ``stream_fields`` and
     ``output_formats`` of every record that ``exclude_event_names`` keeps, with the normalizers
     run over the whole batch in turn (``derive_batch``: less CPU than record by record); none
-    of them when no field needs them."""
+    of them when no field needs them. A record whose keys an exporter lower-cased is read with
+    CloudTrail's names."""
     kept = []
     for raw, record in items:
         record = canonical_keys(record) if isinstance(record, dict) else {}

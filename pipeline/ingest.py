@@ -31,9 +31,9 @@ from pipeline.errors import Backpressure, BadObject
 from pipeline.heartbeat import Beating
 from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
-from pipeline.parser import ParseLimits, RecordReader
+from pipeline.parser import Hasher, ParseLimits, RecordReader
 from pipeline.policy import Do, ErrorKind, Verdict, apply, classify, decide
-from pipeline.state import ObjectStart, StateStore
+from pipeline.store import ObjectStart, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,12 @@ def open_object(s3, source: Source, key: str):
 class Whole(io.BytesIO):
     """A body read whole: a file like the stream it replaces; the object processor hands the
     parser its bytes (``getvalue``), which it reads in place."""
+
+
+def read_records(source: Source, body, hasher: Hasher | None = None) -> RecordReader:
+    """The records of a body ``open_object`` returned, under the source's caps: the one record
+    path (the object processor and ``trailpipe check``)."""
+    return RecordReader(body.getvalue() if isinstance(body, Whole) else body, ParseLimits.of(source), hasher=hasher)
 
 
 def wait_below_watermark(state: StateStore, limits: IngestLimits, source: str | None = None) -> None:
@@ -204,8 +210,7 @@ def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: Ing
             # The SHA-256 of the uncompressed bytes, for digest reconciliation (a resumed
             # delivery re-reads every byte, so it is whole); only for integrity sources.
             hasher = hashlib.sha256() if source.integrity.enabled else None
-            reader = RecordReader(body.getvalue() if isinstance(body, Whole) else body, ParseLimits.of(source),
-                                  hasher=hasher)
+            reader = read_records(source, body, hasher)
             remaining = islice(iter(reader), checkpoint, None)  # resume after the last committed batch
             delivered = delivery_time(key)
             with CPU_SLOTS:

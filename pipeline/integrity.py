@@ -15,7 +15,6 @@ for older ones trailpipe can no longer tell ingested from not, and claiming woul
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -26,12 +25,21 @@ from botocore.exceptions import ClientError
 
 from pipeline import digests as dg
 from pipeline.config import Source
-from pipeline.layout import delivery_time, key_position, partition_of
+from pipeline.layout import (
+    DigestName,
+    delivery_time,
+    digest_day_position,
+    digest_name,
+    digest_partition,
+    key_position,
+    log_partition_of,
+    partition_of,
+)
 from pipeline.lister import file_name, find_partitions, list_pages
 from pipeline.parser import uncompressed_sha256
 from pipeline.policy import Step, note
-from pipeline.replies import as_hash, as_members, as_stream
-from pipeline.state import StateStore, _load_script, now_ms, run_scripts
+from pipeline.store import StateStore, Status
+from pipeline.store.schema import ObjectField, Reconciled
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +47,6 @@ Enqueue = Callable[[str, str], None]
 
 DIGEST_SPAN = timedelta(hours=1)  # a digest lists the log files of the hour before it
 FUTURE_MARGIN = timedelta(hours=2)  # clock skew tolerated for a digest's time
-VIOLATIONS_MAXLEN = 10000
 # Log file problem kinds (digest kinds are in pipeline.digests).
 LOG_MISMATCH = "log_file_hash_mismatch"  # ingested with another hash than the digest records
 LOG_NOT_INGESTED = "log_file_not_ingested"
@@ -47,73 +54,30 @@ LOG_DEAD_LETTERED = "log_file_dead_lettered"
 LOG_UNLISTED = "log_file_unlisted"  # ingested, yet no digest lists it
 LOG_ALTERED_IN_S3 = "log_file_altered"  # older than the kept state: S3's bytes differ from the digest
 NO_DIGESTS = "no_digests"  # nothing to prove the range with
-SCRIPTS = ("reconcile_log_file", "record_violation", "advance_digest_chain")
 HASH_ALGORITHM = "SHA-256"
 
 
-class IntegrityStore:
-    """Digest chains, awaiting comparisons and violations of a source, in Redis."""
+def settle_awaiting(state: StateStore, source: str) -> tuple[int, int]:
+    """Compare the log files that were not finished when their digest came; (settled, mismatches)."""
+    awaiting = state.awaiting(source)
+    if not awaiting:
+        return 0, 0
+    settled, mismatches = [], 0
+    for key, (status, sha, expected, digest_key) in zip(awaiting, state.awaiting_states(source, awaiting)):
+        if status in (Status.CLAIMED, Status.PROCESSING):
+            continue
+        settled.append(key)
+        if status == Status.DONE and sha and expected and sha != expected:
+            mismatches += 1
+            state.record_violation(source, LOG_MISMATCH, key,
+                                   f"ingested with SHA-256 {sha}, digest {digest_key or '?'} records {expected}")
+    state.settled(source, settled)
+    return len(settled), mismatches
 
-    def __init__(self, state: StateStore):
-        self.state, self.redis, self.keys = state, state.redis, state.keys
-        scripts = state.__dict__.get("_integrity_scripts")
-        if scripts is None:  # registered once per StateStore (hence per client)
-            scripts = {name: self.redis.register_script(_load_script(name)) for name in SCRIPTS}
-            state.__dict__["_integrity_scripts"] = scripts
-        self.scripts = scripts
 
-    def record_violation(self, source: str, kind: str, key: str, detail: str) -> None:
-        log.warning("integrity violation source=%s kind=%s key=%s: %s", source, kind, key, detail,
-                    extra={"source": source, "kind": kind, "key": key})
-        self.scripts["record_violation"](
-            keys=[self.keys.violations(source), self.keys.stats(source)],
-            args=[kind, key, detail, now_ms(), VIOLATIONS_MAXLEN])
-
-    def violations(self, source: str, count: int = 100) -> list[dict]:
-        entries = as_stream(self.redis.xrevrange(self.keys.violations(source), count=count))
-        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-
-    def chains(self, source: str) -> dict[str, dg.Link]:
-        raw = as_hash(self.redis.hgetall(self.keys.digest_chains(source)))
-        return {k.decode(): dg.Link(**json.loads(v)) for k, v in raw.items()}
-
-    def advance_chain(self, source: str, token: int, chain: str, link: dg.Link) -> bool:
-        return bool(self.scripts["advance_digest_chain"](
-            keys=[self.keys.digest_chains(source), self.keys.lease(source), self.keys.stats(source)],
-            args=[token, chain, json.dumps(link.__dict__)]))
-
-    def reconcile(self, source: str, token: int, digest_key: str, files: list[tuple[str, str]]) -> list[str]:
-        """Per (log file key, expected SHA-256): claimed, pending, intact, mismatch, unknown, dead_lettered."""
-        if not files:
-            return []
-        script = self.scripts["reconcile_log_file"]
-        replies = run_scripts(self.redis, [
-            (script, [self.keys.object(source, key), self.keys.stats(source), self.keys.pending(source),
-                      self.keys.integrity_awaiting(source)],
-             [0, token, key, expected, digest_key, self.state.requeue_after_ms]) for key, expected in files])
-        return [r.decode() if isinstance(r, bytes) else r for r in replies]
-
-    def settle_awaiting(self, source: str) -> tuple[int, int]:
-        """Compare the log files that were not finished when their digest came; (settled, mismatches)."""
-        awaiting = [k.decode() for k in as_members(self.redis.zrange(self.keys.integrity_awaiting(source), 0, 9999))]
-        if not awaiting:
-            return 0, 0
-        pipe = self.redis.pipeline(transaction=False)
-        for key in awaiting:
-            pipe.hmget(self.keys.object(source, key), "state", "sha256", "expected_sha256", "digest")
-        settled, mismatches = [], 0
-        for key, (state, sha, expected, digest_key) in zip(awaiting, pipe.execute()):
-            if state in (b"claimed", b"processing"):
-                continue
-            settled.append(key)
-            if state == b"done" and sha and expected and sha != expected:
-                mismatches += 1
-                self.record_violation(source, LOG_MISMATCH, key,
-                                      f"ingested with SHA-256 {sha.decode()}, digest "
-                                      f"{(digest_key or b'?').decode()} records {expected.decode()}")
-        if settled:
-            self.redis.zrem(self.keys.integrity_awaiting(source), *settled)
-        return len(settled), mismatches
+def chains(state: StateStore, source: str) -> dict[str, dg.Link]:
+    """digest chain -> the newest digest handled there."""
+    return {chain: dg.Link(**link) for chain, link in state.chains(source).items()}
 
 
 _keys_cache: dict[str, dg.PublicKeys] = {}
@@ -127,7 +91,7 @@ def keys_for(source: Source) -> dg.PublicKeys:
 
 
 def digest_partitions(log_partitions: list[str]) -> list[str]:
-    return sorted({p for p in map(dg.digest_partition, log_partitions) if p})
+    return sorted({p for p in map(digest_partition, log_partitions) if p})
 
 
 def _listed_files(source: Source, digest: dg.Digest) -> list[tuple[str, str]]:
@@ -155,42 +119,42 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
     (logged, counted as integrity_errors) and the same digests are tried at the next discovery.
     """
     sid = source.identifier
-    store = IntegrityStore(state)
+    store = state
     summary: Counter = Counter()
-    summary["settled"], summary["mismatches"] = store.settle_awaiting(sid)
+    summary["settled"], summary["mismatches"] = settle_awaiting(state, sid)
     keys = keys or keys_for(source)
-    chains = store.chains(sid)
+    handled = chains(state, sid)
     oldest = not_before + DIGEST_SPAN
     # A digest named in the future waits for its time: one planted far ahead must not make every
     # genuine digest after it look handled already.
     newest = (now or datetime.now(UTC)) + FUTURE_MARGIN
     for partition in digest_partitions(log_partitions):
         try:
-            if not _follow_folder(source, store, s3, enqueue, token, partition, chains, (oldest, newest), renew,
+            if not _follow_folder(source, store, s3, enqueue, token, partition, handled, (oldest, newest), renew,
                                   keys, summary):
                 break  # lease lost
         except Exception as exc:  # noqa: BLE001  (never stops log discovery; tried again next time)
             summary["errors"] += 1
-            state.redis.hincrby(state.keys.stats(sid), "integrity_errors", 1)
+            state.count_integrity_error(sid)
             log.error("digests of source=%s folder=%s not followed: %s", sid, partition,
                       note(exc, Step.DIGESTS).reason)  # the error and its hint (pipeline.policy)
     return dict(summary)
 
 
-def _follow_folder(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, token: int, partition: str,
+def _follow_folder(source: Source, store: StateStore, s3, enqueue: Enqueue, token: int, partition: str,
                    chains: dict[str, dg.Link], window: tuple[datetime, datetime], renew, keys,
                    summary: Counter) -> bool:
     sid = source.identifier
     oldest, newest_allowed = window
     newest = max((link.key for chain, link in chains.items() if chain.startswith(partition + "|")), default="")
-    name = dg.digest_name(newest) if newest else None
+    name = digest_name(newest) if newest else None
     # From the day before the newest digest handled here: chains of several trails interleave.
     since = max(oldest, name.time - timedelta(days=1)) if name else oldest
-    for page in list_pages(s3, source.bucket, partition, dg.day_position(partition, since)):
+    for page in list_pages(s3, source.bucket, partition, digest_day_position(partition, since)):
         if not renew():
             return False
         for obj in page:
-            name = dg.digest_name(obj.key)
+            name = digest_name(obj.key)
             if name is None or name.time < oldest:
                 continue
             if name.time > newest_allowed:
@@ -201,14 +165,14 @@ def _follow_folder(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, 
             if link is not None and obj.key <= link.key:
                 continue  # handled already
             digest_link = _handle_digest(source, store, s3, enqueue, token, name, link, keys, summary)
-            if not store.advance_chain(sid, token, name.chain, digest_link):
+            if not store.advance_chain(sid, token, name.chain, digest_link.__dict__):
                 return False
             chains[name.chain] = digest_link
     return True
 
 
-def _handle_digest(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, token: int,
-                   name: dg.DigestName, link: dg.Link | None, keys, summary: Counter) -> dg.Link:
+def _handle_digest(source: Source, store: StateStore, s3, enqueue: Enqueue, token: int,
+                   name: DigestName, link: dg.Link | None, keys, summary: Counter) -> dg.Link:
     sid = source.identifier
     try:
         digest = dg.fetch_digest(s3, source.bucket, name.key)
@@ -231,12 +195,12 @@ def _handle_digest(source: Source, store: IntegrityStore, s3, enqueue: Enqueue, 
         files = _listed_files(source, digest)
         for (key, expected), outcome in zip(files, store.reconcile(sid, token, digest.key, files)):
             summary[f"log_files_{outcome}"] += 1
-            if outcome == "claimed":
+            if outcome == Reconciled.CLAIMED:
                 log.info("source=%s log file %s found through digest %s (the listing missed it)",
                          sid, key, digest.key)
                 enqueue(sid, key)
-            elif outcome == "mismatch":
-                actual = store.state.object_state(sid, key).get("sha256", "?")
+            elif outcome == Reconciled.MISMATCH:
+                actual = store.object_state(sid, key).get(ObjectField.SHA256, "?")
                 store.record_violation(sid, LOG_MISMATCH, key,
                                        f"ingested with SHA-256 {actual}, digest {digest.key} records {expected}")
     return dg.Link.of(digest)
@@ -283,12 +247,12 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
     kept_since = now - timedelta(seconds=state.retention_seconds)
     partitions = state.cached_partitions(sid, source.list_prefix) or find_partitions(
         s3, source.bucket, source.list_prefix)
-    chains: dict[str, list[dg.DigestName]] = {}
+    chains: dict[str, list[DigestName]] = {}
     last_digest_end: dict[str, datetime] = {}  # log partition -> end of its newest digest
     for partition in digest_partitions(partitions):
         last = until + DIGEST_SPAN + timedelta(minutes=30)
-        for page in list_pages(s3, source.bucket, partition, dg.day_position(partition, since)):
-            names = [n for n in map(dg.digest_name, (o.key for o in page)) if n]
+        for page in list_pages(s3, source.bucket, partition, digest_day_position(partition, since)):
+            names = [n for n in map(digest_name, (o.key for o in page)) if n]
             for name in names:
                 if since <= name.time <= last:
                     chains.setdefault(name.chain, []).append(name)
@@ -323,7 +287,7 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
             if not own:
                 for key, expected in _listed_files(source, digest):
                     listed.setdefault(key, (expected, digest.key))
-                log_partition = partition_of(name.partition.replace("/CloudTrail-Digest/", "/CloudTrail/"))
+                log_partition = log_partition_of(name.partition)
                 if log_partition:
                     last_digest_end[log_partition] = max(digest.end_time, last_digest_end.get(log_partition, since))
             link = dg.Link.of(digest)
@@ -336,15 +300,12 @@ def _judge_listed(source: Source, state: StateStore, s3, listed: dict[str, tuple
                   kept_since: datetime, report: VerifyReport) -> None:
     sid = source.identifier
     keys = sorted(listed)
-    pipe = state.redis.pipeline(transaction=False)
-    for key in keys:
-        pipe.hmget(state.keys.object(sid, key), "state", "sha256")
     hashed = 0
-    for key, (status, sha) in zip(keys, pipe.execute()):
+    for key, (status, sha) in zip(keys, state.object_fields(sid, keys, ObjectField.STATE, ObjectField.SHA256)):
         expected, digest_key = listed[key]
         report.log_files["listed"] += 1
-        status = status.decode() if status else None
-        sha = sha.decode() if sha else None
+        status = status or None
+        sha = sha or None
         delivered = delivery_time(key)
         if status is None and delivered is not None and delivered < kept_since:
             hashed += 1
@@ -354,7 +315,7 @@ def _judge_listed(source: Source, state: StateStore, s3, listed: dict[str, tuple
                 report.problem(LOG_ALTERED_IN_S3, key, f"older than the kept state; in S3 its SHA-256 is "
                                                        f"{actual}, digest {digest_key} records {expected}")
             continue
-        if status == "done":
+        if status == Status.DONE:
             if sha is None:  # ingested before hashes were kept
                 hashed += 1
                 sha = _hash_from_s3(s3, source.bucket, key)
@@ -364,7 +325,7 @@ def _judge_listed(source: Source, state: StateStore, s3, listed: dict[str, tuple
                 report.log_files["ingested_mismatch"] += 1
                 report.problem(LOG_MISMATCH, key, f"ingested with SHA-256 {sha}, digest {digest_key} "
                                                   f"records {expected}")
-        elif status == "failed":
+        elif status == Status.FAILED:
             report.log_files["dead_lettered"] += 1
             report.problem(LOG_DEAD_LETTERED, key, f"listed by {digest_key}; see `trailpipe deadletter list`")
         else:
@@ -411,10 +372,7 @@ def _find_unlisted(source: Source, state: StateStore, s3, partitions: list[str],
             else:
                 continue
             break
-        pipe = state.redis.pipeline(transaction=False)
-        for key in candidates:
-            pipe.hget(state.keys.object(sid, key), "state")
-        for key, status in zip(candidates, pipe.execute()):
-            if status == b"done":
+        for key, (status,) in zip(candidates, state.object_fields(sid, candidates, ObjectField.STATE)):
+            if status == Status.DONE:
                 report.log_files["unlisted"] += 1
                 report.problem(LOG_UNLISTED, key, "ingested, but no digest of the range lists it")

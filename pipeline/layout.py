@@ -5,11 +5,23 @@
 (Insights files the same under ``CloudTrail-Insight/``). Inside one partition
 (account + region) keys sort in delivery-time order, so a delivery time maps to a key
 position that ListObjectsV2's StartAfter can start from.
+
+Digest files (log file integrity validation) sit beside the logs:
+``[custom/]AWSLogs/[o-org/]<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/
+<account>_CloudTrail-Digest_<region>_<trail>_<home-region>_<YYYYMMDDTHHMMSSZ>[_backfill].json.gz``.
+This module is the only one that knows these layouts; the others call its functions.
 """
 from __future__ import annotations
 
+import posixpath
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+
+LOG_FOLDER = "CloudTrail/"
+DIGEST_FOLDER = "CloudTrail-Digest/"
+INSIGHT_FOLDER = "CloudTrail-Insight/"
 
 _ORG = r"o-[a-z0-9]{10,32}/"
 _FOLDER = r"CloudTrail(?:-Insight)?"
@@ -20,7 +32,14 @@ PARTITION = re.compile(
 _PARTIAL = re.compile(
     rf"^(?:[^/]+/){{0,2}}?AWSLogs/(?:{_ORG})?(?:\d{{12}}/(?:{_FOLDER}/)?)?$|^(?:[^/]+/){{1,2}}$")
 _KEY_TIME = re.compile(rf"_{_FOLDER}_[a-z0-9-]+_(\d{{8}}T\d{{4}})Z_[^/]*$")
-_MAX_CUSTOM_DEPTH = 2
+# A digest file's key: its folder (the digest partition), chain and time.
+DIGEST_KEY = re.compile(
+    rf"^(?P<partition>(?:[^/]+/)*?AWSLogs/(?:{_ORG})?(?P<account>\d{{12}})/CloudTrail-Digest/"
+    r"(?P<region>[a-z0-9-]+)/)(?P<ymd>\d{4}/\d{2}/\d{2})/(?P=account)_CloudTrail-Digest_(?P=region)_"
+    r"(?P<trail>.+)_(?P<home>[a-z]{2}(?:-[a-z]+)+-\d+)_(?P<stamp>\d{8}T\d{6}Z)(?P<backfill>_backfill)?\.json\.gz$")
+# File names of digests and Insights files wherever they sit (backfills, copies).
+_DIGEST_NAME = "*_CloudTrail-Digest_*.json.gz"
+_INSIGHT_NAME = "*_CloudTrail-Insight_*.json.gz"
 
 
 def partition_of(prefix: str) -> str | None:
@@ -36,7 +55,7 @@ def is_partition(prefix: str) -> bool:
 
 def may_lead_to_partition(prefix: str) -> bool:
     """A folder worth listing deeper: AWSLogs/, o-…/, <account>/, CloudTrail/, or a custom prefix."""
-    return _PARTIAL.match(prefix) is not None and "CloudTrail-Digest/" not in prefix
+    return _PARTIAL.match(prefix) is not None and DIGEST_FOLDER not in prefix
 
 
 def delivery_time(key: str) -> datetime | None:
@@ -82,3 +101,68 @@ def first_listing_after(partition: str, since: datetime) -> str:
     filtered by LastModified) otherwise."""
     region_folder = partition_of(partition)
     return key_position(region_folder, since) if region_folder is not None else ""
+
+
+# --------------------------------------------------------------------------- digests and Insights
+
+
+def in_digest_folder(key: str) -> bool:
+    """A key in a ``CloudTrail-Digest/`` folder (at the top of the bucket too): never a log file."""
+    return f"/{DIGEST_FOLDER}" in f"/{key}"
+
+
+def is_digest_key(key: str) -> bool:
+    """True for CloudTrail digest files (log file integrity validation), incl. backfill ones."""
+    return f"/{DIGEST_FOLDER}" in key or fnmatchcase(posixpath.basename(key), _DIGEST_NAME)
+
+
+def is_insight_key(key: str) -> bool:
+    """True for CloudTrail Insights log files (``AWSLogs/<acct>/CloudTrail-Insight/...``)."""
+    return f"/{INSIGHT_FOLDER}" in key or fnmatchcase(posixpath.basename(key), _INSIGHT_NAME)
+
+
+@dataclass(frozen=True)
+class DigestName:
+    """What a digest's key says: its folder (partition), chain and time."""
+
+    key: str
+    partition: str
+    account: str
+    region: str
+    trail: str
+    home_region: str
+    time: datetime
+    backfill: bool
+
+    @property
+    def chain(self) -> str:
+        """Digests of one trail, region and account link to each other; backfill ones apart."""
+        return f"{self.partition}|{self.trail}|{self.home_region}" + ("|backfill" if self.backfill else "")
+
+
+def digest_name(key: str) -> DigestName | None:
+    """What a digest's key says; None for a key that is not a digest file's."""
+    match = DIGEST_KEY.match(key)
+    if not match:
+        return None
+    when = datetime.strptime(match.group("stamp"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return DigestName(key, match.group("partition"), match.group("account"), match.group("region"),
+                      match.group("trail"), match.group("home"), when, bool(match.group("backfill")))
+
+
+def digest_partition(log_partition: str) -> str | None:
+    """The digest folder beside a log partition (``…/CloudTrail/<region>/``); None for others."""
+    match = PARTITION.match(log_partition)
+    if not match or f"{match.group('folder')}/" != LOG_FOLDER:
+        return None
+    return f"{match.group('base')}{match.group('account')}/{DIGEST_FOLDER}{match.group('region')}/"
+
+
+def log_partition_of(digest_partition: str) -> str | None:
+    """The log partition a digest folder (``…/CloudTrail-Digest/<region>/``) vouches for."""
+    return partition_of(digest_partition.replace(f"/{DIGEST_FOLDER}", f"/{LOG_FOLDER}"))
+
+
+def digest_day_position(partition: str, when: datetime) -> str:
+    """A StartAfter value: every digest of ``partition`` from ``when``'s day on sorts after it."""
+    return f"{partition}{when.astimezone(UTC):%Y/%m/%d}/"

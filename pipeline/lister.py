@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.config import DIGEST_FOLDER, Source
-from pipeline.layout import is_partition, may_lead_to_partition, partition_of
+from pipeline.config import Source
+from pipeline.layout import in_digest_folder, is_partition, may_lead_to_partition, partition_of
 
 MAX_PARTITION_DEPTH = 6  # [custom/][custom/]AWSLogs/o-…/<account>/CloudTrail/<region>/
 
@@ -27,7 +27,7 @@ def file_name(key: str) -> str:
 
 def is_wanted(source: Source, obj: ListedObject) -> bool:
     """A log file to ingest: not a digest, not empty, and its file name fully matches the pattern."""
-    if f"/{DIGEST_FOLDER}" in f"/{obj.key}":
+    if in_digest_folder(obj.key):
         return False
     if obj.size == 0:
         return False

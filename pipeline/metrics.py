@@ -12,19 +12,26 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from pipeline.keys import NOTIFICATION_STATS, NOTIFIED_AT, latency_stat
-from pipeline.replies import as_optional_bytes
-from pipeline.state import StateStore, now_ms
 from pipeline.state_watch import read_persistence, resets_view
-from pipeline.status import Health
+from pipeline.store import StateStore, now_ms
+from pipeline.store.schema import (
+    Health,
+    HealthField,
+    LatencyStat,
+    NotificationStat,
+    Stat,
+    StatPrefix,
+    latency_stat,
+    notification_stat,
+)
 from pipeline.supervisor import read_parts
 
 # S3 list prices (USD per request, us-east-1 standard): LIST/PUT class and GET class.
 REQUEST_PRICE = {"ListObjectsV2": 0.005 / 1000, "ListObjects": 0.005 / 1000, "GetObject": 0.0004 / 1000,
                  "HeadObject": 0.0004 / 1000}
-S3_PREFIX = "s3_requests."
-ERRORS_PREFIX = "errors."
-VIOLATIONS_PREFIX = "integrity_violations."  # per kind, counted by pipeline.integrity
+S3_PREFIX = StatPrefix.S3_REQUESTS
+ERRORS_PREFIX = StatPrefix.ERRORS
+VIOLATIONS_PREFIX = StatPrefix.INTEGRITY_VIOLATIONS  # per kind, counted by pipeline.integrity
 
 
 # Counted with the object's commit (StateStore.defer_count), not in a round trip of their own.
@@ -34,15 +41,13 @@ DEFERRED_OPERATIONS = frozenset({"GetObject"})
 def count_s3_requests(client, state: StateStore, source: str) -> None:
     """Count every HTTP request the client sends (retries too: each one is billed) in Redis;
     GetObject's go with the object's commit (one per object, no round trip of its own)."""
-    stats_key = state.keys.stats(source)
-
     def on_send(event_name: str = "", **_):
         operation = event_name.rsplit(".", 1)[-1]
         if operation in DEFERRED_OPERATIONS:
-            state.defer_count(source, S3_PREFIX + operation)
+            state.defer_s3_request(source, operation)
             return
         try:
-            state.redis.hincrby(stats_key, S3_PREFIX + operation, 1)
+            state.count_s3_request(source, operation)
         except redis.RedisError:
             pass  # a metric must never fail an ingest
 
@@ -56,17 +61,12 @@ LATENCY_BUCKETS = (1, 2, 5, 10, 30, 60, 300, 900, 3600)
 def note_notification_latency(state: StateStore, source: str, key: str) -> None:
     """An object is done: if a notification claimed it, count send-to-stream time in its bucket."""
     try:
-        sent = state.redis.hget(state.keys.object(source, key), NOTIFIED_AT)
+        sent = state.notified_at(source, key)
         if sent is None:
             return  # claimed by the listing
-        elapsed_ms = max(0, now_ms() - int(sent))
+        elapsed_ms = max(0, now_ms() - sent)
         bound = next((b for b in LATENCY_BUCKETS if elapsed_ms <= b * 1000), "inf")
-        stats = state.keys.stats(source)
-        pipe = state.redis.pipeline(transaction=False)
-        pipe.hincrby(stats, latency_stat("count"), 1)
-        pipe.hincrby(stats, latency_stat("sum_ms"), elapsed_ms)
-        pipe.hincrby(stats, latency_stat(f"le.{bound}"), 1)
-        pipe.execute()
+        state.note_latency(source, elapsed_ms, str(bound))
     except redis.RedisError:
         pass  # a metric must never fail an ingest
 
@@ -74,24 +74,24 @@ def note_notification_latency(state: StateStore, source: str, key: str) -> None:
 def notification_metrics(stats: dict[str, int]) -> dict:
     """The notification consumer's counters, and the latency histogram (cumulative buckets)."""
     def by_kind(name: str) -> dict[str, int]:
-        prefix = f"{NOTIFICATION_STATS}{name}."
+        prefix = notification_stat(name) + "."
         return {k.removeprefix(prefix): v for k, v in stats.items() if k.startswith(prefix)}
 
     buckets, running = {}, 0
     for bound in LATENCY_BUCKETS:
-        running += stats.get(latency_stat(f"le.{bound}"), 0)
+        running += stats.get(latency_stat(f"{LatencyStat.LE}.{bound}"), 0)
         buckets[str(bound)] = running
-    count = stats.get(latency_stat("count"), 0)
+    count = stats.get(latency_stat(LatencyStat.COUNT), 0)
     buckets["+Inf"] = count
     return {
-        "received": by_kind("received"),
-        "deleted": stats.get(f"{NOTIFICATION_STATS}deleted", 0),
-        "ignored": by_kind("ignored"),
-        "enqueued": stats.get(f"{NOTIFICATION_STATS}enqueued", 0),
-        "visibility_extended": stats.get(f"{NOTIFICATION_STATS}visibility_extended", 0),
-        "errors": stats.get(f"{NOTIFICATION_STATS}errors", 0),
+        "received": by_kind(NotificationStat.RECEIVED),
+        "deleted": stats.get(notification_stat(NotificationStat.DELETED), 0),
+        "ignored": by_kind(NotificationStat.IGNORED),
+        "enqueued": stats.get(notification_stat(NotificationStat.ENQUEUED), 0),
+        "visibility_extended": stats.get(notification_stat(NotificationStat.VISIBILITY_EXTENDED), 0),
+        "errors": stats.get(notification_stat(NotificationStat.ERRORS), 0),
         "latency_count": count,
-        "latency_seconds_sum": stats.get(latency_stat("sum_ms"), 0) / 1000,
+        "latency_seconds_sum": stats.get(latency_stat(LatencyStat.SUM_MS), 0) / 1000,
         "latency_buckets": buckets,
     }
 
@@ -136,9 +136,9 @@ def health_view(raw: dict[str, str], denied_objects: int = 0) -> dict:
     def iso(ms: str | None) -> str | None:
         return None if not ms else datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
 
-    return {"state": raw.get("state", Health.UNKNOWN.value), "error_class": raw.get("error_class"),
-            "message": raw.get("message"), "since": iso(raw.get("since")),
-            "last_success": iso(raw.get("last_success")), "denied_objects": denied_objects}
+    return {"state": raw.get(HealthField.STATE, Health.UNKNOWN.value), "error_class": raw.get(HealthField.ERROR_CLASS),
+            "message": raw.get(HealthField.MESSAGE), "since": iso(raw.get(HealthField.SINCE)),
+            "last_success": iso(raw.get(HealthField.LAST_SUCCESS)), "denied_objects": denied_objects}
 
 
 def source_up(state: str) -> float:
@@ -159,44 +159,40 @@ def source_metrics(state: StateStore, source_id: str, prefix: str) -> dict:
         "source": source_id,
         "marker": max(markers.values(), default=""),
         "partitions": markers,
-        "events_emitted": stats.get("events_emitted", 0),
-        "objects_enqueued": stats.get("objects_enqueued", 0),
-        "objects_done": stats.get("objects_done", 0),
-        "objects_failed": stats.get("objects_failed", 0),
-        "objects_dead_lettered": stats.get("objects_dead_lettered", 0),
-        "objects_retried": stats.get("objects_retried", 0),
+        "events_emitted": stats.get(Stat.EVENTS_EMITTED, 0),
+        "objects_enqueued": stats.get(Stat.OBJECTS_ENQUEUED, 0),
+        "objects_done": stats.get(Stat.OBJECTS_DONE, 0),
+        "objects_failed": stats.get(Stat.OBJECTS_FAILED, 0),
+        "objects_dead_lettered": stats.get(Stat.OBJECTS_DEAD_LETTERED, 0),
+        "objects_retried": stats.get(Stat.OBJECTS_RETRIED, 0),
         "objects_pending": pending,
         "objects_denied": denied,
         "health": health_view(state.health(source_id), denied),
         "errors": errors,
         **lag(state.newest_listed_ms(source_id), state.newest_delivered_ms(source_id), pending,
-              discovered=bool(stats.get("discoveries") or stats.get("last_discovery_at"))),
-        "discoveries": stats.get("discoveries", 0),
-        "last_discovery_at": stats.get("last_discovery_at"),
-        "last_discovery_seconds": stats.get("last_discovery_ms", 0) / 1000,
-        "discovery_seconds_total": stats.get("discovery_ms_total", 0) / 1000,
+              discovered=bool(stats.get(Stat.DISCOVERIES) or stats.get(Stat.LAST_DISCOVERY_AT))),
+        "discoveries": stats.get(Stat.DISCOVERIES, 0),
+        "last_discovery_at": stats.get(Stat.LAST_DISCOVERY_AT),
+        "last_discovery_seconds": stats.get(Stat.LAST_DISCOVERY_MS, 0) / 1000,
+        "discovery_seconds_total": stats.get(Stat.DISCOVERY_MS_TOTAL, 0) / 1000,
         "s3_requests": requests,
         "s3_estimated_cost_usd": round(sum(REQUEST_PRICE.get(op, 0.0) * n for op, n in requests.items()), 8),
-        "throttle_wait_seconds": stats.get("throttle_wait_ms", 0) / 1000,
+        "throttle_wait_seconds": stats.get(Stat.THROTTLE_WAIT_MS, 0) / 1000,
         "integrity_violations": {k.removeprefix(VIOLATIONS_PREFIX): v for k, v in stats.items()
                                  if k.startswith(VIOLATIONS_PREFIX)},
-        "digests_verified": stats.get("digests_verified", 0),
-        "log_files_found_by_digest": stats.get("log_files_found_by_digest", 0),
-        "integrity_errors": stats.get("integrity_errors", 0),
+        "digests_verified": stats.get(Stat.DIGESTS_VERIFIED, 0),
+        "log_files_found_by_digest": stats.get(Stat.LOG_FILES_FOUND_BY_DIGEST, 0),
+        "integrity_errors": stats.get(Stat.INTEGRITY_ERRORS, 0),
         "notifications": notification_metrics(stats),
-        "notifications_last_error": _text(as_optional_bytes(state.redis.get(state.keys.notify_error(source_id)))),
-        "records_empty": stats.get("records_empty", 0),
+        "notifications_last_error": state.notify_error(source_id),
+        "records_empty": stats.get(Stat.RECORDS_EMPTY, 0),
     }
-
-
-def _text(raw: bytes | None) -> str | None:
-    return raw.decode(errors="replace") if raw is not None else None
 
 
 def redis_status(state: StateStore) -> dict:
     """How the Redis persists and the state resets seen: ``status --json``'s ``"redis"``."""
-    persistence = read_persistence(state.redis)
-    return {**persistence.as_dict(), "persistent_gauge": persistence.gauge, **resets_view(state.redis, state.keys)}
+    persistence = read_persistence(state)
+    return {**persistence.as_dict(), "persistent_gauge": persistence.gauge, **resets_view(state)}
 
 
 def parts_status(state_dir) -> dict | None:
@@ -298,10 +294,7 @@ class TrailpipeCollector(Collector):
         configured = [source.identifier for source in config.sources]
         # One stream each, or one per source ({source}): each read on its shard of a cluster.
         names = [*state.events_streams(configured), *state.deadletter_streams(configured)]
-        pipe = state.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.xlen(name)
-        for name, length in zip(names, pipe.execute()):
+        for name, length in state.stream_lengths(names).items():
             stream.add_metric([name], length)
         yield stream
 

@@ -1,6 +1,7 @@
 """CloudTrail log file -> records, streamed with bounded memory.
 
-``iter_records`` is the one entry point the object processor uses: it takes the raw
+``RecordReader`` is the one record path (the object processor and ``trailpipe check``, both
+through ``ingest.read_records``; ``iter_records`` is its shorthand): it takes the raw
 object (``bytes`` or a binary file-like object with ``.read(n)``, gzip or plain JSON) and
 yields ``(raw_json, record)`` per record, in file order, so a checkpoint "N records
 emitted" always means the same N records.
@@ -43,12 +44,10 @@ cap reached): the records before it are always the same ones.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from itertools import chain
 from typing import Any, Protocol
 
@@ -588,21 +587,7 @@ def iter_records(data: Any, limits: ParseLimits | None = None,
     return iter(RecordReader(data, limits, hasher))
 
 
-# --------------------------------------------------------------------------- keys & digests
-
-_DIGEST_NAME = "*_CloudTrail-Digest_*.json.gz"
-_INSIGHT_NAME = "*_CloudTrail-Insight_*.json.gz"
-
-
-def is_digest_key(key: str) -> bool:
-    """True for CloudTrail digest files (log file integrity validation), incl. backfill ones."""
-    return "/CloudTrail-Digest/" in key or fnmatchcase(posixpath.basename(key), _DIGEST_NAME)
-
-
-def is_insight_key(key: str) -> bool:
-    """True for CloudTrail Insights log files (``AWSLogs/<acct>/CloudTrail-Insight/...``)."""
-    return "/CloudTrail-Insight/" in key or fnmatchcase(posixpath.basename(key), _INSIGHT_NAME)
-
+# --------------------------------------------------------------------------- digests
 
 DIGEST_FIELDS = (
     "awsAccountId",

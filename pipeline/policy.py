@@ -61,11 +61,11 @@ from pipeline.config import format_duration
 from pipeline.credentials import CredentialsUnavailable
 from pipeline.errors import Backpressure, BadObject
 from pipeline.s3 import ProxyAuthenticationError, UntrustedCertificate
-from pipeline.status import Status
+from pipeline.store.schema import ObjectField, Status
 
 if TYPE_CHECKING:
     from pipeline.config import Source
-    from pipeline.state import StateStore
+    from pipeline.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +394,7 @@ def _held_elsewhere(state: StateStore, source: str, key: str) -> bool:
     """After this runner's release or fail was refused: another runner holds the object, or it
     finished (True); or nobody holds it, the error having come before this execution began it
     (False: retried, or dead-lettered, as before)."""
-    return state.object_state(source, key).get("state") in (Status.PROCESSING, Status.DONE, Status.FAILED)
+    return state.object_state(source, key).get(ObjectField.STATE) in (Status.PROCESSING, Status.DONE, Status.FAILED)
 
 
 # -- what digest folders and the SQS consumer say about their errors ---------------------------

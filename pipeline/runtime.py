@@ -14,10 +14,10 @@ from pipeline import defaults
 from pipeline.config import Config, Source
 from pipeline.connections import redis_client
 from pipeline.ingest import IngestLimits
-from pipeline.keys import Keys
 from pipeline.metrics import count_s3_requests
 from pipeline.s3 import make_client, make_sqs_client
-from pipeline.state import StateStore
+from pipeline.store import StateStore
+from pipeline.store.schema import Keys
 
 
 def tune_gc() -> None:

@@ -38,11 +38,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.config import Config, Source
 from pipeline.discovery import FORGET_MARGIN
-from pipeline.keys import NOTIFIED_AT, notification_stat
 from pipeline.lister import ListedObject, is_wanted
 from pipeline.notifications import ObjectRef, parse
 from pipeline.policy import Step, note
-from pipeline.state import StateStore, now_ms
+from pipeline.store import StateStore, now_ms
+from pipeline.store.schema import NotificationStat
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,7 @@ class _Counts:
             return
         try:
             with self._lock:
-                self.state.redis.hincrby(self.state.keys.stats(source or self.owner),
-                                         notification_stat(name, kind), amount)
+                self.state.count_notification(source or self.owner, name, kind, amount)
         except redis.RedisError:
             pass  # a metric never decides a message's fate
 
@@ -187,7 +186,7 @@ def handle_body(body: str, sent_ms: int, sources: list[Source], state: StateStor
     """Claim and enqueue what one message announces; raises if that failed (keep the message)."""
     note = parse(body)
     counts.result.kinds[note.kind] = counts.result.kinds.get(note.kind, 0) + 1
-    counts.add("received", kind=note.kind)
+    counts.add(NotificationStat.RECEIVED, kind=note.kind)
     if not note.objects:
         log.info("notification of kind %s ignored%s", note.kind, f": {note.detail}" if note.detail else "")
         _ignore(counts, note.kind)
@@ -213,20 +212,17 @@ def handle_body(body: str, sent_ms: int, sources: list[Source], state: StateStor
         _ignore(counts, "duplicate", len(keys) - len(claimed), source=sid)
         if not claimed:
             continue
-        pipe = state.redis.pipeline(transaction=False)
-        for key in claimed:  # before the enqueue, so the ingest always finds it
-            pipe.hset(state.keys.object(sid, key), NOTIFIED_AT, sent_ms)
-        pipe.execute()
+        state.mark_notified(sid, claimed, sent_ms)  # before the enqueue, so the ingest always finds it
         for key in claimed:
             enqueue(sid, key)
             counts.result.enqueued += 1
-            counts.add("enqueued", source=sid)
+            counts.add(NotificationStat.ENQUEUED, source=sid)
 
 
 def _ignore(counts: _Counts, kind: str, amount: int = 1, source: str | None = None) -> None:
     if amount > 0:
         counts.result.ignored[kind] = counts.result.ignored.get(kind, 0) + amount
-        counts.add("ignored", amount, kind=kind, source=source)
+        counts.add(NotificationStat.IGNORED, amount, kind=kind, source=source)
 
 
 def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueue: Enqueue,
@@ -238,7 +234,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
     assert owner.sqs is not None  # owners are sources with a queue (queue_owners)
     queue_url = owner.sqs.queue_url
     try:
-        state.redis.ping()
+        state.ping()
     except redis.RedisError as exc:
         # Receiving now would only spend the messages' receive counts (and push them toward
         # the dead-letter queue) without claiming anything.
@@ -248,7 +244,7 @@ def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueu
 
     def extended(n: int) -> None:
         result.extended += n
-        counts.add("visibility_extended", n)
+        counts.add(NotificationStat.VISIBILITY_EXTENDED, n)
 
     visibility = queue_visibility(sqs, queue_url)
     with VisibilityKeeper(sqs, queue_url, visibility, extended) as keeper:
@@ -302,10 +298,10 @@ def _delete(sqs, queue_url: str, messages: list[dict], counts: _Counts, state: S
         return
     deleted = len(answer.get("Successful", []))
     counts.result.deleted += deleted
-    counts.add("deleted", deleted)
+    counts.add(NotificationStat.DELETED, deleted)
     for failure in answer.get("Failed", []):
         counts.result.errors += 1
-        counts.add("errors")
+        counts.add(NotificationStat.ERRORS)
         log.warning("deleting a notification of %s failed: %s", owner.identifier, failure.get("Code"))
 
 
@@ -317,7 +313,7 @@ def note_error(state: StateStore, source_id: str, exc: BaseException, step: str,
     if counts is not None:
         counts.result.errors += 1
     try:
-        state.redis.hincrby(state.keys.stats(source_id), notification_stat("errors"), 1)
-        state.redis.set(state.keys.notify_error(source_id), message, ex=ERROR_TTL_SECONDS)
+        state.count_notification(source_id, NotificationStat.ERRORS)
+        state.set_notify_error(source_id, message, ERROR_TTL_SECONDS)
     except Exception:  # noqa: BLE001  (Redis may be the error itself)
         pass

@@ -25,13 +25,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 
 import redis
-import redis.cluster
 
-from pipeline.keys import Keys
-from pipeline.replies import as_hash
+from pipeline.store.schema import Keys, ResetsField
+from pipeline.store.watch import PersistenceInfo, WatchStore, server_persistence
 
 log = logging.getLogger("trailpipe.state")
 
@@ -40,17 +38,6 @@ HINT = ("turn on AOF on that Redis (appendonly yes, appendfsync everysec), or at
 LOSS = ("a restart of it loses every object's state, the markers, the schedule and the stream; discovery "
         "then lists every source again from the top of its prefix (from now - ignore_older where set) and "
         "ingests its history again, so events already read are emitted twice")
-
-
-def redis_address(client: redis.Redis) -> str:
-    """host:port (never the password) of the client's server, for messages."""
-    if isinstance(client, redis.cluster.RedisCluster):
-        return "the Redis Cluster (" + ", ".join(node.name for node in client.get_primaries()) + ")"
-    kwargs = client.connection_pool.connection_kwargs
-    if kwargs.get("path"):
-        return str(kwargs["path"])
-    host, port = kwargs.get("host"), kwargs.get("port")
-    return f"{host}:{port}" if host else "redis_url"
 
 
 @dataclass(frozen=True)
@@ -101,44 +88,28 @@ class Persistence:
 _STRENGTH = {"none": 0, "unknown": 1, "rdb": 2, "aof": 3, "aof+rdb": 3}
 
 
-def read_persistence(client: redis.Redis) -> Persistence:
-    if isinstance(client, redis.cluster.RedisCluster):  # every primary (shard), the weakest said
-        views = [read_persistence(client.get_redis_connection(node)) for node in client.get_primaries()]
-        return min(views, key=lambda view: _STRENGTH[view.mode])
-    info = client.info("persistence")
-    aof = str(info.get("aof_enabled", "0")) == "1"
-    save: str | None
-    try:
-        reply = client.config_get("save")
-        value = reply.get("save", reply.get(b"save", ""))  # type: ignore[call-overload]
-        save = (value.decode() if isinstance(value, bytes) else str(value)).strip()
-    except redis.ResponseError:  # renamed away (the embedded server), ACL, managed services
-        save = None
-    return Persistence(aof, save, redis_address(client))
+def read_persistence(target: redis.Redis | WatchStore) -> Persistence:
+    """How the Redis (a client's, or a store's) persists; of a Redis Cluster, its weakest primary."""
+    infos: list[PersistenceInfo] = (target.persistence() if isinstance(target, WatchStore)
+                                    else server_persistence(target))
+    views = [Persistence(info.aof, info.save, info.where) for info in infos]
+    return min(views, key=lambda view: _STRENGTH[view.mode])
 
 
-def _ms_iso(raw: bytes | None) -> str | None:
+def _ms_iso(raw: str | None) -> str | None:
     return None if not raw else datetime.fromtimestamp(int(raw) / 1000, UTC).isoformat()
 
 
-def resets_view(client: redis.Redis, keys: Keys) -> dict:
+def resets_view(store: WatchStore) -> dict:
     """What ``status`` shows: resets seen, the last one, the epoch now."""
-    raw = as_hash(client.hgetall(keys.resets()))
-    epoch = client.get(keys.epoch())
-    text = lambda name: raw[name].decode(errors="replace") if name in raw else None  # noqa: E731
-    return {"resets": int(raw.get(b"count", 0)), "last_reset_at": _ms_iso(raw.get(b"last_at")),
-            "last_reset_detected_by": text(b"detected_by"),
-            "epoch": epoch.decode() if isinstance(epoch, bytes) else None}
+    raw = store.resets()
+    return {"resets": int(raw.get(ResetsField.COUNT, 0)), "last_reset_at": _ms_iso(raw.get(ResetsField.LAST_AT)),
+            "last_reset_detected_by": raw.get(ResetsField.DETECTED_BY), "epoch": store.epoch()}
 
 
-def redis_view(client: redis.Redis, keys: Keys) -> dict:
+def redis_view(store: WatchStore) -> dict:
     """Persistence and resets, as ``status --json`` shows them under ``"redis"``."""
-    return {**read_persistence(client).as_dict(), **resets_view(client, keys)}
-
-
-def _script(client: redis.Redis):
-    text = resources.files("pipeline").joinpath("lua", "check_epoch.lua").read_text(encoding="utf-8")
-    return client.register_script(text)
+    return {**read_persistence(store).as_dict(), **resets_view(store)}
 
 
 def process_name(role: str) -> str:
@@ -152,21 +123,19 @@ class StateWatch:
                  on_reset: Callable[[], None] | None = None):
         self.client = client
         self.keys = keys
+        self.store = WatchStore(client, keys)
         self.who = who
         self.interval = interval
         self.on_reset = on_reset
         self.remembered = ""
         self.resets_seen = 0
         self._persistence: Persistence | None = None
-        self._check = _script(client)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def check(self) -> int:
         """0: the state is as remembered; 1 or 2: it was reset (1: counted by this call)."""
-        epoch, verdict = self._check(keys=[self.keys.epoch(), self.keys.resets()],
-                                     args=[self.remembered, secrets.token_hex(8), self.who])
-        verdict = int(verdict)
+        epoch, verdict = self.store.check_epoch(self.remembered, secrets.token_hex(8), self.who)
         if verdict:
             self.resets_seen += 1
             log.error("state reset: the Redis at %s lost trailpipe's state (epoch %s gone, now %s): markers, "
@@ -175,8 +144,8 @@ class StateWatch:
                       "log files ingested before may be emitted again. Causes: a restart of a Redis that "
                       "persists nothing, FLUSHALL/FLUSHDB, eviction (maxmemory-policy must be noeviction). "
                       "Seen by %s; counted in `trailpipe status` and trailpipe_state_resets_total",
-                      redis_address(self.client), self.remembered, epoch.decode(), self.who)
-        self.remembered = epoch.decode()
+                      self.store.address(), self.remembered, epoch, self.who)
+        self.remembered = epoch
         if verdict and self.on_reset is not None:
             try:
                 self.on_reset()
@@ -186,7 +155,7 @@ class StateWatch:
 
     def say_persistence(self, always: bool = False) -> Persistence:
         """Log how the Redis persists: a warning when it keeps nothing (or cannot tell)."""
-        persistence = read_persistence(self.client)
+        persistence = read_persistence(self.store)
         if always or persistence != self._persistence:
             if persistence.persistent:
                 (log.info if persistence.mode != "rdb" else log.warning)("%s", persistence.message)

@@ -20,7 +20,7 @@ import redis
 
 from pipeline.config import Source
 from pipeline.discovery import Enqueue, sweep
-from pipeline.state import StateStore
+from pipeline.store import StateStore
 
 log = logging.getLogger(__name__)
 

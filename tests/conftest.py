@@ -17,10 +17,10 @@ import redis
 import yaml
 
 from pipeline.config import parse_config
-from pipeline.keys import Keys
 from pipeline.processes import stop_process  # noqa: F401  (tests import it from here)
 from pipeline.redis_server import RedisServer, free_port
 from pipeline.runtime import Runtime
+from pipeline.store.schema import Keys
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_OPEN = REPO.parent / "shared" / "data" / "open"

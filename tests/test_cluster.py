@@ -25,9 +25,9 @@ from pipeline.demo_data import make_bucket_files
 from pipeline.discovery import discover
 from pipeline.errors import ConfigError
 from pipeline.ingest import ingest_object
-from pipeline.keys import Keys
 from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
+from pipeline.store.schema import Keys
 
 CLI = [sys.executable, "-m", "workers.cli"]
 STREAM = "trailpipe:events:{source}"
@@ -74,7 +74,7 @@ _SUBCOMMAND = {"XINFO"}  # XINFO GROUPS key
 def test_every_script_gets_every_key_it_touches_in_KEYS():
     """On a cluster a script may touch only keys it was given (all of one slot): no key name is
     built inside Lua, none read from data."""
-    folder = REPO / "pipeline" / "lua"
+    folder = REPO / "pipeline" / "store" / "lua"
     # Library files (_name.lua, prepended to the scripts that use them): their functions' key
     # parameters, by position; every caller must pass KEYS[...] there.
     key_params: dict[str, list[int]] = {}

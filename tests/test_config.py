@@ -307,8 +307,8 @@ def test_durations_are_typed_once_at_load_and_defaults_come_from_one_place():
     assert IngestLimits().batch_size == default.batch_size and IngestLimits().max_attempts == default.max_attempts
     import redis
 
-    from pipeline.keys import Keys
-    from pipeline.state import StateStore
+    from pipeline.store import StateStore
+    from pipeline.store.schema import Keys
 
     store = StateStore(redis.Redis(port=1), Keys(), events_stream="e", deadletter_stream="d")  # never connects
     assert store.retention_seconds == default.state_retention_seconds

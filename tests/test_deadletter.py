@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 
 from pipeline import deadletter
-from pipeline.keys import Keys
-from pipeline.state import StateStore
+from pipeline.store import StateStore
+from pipeline.store.schema import Keys
 
 SRC = "s1"
 

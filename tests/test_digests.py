@@ -22,24 +22,6 @@ def keys_dir(tmp_path):
     return dg.DirPublicKeys(str(tmp_path))
 
 
-def test_digest_names():
-    key = ("logs/AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/2026/11/01/"
-           "111122223333_CloudTrail-Digest_eu-west-1_my_trail_us-east-1_20261101T090712Z.json.gz")
-    name = dg.digest_name(key)
-    assert (name.partition, name.account, name.region, name.trail, name.home_region) == (
-        "logs/AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/", "111122223333", "eu-west-1",
-        "my_trail", "us-east-1")
-    assert name.time == datetime(2026, 11, 1, 9, 7, 12, tzinfo=UTC) and not name.backfill
-    backfill = dg.digest_name(key.replace(".json.gz", "_backfill.json.gz"))
-    assert backfill.backfill and backfill.chain == name.chain + "|backfill"
-    assert dg.digest_name(key.replace("CloudTrail-Digest/", "CloudTrail/")) is None
-    assert dg.digest_name("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/01/x.json.gz") is None
-    assert dg.digest_partition("AWSLogs/o-abcdefghij/111122223333/CloudTrail/eu-west-1/") == \
-        "AWSLogs/o-abcdefghij/111122223333/CloudTrail-Digest/eu-west-1/"
-    assert dg.digest_partition("AWSLogs/111122223333/CloudTrail-Insight/eu-west-1/") is None
-    assert dg.day_position(name.partition, name.time) == name.partition + "2026/11/01/"
-
-
 def test_valid_digest_verifies_and_links(s3, bucket, keys_dir):
     trail = Trail(s3, bucket)
     logs = [trail.put_log(T0 + timedelta(minutes=5), "aaaaaaaaaaaaaaaa")]

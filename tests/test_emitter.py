@@ -1,11 +1,13 @@
-"""Tests for pipeline.emitter: the stream entry of one record."""
+"""Tests for pipeline.emitter: the stream entries of records."""
 from __future__ import annotations
 
 import orjson
 from conftest import config_dict, source_dict
 
+from pipeline import defaults
 from pipeline.config import parse_config
-from pipeline.emitter import batch_entries, entry_fields
+from pipeline.emitter import account_of, batch_entries
+from pipeline.normalize import canonical_keys, derive_fields
 
 ROUTING = ("event", "event_id", "event_name", "event_time", "source", "object", "account", "region")
 
@@ -15,11 +17,30 @@ def _source(**overrides):
     return config.sources[0]
 
 
+def _record_by_record(source, key: str, raw: bytes, record: dict) -> dict:
+    """One record's entry built on its own with ``derive_fields``: the reference ``batch_entries``
+    must equal (the emitter's ``entry_fields`` did this before ``trailpipe check`` used the batch path)."""
+    record = canonical_keys(record)
+
+    def text(name: str) -> str:
+        value = record.get(name)
+        return value if isinstance(value, str) else ("" if value is None else str(value))
+
+    fields = {"event": raw, "event_id": text("eventID"), "event_name": text("eventName"),
+              "event_time": text("eventTime"), "source": source.identifier, "object": key,
+              "account": account_of(record), "region": text("awsRegion")}
+    fields.update(derive_fields(record, source.output_formats))
+    if tuple(source.stream_fields) != defaults.STREAM_FIELDS:
+        keep = set(source.stream_fields) | set(source.output_formats)
+        fields = {name: value for name, value in fields.items() if name in keep}
+    return fields
+
+
 def test_entry_carries_the_raw_record_and_the_routing_fields():
     record = {"eventID": "e-1", "eventName": "GetObject", "eventTime": "2024-03-04T05:06:07Z",
               "awsRegion": "eu-west-1", "userIdentity": {"accountId": "111122223333"}}
     raw = orjson.dumps(record)
-    fields = entry_fields(_source(), "AWSLogs/k.json.gz", raw, record)
+    (fields,) = batch_entries(_source(), "AWSLogs/k.json.gz", [(raw, record)])
     assert tuple(fields)[:8] == ROUTING
     assert fields["event"] is raw  # the record's bytes, not serialized again
     assert fields["account"] == "111122223333"  # no recipientAccountId: the caller's account
@@ -31,7 +52,7 @@ def test_lower_cased_record_routes_like_cloudtrail():
     record = {"eventid": "e-2", "eventname": "ConsoleLogin", "eventtime": "2024-03-04T05:06:07Z",
               "awsregion": "us-east-1", "recipientaccountid": "111122223333",
               "responseelements": {"ConsoleLogin": "Success"}}
-    fields = entry_fields(_source(output_formats=["ecs", "ocsf"]), "k", orjson.dumps(record), record)
+    (fields,) = batch_entries(_source(output_formats=["ecs", "ocsf"]), "k", [(orjson.dumps(record), record)])
     assert (fields["event_id"], fields["event_name"], fields["event_time"], fields["account"], fields["region"]) == (
         "e-2", "ConsoleLogin", "2024-03-04T05:06:07Z", "111122223333", "us-east-1")
     assert fields["category"] == "User Login Success"
@@ -39,7 +60,7 @@ def test_lower_cased_record_routes_like_cloudtrail():
     assert orjson.loads(fields["ocsf"])["class_uid"] == 3002
 
 
-def test_batch_entries_equal_entry_fields_record_by_record():
+def test_batch_entries_equal_the_entries_record_by_record():
     records = [{"eventID": f"e-{i}", "eventName": name, "eventTime": "2024-03-04T05:06:07Z", "awsRegion": "us-east-1",
                 "recipientAccountId": "111122223333", "userIdentity": {"type": "IAMUser", "userName": f"u{i}"}}
                for i, name in enumerate(["GetObject", "ConsoleLogin", "DescribeInstances", "CreateUser"])]
@@ -47,7 +68,7 @@ def test_batch_entries_equal_entry_fields_record_by_record():
     items = [(orjson.dumps(r), r) for r in records]
     source = _source(output_formats=["ecs", "ocsf"], exclude_event_names="Describe.*")
     batch = batch_entries(source, "k", items)
-    one_by_one = [entry_fields(source, "k", raw, r) for raw, r in items if r.get("eventName") != "DescribeInstances"]
+    one_by_one = [_record_by_record(source, "k", raw, r) for raw, r in items if r.get("eventName") != "DescribeInstances"]
     assert batch == one_by_one and len(batch) == 4
     assert [tuple(entry) for entry in batch] == [tuple(one_by_one[0])] * 4  # same field names: packed once
     assert batch[-1]["event_name"] == "ListBuckets"  # lower-cased keys read too
@@ -63,7 +84,6 @@ def test_stream_fields_choose_the_entry_fields():
     record by record and by batch alike."""
     from typing import get_args
 
-    from pipeline import defaults
     from pipeline.config import Source
 
     names = get_args(get_args(Source.model_fields["stream_fields"].annotation)[0])
@@ -75,8 +95,8 @@ def test_stream_fields_choose_the_entry_fields():
     assert list(batch_entries(_source(), "k", [(raw, record)])[0]) == list(defaults.STREAM_FIELDS)
     only_event = _source(stream_fields=["event"])
     assert batch_entries(only_event, "k", [(raw, record)]) == [{"event": raw}]
-    assert entry_fields(only_event, "k", raw, record) == {"event": raw}
+    assert _record_by_record(only_event, "k", raw, record) == {"event": raw}
     chosen = _source(stream_fields=["event", "event_name", "category"], output_formats=["ecs"])
     (entry,) = batch_entries(chosen, "k", [(raw, record)])
     assert list(entry) == ["event", "event_name", "category", "ecs"] and entry["event_name"] == "GetObject"
-    assert entry == entry_fields(chosen, "k", raw, record)
+    assert entry == _record_by_record(chosen, "k", raw, record)

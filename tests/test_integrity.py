@@ -61,7 +61,7 @@ def deliver_hours(trail: Trail, hours: int, start: int = 0) -> tuple[list[str], 
 
 
 def violations(runtime) -> list[tuple[str, str]]:
-    return sorted((v["kind"], v["key"]) for v in integrity.IntegrityStore(runtime.state).violations(SRC))
+    return sorted((v["kind"], v["key"]) for v in runtime.state.violations(SRC))
 
 
 def cycle(runtime, now: datetime):
@@ -210,7 +210,7 @@ def test_organization_trail_regions_accounts_and_backfill(runtime, s3, bucket):
     first, enqueued, second, again = cycle(runtime, T0 + timedelta(hours=2, minutes=30))
     assert Counter(enqueued) == Counter(expected + [late[0]])
     assert first.digests["digests_valid"] == 9 and violations(runtime) == []
-    chains = integrity.IntegrityStore(runtime.state).chains(SRC)
+    chains = runtime.state.chains(SRC)
     assert len(chains) == 5 and sum(c.endswith("|backfill") for c in chains) == 1
 
 

@@ -120,11 +120,10 @@ def _try_scrape(port):
 
 
 def test_integrity_violations_in_metrics_and_status(tmp_path, make_runtime, bucket, redis_server, moto_endpoint):
-    from pipeline.integrity import IntegrityStore
     from pipeline.metrics import TrailpipeCollector
 
     runtime = make_runtime(bucket)
-    store = IntegrityStore(runtime.state)
+    store = runtime.state
     store.record_violation("test-src", "digest_missing", "AWSLogs/d1.json.gz", "deleted?")
     store.record_violation("test-src", "digest_missing", "AWSLogs/d2.json.gz", "deleted?")
     store.record_violation("test-src", "log_file_hash_mismatch", "AWSLogs/l.json.gz", "other hash")

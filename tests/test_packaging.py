@@ -40,8 +40,8 @@ def test_wheel_builds_without_setuptools_warnings_and_holds_the_lua_scripts(whee
     path, log = wheel
     assert "SetuptoolsDeprecationWarning" not in log and "is absent from the `packages`" not in log, log
     names = set(zipfile.ZipFile(path).namelist())
-    scripts = {p.name for p in (REPO / "pipeline" / "lua").glob("*.lua")}
-    assert scripts and {f"pipeline/lua/{name}" for name in scripts} <= names
+    scripts = {p.name for p in (REPO / "pipeline" / "store" / "lua").glob("*.lua")}
+    assert scripts and {f"pipeline/store/lua/{name}" for name in scripts} <= names
     metadata = zipfile.ZipFile(path).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in metadata
 

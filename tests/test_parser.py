@@ -1,4 +1,4 @@
-"""Tests for pipeline.parser: the streaming CloudTrail parser, digests, key helpers."""
+"""Tests for pipeline.parser: the streaming CloudTrail parser and digest files (key kinds: test_layout)."""
 from __future__ import annotations
 
 import gzip
@@ -17,8 +17,6 @@ import pytest
 from pipeline.errors import BadObject
 from pipeline.parser import (
     decompress,
-    is_digest_key,
-    is_insight_key,
     iter_records,
     parse_digest,
     uncompressed_sha256,
@@ -417,23 +415,6 @@ def test_decompress_and_sha256():
     assert uncompressed_sha256(io.BytesIO(doc)) == hashlib.sha256(doc).hexdigest()
     with pytest.raises(BadObject):
         decompress(gzip.compress(doc)[:-3])
-
-
-@pytest.mark.parametrize(
-    "key, digest, insight",
-    [
-        ("AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/02/111122223333_CloudTrail_us-east-1_20240102T0000Z_abc.json.gz", False, False),
-        ("p/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/01/02/111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20240102T000000Z.json.gz", True, False),
-        ("AWSLogs/o-abc/111122223333/CloudTrail-Digest/eu-west-1/2024/01/02/x.json.gz", True, False),
-        ("elsewhere/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240102T000000Z_backfill.json.gz", True, False),
-        ("AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2024/01/02/111122223333_CloudTrail-Insight_us-east-1_20240102T0000Z_x.json.gz", False, True),
-        ("copied/111122223333_CloudTrail-Insight_us-east-1_20240102T0000Z_x.json.gz", False, True),
-        ("AWSLogs/111122223333/CloudTrail-DigestX/us-east-1/x.json.gz", False, False),
-    ],
-)
-def test_key_kinds(key: str, digest: bool, insight: bool):
-    assert is_digest_key(key) is digest
-    assert is_insight_key(key) is insight
 
 
 def _digest(previous: bool = True) -> dict:

@@ -21,7 +21,7 @@ from support.rabbitmq import PrivateRabbitMQ, list_queues, machine_vhost
 from test_chaos import run_chaos
 
 from pipeline.config import parse_config
-from pipeline.keys import Keys
+from pipeline.store.schema import Keys
 from workers.app import INGEST_TASK, TrailpipeCelery, amqp_broker_settings, app, configure
 
 QUEUE = "trailpipe.us-east-1"

@@ -1,11 +1,10 @@
-"""The Lua scripts of pipeline.state against a real redis-server."""
+"""The Lua scripts of pipeline.store against a real redis-server."""
 from __future__ import annotations
 
 import pytest
 
-from pipeline.keys import Keys
-from pipeline.state import StateStore, now_ms
-from pipeline.status import Status
+from pipeline.store import StateStore, now_ms
+from pipeline.store.schema import Keys, Status
 
 SRC = "s1"
 
@@ -276,7 +275,7 @@ def test_a_configuration_error_outranks_denied_reads(state):
 def test_lua_scripts_spell_states_only_through_the_status_enum():
     from importlib import resources
 
-    for script in resources.files("pipeline").joinpath("lua").iterdir():
+    for script in resources.files("pipeline.store").joinpath("lua").iterdir():
         text = "\n".join(line.split("--", 1)[0] for line in script.read_text().splitlines())  # code only
         for status in Status:
             assert f"'{status.value}'" not in text, f"{script.name} spells {status.value!r}; use STATUS_{status.name}"
@@ -284,14 +283,14 @@ def test_lua_scripts_spell_states_only_through_the_status_enum():
 
 def test_throttle_uses_redis_time_not_the_worker_clock(state, monkeypatch):
     """A worker whose clock is 10 minutes ahead must not stall the others for 10 minutes."""
-    import pipeline.state
+    import pipeline.store.base
 
-    real = pipeline.state.now_ms
-    monkeypatch.setattr(pipeline.state, "now_ms", lambda: real() + 600_000)  # the skewed worker
+    real = pipeline.store.base.now_ms
+    monkeypatch.setattr(pipeline.store.base, "now_ms", lambda: real() + 600_000)  # the skewed worker
     assert state.reserve_events(SRC, 100, 1000) == 0.0
-    monkeypatch.setattr(pipeline.state, "now_ms", lambda: real() - 600_000)  # one 10 minutes behind
+    monkeypatch.setattr(pipeline.store.base, "now_ms", lambda: real() - 600_000)  # one 10 minutes behind
     assert 0.05 <= state.reserve_events(SRC, 100, 1000) <= 0.1
-    monkeypatch.setattr(pipeline.state, "now_ms", real)
+    monkeypatch.setattr(pipeline.store.base, "now_ms", real)
     assert 0.15 <= state.reserve_events(SRC, 100, 1000) <= 0.2  # queued behind both, as with one clock
 
 

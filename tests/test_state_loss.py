@@ -20,11 +20,11 @@ from pipeline.backfill import backfill
 from pipeline.config import load_config, parse_config
 from pipeline.demo_data import make_bucket_files
 from pipeline.discovery import discover
-from pipeline.keys import Keys
 from pipeline.metrics import TrailpipeCollector
 from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
 from pipeline.state_watch import StateWatch, read_persistence
+from pipeline.store.schema import Keys
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:

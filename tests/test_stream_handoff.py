@@ -167,6 +167,6 @@ def test_readme_consumer_against_the_pipeline(make_runtime, s3, bucket, redis_cl
     (None, False),
 ])
 def test_acked_support_is_read_from_the_command_docs(reply, found):
-    from pipeline.state import _mentions
+    from pipeline.store.base import _mentions
 
     assert _mentions(reply, b"acked") is found

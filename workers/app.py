@@ -31,9 +31,9 @@ from kombu import Exchange, Queue
 from pipeline.config import Config, load_config
 from pipeline.connections import SCHEMES, parse_url
 from pipeline.errors import ConfigError
-from pipeline.keys import Keys
 from pipeline.logs import use_escaping, use_json
 from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
+from pipeline.store.schema import Keys
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
 

@@ -20,7 +20,6 @@ from pipeline.errors import ConfigError
 from pipeline.logs import escape_controls
 from pipeline.metrics import source_metrics
 from pipeline.processes import die_with_parent, stop_process
-from pipeline.replies import as_stream
 from pipeline.runtime import Runtime
 from workers.console import celery_command, explain, format_event
 
@@ -162,11 +161,7 @@ def configured_ids(runtime: Runtime) -> list[str]:
 def stream_lengths(runtime: Runtime) -> dict[str, int]:
     """Each events stream's length: one stream, or (``{source}`` in ``stream``) one per source,
     each read on its own shard of a Redis Cluster."""
-    streams = runtime.state.events_streams(configured_ids(runtime))
-    pipe = runtime.redis.pipeline(transaction=False)
-    for name in streams:
-        pipe.xlen(name)
-    return {name: int(length) for name, length in zip(streams, pipe.execute())}
+    return runtime.state.stream_lengths(runtime.state.events_streams(configured_ids(runtime)))
 
 
 def notification_line(row: dict) -> str:
@@ -272,7 +267,7 @@ def tail(config_path: str, count: int, raw: bool) -> None:
     runtime = Runtime(_open(config_path))
     entries = []
     for name in runtime.state.events_streams(configured_ids(runtime)):  # one per source with {source}
-        entries += as_stream(runtime.redis.xrevrange(name, count=count))
+        entries += runtime.state.newest_entries(name, count)
     entries = sorted(entries, key=lambda entry: _entry_order(entry[0]))
     entries = entries[-count:] if count > 0 else entries
     for entry_id, fields in entries:
@@ -551,11 +546,12 @@ def _redis_answers(url: Callable[[], str], sentinel_password: str | None = None)
     import redis  # noqa: PLC0415
 
     from pipeline.connections import redis_client  # noqa: PLC0415
+    from pipeline.store import ping  # noqa: PLC0415
 
     def answers() -> bool:
         try:
             with redis_client(url(), sentinel_password, quick=True) as client:  # through Sentinels too
-                return bool(client.ping())
+                return ping(client)
         except (redis.RedisError, ConfigError, OSError, ValueError):
             return False
 

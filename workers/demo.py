@@ -25,7 +25,6 @@ from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
 from pipeline.embedded import EmbeddedRedis, RunLock
 from pipeline.processes import stop_process
 from pipeline.redis_server import find_redis_server, free_port, server_version
-from pipeline.replies import as_read
 from pipeline.runtime import Runtime
 from workers.console import celery_command, format_event
 
@@ -159,8 +158,8 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                for _, entries in as_read(runtime.redis.xread({runtime.config.stream: last_id}, count=500,
-                                                              block=500)):
+                for _, entries in runtime.state.read_streams({runtime.config.stream: last_id}, count=500,
+                                                             block_ms=500):
                     for entry_id, fields in entries:
                         last_id = entry_id
                         if shown < show:
@@ -185,7 +184,7 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         click.echo(f"  objects: {stats.get('objects_done', 0)} done, {stats.get('objects_failed', 0)} failed "
                    f"of {log_files} log files (digest and non-log objects skipped)")
         click.echo(f"  events:  {events} emitted of {expected_events} records; stream length "
-                   f"{runtime.redis.xlen(runtime.config.stream)}")
+                   f"{runtime.state.stream_length_of(runtime.config.stream)}")
         click.echo(f"  time:    {elapsed:.1f} s in all")
         ok = not interrupted and events == expected_events and stats.get("objects_done", 0) == log_files
         click.echo("demo complete" if ok else "demo did NOT complete", err=not ok)

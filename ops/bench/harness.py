@@ -699,13 +699,13 @@ def stream_memory(client: redis.Redis, events: int, sample: int = 500) -> dict:
 # The parts trailpipe's CPU goes to. A sample is trailpipe's own code when its innermost frame
 # of trailpipe (pipeline/, workers/) is not one of the parts' and calls into none; otherwise the
 # part of that frame or of the first library it calls (Redis called by kombu is the broker's,
-# called by pipeline/state.py the scripts'); samples outside trailpipe's code are Celery's when
+# called by pipeline/store/ the scripts'); samples outside trailpipe's code are Celery's when
 # Celery or kombu is on the stack.
 CPU_PARTS = (
     ("Celery and the broker", ("celery/", "kombu/", "billiard/", "vine/", "amqp/", "redbeat/", "workers/app.py")),
     ("S3 client", ("botocore/", "boto3/", "urllib3/", "s3transfer/", "http/client", "pipeline/s3.py",
                    "pipeline/credentials.py")),
-    ("Redis scripts", ("redis/", "hiredis", "pipeline/state.py", "pipeline/heartbeat.py")),
+    ("Redis scripts", ("redis/", "hiredis", "pipeline/store/", "pipeline/heartbeat.py")),
     ("parsing", ("pipeline/parser.py", "orjson", "gzip.py", "zlib", "pipeline/emitter.py",
                  "pipeline/normalize/", "hashlib")),
 )

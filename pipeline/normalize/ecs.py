@@ -182,7 +182,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
         ct["error_message"] = error_message
         failed = True
 
-    # the payload script: aws.cloudtrail always exists from here on (T.FLATTENED, written out)
+    # the payload script over the four payload objects, written out: aws.cloudtrail always exists from here on
     flattened: dict[str, Any] = {}
     request = response = None
     value = get("requestParameters")
@@ -331,7 +331,7 @@ def ecs_document(record: dict, retain: str = "all") -> dict:
     if not _DIGEST_KEYS.isdisjoint(record):  # (cheaper than a cache by key tuple: measured)
         _digest_fields(record, doc, cloud, ct, flattened)
 
-    # T.COPY_SETS, written out
+    # the ``set`` processors with ``copy_from`` (group and user ids and names), written out
     if response is not None and ("group" in response or "user" in response):
         value = response.get("group")
         if isinstance(value, _DICT) and (value := value.get("groupId")) is not None and (

@@ -50,14 +50,8 @@ SESSION_CONTEXT_RENAMES = (
 ROLE_SESSION_TYPES = frozenset(("AssumedRole", "FederatedUser"))
 SESSION_NAME_TYPES = frozenset(("AssumedRole", "FederatedUser", "IdentityCenterUser"))
 
-# The script that keeps objects twice: as Java toString() text, and (when that text is
+# The payload script keeps objects twice: as Java toString() text, and (when that text is
 # shorter than Lucene's 32766 term limit) as the object under aws.cloudtrail.flattened.
-FLATTENED = (
-    ("requestParameters", "request_parameters"),
-    ("responseElements", "response_elements"),
-    ("additionalEventData", "additional_eventdata"),
-    ("serviceEventDetails", "service_event_details"),
-)
 FLATTENED_MAX_CHARS = 32766
 
 # ``retain: minimal``: the flattened fields Elastic's detection rules require (the pipeline's
@@ -74,7 +68,6 @@ MINIMAL_FLATTENED = (
     ("request_parameters", "x-amz-server-side-encryption-customer-algorithm"),
 )
 MINIMAL_PRESERVED = ("digest", "insight_details")
-RETAIN = ("all", "keyword", "flattened", "minimal", "none")
 
 # Top-level renames after the payload script, into aws.cloudtrail (eventID -> event.id and
 # recipientAccountId are written out in ``ecs``).
@@ -86,11 +79,6 @@ ADDENDUM_RENAMES = (
 )
 
 RELATED_USER_FROM_REQUEST = ("userName", "newUserName")
-
-# ConsoleLogin additionalEventData -> aws.cloudtrail.console_login.additional_eventdata.*
-# ("No" -> false, anything else -> true for the flags).
-CONSOLE_LOGIN_FLAGS = (("MobileVersion", "mobile_version"), ("MFAUsed", "mfa_used"))
-CONSOLE_LOGIN_COPY = (("LoginTo", "login_to"),)
 
 # The "Add ECS categorization" script's params: eventName -> (event.category, event.type).
 # Actions not listed keep event.type ["info"] and no event.category.
@@ -210,15 +198,6 @@ DIGEST_FIELDS = (
 
 # The record keys the digest processors read (event records seldom have any).
 DIGEST_KEYS = frozenset([src for src, _, _ in DIGEST_FIELDS] + ["awsAccountId", "digestS3Object"])
-
-# ``set`` processors with ``copy_from`` (ignore_empty_value): (target, object, key path).
-COPY_SETS = (
-    ("group.id", "responseElements", ("group", "groupId")),
-    ("user.target.id", "responseElements", ("user", "userId")),
-    ("user.changes.name", "requestParameters", ("newUserName",)),
-    ("group.name", "requestParameters", ("groupName",)),
-    ("user.target.name", "requestParameters", ("userName",)),
-)
 
 # The instance-id script of related.hosts: keys read in requestParameters/responseElements.
 HOST_SCALAR_KEYS = ("instanceId", "target", "resourceId")

@@ -372,20 +372,3 @@ def pruned(value: Any) -> Any:
         return value
     out = _prune(value)
     return MISSING if out is _DROP else out
-
-
-def template_value(root: Any, path: str) -> str:
-    """Render ``'{{path}}'`` like Elasticsearch's mustache: missing -> "", lists can only be
-    indexed by number, other values rendered with ``java_str``."""
-    value = root
-    for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit():
-            index = int(part)
-            value = value[index] if index < len(value) else None
-        else:
-            return ""
-        if value is None:
-            return ""
-    return java_str(value)

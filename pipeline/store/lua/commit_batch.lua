@@ -15,10 +15,8 @@
 -- checkpoint, ms}: the throttle asks to wait ms first; the events are reserved, nothing is
 -- written: the caller waits, then commits again with ARGV[8] '0'.
 -- Every check comes before the first write: Redis does not roll back a script half way.
-local state = redis.call('HGET', KEYS[1], 'state')
-local checkpoint = tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '-1')
-if state ~= STATUS_PROCESSING or checkpoint ~= tonumber(ARGV[1])
-    or redis.call('HGET', KEYS[1], 'runner') ~= ARGV[4] then
+local checkpoint = tonumber(redis.call('HGET', KEYS[1], OBJ_CHECKPOINT) or '-1')
+if checkpoint ~= tonumber(ARGV[1]) or not held_by(KEYS[1], ARGV[4]) then
   return {0, checkpoint}
 end
 local count = tonumber(ARGV[6])
@@ -58,19 +56,19 @@ else
   end
 end
 checkpoint = checkpoint + tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'checkpoint', checkpoint)
-redis.call('HINCRBY', KEYS[1], 'emitted', count)
-redis.call('HINCRBY', KEYS[3], 'events_emitted', count)
+redis.call('HSET', KEYS[1], OBJ_CHECKPOINT, checkpoint)
+redis.call('HINCRBY', KEYS[1], OBJ_EMITTED, count)
+redis.call('HINCRBY', KEYS[3], STAT_EVENTS_EMITTED, count)
 if ARGV[2] ~= '0' then
   if ARGV[2] ~= '1' then
-    redis.call('HSET', KEYS[1], 'sha256', ARGV[2])
+    redis.call('HSET', KEYS[1], OBJ_SHA256, ARGV[2])
   end
-  redis.call('HSET', KEYS[1], 'state', STATUS_DONE)
+  redis.call('HSET', KEYS[1], OBJ_STATE, STATUS_DONE)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
-  redis.call('HINCRBY', KEYS[3], 'objects_done', 1)
+  redis.call('HINCRBY', KEYS[3], STAT_OBJECTS_DONE, 1)
   redis.call('ZREM', KEYS[4], ARGV[7])
   if ARGV[9] ~= '0' then
-    redis.call('ZADD', KEYS[6], 'GT', ARGV[9], 'delivered')
+    redis.call('ZADD', KEYS[6], 'GT', ARGV[9], NEWEST_DELIVERED)
   end
 end
 return {1, checkpoint}

@@ -21,39 +21,39 @@
 -- Every check comes before the first write.
 local now = redis_now_ms()
 local denied = redis.call('EXISTS', KEYS[3])
-local state = redis.call('HGET', KEYS[1], 'state')
+local state = redis.call('HGET', KEYS[1], OBJ_STATE)
 if state == STATUS_DONE or state == STATUS_FAILED then
-  return {state, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'), 0, 0, 0, 0, '', '', denied}
+  return {state, tonumber(redis.call('HGET', KEYS[1], OBJ_CHECKPOINT) or '0'), 0, 0, 0, 0, '', '', denied}
 end
-local silent = tonumber(redis.call('HGET', KEYS[1], 'silent') or '0')
-local lost = tonumber(redis.call('HGET', KEYS[1], 'lost') or '0')
+local silent = tonumber(redis.call('HGET', KEYS[1], OBJ_SILENT) or '0')
+local lost = tonumber(redis.call('HGET', KEYS[1], OBJ_LOST) or '0')
 local vanished = nil
 if state == STATUS_PROCESSING then
-  local holder = redis.call('HGET', KEYS[1], 'runner')
+  local holder = redis.call('HGET', KEYS[1], OBJ_RUNNER)
   if holder and holder ~= ARGV[1] then
-    local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
+    local beat = tonumber(redis.call('HGET', KEYS[1], OBJ_HEARTBEAT_AT) or '0')
     if beat + tonumber(ARGV[2]) <= now then
-      vanished = 'silent'
+      vanished = OBJ_SILENT
     elseif ARGV[5] ~= '' and holder == ARGV[5] then
-      vanished = 'lost'
+      vanished = OBJ_LOST
     else
-      return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint') or '0'),
-              tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0'), 0, silent, lost, holder,
-              redis.call('HGET', KEYS[1], 'process') or '', denied}
+      return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], OBJ_CHECKPOINT) or '0'),
+              tonumber(redis.call('HGET', KEYS[1], OBJ_ATTEMPTS) or '0'), 0, silent, lost, holder,
+              redis.call('HGET', KEYS[1], OBJ_PROCESS) or '', denied}
     end
   end
 end
-if vanished == 'silent' then
-  silent = redis.call('HINCRBY', KEYS[1], 'silent', 1)
-elseif vanished == 'lost' then
-  lost = redis.call('HINCRBY', KEYS[1], 'lost', 1)
+if vanished == OBJ_SILENT then
+  silent = redis.call('HINCRBY', KEYS[1], OBJ_SILENT, 1)
+elseif vanished == OBJ_LOST then
+  lost = redis.call('HINCRBY', KEYS[1], OBJ_LOST, 1)
 end
 if not state then
-  redis.call('HSET', KEYS[1], 'checkpoint', 0, 'emitted', 0, 'claimed_at', now)
+  create_claimed(KEYS[1], now)
 end
-redis.call('HSET', KEYS[1], 'state', STATUS_PROCESSING, 'started_at', now, 'heartbeat_at', now,
-           'runner', ARGV[1], 'process', ARGV[4])
+redis.call('HSET', KEYS[1], OBJ_STATE, STATUS_PROCESSING, OBJ_STARTED_AT, now, OBJ_HEARTBEAT_AT, now,
+           OBJ_RUNNER, ARGV[1], OBJ_PROCESS, ARGV[4])
 redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], 'checkpoint')), attempts, 1, silent, lost, '', '', denied}
+local attempts = redis.call('HINCRBY', KEYS[1], OBJ_ATTEMPTS, 1)
+return {STATUS_PROCESSING, tonumber(redis.call('HGET', KEYS[1], OBJ_CHECKPOINT)), attempts, 1, silent, lost, '', '', denied}

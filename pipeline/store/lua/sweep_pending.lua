@@ -15,7 +15,7 @@ for i = 2, #ARGV do
   local key = ARGV[i]
   local deadline = redis.call('ZSCORE', KEYS[1], key)
   if deadline and tonumber(deadline) <= now then  -- still due (no heartbeat since it was read)
-    local state = redis.call('HGET', KEYS[i], 'state')
+    local state = redis.call('HGET', KEYS[i], OBJ_STATE)
     if state == STATUS_DONE or state == STATUS_FAILED then
       redis.call('ZREM', KEYS[1], key)
     else

@@ -7,29 +7,27 @@
 -- compared when it is), 'intact', 'mismatch', 'unknown' (done before hashes were kept) or
 -- 'dead_lettered'. The expected hash stays on the object, so `verify` needs no digest store.
 local now = redis_now_ms()
-local state = redis.call('HGET', KEYS[1], 'state')
+local state = redis.call('HGET', KEYS[1], OBJ_STATE)
 if not state then
-  redis.call('HSET', KEYS[1], 'state', STATUS_CLAIMED, 'checkpoint', 0, 'emitted', 0, 'attempts', 0,
-             'claimed_at', now, 'token', ARGV[2], 'expected_sha256', ARGV[4], 'digest', ARGV[5])
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[3])
+  create_claimed(KEYS[1], now, ARGV[2], OBJ_EXPECTED_SHA256, ARGV[4], OBJ_DIGEST, ARGV[5])
+  pend_claim(KEYS[3], KEYS[2], ARGV[3], now + tonumber(ARGV[6]))
   redis.call('ZADD', KEYS[4], now, ARGV[3])
-  redis.call('HINCRBY', KEYS[2], 'objects_enqueued', 1)
-  redis.call('HINCRBY', KEYS[2], 'log_files_found_by_digest', 1)
-  return STATUS_CLAIMED
+  redis.call('HINCRBY', KEYS[2], STAT_LOG_FILES_FOUND_BY_DIGEST, 1)
+  return RECONCILED_CLAIMED
 end
-redis.call('HSET', KEYS[1], 'expected_sha256', ARGV[4], 'digest', ARGV[5])
+redis.call('HSET', KEYS[1], OBJ_EXPECTED_SHA256, ARGV[4], OBJ_DIGEST, ARGV[5])
 if state == STATUS_FAILED then
-  return 'dead_lettered'
+  return RECONCILED_DEAD_LETTERED
 end
 if state == STATUS_DONE then
-  local sha = redis.call('HGET', KEYS[1], 'sha256')
+  local sha = redis.call('HGET', KEYS[1], OBJ_SHA256)
   if not sha then
-    return 'unknown'
+    return RECONCILED_UNKNOWN
   end
   if sha == ARGV[4] then
-    return 'intact'
+    return RECONCILED_INTACT
   end
-  return 'mismatch'
+  return RECONCILED_MISMATCH
 end
 redis.call('ZADD', KEYS[4], now, ARGV[3])
-return 'pending'
+return RECONCILED_PENDING

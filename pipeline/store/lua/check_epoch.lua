@@ -16,12 +16,10 @@ if not current then
     return {current, 0}  -- an empty Redis, seen first by a process that remembers nothing
   end
 end
-if redis.call('HGET', KEYS[2], 'epoch') == current then
+if redis.call('HGET', KEYS[2], RESETS_EPOCH) == current then
   return {current, 2}
 end
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HINCRBY', KEYS[2], 'count', 1)
-redis.call('HSET', KEYS[2], 'epoch', current, 'last_at', now_ms, 'detected_by', ARGV[3],
-           'previous_epoch', ARGV[1])
+redis.call('HINCRBY', KEYS[2], RESETS_COUNT, 1)
+redis.call('HSET', KEYS[2], RESETS_EPOCH, current, RESETS_LAST_AT, redis_now_ms(), RESETS_DETECTED_BY, ARGV[3],
+           RESETS_PREVIOUS_EPOCH, ARGV[1])
 return {current, 1}

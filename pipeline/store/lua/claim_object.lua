@@ -9,8 +9,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local now = redis_now_ms()
-redis.call('HSET', KEYS[1], 'state', STATUS_CLAIMED, 'checkpoint', 0, 'emitted', 0, 'attempts', 0,
-           'claimed_at', now, 'token', ARGV[1])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
-redis.call('HINCRBY', KEYS[2], 'objects_enqueued', 1)
+create_claimed(KEYS[1], now, ARGV[1])
+pend_claim(KEYS[3], KEYS[2], ARGV[2], now + tonumber(ARGV[3]))
 return 1

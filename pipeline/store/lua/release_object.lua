@@ -5,14 +5,11 @@
 -- ARGV[2] object key, ARGV[3] the releasing runner ('' = a caller that is no runner: whoever holds it).
 -- Returns 1 if released; 0 when it is not processing, or another runner has taken it over
 -- (this one was presumed dead): that runner's work is not undone.
-if redis.call('HGET', KEYS[1], 'state') ~= STATUS_PROCESSING then
+if redis.call('HGET', KEYS[1], OBJ_STATE) ~= STATUS_PROCESSING or (ARGV[3] ~= '' and not held_by(KEYS[1], ARGV[3])) then
   return 0
 end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'runner') ~= ARGV[3] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'state', STATUS_CLAIMED)
-redis.call('HDEL', KEYS[1], 'runner', 'process')
-redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+redis.call('HSET', KEYS[1], OBJ_STATE, STATUS_CLAIMED)
+redis.call('HDEL', KEYS[1], OBJ_RUNNER, OBJ_PROCESS)
+redis.call('HINCRBY', KEYS[1], OBJ_ATTEMPTS, -1)
 redis.call('ZADD', KEYS[2], redis_now_ms() + tonumber(ARGV[1]), ARGV[2])
 return 1

@@ -9,11 +9,11 @@
 -- A failed object's hash does not expire: it lives as long as its dead letter, so a listed
 -- letter can always be retried. When the stream is full, trim_deadletters.lua drops the oldest
 -- letters and their objects' hashes expire after the retention (as a done object's would).
-local state = redis.call('HGET', KEYS[1], 'state')
+local state = redis.call('HGET', KEYS[1], OBJ_STATE)
 if state == STATUS_DONE or state == STATUS_FAILED then
   return 0
 end
-if ARGV[2] ~= '' and (state ~= STATUS_PROCESSING or redis.call('HGET', KEYS[1], 'runner') ~= ARGV[2]) then
+if ARGV[2] ~= '' and not held_by(KEYS[1], ARGV[2]) then
   return 0
 end
 local now = redis_now_ms()
@@ -21,19 +21,19 @@ local entry = {}
 for j = 5, #ARGV do
   entry[j - 4] = ARGV[j]
 end
-local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
-table.insert(entry, 'attempts')
+local attempts = redis.call('HGET', KEYS[1], OBJ_ATTEMPTS) or '0'
+table.insert(entry, LETTER_ATTEMPTS)
 table.insert(entry, attempts)
-table.insert(entry, 'failed_at')
+table.insert(entry, LETTER_FAILED_AT)
 table.insert(entry, now)
 redis.call('XADD', KEYS[2], '*', unpack(entry))
 local error_class = ''
 for j = 1, #entry, 2 do
-  if entry[j] == 'error_class' then error_class = entry[j + 1] end
+  if entry[j] == LETTER_ERROR_CLASS then error_class = entry[j + 1] end
 end
-redis.call('HSET', KEYS[1], 'state', STATUS_FAILED, 'error', error_class, 'failed_at', now)
+redis.call('HSET', KEYS[1], OBJ_STATE, STATUS_FAILED, OBJ_ERROR, error_class, OBJ_FAILED_AT, now)
 redis.call('PERSIST', KEYS[1])
-redis.call('HINCRBY', KEYS[3], 'objects_failed', 1)
-redis.call('HINCRBY', KEYS[3], 'objects_dead_lettered', 1)
+redis.call('HINCRBY', KEYS[3], STAT_OBJECTS_FAILED, 1)
+redis.call('HINCRBY', KEYS[3], STAT_OBJECTS_DEAD_LETTERED, 1)
 redis.call('ZREM', KEYS[4], ARGV[3])
 return 1

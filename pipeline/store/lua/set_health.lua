@@ -12,18 +12,17 @@
 -- Returns {changed (0|1), state, ms the object has been denied, expired (0|1)}: expired when
 -- the source is degraded and the object has been denied for at least the timeout.
 local event = ARGV[1]
-local previous = redis.call('HGET', KEYS[1], 'state')
-if (event == 'read' or event == 'forget') and redis.call('EXISTS', KEYS[3]) == 0 then
+local previous = redis.call('HGET', KEYS[1], HF_STATE)
+if (event == EVENT_READ or event == EVENT_FORGET) and redis.call('EXISTS', KEYS[3]) == 0 then
   return {0, previous or '', 0, 0}  -- nothing was denied: no write per object read
 end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local scope = redis.call('HGET', KEYS[1], 'scope')
+local now = redis_now_ms()
+local scope = redis.call('HGET', KEYS[1], HF_SCOPE)
 local changed = 0
 
 local function set(state)
   if previous ~= state then
-    redis.call('HSET', KEYS[1], 'state', state, 'since', now)
+    redis.call('HSET', KEYS[1], HF_STATE, state, HF_SINCE, now)
     changed = 1
   end
   return state
@@ -35,8 +34,8 @@ local function denied_state()
   if redis.call('EXISTS', KEYS[3]) == 0 then
     return nil
   end
-  local began = tonumber(redis.call('HGET', KEYS[1], 'denied_since') or '0')
-  local read = tonumber(redis.call('HGET', KEYS[1], 'last_read_at') or '0')
+  local began = tonumber(redis.call('HGET', KEYS[1], HF_DENIED_SINCE) or '0')
+  local read = tonumber(redis.call('HGET', KEYS[1], HF_LAST_READ_AT) or '0')
   if read >= began then
     return HEALTH_DEGRADED
   end
@@ -48,33 +47,33 @@ local function settle()
   local state = denied_state()
   if state then
     set(state)
-    redis.call('HSET', KEYS[1], 'scope', 'read',
-               'error_class', redis.call('HGET', KEYS[1], 'denied_error_class') or '',
-               'message', redis.call('HGET', KEYS[1], 'denied_message') or '')
+    redis.call('HSET', KEYS[1], HF_SCOPE, SCOPE_READ,
+               HF_ERROR_CLASS, redis.call('HGET', KEYS[1], HF_DENIED_ERROR_CLASS) or '',
+               HF_MESSAGE, redis.call('HGET', KEYS[1], HF_DENIED_MESSAGE) or '')
     return state
   end
-  redis.call('HDEL', KEYS[1], 'error_class', 'message', 'scope', 'denied_error_class', 'denied_message',
-             'denied_since')
+  redis.call('HDEL', KEYS[1], HF_ERROR_CLASS, HF_MESSAGE, HF_SCOPE, HF_DENIED_ERROR_CLASS, HF_DENIED_MESSAGE,
+             HF_DENIED_SINCE)
   return set(HEALTH_OK)
 end
 
 local state = previous or ''
 local denied_ms, expired = 0, 0
-if event == 'failing' then
+if event == EVENT_FAILING then
   state = set(HEALTH_FAILING)
-  redis.call('HSET', KEYS[1], 'error_class', ARGV[2], 'message', ARGV[3], 'last_error_at', now, 'scope', 'source')
-  redis.call('HINCRBY', KEYS[2], 'errors.' .. ARGV[2], 1)
-elseif event == 'ok' then
-  redis.call('HSET', KEYS[1], 'last_success', now)
+  redis.call('HSET', KEYS[1], HF_ERROR_CLASS, ARGV[2], HF_MESSAGE, ARGV[3], HF_LAST_ERROR_AT, now, HF_SCOPE, SCOPE_SOURCE)
+  redis.call('HINCRBY', KEYS[2], PREFIX_ERRORS .. ARGV[2], 1)
+elseif event == EVENT_OK then
+  redis.call('HSET', KEYS[1], HF_LAST_SUCCESS, now)
   state = settle()
-elseif event == 'denied' then
+elseif event == EVENT_DENIED then
   if redis.call('EXISTS', KEYS[3]) == 0 then
-    redis.call('HSET', KEYS[1], 'denied_since', now)
+    redis.call('HSET', KEYS[1], HF_DENIED_SINCE, now)
   end
   redis.call('ZADD', KEYS[3], 'NX', now, ARGV[4])
-  redis.call('HSET', KEYS[1], 'denied_error_class', ARGV[2], 'denied_message', ARGV[3], 'last_error_at', now)
-  redis.call('HINCRBY', KEYS[2], 'errors.' .. ARGV[2], 1)
-  if not (previous == HEALTH_FAILING and scope == 'source') then
+  redis.call('HSET', KEYS[1], HF_DENIED_ERROR_CLASS, ARGV[2], HF_DENIED_MESSAGE, ARGV[3], HF_LAST_ERROR_AT, now)
+  redis.call('HINCRBY', KEYS[2], PREFIX_ERRORS .. ARGV[2], 1)
+  if not (previous == HEALTH_FAILING and scope == SCOPE_SOURCE) then
     state = settle()
   end
   denied_ms = now - tonumber(redis.call('ZSCORE', KEYS[3], ARGV[4]))
@@ -83,10 +82,10 @@ elseif event == 'denied' then
   end
 else  -- 'read' or 'forget'
   redis.call('ZREM', KEYS[3], ARGV[4])
-  if event == 'read' then
-    redis.call('HSET', KEYS[1], 'last_read_at', now)
+  if event == EVENT_READ then
+    redis.call('HSET', KEYS[1], HF_LAST_READ_AT, now)
   end
-  if scope == 'read' then
+  if scope == SCOPE_READ then
     state = settle()
   end
 end

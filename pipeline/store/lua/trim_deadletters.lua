@@ -19,10 +19,10 @@ for i = 2, #ARGV, 3 do
     k = k + 1
   end
   if #redis.call('XRANGE', KEYS[1], id, id) > 0 then
-    if state_key and redis.call('HGET', state_key, 'state') == STATUS_FAILED then
+    if state_key and redis.call('HGET', state_key, OBJ_STATE) == STATUS_FAILED then
       redis.call('EXPIRE', state_key, ARGV[1])
       if stats_key then
-        redis.call('HINCRBY', stats_key, 'objects_failed', -1)
+        redis.call('HINCRBY', stats_key, STAT_OBJECTS_FAILED, -1)
       end
     end
     dropped = dropped + redis.call('XDEL', KEYS[1], id)
