@@ -4,6 +4,12 @@ Safe beside the live schedule: every key is claimed first, exactly as discovery 
 file the live pipeline already has (or gets) is ingested once; the markers are not touched.
 Objects forgotten after ``state_retention`` can be claimed again, so backfilling a range that
 was ingested longer ago than that emits it again: that is what a backfill of old data is for.
+
+An error is classified and handled by the one error policy (``pipeline.policy.decide``/``apply``),
+as for a live object at its first try: a transient one releases the object for the pending
+sweep (a backfill has no retry of its own: ``objects_deferred``); a configuration error marks the
+source failing with its hint (``error``) and the object waits for the next recurrence; a denied
+read waits the same way; a permanent one is dead-lettered.
 """
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ from datetime import date, timedelta
 
 from pipeline import defaults
 from pipeline.config import Source
-from pipeline.ingest import IngestLimits, ingest_object
+from pipeline.ingest import IngestLimits, IngestResult, ingest_object
 from pipeline.layout import delivery_time, partition_of
 from pipeline.lister import find_partitions, is_wanted, list_pages
+from pipeline.policy import Do, apply, classify, decide
 from pipeline.store import StateStore
 
 
@@ -28,8 +35,9 @@ class BackfillProgress:
     objects_done: int = 0
     objects_failed: int = 0
     objects_skipped: int = 0  # already claimed by the live pipeline or an earlier backfill
-    objects_deferred: int = 0  # a transient error: left to the live pipeline's pending sweep
+    objects_deferred: int = 0  # an error: left to the live pipeline (its pending sweep, or the next recurrence)
     events: int = 0
+    error: str = ""  # the configuration error that marked the source failing, with its hint
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -84,17 +92,20 @@ def backfill(source: Source, state: StateStore, s3, since: date, until: date, li
     if report:
         report(progress)
 
-    def one(key: str):
+    def one(key: str) -> IngestResult:
         runner = uuid.uuid4().hex  # released under this name only: never a live worker's object
         try:
             return ingest_object(source, key, state, s3, limits, runner=runner)
-        except Exception:  # noqa: BLE001  (transient: the claim stays pending, the sweep retries it)
-            state.release(source.identifier, key, runner=runner)
-            return None
+        except Exception as exc:  # noqa: BLE001  (the policy decides: released, waiting or dead-lettered)
+            action = decide(classify(exc))
+            outcome = apply(action, state, source, key, runner)
+            if action.do is Do.WAIT and outcome.outcome == "deferred":
+                progress.error = outcome.reason  # the source is failing: say why
+            return IngestResult(source.identifier, key, outcome.outcome, reason=outcome.reason)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for result in pool.map(one, claimed):
-            if result is None:
+            if result.outcome in ("retry", "deferred"):
                 progress.objects_deferred += 1
             elif result.outcome == "failed":
                 progress.objects_failed += 1

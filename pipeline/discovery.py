@@ -22,6 +22,9 @@ the markers.
   to included, marks the source failing with its cause and a hint and ends the discovery (no
   retries: the next recurrence tries again); a discovery that lists every partition marks it ok,
   unless objects are denied (pipeline.ingest.defer_denied: failing or degraded until they read).
+  What an error means is decided by the policy (``decide``/``apply``, step DISCOVERY), here for
+  the listing and in ``discover_once`` (the Celery task's body) for the rest: a retry, or the
+  source failing once the verdict's retry limit is reached.
 """
 from __future__ import annotations
 
@@ -30,12 +33,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pipeline.config import Source
 from pipeline.integrity import discover_digests
 from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
-from pipeline.policy import ErrorKind, classify
+from pipeline.policy import Do, Step, apply, classify, decide
 from pipeline.store import StateStore
 from pipeline.store.schema import Health, HealthField, HealthScope
 
@@ -65,6 +69,7 @@ class DiscoveryResult:
     seconds: float = 0.0
     markers: dict[str, str] = field(default_factory=dict)
     digests: dict[str, int] = field(default_factory=dict)  # integrity: what the digests showed
+    retry_in: float | None = None  # discover_once: retry the discovery in this many seconds
 
 
 def source_partitions(source: Source, state: StateStore, s3) -> tuple[list[str], int]:
@@ -133,14 +138,14 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
             log.info("source %s is ok again", sid)
         result.requeued = sweep(source, state, enqueue, healthy=True)
     except Exception as exc:
-        verdict = classify(exc)
-        if verdict.kind is not ErrorKind.CONFIGURATION:
-            raise  # the task's retry policy decides
-        state.set_health(sid, False, verdict.error_class, verdict.description)
+        action = decide(classify(exc), 0, Step.DISCOVERY)
+        if action.do is not Do.FAIL_SOURCE:
+            raise  # a retry: the task's attempt decides (discover_once)
+        outcome = apply(action, state, source)
+        if outcome.retry_in is not None:
+            raise  # Redis refused to record it: retried as the error it is
         state.note_discovery(sid, int((time.monotonic() - started) * 1000))
-        result.error = verdict.description
-        log.error("source %s is failing: %s", sid, verdict.description,
-                  extra={"source": sid, "error_class": verdict.error_class})
+        result.error = outcome.reason
     finally:
         state.release_lease(sid, token)
         result.seconds = time.monotonic() - started
@@ -148,6 +153,24 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
              "list_requests=%d%s in %.2fs", sid, result.partitions, result.listed, result.enqueued,
              result.requeued, result.skipped, result.list_requests,
              f" ignored_older={result.ignored_older}" if result.ignored_older else "", result.seconds)
+    return result
+
+
+def discover_once(source: Source, state: StateStore, s3: Callable[[], Any], enqueue: Enqueue, attempt: int = 0,
+                  owner: str = "", forget_client: Callable[[], None] | None = None) -> DiscoveryResult:
+    """``discover``, and what the error policy decides about an error it raised (building the
+    client, or not the source's configuration), applied: the Celery task's body, which only
+    turns a ``retry_in`` into ``self.retry``. ``s3``: builds (or returns the cached) client;
+    ``attempt``: the task's retries so far; ``forget_client``: drops the cached client once the
+    source is failing, so the next recurrence tries with what the user has fixed."""
+    try:
+        result = discover(source, state, s3(), enqueue, owner=owner)
+    except Exception as exc:  # noqa: BLE001  (a retry, or the source failing: the policy decides)
+        action = decide(classify(exc), attempt, Step.DISCOVERY)
+        outcome = apply(action, state, source, forget_client=forget_client)
+        return DiscoveryResult(source.identifier, ran=False, error=outcome.reason, retry_in=outcome.retry_in)
+    if result.error and forget_client is not None:
+        forget_client()  # the next recurrence tries with what the user has fixed
     return result
 
 

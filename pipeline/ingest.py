@@ -5,7 +5,9 @@ Each batch's XADDs and the object's checkpoint are written by one Lua script, so
 is redelivered after a crash resumes after the last committed batch: no record is emitted
 twice, none is skipped. A bad object is dead-lettered with its reason and never retried; an
 object whose workers keep dying (a poison object) is dead-lettered after ``max_attempts``.
-Transient errors propagate to the caller (the Celery task), which releases and retries.
+Other errors propagate out of ``ingest_object``; ``process_object`` (the Celery task's body)
+hands them to the error policy (``pipeline.policy.decide``/``apply``): released for a retry
+(the task turns the outcome into ``self.retry``), waiting, or dead-lettered.
 """
 from __future__ import annotations
 
@@ -15,21 +17,22 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from itertools import islice
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from pipeline import defaults
-from pipeline.config import Source, format_duration
+from pipeline.config import Source
 from pipeline.emitter import batch_entries
 from pipeline.errors import Backpressure, BadObject
 from pipeline.heartbeat import Beating
 from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
 from pipeline.parser import Hasher, ParseLimits, RecordReader
-from pipeline.policy import ErrorKind, Verdict, classify
+from pipeline.policy import Do, ErrorKind, Verdict, apply, classify, decide
 from pipeline.store import ObjectStart, StateStore
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ WHOLE_READ_BYTES = 1 << 20  # compressed objects up to this size are read in one
 # Threads of a process parsing a batch at once, whatever the objects in flight (the threads pool):
 # dozens of threads taking turns at one core's CPU work thrash it; they wait their turn here.
 CPU_SLOTS = threading.BoundedSemaphore(defaults.CPU_SLOTS_PER_PROCESS)
-__all__ = ["Backpressure", "IngestLimits", "IngestResult", "ingest_object"]
+__all__ = ["Backpressure", "IngestLimits", "IngestResult", "ingest_object", "process_object"]
 
 
 @dataclass
@@ -47,11 +50,13 @@ class IngestResult:
     source: str
     key: str
     outcome: str  # done | failed | skipped (already finished) | superseded (another worker has it)
-    #               | deferred (its read is denied: it waits for the next recurrence)
+    #               | deferred (its read is denied, or the source is failing: it waits for the next
+    #               recurrence) | retry (process_object: released, to be retried in ``retry_in`` s)
     records: int = 0
     events: int = 0
     seconds: float = 0.0
     reason: str = ""
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
             result = _ingest_started(source, key, state, s3, limits, start, heartbeat, runner)
         except ClientError as exc:
             verdict = classify(exc)
-            if verdict.kind is not ErrorKind.DENIED:
+            if decide(verdict).do is not Do.DENIED:
                 raise
             result = defer_denied(source, key, state, verdict, runner)
     if result.outcome != "done":
@@ -156,27 +161,29 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
     return result
 
 
+def process_object(source: Source, key: str, state: StateStore, s3: Callable[[], Any],
+                   limits: IngestLimits = IngestLimits(), attempt: int = 0, runner: str = "",
+                   forget_client: Callable[[], None] | None = None) -> IngestResult:
+    """``ingest_object``, and what the error policy decides about the error it raised, applied:
+    the Celery task's body, which only turns a ``retry`` outcome into ``self.retry``.
+    ``s3``: builds (or returns the cached) client; building it may fail too (credentials,
+    certificates). ``attempt``: the task's retries so far. ``forget_client``: drops the cached
+    client once the source is failing. Every error ends in a retry, a wait or a dead letter."""
+    runner = runner or uuid.uuid4().hex  # this execution; it releases the object under this name only
+    try:
+        return ingest_object(source, key, state, s3(), limits, runner=runner)
+    except Exception as exc:  # noqa: BLE001  (the policy decides; nothing is dropped silently)
+        action = decide(classify(exc), attempt)
+    outcome = apply(action, state, source, key, runner, forget_client)
+    return IngestResult(source.identifier, key, outcome.outcome, reason=outcome.reason, retry_in=outcome.retry_in)
+
+
 def defer_denied(source: Source, key: str, state: StateStore, verdict: Verdict, runner: str) -> IngestResult:
-    """The source's identity may not read ``key``: the source is failing (no read works) or
-    degraded (others are read); the object waits like on a configuration error (released until
-    the next recurrence, no retry burnt). Denied for ``denied_object_timeout`` while the source is
-    degraded, it is dead-lettered with that reason."""
-    sid = source.identifier
-    seen = state.note_denied(sid, key, verdict.error_class, verdict.description,
-                             source.denied_object_timeout_seconds * 1000)
-    if seen.expired:
-        reason = (f"read denied for {format_duration(timedelta(milliseconds=seen.denied_ms))}, longer than the "
-                  f"source's denied_object_timeout of {format_duration(source.denied_object_timeout)}, while its "
-                  f"other objects are read: {verdict.description}")
-        if not state.fail(sid, key, verdict.error_class, reason, runner=runner):
-            return IngestResult(sid, key, "superseded")  # another runner has it now: it decides
-        state.forget_denied(sid, key)
-        log.error("object source=%s key=%s dead-lettered: %s", sid, key, reason)
-        return IngestResult(sid, key, "failed", reason=f"{verdict.error_class}: {reason}")
-    state.release(sid, key, retry_in_seconds=source.recurrence_seconds, runner=runner)
-    log.warning("object source=%s key=%s waits, its read is denied (source %s): %s", sid, key, seen.state,
-                verdict.description)
-    return IngestResult(sid, key, "deferred", reason=verdict.description)
+    """The source's identity may not read ``key``: what the policy does about it
+    (pipeline.policy: the object waits for the next recurrence, or is dead-lettered once denied
+    for ``denied_object_timeout`` while the source is degraded)."""
+    outcome = apply(decide(verdict), state, source, key, runner)
+    return IngestResult(source.identifier, key, outcome.outcome, reason=outcome.reason, retry_in=outcome.retry_in)
 
 
 def _ingest_started(source: Source, key: str, state: StateStore, s3, limits: IngestLimits,

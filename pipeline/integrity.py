@@ -37,6 +37,7 @@ from pipeline.layout import (
 )
 from pipeline.lister import file_name, find_partitions, list_pages
 from pipeline.parser import uncompressed_sha256
+from pipeline.policy import Step, note
 from pipeline.store import StateStore, Status
 from pipeline.store.schema import ObjectField, Reconciled
 
@@ -135,9 +136,8 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
         except Exception as exc:  # noqa: BLE001  (never stops log discovery; tried again next time)
             summary["errors"] += 1
             state.count_integrity_error(sid)
-            log.error("digests of source=%s folder=%s not followed: %s: %s (tried again at the next "
-                      "discovery; with ListPublicKeys the source's credentials need cloudtrail:ListPublicKeys)",
-                      sid, partition, type(exc).__name__, exc)
+            log.error("digests of source=%s folder=%s not followed: %s", sid, partition,
+                      note(exc, Step.DIGESTS).reason)  # the error and its hint (pipeline.policy)
     return dict(summary)
 
 

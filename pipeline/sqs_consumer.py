@@ -40,6 +40,7 @@ from pipeline.config import Config, Source
 from pipeline.discovery import FORGET_MARGIN
 from pipeline.lister import ListedObject, is_wanted
 from pipeline.notifications import ObjectRef, parse
+from pipeline.policy import Step, note
 from pipeline.store import StateStore, now_ms
 from pipeline.store.schema import NotificationStat
 
@@ -224,22 +225,6 @@ def _ignore(counts: _Counts, kind: str, amount: int = 1, source: str | None = No
         counts.add(NotificationStat.IGNORED, amount, kind=kind, source=source)
 
 
-def hint(exc: BaseException, step: str = "") -> str:
-    """What to do about a consumer error, for the log and `trailpipe status`."""
-    if step in ("claim/enqueue", "Redis"):
-        return ("Redis or the Celery broker was not reachable; the message stays in the queue and is "
-                "received again")
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-    if "AccessDenied" in code:
-        return ("grant the source's credentials sqs:ReceiveMessage, sqs:DeleteMessage and "
-                "sqs:ChangeMessageVisibility on the queue")
-    if "NonExistentQueue" in code or code == "QueueDoesNotExist":
-        return "check sqs.queue_url (and sqs.region / sqs.endpoint_url)"
-    if isinstance(exc, (BotoCoreError, ConnectionError, TimeoutError)):
-        return "SQS was not reachable; check sqs.endpoint_url, the proxy and the network"
-    return "the messages stay in the queue and are received again; the listing still runs"
-
-
 def consume(owner: Source, sources: list[Source], state: StateStore, sqs, enqueue: Enqueue,
             run_seconds: float = RUN_SECONDS, wait_seconds: int = WAIT_SECONDS) -> ConsumeResult:
     """Receive, claim, enqueue and delete for ``run_seconds``; never raises for what a message holds."""
@@ -323,7 +308,7 @@ def _delete(sqs, queue_url: str, messages: list[dict], counts: _Counts, state: S
 def note_error(state: StateStore, source_id: str, exc: BaseException, step: str,
                counts: _Counts | None = None) -> None:
     """Count the error and keep it, with a hint, for `trailpipe status` (never raises)."""
-    message = f"{step} failed: {type(exc).__name__}: {exc}; {hint(exc, step)}"
+    message = note(exc, Step.NOTIFICATIONS, step).reason  # the error and its hint (pipeline.policy)
     log.warning("notification consumer of %s: %s", source_id, message)
     if counts is not None:
         counts.result.errors += 1

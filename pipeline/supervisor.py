@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.backoff import backoff
+
 log = logging.getLogger("trailpipe.run")
 
 CRASH_LOOP_EXIT = 3  # a part cannot start at all
@@ -129,7 +131,7 @@ class Supervisor:
     def _delay(self, part: Part, now: float) -> float:
         if part.up and now - part.up_since >= self.stable_seconds:
             part.streak = 0
-        delay = min(self.backoff_max, self.backoff_base * 2 ** part.streak)
+        delay = backoff(part.streak, self.backoff_base, self.backoff_max, jitter=False)
         part.streak += 1
         return delay
 

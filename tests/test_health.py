@@ -279,3 +279,77 @@ def test_an_endpoint_on_a_closed_port_is_failing_within_two_recurrences(tmp_path
     finally:
         stop_process(beat)
         stop_process(worker)
+
+
+BACKFILL_KEY, BACKFILL_SECRET, ROTATED = "AKIASEAWEEDBACKFILL1", "backfill-secret-2b9d", "rotated-secret-8e3a"
+
+
+def _signs(seaweed, bucket: str, secret: str) -> bool:
+    """The server takes ``secret`` for the backfill identity."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("s3", endpoint_url=seaweed.endpoint, region_name="us-east-1",
+                          aws_access_key_id=BACKFILL_KEY, aws_secret_access_key=secret)
+    try:
+        client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+        return True
+    except ClientError:
+        return False
+
+
+def test_a_configuration_error_in_a_backfill_marks_the_source_failing_and_its_objects_wait(
+        tmp_path, seaweed, trail, redis_server, redis_client):
+    """Backfill classifies like the rest (pipeline.policy), no longer deferring silently: the
+    secret is rotated on the server once the backfill has listed and claimed, so every GetObject
+    is refused with SignatureDoesNotMatch; the source is failing with the hint, the backfill says
+    why, each object waits for the next recurrence (no retry burnt, nothing dead-lettered) and is
+    ingested once the secret is right again."""
+    from datetime import date
+
+    from pipeline.backfill import backfill
+    from pipeline.ingest import ingest_object
+
+    bucket, files = trail
+    seaweed.set_identity("backfiller", BACKFILL_KEY, BACKFILL_SECRET, ["Read", "List"])
+    wait_for(lambda: _signs(seaweed, bucket, BACKFILL_SECRET), timeout=30, what="the identity loaded")
+    auth = {"method": "access_key", "access_key_id": BACKFILL_KEY, "secret_access_key": BACKFILL_SECRET}
+    config = parse_config(config_dict(redis_server.url, [source_dict(bucket, seaweed.endpoint, identifier="bf",
+                                                                     auth=auth)]))
+    runtime = Runtime(config)
+    source = runtime.source("bf")
+    rotated = []
+
+    def rotate_once_claimed(progress) -> None:
+        if not rotated:  # the first report: listed and claimed, nothing read yet
+            rotated.append(progress.objects_total)
+            seaweed.set_identity("backfiller", BACKFILL_KEY, ROTATED, ["Read", "List"])
+            wait_for(lambda: not _signs(seaweed, bucket, BACKFILL_SECRET), timeout=30, what="the secret rotated")
+
+    try:
+        progress = backfill(source, runtime.state, runtime.s3(source), date(2024, 7, 31), date(2024, 7, 31),
+                            runtime.limits, report=rotate_once_claimed)
+        assert rotated == [len(files)] and progress.objects_total == len(files)
+        assert progress.objects_deferred == len(files) and progress.objects_done == progress.objects_failed == 0
+        assert "SignatureDoesNotMatch" in progress.error and "check the source's secret_access_key" in progress.error
+        health = runtime.state.health("bf")
+        assert health["state"] == "failing" and health["error_class"] == "SignatureDoesNotMatch"
+        assert "check the source's secret_access_key" in health["message"]
+        assert BACKFILL_SECRET not in health["message"] and ROTATED not in health["message"]
+        for key, _, _ in files:
+            record = runtime.state.object_state("bf", key)
+            assert record["state"] == "claimed" and record["attempts"] == "0", record
+        assert redis_client.xlen("trailpipe:deadletter") == 0
+        assert runtime.state.stats("bf")["errors.SignatureDoesNotMatch"] >= 1
+        assert runtime.state.sweep_pending("bf") == []  # they wait for the next recurrence...
+
+        seaweed.set_identity("backfiller", BACKFILL_KEY, BACKFILL_SECRET, ["Read", "List"])
+        wait_for(lambda: _signs(seaweed, bucket, BACKFILL_SECRET), timeout=30, what="the secret restored")
+        runtime.forget_s3(source)
+        redis_client.zadd("trailpipe:src:bf:pending", {key: 0 for key, _, _ in files})  # ...which has come
+        assert sorted(runtime.state.sweep_pending("bf")) == sorted(key for key, _, _ in files)
+        for key, _, _ in files:
+            assert ingest_object(source, key, runtime.state, runtime.s3(source), runtime.limits).outcome == "done"
+        assert redis_client.xlen("trailpipe:events") > 0
+    finally:
+        seaweed.set_identity("backfiller", BACKFILL_KEY, BACKFILL_SECRET, ["Read", "List"])

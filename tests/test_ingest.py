@@ -315,3 +315,51 @@ def test_empty_records_are_counted_not_emitted(make_runtime, s3, bucket, redis_c
     assert [e["event_id"] for e in stream_events(redis_client)] == [b"id-1", b"id-2"]
     assert runtime.state.stats("test-src")["records_empty"] == 300_002
     assert status_rows(runtime)[0]["records_empty"] == 300_002
+
+
+def test_process_object_turns_backpressure_into_a_released_retry(make_runtime, s3, bucket, redis_client):
+    """The Celery task's body (pipeline.ingest.process_object): the policy's action applied, the
+    object released for the countdown the task retries after; the error counted by class."""
+    from pipeline.ingest import IngestLimits, process_object
+
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    runtime = make_runtime(bucket)
+    redis_client.xadd("trailpipe:events", {"event": "{}"})
+    redis_client.xadd("trailpipe:events", {"event": "{}"})
+    source = runtime.config.sources[0]
+    runtime.state.claim("test-src", KEY, token=1)
+    limits = IngestLimits(stream_high_watermark=1, backpressure_max_wait=0.3)
+    result = process_object(source, KEY, runtime.state, lambda: runtime.s3(source), limits, attempt=0)
+    assert result.outcome == "retry" and 0 <= result.retry_in <= 1.0 and "Backpressure" in result.reason
+    record_ = runtime.state.object_state("test-src", KEY)
+    assert record_["state"] == "claimed" and record_["attempts"] == "0"  # released, not a crash
+    assert runtime.state.stats("test-src")["errors.Backpressure"] == 1
+    assert redis_client.xlen("trailpipe:deadletter") == 0
+    redis_client.delete("trailpipe:events")
+    done = process_object(source, KEY, runtime.state, lambda: runtime.s3(source), limits, attempt=1)
+    assert done.outcome == "done" and done.retry_in is None and done.events == 1
+
+
+def test_process_object_defers_on_a_client_that_cannot_be_built(make_runtime, s3, bucket, redis_client, tmp_path):
+    """Building the client is inside the policy too: credentials that cannot be resolved mark the
+    source failing (with the hint), the object waits without a retry burnt, the client is dropped."""
+    from pipeline.ingest import process_object
+
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body([record(1)]))
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("\n")  # emptied: no client at all
+    runtime = make_runtime(bucket, auth={"method": "access_key", "access_key_id": "AKIAEXAMPLE0000000",
+                                         "secret_access_key_file": str(secret_file)})
+    source = runtime.config.sources[0]
+    runtime.state.claim("test-src", KEY, token=1)
+    forgotten = []
+    result = process_object(source, KEY, runtime.state, lambda: runtime.s3(source), runtime.limits, attempt=5,
+                            forget_client=lambda: forgotten.append(True))
+    assert result.outcome == "deferred" and result.retry_in is None and "CredentialsUnavailable" in result.reason
+    assert forgotten == [True]
+    health = runtime.state.health("test-src")
+    assert health["state"] == "failing" and "check the source's auth" in health["message"]
+    record_ = runtime.state.object_state("test-src", KEY)
+    assert record_["state"] == "claimed" and record_["attempts"] == "0"
+    assert runtime.state.sweep_pending("test-src") == []  # it waits for the next recurrence
+    assert redis_client.xlen("trailpipe:deadletter") == 0
