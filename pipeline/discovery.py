@@ -10,8 +10,8 @@ the markers.
   (object records live ``state_retention``, which covers the lookback window).
 - Order per page: claim -> enqueue -> advance marker. The worst a crash can do is leave a claim
   without its task; it stays in the source's pending set, which the sweep (``sweep``: after each
-  discovery and every ``sweep_interval_seconds``) reads: objects past their deadline (a claim
-  never started after ``requeue_after_seconds``, a runner silent for ``heartbeat_timeout_seconds``)
+  discovery and every ``sweep_interval``) reads: objects past their deadline (a claim
+  never started after ``requeue_after``, a runner silent for ``heartbeat_timeout``)
   are enqueued again. A duplicate enqueue is harmless: the object's checkpoint lets only one
   task emit each record.
 - ``ignore_older``: no listing reaches log files delivered before now - ignore_older (by the
@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Source
@@ -49,7 +49,6 @@ Enqueue = Callable[[str, str], None]  # (source identifier, object key)
 
 DEFAULT_LEASE_MS = 2 * 60 * 1000  # renewed at every listed page
 PARTITION_CACHE_SECONDS = 3600
-FORGET_MARGIN = timedelta(hours=1)  # listing never reaches back to keys about to be forgotten
 
 
 @dataclass
@@ -113,8 +112,8 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         result.partitions = len(partitions)
         markers = state.markers(sid)
         now = now or datetime.now(UTC)
-        not_before = now - timedelta(seconds=state.retention_seconds) + FORGET_MARGIN
-        lookback = timedelta(seconds=source.lookback_seconds)
+        not_before = state.forget_horizon(now, margin=True)  # never back to keys about to be forgotten
+        lookback = source.lookback
         cutoff = now - source.ignore_older if source.ignore_older is not None else None
         for partition in partitions:
             marker = markers.get(partition, "")

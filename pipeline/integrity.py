@@ -244,7 +244,7 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
     sid = source.identifier
     now = now or datetime.now(UTC)
     report = VerifyReport()
-    kept_since = now - timedelta(seconds=state.retention_seconds)
+    kept_since = state.forget_horizon(now)
     partitions = state.cached_partitions(sid, source.list_prefix) or find_partitions(
         s3, source.bucket, source.list_prefix)
     chains: dict[str, list[DigestName]] = {}

@@ -16,6 +16,7 @@ from pipeline.connections import redis_client
 from pipeline.ingest import IngestLimits
 from pipeline.metrics import count_s3_requests
 from pipeline.s3 import make_client, make_sqs_client
+from pipeline.settings import Settings
 from pipeline.store import StateStore
 from pipeline.store.schema import Keys
 
@@ -45,27 +46,20 @@ class Runtime:
                             quick=self.quick_redis)
 
     @cached_property
+    def settings(self) -> Settings:
+        return Settings.of(self.config)
+
+    @property
     def keys(self) -> Keys:
-        return Keys(self.config.key_prefix, self.config.stream, self.config.deadletter_stream)
+        return self.settings.keys
 
     @cached_property
     def state(self) -> StateStore:
-        return StateStore(
-            self.redis, self.keys,
-            events_stream=self.config.stream,
-            deadletter_stream=self.config.deadletter_stream,
-            retention_seconds=self.config.state_retention_seconds,
-            requeue_after_seconds=self.config.requeue_after_seconds,
-            stream_maxlen=self.config.stream_maxlen or 0,
-            heartbeat_timeout_seconds=self.config.heartbeat_timeout_seconds,
-            deadletter_maxlen=self.config.deadletter_maxlen,
-            wait_replicas=self.config.wait_replicas or 0,
-        )
+        return StateStore(self.redis, self.keys, self.settings.store)
 
-    @cached_property
+    @property
     def limits(self) -> IngestLimits:
-        return IngestLimits(batch_size=self.config.batch_size, max_attempts=self.config.max_attempts,
-                            stream_high_watermark=self.config.stream_high_watermark)
+        return self.settings.ingest
 
     def source(self, identifier: str) -> Source:
         return self.config.source(identifier)

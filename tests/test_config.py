@@ -38,7 +38,7 @@ def test_good_config_with_defaults():
     source = config.sources[0]
     assert source.endpoint_url == "https://s3.amazonaws.com"
     assert source.eps_throttle == 5000
-    assert source.recurrence_seconds == 900
+    assert source.recurrence.total_seconds() == 900
     assert config.stream == "trailpipe:events"
     assert config.redis_url is None
     assert source.queue_name == "trailpipe.eu-west-1"
@@ -291,31 +291,34 @@ def test_durations_are_typed_once_at_load_and_defaults_come_from_one_place():
     from pipeline.config import format_duration
     from pipeline.ingest import IngestLimits
     from pipeline.parser import ParseLimits
+    from pipeline.settings import Settings
 
     config = parse_config({"sources": [good_source(recurrence="90m", lookback="3 H")], "state_retention": "2D"})
     source = config.sources[0]
     assert (source.recurrence, source.lookback, config.state_retention) == (
         timedelta(minutes=90), timedelta(hours=3), timedelta(days=2))
-    assert (source.recurrence_seconds, source.lookback_seconds, config.state_retention_seconds) == (5400, 10800, 172800)
+    assert [d.total_seconds() for d in (source.recurrence, source.lookback, config.state_retention)] == [
+        5400, 10800, 172800]
     assert [format_duration(d) for d in (source.recurrence, source.lookback, config.state_retention)] == ["90M", "3H", "2D"]
     default = parse_config({"sources": [{k: v for k, v in good_source().items() if k != "recurrence"}]})
     assert default.sources[0].recurrence == defaults.RECURRENCE
     assert default.state_retention == defaults.STATE_RETENTION
-    assert default.requeue_after_seconds == defaults.REQUEUE_AFTER.total_seconds()
+    assert default.requeue_after == defaults.REQUEUE_AFTER
     assert default.deadletter_maxlen == defaults.DEADLETTER_MAXLEN
     # The code paths that run without a config use the same defaults as the file.
-    assert IngestLimits().batch_size == default.batch_size and IngestLimits().max_attempts == default.max_attempts
+    assert IngestLimits.default().batch_size == default.batch_size
+    assert IngestLimits.default().max_attempts == default.max_attempts
     import redis
 
     from pipeline.store import StateStore
-    from pipeline.store.schema import Keys
 
-    store = StateStore(redis.Redis(port=1), Keys(), events_stream="e", deadletter_stream="d")  # never connects
-    assert store.retention_seconds == default.state_retention_seconds
-    assert store.requeue_after_ms == default.requeue_after_seconds * 1000
+    store = StateStore(redis.Redis(port=1), Settings.default().keys, Settings.default().store)  # never connects
+    assert store.retention_seconds == default.state_retention.total_seconds()
+    assert store.requeue_after_ms == default.requeue_after.total_seconds() * 1000
     assert store.deadletter_maxlen == default.deadletter_maxlen
+    assert Settings.default() == Settings.of(default)
     limits = ParseLimits.of(default.sources[0])
-    assert limits == ParseLimits()
+    assert limits == ParseLimits.default()
     assert (limits.max_uncompressed_bytes, limits.max_record_bytes, limits.max_records_per_object) == (
         defaults.MAX_UNCOMPRESSED_BYTES, defaults.MAX_RECORD_BYTES, defaults.MAX_RECORDS_PER_OBJECT)
 

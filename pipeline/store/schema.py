@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
+from pipeline import defaults
+
 # -- the object lifecycle ---------------------------------------------------------------------
 
 
@@ -283,8 +285,6 @@ def lua_constants(text: str | None = None) -> str:
 
 # In ``stream``/``deadletter_stream``: the source's identifier, in braces (a hash tag).
 SOURCE_PLACEHOLDER = "{source}"
-DEFAULT_STREAM = "trailpipe:events"
-DEFAULT_DEADLETTER_STREAM = "trailpipe:deadletter"
 GLOBAL_TAG = "{global}"
 
 
@@ -300,9 +300,9 @@ def hash_tag(key: str) -> str:
 
 @dataclass(frozen=True)
 class Keys:
-    prefix: str = "trailpipe"
-    stream: str = DEFAULT_STREAM  # may hold {source}: one stream per source, keys hash-tagged
-    deadletter_stream: str = DEFAULT_DEADLETTER_STREAM  # may hold {source}
+    prefix: str = defaults.KEY_PREFIX
+    stream: str = defaults.STREAM  # may hold {source}: one stream per source, keys hash-tagged
+    deadletter_stream: str = defaults.DEADLETTER_STREAM  # may hold {source}
 
     @property
     def hash_tagged(self) -> bool:
