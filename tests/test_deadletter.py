@@ -7,8 +7,8 @@ from datetime import timedelta
 from support.stores import state_store
 
 from pipeline import deadletter
+from pipeline.settings import Settings
 from pipeline.store import StateStore
-from pipeline.store.schema import Keys
 
 SRC = "s1"
 
@@ -42,5 +42,5 @@ def test_the_stream_keeps_deadletter_maxlen_letters(redis_client):
     assert state.stats(SRC)["objects_dead_lettered"] == 10
     assert state.stats(SRC)["objects_failed"] == 3  # the gauge: letters listed now
     # Every listed letter is retryable; the dropped ones' records are forgotten after the retention.
-    assert all(redis_client.ttl(Keys().object(SRC, f"k{n}")) == -1 for n in (7, 8, 9))
-    assert all(0 < redis_client.ttl(Keys().object(SRC, f"k{n}")) <= 60 for n in range(7))
+    assert all(redis_client.ttl(Settings.default().keys.object(SRC, f"k{n}")) == -1 for n in (7, 8, 9))
+    assert all(0 < redis_client.ttl(Settings.default().keys.object(SRC, f"k{n}")) <= 60 for n in range(7))

@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from support.stores import state_store
 
+from pipeline.settings import Settings
 from pipeline.store import now_ms
-from pipeline.store.schema import Keys, Status
+from pipeline.store.schema import Status
 
 SRC = "s1"
 
@@ -88,7 +89,7 @@ def test_commit_batches_then_done(state, redis_client):
     obj = state.object_state(SRC, "k")
     assert obj["state"] == "done" and obj["checkpoint"] == "3" and obj["emitted"] == "3"
     assert obj["sha256"] == "ab" * 32  # kept with the object as it becomes done
-    assert 0 < redis_client.ttl(Keys().object(SRC, "k")) <= 3600
+    assert 0 < redis_client.ttl(Settings.default().keys.object(SRC, "k")) <= 3600
     assert state.stats(SRC)["objects_done"] == 1 and state.stats(SRC)["events_emitted"] == 3
     assert state.begin(SRC, "k").finished
 
@@ -302,7 +303,7 @@ def test_failed_object_lives_as_long_as_its_dead_letter(redis_client):
 
     time.sleep(2.2)  # twice the retention: a done object would be forgotten by now
     assert {state.object_state(SRC, k)["state"] for k in ("a", "b")} == {"failed"}
-    assert redis_client.ttl(Keys().object(SRC, "a")) == -1
+    assert redis_client.ttl(Settings.default().keys.object(SRC, "a")) == -1
 
     # The stream is full (maxlen 2): the oldest letter goes, and its object is forgotten later.
     state.claim(SRC, "c", 1)
@@ -310,8 +311,8 @@ def test_failed_object_lives_as_long_as_its_dead_letter(redis_client):
     assert state.fail(SRC, "c", "NotJson", "not json")
     letters = [fields[b"object"] for _, fields in redis_client.xrange("trailpipe:deadletter")]
     assert letters == [b"b", b"c"]
-    assert 0 < redis_client.ttl(Keys().object(SRC, "a")) <= 1
-    assert redis_client.ttl(Keys().object(SRC, "b")) == -1 and redis_client.ttl(Keys().object(SRC, "c")) == -1
+    assert 0 < redis_client.ttl(Settings.default().keys.object(SRC, "a")) <= 1
+    assert redis_client.ttl(Settings.default().keys.object(SRC, "b")) == -1 and redis_client.ttl(Settings.default().keys.object(SRC, "c")) == -1
 
 
 def test_a_runner_presumed_dead_cannot_release_its_successor_s_object(redis_client, keys):

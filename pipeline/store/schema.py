@@ -29,8 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-from pipeline import defaults
-
 # -- the object lifecycle ---------------------------------------------------------------------
 
 
@@ -300,9 +298,12 @@ def hash_tag(key: str) -> str:
 
 @dataclass(frozen=True)
 class Keys:
-    prefix: str = defaults.KEY_PREFIX
-    stream: str = defaults.STREAM  # may hold {source}: one stream per source, keys hash-tagged
-    deadletter_stream: str = defaults.DEADLETTER_STREAM  # may hold {source}
+    """The names of every key, from the config's key_prefix, stream and deadletter_stream
+    (``pipeline.settings.Settings.keys``; ``Settings.default().keys`` without a config)."""
+
+    prefix: str
+    stream: str  # may hold {source}: one stream per source, keys hash-tagged
+    deadletter_stream: str  # may hold {source}
 
     @property
     def hash_tagged(self) -> bool:
