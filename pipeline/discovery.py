@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Source
+from pipeline.digests import PublicKeys
 from pipeline.integrity import discover_digests
 from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
@@ -93,8 +94,10 @@ def source_partitions(source: Source, state: StateStore, s3) -> tuple[list[str],
 
 def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
              lease_ms: int = DEFAULT_LEASE_MS, now: datetime | None = None,
-             owner: str = "") -> DiscoveryResult:
-    """``owner``: the Celery task id, so a redelivered discovery takes over its own lease."""
+             owner: str = "", keys: PublicKeys | None = None) -> DiscoveryResult:
+    """``owner``: the Celery task id, so a redelivered discovery takes over its own lease.
+    ``keys``: CloudTrail's public keys for the digests (``Runtime.public_keys``, cached per
+    process); by default the source's, asked anew."""
     started = time.monotonic()
     sid = source.identifier
     result = DiscoveryResult(sid)
@@ -131,7 +134,8 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
             # Nor does it reconcile digests older than ignore_older.
             digests_from = max(not_before, cutoff) if cutoff is not None else not_before
             result.digests = discover_digests(source, state, s3, enqueue, token, partitions, digests_from,
-                                              renew=lambda: state.renew_lease(sid, token, lease_ms), now=now)
+                                              renew=lambda: state.renew_lease(sid, token, lease_ms), keys=keys,
+                                              now=now)
         state.note_discovery(sid, int((time.monotonic() - started) * 1000))
         if state.set_health(sid, True):
             log.info("source %s is ok again", sid)
@@ -156,14 +160,15 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
 
 
 def discover_once(source: Source, state: StateStore, s3: Callable[[], Any], enqueue: Enqueue, attempt: int = 0,
-                  owner: str = "", forget_client: Callable[[], None] | None = None) -> DiscoveryResult:
+                  owner: str = "", forget_client: Callable[[], None] | None = None,
+                  keys: PublicKeys | None = None) -> DiscoveryResult:
     """``discover``, and what the error policy decides about an error it raised (building the
     client, or not the source's configuration), applied: the Celery task's body, which only
     turns a ``retry_in`` into ``self.retry``. ``s3``: builds (or returns the cached) client;
     ``attempt``: the task's retries so far; ``forget_client``: drops the cached client once the
     source is failing, so the next recurrence tries with what the user has fixed."""
     try:
-        result = discover(source, state, s3(), enqueue, owner=owner)
+        result = discover(source, state, s3(), enqueue, owner=owner, keys=keys)
     except Exception as exc:  # noqa: BLE001  (a retry, or the source failing: the policy decides)
         action = decide(classify(exc), attempt, Step.DISCOVERY)
         outcome = apply(action, state, source, forget_client=forget_client)
