@@ -37,7 +37,7 @@ BATCH_SIZE = 500
 # as only keys inside the lookback window are listed again).
 STATE_RETENTION = timedelta(days=1)
 # The listing never reaches back to keys about to be forgotten: it stops this much inside the
-# retention (``pipeline.settings.StoreSettings.forget_horizon``).
+# retention (``pipeline.store.StoreSettings.forget_horizon``).
 RETENTION_MARGIN = timedelta(hours=1)
 REQUEUE_AFTER = timedelta(minutes=15)  # re-enqueue claims no worker has started by then
 # Fast failover: a runner beats every HEARTBEAT_TIMEOUT/4; silent this long (its process or host
