@@ -479,3 +479,21 @@ def test_no_default_of_defaults_py_is_written_again():
                 if any(type(value) is type(known) and value == known for known in values):
                     repeated.append(f"{path.relative_to(root)}:{default.lineno}: {ast.unparse(default)}")
     assert repeated == []
+
+
+def test_the_seconds_keys_stay_as_written_and_load_as_durations():
+    """requeue_after_seconds, heartbeat_timeout_seconds, sweep_interval_seconds and
+    visibility_timeout_seconds: whole seconds in the file (the keys users write), timedeltas once
+    loaded; their bounds and messages as for any integer; the attribute names are no keys."""
+    config = parse_config({"sources": [good_source()], "requeue_after_seconds": "120", "heartbeat_timeout_seconds": 10,
+                           "sweep_interval_seconds": 5, "visibility_timeout_seconds": 3600})
+    assert (config.requeue_after, config.heartbeat_timeout, config.sweep_interval, config.visibility_timeout) == (
+        timedelta(minutes=2), timedelta(seconds=10), timedelta(seconds=5), timedelta(hours=1))
+    assert problems_of(good_source(), requeue_after_seconds=59) == [
+        "field 'requeue_after_seconds': must be at least 60"]
+    assert problems_of(good_source(), sweep_interval_seconds=1.5) == [
+        "field 'sweep_interval_seconds': must be a whole number"]
+    assert problems_of(good_source(), heartbeat_timeout_seconds="soon") == [
+        "field 'heartbeat_timeout_seconds': must be a whole number"]
+    assert problems_of(good_source(), requeue_after=60) == [
+        "field 'requeue_after': is not a known parameter (did you mean 'requeue_after_seconds'?)"]
