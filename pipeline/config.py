@@ -16,7 +16,8 @@ import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import yaml
@@ -26,16 +27,18 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticKnownError
 
 from pipeline import defaults
 from pipeline.embedded import embedded_url
 from pipeline.errors import ConfigError
-from pipeline.store.schema import DEFAULT_DEADLETTER_STREAM, DEFAULT_STREAM, SOURCE_PLACEHOLDER
+from pipeline.store.schema import SOURCE_PLACEHOLDER
 
 DEFAULT_ENDPOINT = "https://s3.amazonaws.com"
 
@@ -76,6 +79,27 @@ def format_duration(value: timedelta) -> str:
 
 # Typed once at load: the rest of the code sees a timedelta, never the text.
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+_WHOLE_NUMBER: TypeAdapter[int] = TypeAdapter(int)
+
+
+def _seconds_at_least(minimum: int):
+    """A duration field written as whole seconds (``requeue_after_seconds: 900``), a timedelta
+    once loaded; pydantic's own errors for an integer field (``must be at least 60``)."""
+
+    def typed(value: Any) -> timedelta:
+        if isinstance(value, timedelta):
+            seconds = value.total_seconds()
+        else:
+            try:
+                seconds = _WHOLE_NUMBER.validate_python(value)
+            except ValidationError as exc:
+                raise PydanticKnownError(exc.errors()[0]["type"]) from None  # type: ignore[arg-type]
+        if seconds < minimum:
+            raise PydanticKnownError("greater_than_equal", {"ge": minimum})
+        return timedelta(seconds=seconds)
+
+    return BeforeValidator(typed)
 
 
 class _Strict(BaseModel):
@@ -367,22 +391,6 @@ class Source(_Strict):
         return "" if self.directory_prefix == "/" else self.directory_prefix
 
     @property
-    def recurrence_seconds(self) -> int:
-        return int(self.recurrence.total_seconds())
-
-    @property
-    def lookback_seconds(self) -> int:
-        return int(self.lookback.total_seconds())
-
-    @property
-    def ignore_older_seconds(self) -> int | None:
-        return None if self.ignore_older is None else int(self.ignore_older.total_seconds())
-
-    @property
-    def denied_object_timeout_seconds(self) -> int:
-        return int(self.denied_object_timeout.total_seconds())
-
-    @property
     def file_regex(self) -> re.Pattern[str]:
         return _compiled(self.file_pattern)
 
@@ -394,6 +402,18 @@ class Source(_Strict):
     def queue_name(self) -> str:
         """The Celery queue this source's tasks go to: ``trailpipe.<region>`` unless overridden."""
         return self.queue or f"trailpipe.{self.region or 'default'}"
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def declared_defaults(model: type[Model]) -> Model:
+    """A stand-in for ``model`` holding the default each of its fields declares (the values of
+    ``pipeline.defaults``), its required fields absent: what the code that runs without a config
+    (``Settings.default()``, ``ParseLimits.default()``) takes, so no default is written twice."""
+    values = {name: info.get_default(call_default_factory=True)
+              for name, info in model.model_fields.items() if not info.is_required()}
+    return cast(Model, SimpleNamespace(**values))
 
 
 _regex_cache: dict[str, re.Pattern[str]] = {}
@@ -435,24 +455,31 @@ class Config(_Strict):
     wait_replicas: int | None = Field(default=None, ge=1)
     # With a RabbitMQ broker: the source queues as quorum queues (ignored with a Redis broker).
     quorum_queues: bool = defaults.QUORUM_QUEUES
-    stream: str = Field(default=DEFAULT_STREAM, min_length=1)
-    deadletter_stream: str = Field(default=DEFAULT_DEADLETTER_STREAM, min_length=1)
-    key_prefix: str = Field(default="trailpipe", min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
+    stream: str = Field(default=defaults.STREAM, min_length=1)
+    deadletter_stream: str = Field(default=defaults.DEADLETTER_STREAM, min_length=1)
+    key_prefix: str = Field(default=defaults.KEY_PREFIX, min_length=1, pattern=r"^[A-Za-z0-9._\-]+$")
     batch_size: int = Field(default=defaults.BATCH_SIZE, ge=1, le=10000)
     # How long a done object is remembered: at least each source's lookback plus an hour,
     # as only keys inside the lookback window are listed again (so state stays bounded).
     # A dead-lettered object is remembered as long as its dead letter is listed.
     state_retention: Duration = defaults.STATE_RETENTION
-    requeue_after_seconds: int = Field(default=int(defaults.REQUEUE_AFTER.total_seconds()), ge=60)
+    # The four durations written in whole seconds (their keys end in _seconds): timedeltas once loaded.
+    requeue_after: Annotated[timedelta, _seconds_at_least(60)] = Field(
+        default=defaults.REQUEUE_AFTER, alias="requeue_after_seconds")
     # Fast failover: a runner beats every heartbeat_timeout/4; silent for heartbeat_timeout, its
     # object is enqueued again by the sweep, which runs every sweep_interval.
-    heartbeat_timeout_seconds: int = Field(default=int(defaults.HEARTBEAT_TIMEOUT.total_seconds()), ge=10)
-    sweep_interval_seconds: int = Field(default=int(defaults.SWEEP_INTERVAL.total_seconds()), ge=5)
+    heartbeat_timeout: Annotated[timedelta, _seconds_at_least(10)] = Field(
+        default=defaults.HEARTBEAT_TIMEOUT, alias="heartbeat_timeout_seconds")
+    sweep_interval: Annotated[timedelta, _seconds_at_least(5)] = Field(
+        default=defaults.SWEEP_INTERVAL, alias="sweep_interval_seconds")
     # Where `trailpipe run` keeps the embedded redis-server (data, password, address) and its lock.
     state_dir: str = defaults.STATE_DIR
     max_attempts: int = Field(default=defaults.MAX_ATTEMPTS, ge=1)  # deliveries of one object that died mid-way
-    visibility_timeout_seconds: int = Field(default=int(defaults.VISIBILITY_TIMEOUT.total_seconds()), ge=60)
+    visibility_timeout: Annotated[timedelta, _seconds_at_least(60)] = Field(
+        default=defaults.VISIBILITY_TIMEOUT, alias="visibility_timeout_seconds")
     stream_high_watermark: int | None = Field(default=None, ge=1)  # emission waits above this length
+    # Above the watermark, emission waits this long at most; then the object is released to a retry.
+    backpressure_max_wait: Duration = defaults.BACKPRESSURE_MAX_WAIT
     stream_maxlen: int | None = Field(default=None, ge=1)  # opt-in approximate trimming
     deadletter_maxlen: int = Field(default=defaults.DEADLETTER_MAXLEN, ge=1)  # oldest dropped first
     sources: list[Source] = Field(min_length=1)
@@ -522,10 +549,6 @@ class Config(_Strict):
                     f"state_retention: must be at least source {source.identifier!r}'s lookback"
                     f" plus {format_duration(defaults.RETENTION_MARGIN)}")
         return self
-
-    @property
-    def state_retention_seconds(self) -> int:
-        return int(self.state_retention.total_seconds())
 
     def source(self, identifier: str) -> Source:
         for source in self.sources:
@@ -712,7 +735,7 @@ def _model_for(loc: tuple) -> type[BaseModel]:
 
 
 def _suggestion(loc: tuple, unknown: str) -> str:
-    names = list(_model_for(loc[:-1]).model_fields)
+    names = [info.alias or name for name, info in _model_for(loc[:-1]).model_fields.items()]
     close = difflib.get_close_matches(str(unknown), names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -1,11 +1,12 @@
 """Every default value of trailpipe, in one place.
 
-The config model (``pipeline.config``) declares its fields with these; the plain functions
-that also run without a config (the parser, ``StateStore``, ``IngestLimits``) take the same
-values, so a default can never differ between the file and the code.
+The config model (``pipeline.config``) declares its fields with these, and only it: every other
+class takes its values from the loaded config, through ``pipeline.settings.Settings`` (the
+stores, the ingest and parse limits), so a default can never differ between the file and the
+code (``tests/test_config.py`` checks that no value here is written again elsewhere).
 
-Durations are ``timedelta`` here and in the loaded config (typed once, at load); the
-``*_seconds`` properties of the config convert for Redis and Celery.
+Durations are ``timedelta`` here and in the loaded config (typed once, at load); they become
+seconds or milliseconds only where they are handed to Redis or Celery.
 """
 from __future__ import annotations
 
@@ -28,10 +29,15 @@ MAX_RECORDS_PER_OBJECT = 1_000_000
 DENIED_OBJECT_TIMEOUT = timedelta(days=1)
 
 # -- shared ----------------------------------------------------------------------------------
+KEY_PREFIX = "trailpipe"  # every Redis key starts with it
+STREAM = "trailpipe:events"  # may hold {source}: one stream per source, keys hash-tagged
+DEADLETTER_STREAM = "trailpipe:deadletter"
 BATCH_SIZE = 500
 # How long a done object is remembered (at least each source's lookback plus RETENTION_MARGIN,
 # as only keys inside the lookback window are listed again).
 STATE_RETENTION = timedelta(days=1)
+# The listing never reaches back to keys about to be forgotten: it stops this much inside the
+# retention (``pipeline.store.StoreSettings.forget_horizon``).
 RETENTION_MARGIN = timedelta(hours=1)
 REQUEUE_AFTER = timedelta(minutes=15)  # re-enqueue claims no worker has started by then
 # Fast failover: a runner beats every HEARTBEAT_TIMEOUT/4; silent this long (its process or host
@@ -42,7 +48,7 @@ STATE_DIR = ".trailpipe"  # `trailpipe run`'s folder: the embedded Redis, its pa
 MAX_ATTEMPTS = 5  # deliveries of one object whose worker died mid-way
 VISIBILITY_TIMEOUT = timedelta(hours=2)  # longer than the longest task
 DEADLETTER_MAXLEN = 100_000  # dead letters kept; the oldest are dropped (and forgotten) first
-BACKPRESSURE_MAX_WAIT = timedelta(seconds=60)
+BACKPRESSURE_MAX_WAIT = timedelta(seconds=60)  # then the object is released for a later retry
 # wait_replicas: how long each batch waits for its replicas (Redis WAIT) before going on, counted.
 WAIT_REPLICAS_TIMEOUT = timedelta(seconds=1)
 # RabbitMQ as the broker (broker_url amqp://…): the source queues are quorum queues (replicated,

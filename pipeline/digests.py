@@ -209,30 +209,17 @@ class CloudTrailPublicKeys:
 
 
 def cloudtrail_keys_for(source: Source) -> CloudTrailPublicKeys:
-    """ListPublicKeys with the source's credentials, proxy and trusted certificates."""
-    import botocore.config  # noqa: PLC0415
-
-    from pipeline import certificates  # noqa: PLC0415
-    from pipeline.credentials import make_session  # noqa: PLC0415
-    from pipeline.s3 import client_config, install_error_hooks, make_sts_client, verify_setting  # noqa: PLC0415
+    """ListPublicKeys with the source's credentials, proxy and trusted certificates: one client
+    per region, made when first asked for (the CloudTrail endpoint's trust setting; AWS's own,
+    without a URL, is never pinned)."""
+    from pipeline.s3 import make_aws_client  # noqa: PLC0415  (boto3 only when ListPublicKeys is used)
 
     clients: dict[str, object] = {}
 
     def client_for_region(region: str):
         if region not in clients:
-            # The CloudTrail endpoint's setting (AWS's own, without a URL, is never pinned); STS
-            # works out its own, as for the S3 client.
-            url = source.integrity.endpoint_url
-            verify, pins = (verify_setting(source, url) if url
-                            else (certificates.ca_bundle(source.trusted_certificates_dir), set()))
-            session = make_session(source, lambda base: make_sts_client(source, base))
-            config = client_config(source, service="cloudtrail").merge(botocore.config.Config(region_name=region))
-            client = session.client("cloudtrail", region_name=region, config=config, verify=verify,
-                                    endpoint_url=url)
-            if pins:
-                certificates.pin_client(client, pins)
-            install_error_hooks(client, source)
-            clients[region] = client
+            clients[region] = make_aws_client(source, "cloudtrail", endpoint_url=source.integrity.endpoint_url,
+                                              region=region)
         return clients[region]
 
     return CloudTrailPublicKeys(client_for_region)

@@ -10,8 +10,8 @@ the markers.
   (object records live ``state_retention``, which covers the lookback window).
 - Order per page: claim -> enqueue -> advance marker. The worst a crash can do is leave a claim
   without its task; it stays in the source's pending set, which the sweep (``sweep``: after each
-  discovery and every ``sweep_interval_seconds``) reads: objects past their deadline (a claim
-  never started after ``requeue_after_seconds``, a runner silent for ``heartbeat_timeout_seconds``)
+  discovery and every ``sweep_interval``) reads: objects past their deadline (a claim
+  never started after ``requeue_after``, a runner silent for ``heartbeat_timeout``)
   are enqueued again. A duplicate enqueue is harmless: the object's checkpoint lets only one
   task emit each record.
 - ``ignore_older``: no listing reaches log files delivered before now - ignore_older (by the
@@ -32,10 +32,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Source
+from pipeline.digests import PublicKeys
 from pipeline.integrity import discover_digests
 from pipeline.layout import delivery_time, first_listing_after, start_after
 from pipeline.lister import find_partitions, is_wanted, list_pages
@@ -49,7 +50,6 @@ Enqueue = Callable[[str, str], None]  # (source identifier, object key)
 
 DEFAULT_LEASE_MS = 2 * 60 * 1000  # renewed at every listed page
 PARTITION_CACHE_SECONDS = 3600
-FORGET_MARGIN = timedelta(hours=1)  # listing never reaches back to keys about to be forgotten
 
 
 @dataclass
@@ -94,8 +94,10 @@ def source_partitions(source: Source, state: StateStore, s3) -> tuple[list[str],
 
 def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
              lease_ms: int = DEFAULT_LEASE_MS, now: datetime | None = None,
-             owner: str = "") -> DiscoveryResult:
-    """``owner``: the Celery task id, so a redelivered discovery takes over its own lease."""
+             owner: str = "", keys: PublicKeys | None = None) -> DiscoveryResult:
+    """``owner``: the Celery task id, so a redelivered discovery takes over its own lease.
+    ``keys``: CloudTrail's public keys for the digests (``Runtime.public_keys``, cached per
+    process); by default the source's, asked anew."""
     started = time.monotonic()
     sid = source.identifier
     result = DiscoveryResult(sid)
@@ -113,8 +115,8 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         result.partitions = len(partitions)
         markers = state.markers(sid)
         now = now or datetime.now(UTC)
-        not_before = now - timedelta(seconds=state.retention_seconds) + FORGET_MARGIN
-        lookback = timedelta(seconds=source.lookback_seconds)
+        not_before = state.forget_horizon(now, margin=True)  # never back to keys about to be forgotten
+        lookback = source.lookback
         cutoff = now - source.ignore_older if source.ignore_older is not None else None
         for partition in partitions:
             marker = markers.get(partition, "")
@@ -132,7 +134,8 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
             # Nor does it reconcile digests older than ignore_older.
             digests_from = max(not_before, cutoff) if cutoff is not None else not_before
             result.digests = discover_digests(source, state, s3, enqueue, token, partitions, digests_from,
-                                              renew=lambda: state.renew_lease(sid, token, lease_ms), now=now)
+                                              renew=lambda: state.renew_lease(sid, token, lease_ms), keys=keys,
+                                              now=now)
         state.note_discovery(sid, int((time.monotonic() - started) * 1000))
         if state.set_health(sid, True):
             log.info("source %s is ok again", sid)
@@ -157,14 +160,15 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
 
 
 def discover_once(source: Source, state: StateStore, s3: Callable[[], Any], enqueue: Enqueue, attempt: int = 0,
-                  owner: str = "", forget_client: Callable[[], None] | None = None) -> DiscoveryResult:
+                  owner: str = "", forget_client: Callable[[], None] | None = None,
+                  keys: PublicKeys | None = None) -> DiscoveryResult:
     """``discover``, and what the error policy decides about an error it raised (building the
     client, or not the source's configuration), applied: the Celery task's body, which only
     turns a ``retry_in`` into ``self.retry``. ``s3``: builds (or returns the cached) client;
     ``attempt``: the task's retries so far; ``forget_client``: drops the cached client once the
     source is failing, so the next recurrence tries with what the user has fixed."""
     try:
-        result = discover(source, state, s3(), enqueue, owner=owner)
+        result = discover(source, state, s3(), enqueue, owner=owner, keys=keys)
     except Exception as exc:  # noqa: BLE001  (a retry, or the source failing: the policy decides)
         action = decide(classify(exc), attempt, Step.DISCOVERY)
         outcome = apply(action, state, source, forget_client=forget_client)

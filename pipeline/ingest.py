@@ -19,13 +19,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from pipeline import defaults
-from pipeline.config import Source
+from pipeline.config import Config, Source, declared_defaults
 from pipeline.emitter import batch_entries
 from pipeline.errors import Backpressure, BadObject
 from pipeline.heartbeat import Beating
@@ -61,10 +62,21 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class IngestLimits:
-    batch_size: int = defaults.BATCH_SIZE
-    max_attempts: int = defaults.MAX_ATTEMPTS
-    stream_high_watermark: int | None = None
-    backpressure_max_wait: float = defaults.BACKPRESSURE_MAX_WAIT.total_seconds()
+    """The config's settings for ingesting an object (``pipeline.settings.Settings.ingest``)."""
+
+    batch_size: int
+    max_attempts: int
+    stream_high_watermark: int | None
+    backpressure_max_wait: timedelta
+
+    @classmethod
+    def of(cls, config: Config) -> IngestLimits:
+        return cls(config.batch_size, config.max_attempts, config.stream_high_watermark, config.backpressure_max_wait)
+
+    @classmethod
+    def default(cls) -> IngestLimits:
+        """Without a config: the defaults the config declares."""
+        return cls.of(declared_defaults(Config))
 
 
 def open_object(s3, source: Source, key: str):
@@ -106,7 +118,7 @@ def wait_below_watermark(state: StateStore, limits: IngestLimits, source: str | 
     of entries not acknowledged (no group: while the stream is that long), wait for it."""
     if limits.stream_high_watermark is None:
         return
-    deadline = time.monotonic() + limits.backpressure_max_wait
+    deadline = time.monotonic() + limits.backpressure_max_wait.total_seconds()
     while state.stream_backlog(limits.stream_high_watermark, source) > limits.stream_high_watermark:
         if time.monotonic() > deadline:
             stream = state.keys.events_stream(source) if source is not None else state.events_stream
@@ -128,10 +140,12 @@ def _take(records, count: int) -> tuple[list, BadObject | None]:
 
 
 def ingest_object(source: Source, key: str, state: StateStore, s3,
-                  limits: IngestLimits = IngestLimits(), runner: str = "") -> IngestResult:
+                  limits: IngestLimits | None = None, runner: str = "") -> IngestResult:
     """``runner``: who works on the object (the caller releases it under that name after an
-    error); a fresh one by default."""
+    error); a fresh one by default. ``limits``: the config's (``Runtime.limits``); by default
+    those of a config that sets none."""
     started = time.monotonic()
+    limits = limits or IngestLimits.default()
     sid = source.identifier
     runner = runner or uuid.uuid4().hex
     start = state.begin(sid, key, runner)
@@ -162,7 +176,7 @@ def ingest_object(source: Source, key: str, state: StateStore, s3,
 
 
 def process_object(source: Source, key: str, state: StateStore, s3: Callable[[], Any],
-                   limits: IngestLimits = IngestLimits(), attempt: int = 0, runner: str = "",
+                   limits: IngestLimits | None = None, attempt: int = 0, runner: str = "",
                    forget_client: Callable[[], None] | None = None) -> IngestResult:
     """``ingest_object``, and what the error policy decides about the error it raised, applied:
     the Celery task's body, which only turns a ``retry`` outcome into ``self.retry``.

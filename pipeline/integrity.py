@@ -80,16 +80,6 @@ def chains(state: StateStore, source: str) -> dict[str, dg.Link]:
     return {chain: dg.Link(**link) for chain, link in state.chains(source).items()}
 
 
-_keys_cache: dict[str, dg.PublicKeys] = {}
-
-
-def keys_for(source: Source) -> dg.PublicKeys:
-    """One public key source per source and process (ListPublicKeys answers are cached)."""
-    if source.identifier not in _keys_cache:
-        _keys_cache[source.identifier] = dg.public_keys_for(source)
-    return _keys_cache[source.identifier]
-
-
 def digest_partitions(log_partitions: list[str]) -> list[str]:
     return sorted({p for p in map(digest_partition, log_partitions) if p})
 
@@ -122,7 +112,7 @@ def discover_digests(source: Source, state: StateStore, s3, enqueue: Enqueue, to
     store = state
     summary: Counter = Counter()
     summary["settled"], summary["mismatches"] = settle_awaiting(state, sid)
-    keys = keys or keys_for(source)
+    keys = keys or dg.public_keys_for(source)  # (a process keeps one per source: Runtime.public_keys)
     handled = chains(state, sid)
     oldest = not_before + DIGEST_SPAN
     # A digest named in the future waits for its time: one planted far ahead must not make every
@@ -244,7 +234,7 @@ def verify_range(source: Source, state: StateStore, s3, keys: dg.PublicKeys, sin
     sid = source.identifier
     now = now or datetime.now(UTC)
     report = VerifyReport()
-    kept_since = now - timedelta(seconds=state.retention_seconds)
+    kept_since = state.forget_horizon(now)
     partitions = state.cached_partitions(sid, source.list_prefix) or find_partitions(
         s3, source.bucket, source.list_prefix)
     chains: dict[str, list[DigestName]] = {}

@@ -43,6 +43,8 @@ cap reached): the records before it are always the same ones.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import re
 import zlib
@@ -53,7 +55,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from pipeline import defaults
 from pipeline.errors import BadObject
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -84,16 +85,28 @@ _OPEN = (ord("{"), ord("["))
 
 @dataclass(frozen=True)
 class ParseLimits:
-    """What one object may hold before it is dead-lettered; defaults in pipeline.defaults."""
+    """What one object may hold before it is dead-lettered: a source's ``max_*`` settings."""
 
-    max_uncompressed_bytes: int = defaults.MAX_UNCOMPRESSED_BYTES
-    max_record_bytes: int = defaults.MAX_RECORD_BYTES
-    max_records_per_object: int = defaults.MAX_RECORDS_PER_OBJECT
+    max_uncompressed_bytes: int
+    max_record_bytes: int
+    max_records_per_object: int
 
     @classmethod
     def of(cls, source: Any) -> ParseLimits:
         """The limits a config ``Source`` sets."""
         return cls(source.max_uncompressed_bytes, source.max_record_bytes, source.max_records_per_object)
+
+    @classmethod
+    def default(cls, **changes: int) -> ParseLimits:
+        """The limits of a source that sets none (the config's defaults), with ``changes``."""
+        return dataclasses.replace(_declared_limits(), **changes)
+
+
+@functools.cache
+def _declared_limits() -> ParseLimits:
+    from pipeline.config import Source, declared_defaults  # noqa: PLC0415  (the parser runs without a config)
+
+    return ParseLimits.of(declared_defaults(Source))
 
 
 class Hasher(Protocol):
@@ -163,10 +176,13 @@ def _gunzip(pieces: Iterable[Any]) -> Iterator[bytes]:
         raise BadObject(f"corrupt gzip: {exc}", "CorruptGzip") from None
 
 
-def _uncompressed_chunks(data: Any, limit: int = defaults.MAX_UNCOMPRESSED_BYTES,
+def _uncompressed_chunks(data: Any, limit: int | None = None,
                          hasher: Hasher | None = None) -> Iterator[bytes]:
     """The uncompressed document, in chunks, at most ``limit`` bytes (else BadObject
-    UncompressedTooLarge); each chunk goes to ``hasher.update`` first, in order."""
+    UncompressedTooLarge; by default a source's default max_uncompressed_bytes); each chunk
+    goes to ``hasher.update`` first, in order."""
+    if limit is None:
+        limit = _declared_limits().max_uncompressed_bytes
     total = 0
     for chunk in _inflated(data):
         total += len(chunk)
@@ -561,7 +577,7 @@ class RecordReader:
     empty records (``{}``) read so far, which are counted and never yielded."""
 
     def __init__(self, data: Any, limits: ParseLimits | None = None, hasher: Hasher | None = None):
-        limits = limits or ParseLimits()
+        limits = limits or ParseLimits.default()
         self._document = _Document(_uncompressed_chunks(data, limits.max_uncompressed_bytes, hasher), limits)
 
     @property
@@ -580,7 +596,7 @@ def iter_records(data: Any, limits: ParseLimits | None = None,
     ``raw_json`` is the record as compact JSON: the record's own bytes when they contain no
     whitespace at all, else ``orjson.dumps(record)``; ``orjson.loads(raw_json) == record``.
     Empty records are skipped (``RecordReader`` counts them). ``limits``: the caps (default
-    ``ParseLimits()``). ``hasher``: any object with ``.update(bytes)`` (``hashlib.sha256()``)
+    ``ParseLimits.default()``). ``hasher``: any object with ``.update(bytes)`` (``hashlib.sha256()``)
     is given every uncompressed byte of the object, in order, as it is read; after the last
     record it has seen the whole document (not when a BadObject stopped it early).
     """

@@ -334,7 +334,7 @@ def _apply(action: Action, state: StateStore, source: Source, key: str, runner: 
                   extra={"source": sid, "error_class": action.error_class})
         return Outcome("failing", verdict.description)
     if action.do is Do.WAIT:
-        state.release(sid, key, retry_in_seconds=source.recurrence_seconds, runner=runner)
+        state.release(sid, key, retry_in_seconds=source.recurrence.total_seconds(), runner=runner)
         if forget_client is not None:
             forget_client()
         state.set_health(sid, False, action.error_class, action.reason)  # counts the error too
@@ -374,7 +374,7 @@ def _denied_read(action: Action, state: StateStore, source: Source, key: str, ru
     degraded, it is dead-lettered with that reason."""
     sid, verdict = source.identifier, action.verdict
     seen = state.note_denied(sid, key, verdict.error_class, verdict.description,
-                             source.denied_object_timeout_seconds * 1000)
+                             source.denied_object_timeout)
     if seen.expired:
         reason = (f"read denied for {format_duration(timedelta(milliseconds=seen.denied_ms))}, longer than the "
                   f"source's denied_object_timeout of {format_duration(source.denied_object_timeout)}, while its "
@@ -384,7 +384,7 @@ def _denied_read(action: Action, state: StateStore, source: Source, key: str, ru
         state.forget_denied(sid, key)
         log.error("object source=%s key=%s dead-lettered: %s", sid, key, reason)
         return Outcome("failed", f"{verdict.error_class}: {reason}")
-    state.release(sid, key, retry_in_seconds=source.recurrence_seconds, runner=runner)
+    state.release(sid, key, retry_in_seconds=source.recurrence.total_seconds(), runner=runner)
     log.warning("object source=%s key=%s waits, its read is denied (source %s): %s", sid, key, seen.state,
                 verdict.description)
     return Outcome("deferred", verdict.description)

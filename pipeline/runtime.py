@@ -1,6 +1,7 @@
-"""What a process needs to run the pipeline, built once per process from the config:
-the Redis client, the state store and one S3 client per source (clients pool connections,
-so they are reused across tasks).
+"""What a process needs to run the pipeline, built once per process from the config: the
+settings (``pipeline.settings.Settings``), the Redis client, the state store, and every client
+and cache of a source: its S3 client, its SQS client, its CloudTrail public keys (clients pool
+connections and keys are kept, so they are reused across tasks; ``forget_*`` drops them).
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import redis
 from pipeline import defaults
 from pipeline.config import Config, Source
 from pipeline.connections import redis_client
+from pipeline.digests import PublicKeys, public_keys_for
 from pipeline.ingest import IngestLimits
 from pipeline.metrics import count_s3_requests
 from pipeline.s3 import make_client, make_sqs_client
+from pipeline.settings import Settings
 from pipeline.store import StateStore
 from pipeline.store.schema import Keys
 
@@ -36,6 +39,7 @@ class Runtime:
         self.quick_redis = quick_redis
         self._s3_clients: dict[str, object] = {}
         self._sqs_clients: dict[str, object] = {}
+        self._public_keys: dict[str, PublicKeys] = {}  # CloudTrail's, per source (ListPublicKeys cached)
         self._lock = threading.Lock()
 
     @cached_property
@@ -45,27 +49,20 @@ class Runtime:
                             quick=self.quick_redis)
 
     @cached_property
+    def settings(self) -> Settings:
+        return Settings.of(self.config)
+
+    @property
     def keys(self) -> Keys:
-        return Keys(self.config.key_prefix, self.config.stream, self.config.deadletter_stream)
+        return self.settings.keys
 
     @cached_property
     def state(self) -> StateStore:
-        return StateStore(
-            self.redis, self.keys,
-            events_stream=self.config.stream,
-            deadletter_stream=self.config.deadletter_stream,
-            retention_seconds=self.config.state_retention_seconds,
-            requeue_after_seconds=self.config.requeue_after_seconds,
-            stream_maxlen=self.config.stream_maxlen or 0,
-            heartbeat_timeout_seconds=self.config.heartbeat_timeout_seconds,
-            deadletter_maxlen=self.config.deadletter_maxlen,
-            wait_replicas=self.config.wait_replicas or 0,
-        )
+        return StateStore(self.redis, self.keys, self.settings.store)
 
-    @cached_property
+    @property
     def limits(self) -> IngestLimits:
-        return IngestLimits(batch_size=self.config.batch_size, max_attempts=self.config.max_attempts,
-                            stream_high_watermark=self.config.stream_high_watermark)
+        return self.settings.ingest
 
     def source(self, identifier: str) -> Source:
         return self.config.source(identifier)
@@ -79,10 +76,22 @@ class Runtime:
             return client
 
     def forget_s3(self, source: Source) -> None:
-        """Drop the source's client after a configuration error: the next try builds it anew, so
-        a fixed secret file, certificate or proxy password is picked up without a restart."""
+        """Drop the source's clients after a configuration error (its S3 client, and its public
+        key source with its CloudTrail clients and the keys they fetched): the next try builds
+        them anew, so a fixed secret file, certificate or proxy password is picked up without a
+        restart."""
         with self._lock:
             self._s3_clients.pop(source.identifier, None)
+            self._public_keys.pop(source.identifier, None)
+
+    def public_keys(self, source: Source) -> PublicKeys:
+        """CloudTrail's public keys for the source's digests (its ``public_keys_dir``, else
+        ListPublicKeys through its own clients), one per process; the keys found are kept."""
+        with self._lock:
+            keys = self._public_keys.get(source.identifier)
+            if keys is None:
+                keys = self._public_keys[source.identifier] = public_keys_for(source)
+            return keys
 
     def sqs(self, source: Source):
         """The client of the source's notification queue (``sqs``), made once per process."""

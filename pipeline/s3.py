@@ -1,6 +1,7 @@
 """A boto3 S3 client per log source, with the source's signature, endpoint, addressing style,
 credentials (pipeline.credentials), proxy and trusted certificates (pipeline.certificates)
-wired through. ``make_client(source)`` is the entry point.
+wired through. ``make_aws_client(source, service)`` builds every client of a source (S3, STS,
+SQS, CloudTrail); ``make_client(source)`` is the S3 client's entry point.
 
 Proxy credentials travel only inside the proxy URL botocore is given; every message trailpipe
 writes names the proxy as ``http://host:port`` and at most its user, never the password.
@@ -188,20 +189,45 @@ def install_error_hooks(client, source: Source) -> None:
     events.register("after-call", after_call)
 
 
-def make_sts_client(source: Source, base: Credentials, verify: str | bool | None = None):
-    auth = source.auth
-    url = getattr(auth, "sts_endpoint_url", None)
+def make_aws_client(source: Source, service: str, *, endpoint_url: str | None = None, region: str | None = None,
+                    base: Credentials | None = None, verify: str | bool | None = None,
+                    trust_url: str | None = None):
+    """The one builder of every boto3 client of ``source`` (S3, STS, SQS, CloudTrail): its
+    credentials (``pipeline.credentials``: the source's auth, with STS clients from this same
+    builder; or exactly ``base``, for that STS client), proxy, timeouts and retries
+    (``client_config``), trusted certificates and the error hooks (``install_error_hooks``).
+
+    ``endpoint_url``: None for AWS's endpoint of the service and region. ``trust_url``: the URL
+    whose CA setting or public key pin applies (default ``endpoint_url``); with neither, the CA
+    bundle (AWS's own endpoints are never pinned). ``verify``: given instead of that setting.
+    ``region``: the client's region, when not the source's."""
     pins: set[bytes] = set()
-    if verify is None and url:
-        verify, pins = verify_setting(source, url)
-    elif verify is None:  # AWS's own STS endpoint (no URL) is never pinned
+    trust_url = trust_url or endpoint_url
+    if verify is None and trust_url:
+        verify, pins = verify_setting(source, trust_url)
+    elif verify is None:
         verify = certificates.ca_bundle(source.trusted_certificates_dir)
-    client = session_with(base, source.region).client(
-        "sts", endpoint_url=url, config=client_config(source, service="sts"), verify=verify)
+    if base is not None:
+        session = session_with(base, source.region)
+    else:
+        session = make_session(source, lambda credentials: make_aws_client(
+            source, "sts", endpoint_url=getattr(source.auth, "sts_endpoint_url", None), base=credentials))
+    config = client_config(source, service=service)
+    options: dict[str, Any] = {}
+    if region is not None:
+        config = config.merge(botocore.config.Config(region_name=region))
+        options["region_name"] = region
+    client = session.client(service, endpoint_url=endpoint_url, config=config, verify=verify, **options)
     if pins:
         certificates.pin_client(client, pins)
     install_error_hooks(client, source)
     return client
+
+
+def make_sts_client(source: Source, base: Credentials, verify: str | bool | None = None):
+    """The STS client that turns ``base`` into the source's role (``assume_role``)."""
+    return make_aws_client(source, "sts", endpoint_url=getattr(source.auth, "sts_endpoint_url", None), base=base,
+                           verify=verify)
 
 
 def make_client(source: Source, acquire: bool = True):
@@ -209,14 +235,7 @@ def make_client(source: Source, acquire: bool = True):
     ``acquire=False`` (``trailpipe check``): never pin a certificate on first use."""
     if acquire:
         check_endpoints(source)
-    verify, pins = verify_setting(source)
-    session = make_session(source, lambda base: make_sts_client(source, base))
-    client = session.client("s3", endpoint_url=source.endpoint_url,
-                            config=client_config(source, service="s3"), verify=verify)
-    if pins:
-        certificates.pin_client(client, pins)
-    install_error_hooks(client, source)
-    return client
+    return make_aws_client(source, "s3", endpoint_url=source.endpoint_url)
 
 
 def sqs_view(source: Source) -> Source:
@@ -233,14 +252,7 @@ def sqs_view(source: Source) -> Source:
 
 def make_sqs_client(source: Source):
     """The SQS client of ``source``'s notification queue: same credentials machinery, proxy and
-    trusted certificates as its S3 client."""
+    trusted certificates as its S3 client (those of its SQS endpoint; STS works out its own)."""
     view = sqs_view(source)
     assert source.sqs is not None  # sqs_view checked it
-    verify, pins = verify_setting(view)  # the SQS endpoint's; STS works out its own (make_client)
-    session = make_session(view, lambda base: make_sts_client(view, base))
-    client = session.client("sqs", endpoint_url=source.sqs.endpoint,
-                            config=client_config(view, service="sqs"), verify=verify)
-    if pins:
-        certificates.pin_client(client, pins)
-    install_error_hooks(client, view)
-    return client
+    return make_aws_client(view, "sqs", endpoint_url=source.sqs.endpoint, trust_url=view.endpoint_url)

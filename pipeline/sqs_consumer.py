@@ -32,12 +32,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.config import Config, Source
-from pipeline.discovery import FORGET_MARGIN
 from pipeline.lister import ListedObject, is_wanted
 from pipeline.notifications import ObjectRef, parse
 from pipeline.policy import Step, note
@@ -54,7 +54,6 @@ MAX_MESSAGES = 10  # per ReceiveMessage (the SQS maximum)
 DEFAULT_VISIBILITY_SECONDS = 30  # SQS's default, if the queue's cannot be read
 ERROR_TTL_SECONDS = 3600  # how long status shows the consumer's last error
 UNKNOWN_SIZE = -1  # the envelope gives no size (is_wanted skips only size 0)
-FORGET_MARGIN_MS = int(FORGET_MARGIN.total_seconds() * 1000)  # the listing's own margin
 
 
 @dataclass
@@ -191,7 +190,7 @@ def handle_body(body: str, sent_ms: int, sources: list[Source], state: StateStor
         log.info("notification of kind %s ignored%s", note.kind, f": {note.detail}" if note.detail else "")
         _ignore(counts, note.kind)
         return
-    if sent_ms < now_ms() - (state.retention_seconds * 1000 - FORGET_MARGIN_MS):
+    if datetime.fromtimestamp(sent_ms / 1000, UTC) < state.forget_horizon(datetime.now(UTC), margin=True):
         # Its objects' records may have expired already: claiming them again could ingest them a
         # second time. The listing (which never reaches back that far either) is the authority.
         log.warning("notification sent %.1f h ago ignored: older than state_retention minus 1H; if its "

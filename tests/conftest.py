@@ -20,7 +20,7 @@ from pipeline.config import parse_config
 from pipeline.processes import stop_process  # noqa: F401  (tests import it from here)
 from pipeline.redis_server import RedisServer, free_port
 from pipeline.runtime import Runtime
-from pipeline.store.schema import Keys
+from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_OPEN = REPO.parent / "shared" / "data" / "open"
@@ -137,7 +137,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "cond
 
 @pytest.fixture
 def keys():
-    return Keys()
+    return Settings.default().keys
 
 
 def dead_process() -> str:

@@ -27,6 +27,7 @@ from pipeline.errors import ConfigError
 from pipeline.ingest import ingest_object
 from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
+from pipeline.settings import Settings
 from pipeline.store.schema import Keys
 
 CLI = [sys.executable, "-m", "workers.cli"]
@@ -59,7 +60,7 @@ def test_each_source_keys_share_one_slot_and_plain_names_do_not_change():
             tagged.redbeat_prefix() + "discover:acct0", tagged.redbeat_prefix() + ":lock"]
     assert len({key_slot(name.encode()) for name in glob}) == 1  # check_epoch, redbeat's pipelines
     # No {source} in the stream: every name as before (a plain Redis, the default).
-    plain = Keys()
+    plain = Settings.default().keys
     assert plain.stats("acct0") == "trailpipe:src:acct0:stats" and plain.events_stream("acct0") == "trailpipe:events"
     assert (plain.sources(), plain.epoch(), plain.resets(), plain.redbeat_prefix()) == \
         ("trailpipe:sources", "trailpipe:epoch", "trailpipe:resets", "trailpipe:redbeat:")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +40,7 @@ def test_good_config_with_defaults():
     source = config.sources[0]
     assert source.endpoint_url == "https://s3.amazonaws.com"
     assert source.eps_throttle == 5000
-    assert source.recurrence_seconds == 900
+    assert source.recurrence.total_seconds() == 900
     assert config.stream == "trailpipe:events"
     assert config.redis_url is None
     assert source.queue_name == "trailpipe.eu-west-1"
@@ -291,31 +293,34 @@ def test_durations_are_typed_once_at_load_and_defaults_come_from_one_place():
     from pipeline.config import format_duration
     from pipeline.ingest import IngestLimits
     from pipeline.parser import ParseLimits
+    from pipeline.settings import Settings
 
     config = parse_config({"sources": [good_source(recurrence="90m", lookback="3 H")], "state_retention": "2D"})
     source = config.sources[0]
     assert (source.recurrence, source.lookback, config.state_retention) == (
         timedelta(minutes=90), timedelta(hours=3), timedelta(days=2))
-    assert (source.recurrence_seconds, source.lookback_seconds, config.state_retention_seconds) == (5400, 10800, 172800)
+    assert [d.total_seconds() for d in (source.recurrence, source.lookback, config.state_retention)] == [
+        5400, 10800, 172800]
     assert [format_duration(d) for d in (source.recurrence, source.lookback, config.state_retention)] == ["90M", "3H", "2D"]
     default = parse_config({"sources": [{k: v for k, v in good_source().items() if k != "recurrence"}]})
     assert default.sources[0].recurrence == defaults.RECURRENCE
     assert default.state_retention == defaults.STATE_RETENTION
-    assert default.requeue_after_seconds == defaults.REQUEUE_AFTER.total_seconds()
+    assert default.requeue_after == defaults.REQUEUE_AFTER
     assert default.deadletter_maxlen == defaults.DEADLETTER_MAXLEN
     # The code paths that run without a config use the same defaults as the file.
-    assert IngestLimits().batch_size == default.batch_size and IngestLimits().max_attempts == default.max_attempts
+    assert IngestLimits.default().batch_size == default.batch_size
+    assert IngestLimits.default().max_attempts == default.max_attempts
     import redis
 
     from pipeline.store import StateStore
-    from pipeline.store.schema import Keys
 
-    store = StateStore(redis.Redis(port=1), Keys(), events_stream="e", deadletter_stream="d")  # never connects
-    assert store.retention_seconds == default.state_retention_seconds
-    assert store.requeue_after_ms == default.requeue_after_seconds * 1000
+    store = StateStore(redis.Redis(port=1), Settings.default().keys, Settings.default().store)  # never connects
+    assert store.retention_seconds == default.state_retention.total_seconds()
+    assert store.requeue_after_ms == default.requeue_after.total_seconds() * 1000
     assert store.deadletter_maxlen == default.deadletter_maxlen
+    assert Settings.default() == Settings.of(default)
     limits = ParseLimits.of(default.sources[0])
-    assert limits == ParseLimits()
+    assert limits == ParseLimits.default()
     assert (limits.max_uncompressed_bytes, limits.max_record_bytes, limits.max_records_per_object) == (
         defaults.MAX_UNCOMPRESSED_BYTES, defaults.MAX_RECORD_BYTES, defaults.MAX_RECORDS_PER_OBJECT)
 
@@ -395,3 +400,100 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
     assert load_config("c.yaml").state_path == folder / "state"
     (folder / "c.yaml").write_text(yaml.safe_dump({"state_dir": str(tmp_path / "abs"), "sources": [source]}))
     assert load_config(folder / "c.yaml").state_path == tmp_path / "abs"
+
+
+def test_every_setting_comes_from_the_config():
+    """Each shared key set to another value than its default changes its field of Settings: no
+    field is left at a default the config never reaches (backpressure_max_wait once was)."""
+    import dataclasses
+
+    from pipeline.settings import Settings
+
+    config = parse_config({
+        "sources": [good_source()], "key_prefix": "tp", "stream": "tp:e", "deadletter_stream": "tp:d",
+        "state_retention": "2D", "requeue_after_seconds": 61, "heartbeat_timeout_seconds": 11,
+        "sweep_interval_seconds": 6, "visibility_timeout_seconds": 61, "stream_maxlen": 9, "deadletter_maxlen": 8,
+        "wait_replicas": 1, "batch_size": 7, "max_attempts": 6, "stream_high_watermark": 5,
+        "backpressure_max_wait": "2M"})
+
+    def leaves(value, path: str = ""):
+        if dataclasses.is_dataclass(value):
+            for item in dataclasses.fields(value):
+                yield from leaves(getattr(value, item.name), f"{path}.{item.name}")
+        else:
+            yield path, value
+
+    configured, default = dict(leaves(Settings.of(config))), dict(leaves(Settings.default()))
+    assert configured.keys() == default.keys()
+    assert [path for path in default if configured[path] == default[path]] == []
+    assert Settings.of(config).ingest.backpressure_max_wait == timedelta(minutes=2)
+    assert Settings.of(config).store.requeue_after == timedelta(seconds=61)
+
+
+def test_no_default_of_defaults_py_is_written_again():
+    """The defaults the config declares are the only ones: no parameter, dataclass field or
+    ``Field(default=...)`` elsewhere in pipeline/ or workers/ has one of defaults.py's numbers or
+    durations as its default, nor names a default the config declares."""
+    import ast
+
+    from pipeline import defaults
+
+    root = Path(__file__).resolve().parents[1]
+    config_source = ast.parse((root / "pipeline" / "config.py").read_text())
+    declared = {node.value.attr for node in ast.walk(config_source)  # Field(default=defaults.X), x: T = defaults.X
+                if isinstance(node, (ast.keyword, ast.AnnAssign)) and isinstance(node.value, ast.Attribute)
+                and isinstance(node.value.value, ast.Name) and node.value.value.id == "defaults"}
+    assert {"BATCH_SIZE", "STATE_RETENTION", "KEY_PREFIX", "MAX_RECORD_BYTES"} <= declared
+    values = [value for name in dir(defaults) if name.isupper()
+              for value in [getattr(defaults, name)]
+              if isinstance(value, int | float | timedelta) and not isinstance(value, bool)]
+
+    def literal(node: ast.expr):
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            pass
+        if isinstance(node, ast.BinOp | ast.Call) and all(
+                isinstance(n, ast.Constant | ast.BinOp | ast.operator | ast.keyword | ast.Call | ast.Name | ast.Load)
+                for n in ast.walk(node)) and all(n.id == "timedelta" for n in ast.walk(node) if isinstance(n, ast.Name)):
+            return eval(compile(ast.Expression(node), "default", "eval"), {"timedelta": timedelta})  # noqa: S307
+        return None
+
+    repeated = []
+    for path in sorted([*root.glob("pipeline/**/*.py"), *root.glob("workers/**/*.py")]):
+        if path.name in ("defaults.py", "config.py") and path.parent.name == "pipeline":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            found: list[ast.expr] = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                found += [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
+            elif isinstance(node, ast.ClassDef):
+                found += [item.value for item in node.body if isinstance(item, ast.AnnAssign) and item.value]
+            elif isinstance(node, ast.Call):
+                found += [item.value for item in node.keywords if item.arg == "default"]
+            for default in found:
+                if (isinstance(default, ast.Attribute) and isinstance(default.value, ast.Name)
+                        and default.value.id == "defaults" and default.attr in declared):
+                    repeated.append(f"{path.relative_to(root)}:{default.lineno}: defaults.{default.attr}")
+                value = literal(default)
+                if any(type(value) is type(known) and value == known for known in values):
+                    repeated.append(f"{path.relative_to(root)}:{default.lineno}: {ast.unparse(default)}")
+    assert repeated == []
+
+
+def test_the_seconds_keys_stay_as_written_and_load_as_durations():
+    """requeue_after_seconds, heartbeat_timeout_seconds, sweep_interval_seconds and
+    visibility_timeout_seconds: whole seconds in the file (the keys users write), timedeltas once
+    loaded; their bounds and messages as for any integer; the attribute names are no keys."""
+    config = parse_config({"sources": [good_source()], "requeue_after_seconds": "120", "heartbeat_timeout_seconds": 10,
+                           "sweep_interval_seconds": 5, "visibility_timeout_seconds": 3600})
+    assert (config.requeue_after, config.heartbeat_timeout, config.sweep_interval, config.visibility_timeout) == (
+        timedelta(minutes=2), timedelta(seconds=10), timedelta(seconds=5), timedelta(hours=1))
+    assert problems_of(good_source(), requeue_after_seconds=59) == [
+        "field 'requeue_after_seconds': must be at least 60"]
+    assert problems_of(good_source(), sweep_interval_seconds=1.5) == [
+        "field 'sweep_interval_seconds': must be a whole number"]
+    assert problems_of(good_source(), heartbeat_timeout_seconds="soon") == [
+        "field 'heartbeat_timeout_seconds': must be a whole number"]
+    assert problems_of(good_source(), requeue_after=60) == [
+        "field 'requeue_after': is not a known parameter (did you mean 'requeue_after_seconds'?)"]

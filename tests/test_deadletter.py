@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+
+from support.stores import state_store
 
 from pipeline import deadletter
+from pipeline.settings import Settings
 from pipeline.store import StateStore
-from pipeline.store.schema import Keys
 
 SRC = "s1"
 
@@ -18,8 +21,7 @@ def failed_objects(state: StateStore, *names: str) -> None:
 
 
 def test_a_letter_older_than_the_retention_is_still_retried(redis_client):
-    state = StateStore(redis_client, Keys(), events_stream="trailpipe:events",
-                       deadletter_stream="trailpipe:deadletter", retention_seconds=1)
+    state = state_store(redis_client, retention=timedelta(seconds=1))
     failed_objects(state, "old")
     time.sleep(2.2)  # older than state_retention: its object record used to expire here
     letters = deadletter.list_entries(state)
@@ -34,12 +36,11 @@ def test_a_letter_older_than_the_retention_is_still_retried(redis_client):
 
 
 def test_the_stream_keeps_deadletter_maxlen_letters(redis_client):
-    state = StateStore(redis_client, Keys(), events_stream="trailpipe:events",
-                       deadletter_stream="trailpipe:deadletter", retention_seconds=60, deadletter_maxlen=3)
+    state = state_store(redis_client, retention=timedelta(seconds=60), deadletter_maxlen=3)
     failed_objects(state, *(f"k{n}" for n in range(10)))
     assert [letter.key for letter in deadletter.list_entries(state)] == ["k7", "k8", "k9"]
     assert state.stats(SRC)["objects_dead_lettered"] == 10
     assert state.stats(SRC)["objects_failed"] == 3  # the gauge: letters listed now
     # Every listed letter is retryable; the dropped ones' records are forgotten after the retention.
-    assert all(redis_client.ttl(Keys().object(SRC, f"k{n}")) == -1 for n in (7, 8, 9))
-    assert all(0 < redis_client.ttl(Keys().object(SRC, f"k{n}")) <= 60 for n in range(7))
+    assert all(redis_client.ttl(Settings.default().keys.object(SRC, f"k{n}")) == -1 for n in (7, 8, 9))
+    assert all(0 < redis_client.ttl(Settings.default().keys.object(SRC, f"k{n}")) <= 60 for n in range(7))

@@ -152,6 +152,32 @@ def test_public_keys_from_cloudtrail_list_public_keys(make_runtime, s3, bucket):
         assert problem.value.kind == dg.INVALID and "ListPublicKeys" in problem.value.detail
 
 
+def test_runtime_keeps_the_public_keys_until_the_source_is_forgotten(make_runtime, s3, bucket):
+    """The Runtime owns each source's public key source (its CloudTrail clients, the keys they
+    fetched): kept across discoveries, dropped with the source's clients by ``forget_s3`` (after
+    a configuration error), so a fixed credential or certificate is used without a restart."""
+    trail = Trail(s3, bucket, home="eu-west-1")
+    digest_key = trail.deliver_digest(T0 + timedelta(hours=1), [])
+    with CloudTrailKeysAPI() as api:
+        api.add_key(public_der(private_key(0)), fingerprint(private_key(0)), T0 - timedelta(hours=2),
+                    T0 + timedelta(days=30))
+        runtime = make_runtime(bucket, integrity={"enabled": True, "endpoint_url": api.url})
+        source = runtime.config.sources[0]
+        digest = dg.fetch_digest(runtime.s3(source), bucket, digest_key)
+        keys = runtime.public_keys(source)
+        dg.verify_digest(digest, keys)
+        assert len(api.requests) == 1
+        assert runtime.public_keys(source) is keys
+        dg.verify_digest(digest, runtime.public_keys(source))  # kept: no new request
+        assert len(api.requests) == 1
+        client = keys.client_for_region("eu-west-1")
+        runtime.forget_s3(source)  # what a task does once the source is failing
+        fresh = runtime.public_keys(source)
+        assert fresh is not keys and fresh.client_for_region("eu-west-1") is not client
+        dg.verify_digest(digest, fresh)  # asked again, through a new client
+        assert len(api.requests) == 2
+
+
 def test_cloudtrail_keys_client_verifies_with_a_ca_setting_not_a_pair():
     """``verify_setting`` returns (verify, pins): the ListPublicKeys client once got the pair
     itself as ``verify=``, so every HTTPS request (AWS's CloudTrail) failed with a TypeError."""

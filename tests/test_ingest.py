@@ -1,8 +1,10 @@
 """The object processor against a real S3 API and Redis: records in, stream entries out."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
+from datetime import timedelta
 
 import orjson
 import pytest
@@ -267,7 +269,8 @@ def test_backpressure_gives_up_for_a_later_retry(make_runtime, s3, bucket, redis
     redis_client.xadd("trailpipe:events", {"event": "{}"})
     redis_client.xadd("trailpipe:events", {"event": "{}"})
     source = runtime.config.sources[0]
-    limits = IngestLimits(stream_high_watermark=1, backpressure_max_wait=0.6)
+    limits = dataclasses.replace(IngestLimits.default(), stream_high_watermark=1,
+                                 backpressure_max_wait=timedelta(seconds=0.6))
     with pytest.raises(Backpressure):
         ingest_object(source, KEY, runtime.state, runtime.s3(source), limits)
     assert runtime.state.release("test-src", KEY)  # what the task does before retrying
@@ -328,7 +331,8 @@ def test_process_object_turns_backpressure_into_a_released_retry(make_runtime, s
     redis_client.xadd("trailpipe:events", {"event": "{}"})
     source = runtime.config.sources[0]
     runtime.state.claim("test-src", KEY, token=1)
-    limits = IngestLimits(stream_high_watermark=1, backpressure_max_wait=0.3)
+    limits = dataclasses.replace(IngestLimits.default(), stream_high_watermark=1,
+                                 backpressure_max_wait=timedelta(seconds=0.3))
     result = process_object(source, KEY, runtime.state, lambda: runtime.s3(source), limits, attempt=0)
     assert result.outcome == "retry" and 0 <= result.retry_in <= 1.0 and "Backpressure" in result.reason
     record_ = runtime.state.object_state("test-src", KEY)

@@ -579,10 +579,10 @@ def test_a_record_over_max_record_bytes_is_its_own_error_after_the_records_befor
     assert "max_record_bytes of 4194304 bytes" in info.value.reason
     assert out == ["0", "1", "2"]
     with pytest.raises(BadObject, match="max_record_bytes of 1000 bytes"):
-        list(iter_records(b'{"Records":[{"a":"' + b"x" * 2000 + b'"}]}', ParseLimits(max_record_bytes=1000)))
+        list(iter_records(b'{"Records":[{"a":"' + b"x" * 2000 + b'"}]}', ParseLimits.default(max_record_bytes=1000)))
     # Any value counts, not only records: a huge string beside "Records".
     with pytest.raises(BadObject) as info:
-        list(iter_records(b'{"x":"' + b"y" * 5000 + b'","Records":[]}', ParseLimits(max_record_bytes=1000)))
+        list(iter_records(b'{"x":"' + b"y" * 5000 + b'","Records":[]}', ParseLimits.default(max_record_bytes=1000)))
     assert info.value.error_class == "RecordTooLarge"
 
 
@@ -595,7 +595,7 @@ def test_a_value_spanning_many_chunks_grows_the_window_linearly(monkeypatch):
     real = parser._Document.more
     monkeypatch.setattr(parser._Document, "more", lambda self, keep, want=0: calls.append(want) or real(self, keep, want))
     data = _bomb(64 << 20, before=0)
-    records = list(iter_records(data, ParseLimits(max_record_bytes=128 << 20)))
+    records = list(iter_records(data, ParseLimits.default(max_record_bytes=128 << 20)))
     assert len(records) == 1 and len(records[0][1]["pad"]) == 64 << 20
     assert len(calls) <= 16, len(calls)  # 64 one-MiB chunks: 6 doublings plus the fast path's few
 
@@ -605,14 +605,14 @@ def test_max_uncompressed_bytes():
     data = gzip.compress(orjson.dumps({"Records": records}))
     out = []
     with pytest.raises(BadObject) as info:
-        for _, record in iter_records(data, ParseLimits(max_uncompressed_bytes=1 << 20)):
+        for _, record in iter_records(data, ParseLimits.default(max_uncompressed_bytes=1 << 20)):
             out.append(record)
     assert info.value.error_class == "UncompressedTooLarge"
     assert "max_uncompressed_bytes of 1048576 bytes" in info.value.reason
     assert 0 < len(out) < len(records) and out == records[: len(out)]  # a prefix, once
-    assert len(list(iter_records(data, ParseLimits(max_uncompressed_bytes=len(orjson.dumps({"Records": records})))))) == 20000
+    assert len(list(iter_records(data, ParseLimits.default(max_uncompressed_bytes=len(orjson.dumps({"Records": records})))))) == 20000
     with pytest.raises(BadObject, match="max_uncompressed_bytes"):  # plain JSON too
-        list(iter_records(orjson.dumps({"Records": records}), ParseLimits(max_uncompressed_bytes=1000)))
+        list(iter_records(orjson.dumps({"Records": records}), ParseLimits.default(max_uncompressed_bytes=1000)))
 
 
 def test_empty_records_are_counted_not_yielded():
@@ -631,12 +631,12 @@ def test_max_records_per_object():
     doc = orjson.dumps({"Records": [{"eventVersion": "1", "n": i} for i in range(50)] + [{}] * 10})
     out = []
     with pytest.raises(BadObject) as info:
-        for _, record in iter_records(doc, ParseLimits(max_records_per_object=20)):
+        for _, record in iter_records(doc, ParseLimits.default(max_records_per_object=20)):
             out.append(record["n"])
     assert info.value.error_class == "TooManyRecords" and "max_records_per_object of 20" in info.value.reason
     assert out == list(range(20))
     # Empty records do not count against it (they are counted apart); exactly the cap passes.
-    assert len(list(iter_records(doc, ParseLimits(max_records_per_object=50)))) == 50
+    assert len(list(iter_records(doc, ParseLimits.default(max_records_per_object=50)))) == 50
 
 
 def test_hasher_sees_every_uncompressed_byte_in_order():

@@ -21,7 +21,7 @@ from support.rabbitmq import PrivateRabbitMQ, list_queues, machine_vhost
 from test_chaos import run_chaos
 
 from pipeline.config import parse_config
-from pipeline.store.schema import Keys
+from pipeline.settings import Settings
 from workers.app import INGEST_TASK, TrailpipeCelery, amqp_broker_settings, app, configure
 
 QUEUE = "trailpipe.us-east-1"
@@ -150,7 +150,7 @@ def test_countdown_retry_on_quorum_queues(tmp_path, vhost_url, redis_server, red
     try:
         wait_for(lambda: "ready." in log.read_text(errors="replace"), timeout=60, what="worker ready")
         send_ingest(config_path, object_key(1))
-        state_key = Keys().object("rmq", object_key(1))
+        state_key = Settings.default().keys.object("rmq", object_key(1))
         wait_for(lambda: redis_client.hget(state_key, "state") == b"done", timeout=120,
                  what=f"the object done (worker log: {log})")
         text = log.read_text(errors="replace")
@@ -234,7 +234,7 @@ def run_slow_object(tmp_path, broker_url, redis_server, redis_client, moto_endpo
     log = tmp_path / "worker.log"
     worker = start_celery(["worker", "--concurrency", "2", "--loglevel", "info", "--hostname", "slow@%h"],
                           config_path, log)
-    keys = Keys()
+    keys = Settings.default().keys
     try:
         wait_for(lambda: "ready." in log.read_text(errors="replace"), timeout=60, what="worker ready")
         (slow_task,) = send_ingest(config_path, object_key(1))

@@ -1,19 +1,21 @@
 """The Lua scripts of pipeline.store against a real redis-server."""
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from pipeline.store import StateStore, now_ms
-from pipeline.store.schema import Keys, Status
+import pytest
+from support.stores import state_store
+
+from pipeline.settings import Settings
+from pipeline.store import now_ms
+from pipeline.store.schema import Status
 
 SRC = "s1"
 
 
 @pytest.fixture
 def state(redis_client):
-    return StateStore(redis_client, Keys(), events_stream="trailpipe:events",
-                      deadletter_stream="trailpipe:deadletter", retention_seconds=3600,
-                      requeue_after_seconds=60)
+    return state_store(redis_client, retention=timedelta(seconds=3600), requeue_after=timedelta(seconds=60))
 
 
 def silence(redis_client, keys, key: str, ms: int) -> None:
@@ -87,7 +89,7 @@ def test_commit_batches_then_done(state, redis_client):
     obj = state.object_state(SRC, "k")
     assert obj["state"] == "done" and obj["checkpoint"] == "3" and obj["emitted"] == "3"
     assert obj["sha256"] == "ab" * 32  # kept with the object as it becomes done
-    assert 0 < redis_client.ttl(Keys().object(SRC, "k")) <= 3600
+    assert 0 < redis_client.ttl(Settings.default().keys.object(SRC, "k")) <= 3600
     assert state.stats(SRC)["objects_done"] == 1 and state.stats(SRC)["events_emitted"] == 3
     assert state.begin(SRC, "k").finished
 
@@ -168,8 +170,7 @@ def test_redelivered_discovery_takes_over_its_own_lease(state):
 
 
 def test_heartbeat_keeps_a_slow_object_from_the_sweep(redis_client, keys):
-    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
-                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state = state_store(redis_client, keys, requeue_after=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10))
     state.claim(SRC, "slow", 1)
     state.claim(SRC, "dead", 1)
     state.begin(SRC, "slow", runner="r-slow")
@@ -190,8 +191,7 @@ def test_heartbeat_keeps_a_slow_object_from_the_sweep(redis_client, keys):
 def test_one_heartbeat_round_beats_for_every_object_in_flight(redis_client, keys):
     """The process's heartbeat thread: one pipelined round for all its objects, the deferred
     counters with it; an object taken over by another runner is marked lost and left out."""
-    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
-                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state = state_store(redis_client, keys, requeue_after=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10))
     for key in ("a", "b"):
         state.claim(SRC, key, 1)
         state.begin(SRC, key, runner=f"r-{key}")
@@ -208,8 +208,7 @@ def test_one_heartbeat_round_beats_for_every_object_in_flight(redis_client, keys
 
 
 def test_release_sets_the_deadline_of_its_retry_and_terminal_objects_leave_pending(redis_client, keys):
-    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
-                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state = state_store(redis_client, keys, requeue_after=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10))
     state.claim(SRC, "k", 1)
     state.begin(SRC, "k", runner="r")
     before = now_ms()
@@ -236,7 +235,7 @@ def test_health_since_moves_only_when_the_state_changes(state):
 
 
 def test_denied_reads_make_the_source_failing_then_degraded_then_ok(state, redis_client, keys):
-    day = 86_400_000
+    day = timedelta(days=1)
     assert not state.note_read(SRC, "a")  # nothing denied: no write at all
     assert not redis_client.exists(keys.health(SRC))
     state.set_health(SRC, True)
@@ -263,9 +262,9 @@ def test_denied_reads_make_the_source_failing_then_degraded_then_ok(state, redis
 
 
 def test_a_configuration_error_outranks_denied_reads(state):
-    state.note_denied(SRC, "b", "AccessDenied", "AccessDenied: no", 86_400_000)
+    state.note_denied(SRC, "b", "AccessDenied", "AccessDenied: no", timedelta(days=1))
     state.set_health(SRC, False, "SignatureDoesNotMatch", "SignatureDoesNotMatch: x")
-    state.note_denied(SRC, "c", "AccessDenied", "AccessDenied: no", 86_400_000)
+    state.note_denied(SRC, "c", "AccessDenied", "AccessDenied: no", timedelta(days=1))
     assert state.health(SRC)["error_class"] == "SignatureDoesNotMatch"  # still the source's error
     state.set_health(SRC, True)  # fixed: the denied reads are what is left
     health = state.health(SRC)
@@ -295,8 +294,7 @@ def test_throttle_uses_redis_time_not_the_worker_clock(state, monkeypatch):
 
 
 def test_failed_object_lives_as_long_as_its_dead_letter(redis_client):
-    state = StateStore(redis_client, Keys(), events_stream="trailpipe:events",
-                       deadletter_stream="trailpipe:deadletter", retention_seconds=1, deadletter_maxlen=2)
+    state = state_store(redis_client, retention=timedelta(seconds=1), deadletter_maxlen=2)
     for key in ("a", "b"):
         state.claim(SRC, key, 1)
         state.begin(SRC, key)
@@ -305,7 +303,7 @@ def test_failed_object_lives_as_long_as_its_dead_letter(redis_client):
 
     time.sleep(2.2)  # twice the retention: a done object would be forgotten by now
     assert {state.object_state(SRC, k)["state"] for k in ("a", "b")} == {"failed"}
-    assert redis_client.ttl(Keys().object(SRC, "a")) == -1
+    assert redis_client.ttl(Settings.default().keys.object(SRC, "a")) == -1
 
     # The stream is full (maxlen 2): the oldest letter goes, and its object is forgotten later.
     state.claim(SRC, "c", 1)
@@ -313,13 +311,12 @@ def test_failed_object_lives_as_long_as_its_dead_letter(redis_client):
     assert state.fail(SRC, "c", "NotJson", "not json")
     letters = [fields[b"object"] for _, fields in redis_client.xrange("trailpipe:deadletter")]
     assert letters == [b"b", b"c"]
-    assert 0 < redis_client.ttl(Keys().object(SRC, "a")) <= 1
-    assert redis_client.ttl(Keys().object(SRC, "b")) == -1 and redis_client.ttl(Keys().object(SRC, "c")) == -1
+    assert 0 < redis_client.ttl(Settings.default().keys.object(SRC, "a")) <= 1
+    assert redis_client.ttl(Settings.default().keys.object(SRC, "b")) == -1 and redis_client.ttl(Settings.default().keys.object(SRC, "c")) == -1
 
 
 def test_a_runner_presumed_dead_cannot_release_its_successor_s_object(redis_client, keys):
-    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
-                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state = state_store(redis_client, keys, requeue_after=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10))
     state.claim(SRC, "k", 1)
     state.begin(SRC, "k", runner="old")
     assert not state.begin(SRC, "k", runner="new").taken  # old beats: a duplicate is refused
@@ -335,8 +332,7 @@ def test_a_stale_runner_s_commit_is_refused_while_the_live_runner_s_lands(redis_
     """A runner presumed dead (frozen past the heartbeat timeout) wakes up after the takeover: its
     commit, heartbeat, release and fail are refused and write nothing; the live runner is never
     refused because of it."""
-    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
-                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state = state_store(redis_client, keys, requeue_after=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10))
     state.claim(SRC, "k", 1)
     assert state.begin(SRC, "k", runner="stale").taken
     assert state.commit_batch(SRC, "k", 0, 2, [entry(0), entry(1)], last=False, runner="stale") == (True, 2)
@@ -361,8 +357,7 @@ def test_a_stale_runner_s_commit_is_refused_while_the_live_runner_s_lands(redis_
 def test_a_live_runner_is_never_taken_over(redis_client, keys):
     """A duplicate delivery (a sweep by a process whose clock is ahead, a broker redelivery) while
     the runner beats is refused: nothing written, not counted."""
-    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
-                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state = state_store(redis_client, keys, requeue_after=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10))
     state.claim(SRC, "k", 1)
     assert state.begin(SRC, "k", runner="live").taken
     silence(redis_client, keys, "k", 9_000)  # 9 s since its last beat: within the timeout
@@ -378,8 +373,7 @@ def test_deadlines_are_on_redis_s_clock_whatever_the_worker_s(redis_client, keys
     every deadline is Redis's TIME + the timeout, and nothing live is overdue."""
     import time
 
-    state = StateStore(redis_client, keys, events_stream="trailpipe:events", deadletter_stream="trailpipe:deadletter",
-                       requeue_after_seconds=60, heartbeat_timeout_seconds=10)
+    state = state_store(redis_client, keys, requeue_after=timedelta(seconds=60), heartbeat_timeout=timedelta(seconds=10))
 
     def redis_ms() -> int:
         seconds, micros = redis_client.time()

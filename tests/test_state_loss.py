@@ -23,8 +23,8 @@ from pipeline.discovery import discover
 from pipeline.metrics import TrailpipeCollector
 from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
+from pipeline.settings import Settings
 from pipeline.state_watch import StateWatch, read_persistence
-from pipeline.store.schema import Keys
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -89,7 +89,7 @@ def test_a_redis_that_hides_config_and_has_aof_off_cannot_be_told(tmp_path):
 
 
 def test_the_epoch_counts_each_reset_once_whoever_sees_it(redis_client):
-    keys = Keys()
+    keys = Settings.default().keys
     first = StateWatch(redis_client, keys, "worker@a", 5)
     second = StateWatch(redis_client, keys, "beat@b", 5)
     assert first.check() == 0 and second.check() == 0 and first.remembered == second.remembered

@@ -17,6 +17,7 @@ import click
 import redis
 from conftest import REPO
 
+from pipeline import defaults
 from pipeline.store import schema
 from pipeline.store.scripts import PRELUDES, SCRIPT_NAMES, script_text
 
@@ -158,7 +159,7 @@ def _schema_rows() -> dict[str, tuple[str, tuple[str, ...]]]:
 
 def test_docs_schema_table_matches_schema_py():
     rows = _schema_rows()
-    keys = schema.Keys("P")
+    keys = schema.Keys("P", defaults.STREAM, defaults.DEADLETTER_STREAM)  # the streams are named in full
     expected = {schema.key_pattern(keys, entry.method): (entry.type, entry.fields) for entry in schema.KEY_SCHEMA}
     assert set(rows) == set(expected), f"documented but not in schema.py: {set(rows) - set(expected)}; " \
                                        f"in schema.py but not documented: {set(expected) - set(rows)}"

@@ -122,7 +122,7 @@ def beat_schedule(config: Config) -> dict:
     for source in config.sources:
         schedule[f"discover:{source.identifier}"] = {
             "task": "trailpipe.discover",
-            "schedule": timedelta(seconds=source.recurrence_seconds),
+            "schedule": source.recurrence,
             "args": (source.identifier,),
             "options": {"queue": source.queue_name},
         }
@@ -201,13 +201,14 @@ def configure(config: Config) -> None:
     sentinel_password = config.sentinel_password_value()
     redbeat_url, redbeat_options, redbeat_ssl = parse_url(config.redis_url_value()).redbeat(sentinel_password)
     broker_url, broker_options, broker_ssl = _redis_broker(config.broker_url_value(), sentinel_password)
+    visibility = int(config.visibility_timeout.total_seconds())  # Celery's settings are in seconds
     app.conf.update(
         broker_url=broker_url,
         broker_use_ssl=broker_ssl,  # verify the server on rediss:// URLs
         # Sentinel: master_name and the Sentinels' own settings (their password masked by Celery).
-        broker_transport_options={"visibility_timeout": config.visibility_timeout_seconds, **broker_options},
-        task_time_limit=max(30, config.visibility_timeout_seconds - 60),
-        task_soft_time_limit=max(20, config.visibility_timeout_seconds - 120),
+        broker_transport_options={"visibility_timeout": visibility, **broker_options},
+        task_time_limit=max(30, visibility - 60),
+        task_soft_time_limit=max(20, visibility - 120),
         task_queues=[Queue(name) for name in queues],  # a worker without -Q serves them all
         task_default_queue=queues[0],
         beat_schedule=beat_schedule(config),
@@ -303,7 +304,7 @@ def _watch_state(role: str):
 
         config = current_config()
         runtime = Runtime(config)
-        StateWatch(runtime.redis, runtime.keys, process_name(role), config.sweep_interval_seconds,
+        StateWatch(runtime.redis, runtime.keys, process_name(role), config.sweep_interval.total_seconds(),
                    on_reset=_after_reset if role == "beat" else None).start()
 
     return start
@@ -322,7 +323,7 @@ def _start_sweeper(**_):
     def enqueue(source_id: str, key: str) -> None:
         app.send_task(INGEST_TASK, args=(source_id, key), queue=queues[source_id])
 
-    Sweeper(lambda: sweep_all(config.sources, runtime.state, enqueue), config.sweep_interval_seconds).start()
+    Sweeper(lambda: sweep_all(config.sources, runtime.state, enqueue), config.sweep_interval.total_seconds()).start()
 
 
 def _after_reset() -> None:

@@ -354,7 +354,7 @@ def schedule_sync(config_path: str) -> None:
         kind, identifier = name.split(":", 1)
         source = config.source(identifier)
         every = {"discover": format_duration(source.recurrence), "consume": f"{RUN_SECONDS}s"}.get(
-            kind, f"{config.sweep_interval_seconds}s")
+            kind, f"{int(config.sweep_interval.total_seconds())}s")
         click.echo(f"{name}: every {every} on {source.queue_name}")
 
 

@@ -57,7 +57,8 @@ def discover(self, source_id: str) -> dict:
     rt = runtime()
     source = rt.source(source_id)
     result = discover_once(source, rt.state, lambda: rt.s3(source), enqueue_ingest, attempt=self.request.retries,
-                           owner=self.request.id or "", forget_client=lambda: rt.forget_s3(source))
+                           owner=self.request.id or "", forget_client=lambda: rt.forget_s3(source),
+                           keys=rt.public_keys(source))
     if result.retry_in is not None:
         raise self.retry(countdown=result.retry_in, max_retries=None)
     return dataclasses.asdict(result)

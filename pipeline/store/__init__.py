@@ -5,8 +5,8 @@ from pipeline.store.base import now_ms, ping, run_scripts
 from pipeline.store.objects import ObjectStart
 from pipeline.store.schema import Health, Keys, Status
 from pipeline.store.sources import DeniedRead
-from pipeline.store.state import StateStore
+from pipeline.store.state import StateStore, StoreSettings
 from pipeline.store.watch import WatchStore
 
-__all__ = ["DeniedRead", "Health", "Keys", "ObjectStart", "StateStore", "Status", "WatchStore", "now_ms",
-           "ping", "run_scripts"]
+__all__ = ["DeniedRead", "Health", "Keys", "ObjectStart", "StateStore", "Status", "StoreSettings", "WatchStore",
+           "now_ms", "ping", "run_scripts"]

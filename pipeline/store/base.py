@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 import redis
 import redis.cluster
@@ -13,6 +14,16 @@ from redis.commands.core import Script
 from pipeline.replies import as_members
 from pipeline.store.schema import Keys
 from pipeline.store.scripts import Scripts
+
+
+def milliseconds(duration: timedelta) -> int:
+    """A duration as the whole milliseconds a script takes (the config's are typed timedeltas)."""
+    return int(duration.total_seconds() * 1000)
+
+
+def whole_seconds(duration: timedelta) -> int:
+    """A duration as the whole seconds a script takes (an EXPIRE)."""
+    return int(duration.total_seconds())
 
 
 def now_ms() -> int:

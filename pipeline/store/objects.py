@@ -14,7 +14,7 @@ from pipeline import defaults
 from pipeline import runner as runner_process
 from pipeline.heartbeat import Heartbeats
 from pipeline.replies import as_hash, as_members, as_read, as_stream
-from pipeline.store.base import RedisStore, _mentions, decoded, run_scripts, text
+from pipeline.store.base import RedisStore, _mentions, decoded, milliseconds, run_scripts, text
 from pipeline.store.schema import SOURCE_PLACEHOLDER, TERMINAL_STATUSES, DeadLetterField, Stat, Status
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class ObjectStore(RedisStore):
         if self.stream_maxlen:
             calls.append(self._queue_script(pipe, "trim_events", [keys[1]], [self.stream_maxlen, int(trim)]))
         if self.wait_replicas:  # (never on a cluster: validate refuses wait_replicas there)
-            pipe.execute_command("WAIT", self.wait_replicas, int(defaults.WAIT_REPLICAS_TIMEOUT.total_seconds() * 1000))
+            pipe.execute_command("WAIT", self.wait_replicas, milliseconds(defaults.WAIT_REPLICAS_TIMEOUT))
         try:
             replies = self._execute(pipe, calls, counted)[len(counted):]
         except redis.RedisError:

@@ -283,8 +283,6 @@ def lua_constants(text: str | None = None) -> str:
 
 # In ``stream``/``deadletter_stream``: the source's identifier, in braces (a hash tag).
 SOURCE_PLACEHOLDER = "{source}"
-DEFAULT_STREAM = "trailpipe:events"
-DEFAULT_DEADLETTER_STREAM = "trailpipe:deadletter"
 GLOBAL_TAG = "{global}"
 
 
@@ -300,9 +298,12 @@ def hash_tag(key: str) -> str:
 
 @dataclass(frozen=True)
 class Keys:
-    prefix: str = "trailpipe"
-    stream: str = DEFAULT_STREAM  # may hold {source}: one stream per source, keys hash-tagged
-    deadletter_stream: str = DEFAULT_DEADLETTER_STREAM  # may hold {source}
+    """The names of every key, from the config's key_prefix, stream and deadletter_stream
+    (``pipeline.settings.Settings.keys``; ``Settings.default().keys`` without a config)."""
+
+    prefix: str
+    stream: str  # may hold {source}: one stream per source, keys hash-tagged
+    deadletter_stream: str  # may hold {source}
 
     @property
     def hash_tagged(self) -> bool:

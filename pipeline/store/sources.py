@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pipeline.replies import as_hash, as_optional_bytes
-from pipeline.store.base import RedisStore, decoded, text
+from pipeline.store.base import RedisStore, decoded, milliseconds, text
 from pipeline.store.schema import (
     Health,
     HealthEvent,
@@ -124,11 +125,12 @@ class SourceStore(RedisStore):
             return self._health_event(source, HealthEvent.OK)[0]
         return self._health_event(source, HealthEvent.FAILING, error_class, message)[0]
 
-    def note_denied(self, source: str, key: str, error_class: str, message: str, timeout_ms: int) -> DeniedRead:
+    def note_denied(self, source: str, key: str, error_class: str, message: str, timeout: timedelta) -> DeniedRead:
         """The source's identity may not read ``key``: the source is failing (no read worked since
-        the first denial) or degraded; counted by class."""
+        the first denial) or degraded; counted by class. ``timeout``: denied this long while the
+        source is degraded, the read has ``expired`` (the source's denied_object_timeout)."""
         _, state, denied_ms, expired = self._health_event(source, HealthEvent.DENIED, error_class, message, key,
-                                                          timeout_ms)
+                                                          milliseconds(timeout))
         return DeniedRead(Health(state), denied_ms, expired)
 
     def note_read(self, source: str, key: str) -> bool:

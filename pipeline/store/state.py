@@ -11,13 +11,14 @@ stores of each area (every Redis call of trailpipe is made by one of them):
 """
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import redis
 
 from pipeline import defaults
 from pipeline.heartbeat import Heartbeats
-from pipeline.store.base import RedisStore
+from pipeline.store.base import RedisStore, milliseconds, whole_seconds
 from pipeline.store.deadletters import DeadLetterStore
 from pipeline.store.integrity import IntegrityStore
 from pipeline.store.notifications import NotificationStore
@@ -27,28 +28,44 @@ from pipeline.store.sources import SourceStore
 from pipeline.store.watch import WatchStore
 
 
+@dataclass(frozen=True)
+class StoreSettings:
+    """What the stores run with: the config's values (``pipeline.settings.Settings.store``)."""
+
+    retention: timedelta  # state_retention: how long a done object is remembered
+    requeue_after: timedelta
+    heartbeat_timeout: timedelta
+    stream_maxlen: int | None  # None: the events stream is never trimmed
+    deadletter_maxlen: int
+    wait_replicas: int | None  # None: no WAIT after a batch
+
+    def forget_horizon(self, now: datetime, margin: bool = False) -> datetime:
+        """The object state of keys older than this may be forgotten (``now - state_retention``).
+        ``margin``: ``defaults.RETENTION_MARGIN`` inside it, where a listing (or a notification)
+        stops, so it never claims a key whose record is about to be forgotten."""
+        return now - self.retention + (defaults.RETENTION_MARGIN if margin else timedelta(0))
+
+
 class StateStore(ObjectStore, SourceStore, IntegrityStore, NotificationStore, DeadLetterStore, WatchStore):
-    """The shared state of every source, in one Redis database."""
+    """The shared state of every source, in one Redis database: the key names (the stream names
+    with them, templates: ``{source}`` is the source's hash tag) and the store's settings. Their
+    durations become the seconds and milliseconds the scripts take here, once."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, *, events_stream: str,
-                 deadletter_stream: str,
-                 retention_seconds: int = int(defaults.STATE_RETENTION.total_seconds()),
-                 requeue_after_seconds: int = int(defaults.REQUEUE_AFTER.total_seconds()),
-                 stream_maxlen: int = 0, deadletter_maxlen: int = defaults.DEADLETTER_MAXLEN,
-                 heartbeat_timeout_seconds: int = int(defaults.HEARTBEAT_TIMEOUT.total_seconds()),
-                 wait_replicas: int = 0):
-        # The stream names (templates: ``{source}`` is the source's hash tag) with the keys.
-        keys = dataclasses.replace(keys, stream=events_stream, deadletter_stream=deadletter_stream)
+    def __init__(self, client: redis.Redis, keys: Keys, settings: StoreSettings):
         RedisStore.__init__(self, client, keys)
-        self.events_stream = events_stream
-        self.deadletter_stream = deadletter_stream
-        self.retention_seconds = retention_seconds
-        self.requeue_after_ms = requeue_after_seconds * 1000
-        self.heartbeat_timeout_ms = heartbeat_timeout_seconds * 1000
-        self.stream_maxlen = stream_maxlen
-        self.wait_replicas = wait_replicas
+        self.settings = settings
+        self.events_stream = keys.stream
+        self.deadletter_stream = keys.deadletter_stream
+        self.retention_seconds = whole_seconds(settings.retention)
+        self.requeue_after_ms = milliseconds(settings.requeue_after)
+        self.heartbeat_timeout_ms = milliseconds(settings.heartbeat_timeout)
+        self.stream_maxlen = settings.stream_maxlen or 0
+        self.wait_replicas = settings.wait_replicas or 0
         self._acked_trim: bool | None = None  # asked of the server at the first trim
-        self.deadletter_maxlen = deadletter_maxlen
+        self.deadletter_maxlen = settings.deadletter_maxlen
         # One thread beats for every object this process has in flight (source, key, runner).
-        self.heartbeats = Heartbeats(self.heartbeat_many, self.heartbeat_timeout_ms / 4000)
+        self.heartbeats = Heartbeats(self.heartbeat_many, settings.heartbeat_timeout.total_seconds() / 4)
 
+    def forget_horizon(self, now: datetime, margin: bool = False) -> datetime:
+        """``StoreSettings.forget_horizon``: where the kept object state ends."""
+        return self.settings.forget_horizon(now, margin)
