@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from pipeline.embedded import EmbeddedRedis
 from pipeline.errors import ConfigError
 from pipeline.processes import die_with_parent, stop_process
 from pipeline.supervisor import Part
@@ -73,3 +74,11 @@ def celery_part(name: str, args: tuple[str, ...], env: dict[str, str], state_dir
     return Part(name, lambda: start_child(celery_command(*args), env, ready_file, output),
                 lambda process: stop_process(process, timeout=stop_seconds), wait_for=wait_for,
                 ready=wrote_ready(ready_file), hint=hint)
+
+
+def embedded_redis_part(embedded: EmbeddedRedis) -> Part:
+    """The embedded redis-server (``trailpipe run`` without redis_url, ``trailpipe demo``) as a
+    part: ready once it answers (a restart loading a long AOF keeps nothing else waiting)."""
+    return Part("redis-server", embedded.spawn, lambda _process: embedded.stop(),
+                ready=lambda _process: embedded.answers(),
+                hint=f"see {embedded.folder}/redis.log; TRAILPIPE_REDIS_SERVER names the binary")
