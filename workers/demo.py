@@ -147,22 +147,21 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
             log_file.flush()
 
         redis_server = EmbeddedRedis(DEMO_DIR)
-        s3 = stack.enter_context(LocalS3())
-        endpoint = s3.url
-        log_files, expected_events = fill_bucket(endpoint, files)
+        local_s3 = LocalS3()
+        stack.callback(local_s3.stop)  # after the parts (the stack unwinds backwards): no worker sees it go
         config_path = DEMO_DIR / "config.yaml"
-        config_path.touch(mode=0o600)
-        config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
         env = dict(os.environ, TRAILPIPE_CONFIG=str(config_path.resolve()))
         env.pop("TRAILPIPE_REDIS_URL", None)
         # The parts of `trailpipe run`, started and stopped by the same supervisor: the embedded
         # redis-server, one worker, beat (stopped in reverse order: beat first, Redis last).
+        # Worker and beat start once Redis answers and the config (the bucket's endpoint) is written.
         redis_part = embedded_redis_part(redis_server)
         redis_up = redis_answers(lambda: redis_server.url)
         celery = [("worker", ("worker", "--concurrency", "2", "--loglevel", "info", "--hostname", "demo@%h")),
                   ("beat", ("beat", "--loglevel", "info", "--schedule", str(DEMO_DIR / "celerybeat-schedule")))]
-        parts = [redis_part, *(celery_part(name, args, env, DEMO_DIR, wait_for=redis_up, stop_seconds=20,
-                                           output=log_file, hint=f"see {log_path}") for name, args in celery)]
+        parts = [redis_part, *(celery_part(name, args, env, DEMO_DIR, stop_seconds=20, output=log_file,
+                                           wait_for=lambda: config_path.exists() and redis_up(),
+                                           hint=f"see {log_path}") for name, args in celery)]
         supervisor = Supervisor(parts, say=tell, state_dir=DEMO_DIR)
         stack.callback(supervisor.stop)
         stats: dict = {}
@@ -174,8 +173,12 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
                 return 1
             click.echo(f"embedded {server_name()} on 127.0.0.1:{redis_server.server.port} "
                        f"(AOF in {redis_server.folder})")
+            endpoint = local_s3.start().url
+            log_files, expected_events = fill_bucket(endpoint, files)
             click.echo(f"local S3 at {endpoint}: bucket {BUCKET} holds {log_files} CloudTrail files "
                        f"({expected_events} records), 1 digest file and 1 other object")
+            config_path.touch(mode=0o600)
+            config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
             runtime = Runtime(load_config(config_path))
             click.echo(f"celery worker + beat started (log: {log_path}); events from stream "
                        f"{runtime.config.stream}:")
