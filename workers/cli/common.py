@@ -1,6 +1,5 @@
 """What the commands share: the ``-c/--config`` option, loading the config (and reaching its
-Redis), printing text that may hold what others wrote, and the group that turns expected
-failures into one line."""
+Redis), and the group that turns expected failures into one line (printing is ``render``'s)."""
 from __future__ import annotations
 
 import sys
