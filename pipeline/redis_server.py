@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -70,25 +71,48 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class TLS:
+    """TLS only (no plaintext port): the server's certificate (chain) and key, the CA its clients
+    trust (also its ``tls-ca-cert-file``); client certificates are not asked for."""
+    cert: Path
+    key: Path
+    ca: Path
+    replication: bool = False  # a replica speaks TLS to its primary too
+
+
 class RedisServer:
-    """A redis-server on loopback only, its data (AOF) under ``directory``."""
+    """A redis-server on loopback only, its data (AOF) under ``directory``; with ``tls``, on a TLS
+    port only (``binary``: a server built with TLS; default the newest at hand)."""
 
     def __init__(self, directory: str | os.PathLike, port: int | None = None, *,
-                 appendonly: bool = True, extra_args: tuple[str, ...] = (), password: str | None = None):
+                 appendonly: bool = True, extra_args: tuple[str, ...] = (), password: str | None = None,
+                 tls: TLS | None = None, binary: str | None = None):
         self.directory = Path(directory)
         self.port = port or free_port()
         self.appendonly = appendonly
         self.extra_args = extra_args
         self.password = password
+        self.tls = tls
+        self.binary = binary
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls is not None:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def _settings(self) -> list[tuple[str, str]]:
-        settings = [("port", str(self.port)), ("bind", "127.0.0.1"), ("protected-mode", "yes"),
+        listen = [("port", str(self.port))]
+        if self.tls is not None:
+            listen = [("port", "0"), ("tls-port", str(self.port)), ("tls-cert-file", str(self.tls.cert)),
+                      ("tls-key-file", str(self.tls.key)), ("tls-ca-cert-file", str(self.tls.ca)),
+                      ("tls-auth-clients", "no")]
+            if self.tls.replication:
+                listen.append(("tls-replication", "yes"))
+        settings = [*listen, ("bind", "127.0.0.1"), ("protected-mode", "yes"),
                     ("dir", str(self.directory.resolve())), ("appendonly", "yes" if self.appendonly else "no"),
                     ("save", '""'), ("daemonize", "no"), ("logfile", "redis.log"),
                     ("maxmemory-policy", "noeviction")]
@@ -102,7 +126,7 @@ class RedisServer:
     def spawn(self) -> subprocess.Popen:
         """Start the server and return at once (``answers`` tells when it is up)."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        binary = find_redis_server()
+        binary = self.binary or find_redis_server()
         if self.password:
             conf = self.directory / "redis.conf"
             fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -119,44 +143,55 @@ class RedisServer:
         return self.process
 
     def _client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5,
-                           socket_timeout=2, retry=None)  # type: ignore[arg-type]  # None = no retries; redis-py's annotation omits it
+        ca = str(self.tls.ca) if self.tls is not None else None
+        return redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5, socket_timeout=2,
+                           ssl=self.tls is not None, ssl_ca_certs=ca,
+                           retry=None)  # type: ignore[arg-type]  # None = no retries; redis-py's annotation omits it
+
+    @staticmethod
+    def _probe(client: redis.Redis) -> str:
+        """``up`` (serving, or asking for a password), ``loading`` (its AOF) or ``down``."""
+        try:
+            client.ping()
+            return "up"
+        except redis.AuthenticationError:
+            return "up"  # up, and asking for a password (started with --requirepass)
+        except redis.BusyLoadingError:
+            return "loading"
+        except (redis.ConnectionError, redis.TimeoutError):
+            return "down"
 
     def answers(self) -> bool:
         """Up and serving (not loading its AOF)."""
         client = self._client()
         try:
-            return bool(client.ping())
-        except redis.AuthenticationError:
-            return True  # up, and asking for a password (started with --requirepass)
-        except (redis.BusyLoadingError, redis.ConnectionError, redis.TimeoutError):
-            return False
+            return self._probe(client) == "up"
         finally:
             client.close()
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start it and wait until it answers; loading its AOF counts as alive, however long."""
         process = self.spawn()
         deadline = time.monotonic() + timeout
         client = self._client()
-        while True:
-            try:
-                client.ping()
-                client.close()
-                return self
-            except redis.AuthenticationError:
-                return self  # up, and asking for a password (started with --requirepass)
-            except redis.BusyLoadingError:
-                # Loading its AOF: alive, however long a big stream takes to load.
-                if process.poll() is not None:
-                    raise RuntimeError(f"redis-server died while loading; see {self.directory}/redis.log") from None
-                deadline = time.monotonic() + timeout
-                time.sleep(0.2)
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
+        try:
+            while True:
+                state = self._probe(client)
+                if state == "up":
+                    return self
+                if state == "loading":
+                    if process.poll() is not None:
+                        raise RuntimeError(f"redis-server died while loading; see {self.directory}/redis.log")
+                    deadline = time.monotonic() + timeout
+                    time.sleep(0.2)
+                elif process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(
                         f"redis-server did not start on port {self.port}; see {self.directory}/redis.log")
-                time.sleep(0.05)
+                else:
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         stop_process(self.process)

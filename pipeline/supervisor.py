@@ -16,6 +16,10 @@ SIGTERM should the supervisor itself be killed (``die_with_parent``). A part may
 precondition (worker and beat: Redis answers) before it is started: a Redis outage costs each
 part at most one restart, however long it lasts.
 
+``trailpipe demo`` drives the same supervisor from a loop of its own (it shows events as they
+arrive): ``check()`` is one round of the run loop (it returns a part that cannot start), and
+``stop()`` stops every part from outside that loop; ``run`` is both, with the signals.
+
 Restarts are counted per part in ``STATE_DIR/parts.json`` (written at every change), which
 ``trailpipe status`` and ``trailpipe metrics`` read (``trailpipe_part_restarts_total{part}``).
 """
@@ -109,15 +113,14 @@ class Supervisor:
         self._stopping = True
 
     def run(self) -> int:
+        """Supervise until SIGTERM/SIGINT/SIGHUP (exit 0) or a part that cannot start (exit 3)."""
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
             self._record()
             while not self._stopping:
-                failed = self._watch()
+                failed = self.check()
                 if failed:
-                    self.say(f"{failed.name} cannot start: it {failed.last_exit} before it was ready, "
-                             f"{failed.start_failures} times in a row; giving up"
-                             + (f" ({failed.hint})" if failed.hint else "") + "; see its log lines above")
+                    self.say(self.gave_up_text(failed))
                     self._stop_all()
                     return CRASH_LOOP_EXIT
                 time.sleep(self.poll)
@@ -127,6 +130,25 @@ class Supervisor:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def check(self) -> Part | None:
+        """One round of the run loop, for a caller with a loop of its own (``trailpipe demo``):
+        start what is due, notice what died and restart it. Returns the part that cannot start
+        (the caller then stops everything), else None. Call it every ``poll`` seconds or so."""
+        if self._stopping:
+            return None
+        return self._watch()
+
+    def stop(self) -> None:
+        """Stop every part (in reverse order: beat first, Redis last), from outside ``run``'s loop."""
+        self._stopping = True
+        if not self._stopped:
+            self._stop_all()
+
+    def gave_up_text(self, part: Part) -> str:
+        return (f"{part.name} cannot start: it {part.last_exit} before it was ready, "
+                f"{part.start_failures} times in a row; giving up"
+                + (f" ({part.hint})" if part.hint else "") + "; see its log lines above")
 
     def _delay(self, part: Part, now: float) -> float:
         if part.up and now - part.up_since >= self.stable_seconds:

@@ -4,7 +4,6 @@ already running on this machine.
 """
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -17,10 +16,12 @@ import redis
 import yaml
 
 from pipeline.config import parse_config
+from pipeline.local_s3 import LocalS3
 from pipeline.processes import stop_process  # noqa: F401  (tests import it from here)
-from pipeline.redis_server import RedisServer, free_port
+from pipeline.redis_server import RedisServer
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from workers.launch import celery_command
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_OPEN = REPO.parent / "shared" / "data" / "open"
@@ -45,14 +46,8 @@ def redis_client(redis_server):
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with LocalS3() as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -120,8 +115,7 @@ def celery_env(config_path: Path) -> dict[str, str]:
 
 def start_celery(args: list[str], config_path: Path, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", *args],
-                            env=celery_env(config_path), stdout=log, stderr=subprocess.STDOUT,
+    return subprocess.Popen(celery_command(*args), env=celery_env(config_path), stdout=log, stderr=subprocess.STDOUT,
                             cwd=str(REPO))
 
 

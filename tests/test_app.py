@@ -24,6 +24,8 @@ from conftest import (
     write_config,
 )
 
+from workers.launch import celery_command
+
 CLI = [sys.executable, "-m", "workers.cli"]
 
 
@@ -137,8 +139,7 @@ def test_json_log_format(tmp_path, redis_server, redis_client, moto_endpoint, s3
         redis_server.url, [source_dict(bucket, moto_endpoint, identifier="jsonlogs")]))
     env = dict(celery_env(config_path), TRAILPIPE_LOG_FORMAT="json")
     log_path = tmp_path / "w.log"
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--concurrency", "1",
-                               "--loglevel", "info"], env=env, cwd=REPO, stdout=open(log_path, "wb"),
+    worker = subprocess.Popen(celery_command("worker", "--concurrency", "1", "--loglevel", "info"), env=env, cwd=REPO, stdout=open(log_path, "wb"),
                               stderr=subprocess.STDOUT)
     try:
         subprocess.run([*CLI, "discover", "-c", str(config_path)], env=env, check=True, capture_output=True,
@@ -157,7 +158,7 @@ def test_json_log_format(tmp_path, redis_server, redis_client, moto_endpoint, s3
 @pytest.mark.parametrize("command", ["worker", "beat"])
 def test_celery_without_a_config_fails_at_once_with_one_line(command, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("TRAILPIPE_CONFIG", "TRAILPIPE_REDIS_URL")}
-    result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", command], env=env, cwd=REPO,
+    result = subprocess.run(celery_command(command), env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
@@ -165,7 +166,7 @@ def test_celery_without_a_config_fails_at_once_with_one_line(command, tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources: [{identifier: x, bucket: B!}]\n")
-    result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", command],
+    result = subprocess.run(celery_command(command),
                             env=dict(env, TRAILPIPE_CONFIG=str(bad)), cwd=REPO, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from conftest import REPO, celery_env, config_dict, source_dict, stop_process, stream_events, wait_for, write_config
 
 from pipeline.demo_data import make_log_file
+from workers.launch import celery_command
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def start_skewed(args: list[str], config_path: Path, log_path: Path, skew_second
     env = celery_env(config_path)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SKEWED_CLOCK), env.get("PYTHONPATH")]))
     env["TRAILPIPE_TEST_CLOCK_SKEW"] = str(skew_seconds)
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", *args], env=env,
+    return subprocess.Popen(celery_command(*args), env=env,
                             stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, cwd=str(REPO))
 
 

@@ -14,6 +14,7 @@ import yaml
 from conftest import REPO
 
 from pipeline.config import load_config
+from workers.launch import celery_command
 
 
 def compose() -> dict:
@@ -252,7 +253,7 @@ def test_every_celery_command_is_real():
         assert command[1:3] == ["-A", "workers.app"], name
         sub = command[3]
         if sub not in helps:
-            result = subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", sub, "--help"],
+            result = subprocess.run(celery_command(sub, "--help"),
                                     capture_output=True, text=True, timeout=60, cwd=REPO)
             assert result.returncode == 0, (name, result.stderr[-500:])
             helps[sub] = result.stdout

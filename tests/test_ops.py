@@ -12,6 +12,8 @@ import pytest
 import yaml
 from conftest import REPO
 
+from workers.launch import celery_command
+
 OPS = REPO / "ops"
 UNITS = OPS / "systemd"
 PROMTOOL = shutil.which("promtool")
@@ -107,7 +109,7 @@ def test_systemd_units_run_real_commands():
             options = [part for part in command[2:] if part.startswith("-")]
         else:
             assert tool == "celery" and command[1:3] == ["-A", "workers.app"], name
-            args = [sys.executable, "-m", "celery", "-A", "workers.app", command[3], "--help"]
+            args = celery_command(command[3], "--help")
             options = [part for part in command[4:] if part.startswith("-")]
         result = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO)
         assert result.returncode == 0, (name, result.stderr[-500:])

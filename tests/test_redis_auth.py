@@ -12,14 +12,14 @@ from celery import Celery
 from conftest import config_dict, source_dict
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from support.redis_servers import TLSRedisServer, tls_redis_binary, with_acl_user, with_password
+from support.redis_servers import tls_redis_binary, with_acl_user, with_password
 from support.tls import make_pki
 
 from pipeline.config import parse_config
 from pipeline.demo_data import make_log_file
 from pipeline.discovery import discover
 from pipeline.ingest import ingest_object
-from pipeline.redis_server import RedisServer
+from pipeline.redis_server import TLS, RedisServer
 from pipeline.redis_tls import broker_ssl_options, celery_broker_ssl
 from pipeline.runtime import Runtime
 
@@ -98,9 +98,10 @@ TLS_BINARY = tls_redis_binary()
                                                "built without; Debian's redis-server package has it)")
 def test_tls_with_password(tmp_path, bucket, log_file, moto_endpoint):
     pki = make_pki(tmp_path / "pki")
-    server = TLSRedisServer(TLS_BINARY, tmp_path / "redis", pki.cert_pem, pki.key_pem, pki.ca_pem, PASSWORD).start()
+    server = RedisServer(tmp_path / "redis", appendonly=False, password=PASSWORD, binary=TLS_BINARY,
+                         tls=pki.redis_tls()).start()
     try:
-        url = server.url()  # rediss://:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=/.../ca.pem
+        url = server.url  # rediss://:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=/.../ca.pem
         runtime = ingest_through(url, bucket, moto_endpoint)
         assert runtime.redis.xlen("trailpipe:events") == 6
         assert runtime.redis.connection_pool.connection_kwargs["ssl_ca_certs"] == str(pki.ca_pem)
@@ -177,9 +178,10 @@ def test_rediss_rejects_a_server_whose_name_does_not_match(tmp_path):
     """A trusted certificate for the name localhost only, reached as 127.0.0.1: refused by the
     state connection and by the broker, as the app configures them."""
     cert, key = _self_signed_for(tmp_path / "pki", "localhost")
-    server = TLSRedisServer(TLS_BINARY, tmp_path / "redis", cert, key, cert, PASSWORD).start()
+    server = RedisServer(tmp_path / "redis", appendonly=False, password=PASSWORD, binary=TLS_BINARY,
+                         tls=TLS(cert=cert, key=key, ca=cert)).start()
     try:
-        url = server.url()  # rediss://:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=cert.pem
+        url = server.url  # rediss://:PASSWORD@127.0.0.1:PORT/0?ssl_ca_certs=cert.pem
         lax = url + "&ssl_check_hostname=false"
         assert redis.Redis.from_url(lax).ping()  # the chain verifies: only the name is wrong
         with pytest.raises(redis.ConnectionError, match="match|mismatch|hostname"):

@@ -128,6 +128,33 @@ def test_a_part_killed_before_it_is_ready_did_not_fail_to_start(tmp_path):
     assert not any("cannot start" in line or "failed start" in line for line in said)
 
 
+def test_check_and_stop_drive_the_supervisor_from_another_loop(tmp_path):
+    """`trailpipe demo`'s way: check() restarts a dead part and returns one that cannot start,
+    stop() stops every part, in reverse order, from outside run()."""
+    said = []
+    steady = _part("steady", SLEEPER)
+    supervisor = Supervisor([steady], backoff_base=0.05, poll=0.05, say=said.append, state_dir=tmp_path)
+    wait_for(lambda: supervisor.check() is None and steady.up, timeout=10, interval=0.05, what="steady up")
+    first = steady.process.pid
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: supervisor.check() is None and steady.process is not None and steady.process.pid != first
+             and steady.up, timeout=10, interval=0.05, what="a restart")
+    assert _restarts(tmp_path) == {"steady": 1}
+    stopped = []
+    steady.stop = lambda process: (stopped.append("steady"), stop_process(process, timeout=5))
+    broken = _part("broken", [sys.executable, "-c", "raise SystemExit(7)"], ready=lambda process: False)
+    broken.stop = lambda process: (stopped.append("broken"), stop_process(process, timeout=5))
+    supervisor.parts.append(broken)
+    supervisor.max_start_failures = 2
+    failed = wait_for(supervisor.check, timeout=20, interval=0.05, what="broken given up")
+    assert failed is broken and supervisor.gave_up_text(broken).startswith(
+        "broken cannot start: it exited with code 7 before it was ready, 2 times in a row; giving up")
+    supervisor.stop()
+    assert steady.process is None and stopped == ["steady"]  # broken was not running
+    assert supervisor.check() is None and steady.process is None  # stopped: nothing starts again
+    supervisor.stop()  # twice is fine
+
+
 def test_run_exits_non_zero_naming_a_part_that_cannot_start(tmp_path, moto_endpoint, bucket):
     """`trailpipe run` with a redis-server binary that exits with an error at once (as one whose
     port is taken does): five failed starts in a row, then exit 3 naming it, nothing left behind."""

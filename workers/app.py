@@ -34,6 +34,7 @@ from pipeline.errors import ConfigError
 from pipeline.logs import use_escaping, use_json
 from pipeline.sqs_consumer import RUN_SECONDS, queue_owners
 from pipeline.store.schema import Keys
+from workers.launch import READY_FILE_ENV  # set by `trailpipe run` and `demo` for each of their Celery parts
 
 CONFIG_ENV = "TRAILPIPE_CONFIG"
 
@@ -285,7 +286,6 @@ def _escape_logs(logger=None, **_):
         use_escaping(logger)
 
 
-READY_FILE_ENV = "TRAILPIPE_READY_FILE"  # set by `trailpipe run` for each of its Celery parts
 
 
 def _say_ready(**_):

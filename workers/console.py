@@ -1,14 +1,9 @@
-"""What the CLI and the demo share: the celery command line and an event's one-line rendering
-(its own module, so ``workers.demo`` does not import ``workers.cli``, which imports it)."""
+"""What the CLI and the demo share: an event's one-line rendering and the one-line explanation of
+an expected failure (its own module, so ``workers.demo`` does not import ``workers.cli``, which
+imports it). The Celery command line is ``workers.launch``'s."""
 from __future__ import annotations
 
-import sys
-
 import orjson
-
-
-def celery_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.app", *args]
 
 
 def format_event(fields: dict[bytes, bytes]) -> str:

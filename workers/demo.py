@@ -1,15 +1,15 @@
-"""``trailpipe demo``: a local S3 API (moto, loopback) with a bucket of realistic CloudTrail files,
-the real pipeline (celery worker + beat) on an embedded redis-server, events shown as they
-arrive, then a summary. Ends by itself, or on Ctrl-C, cleanly.
+"""``trailpipe demo``: a local S3 API (moto, loopback: ``pipeline.local_s3``) with a bucket of
+realistic CloudTrail files, the real pipeline (a celery worker and beat) on an embedded
+redis-server, events shown as they arrive, then a summary. Its three parts are started, watched
+(restarted should one die) and stopped by ``trailpipe run``'s supervisor, driven from the demo's
+own loop (``Supervisor.check``). Ends by itself, or on Ctrl-C, cleanly.
 """
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -23,10 +23,13 @@ import yaml
 from pipeline.config import load_config
 from pipeline.demo_data import ACCOUNTS, REGIONS, make_bucket_files, make_digest
 from pipeline.embedded import EmbeddedRedis, RunLock
-from pipeline.processes import stop_process
-from pipeline.redis_server import find_redis_server, free_port, server_version
+from pipeline.local_s3 import LocalS3
+from pipeline.logs import escape_controls
+from pipeline.redis_server import find_redis_server, server_version
 from pipeline.runtime import Runtime
-from workers.console import celery_command, format_event
+from pipeline.supervisor import Part, Supervisor
+from workers.console import format_event
+from workers.launch import celery_part, embedded_redis_part, redis_answers
 
 DEMO_DIR = Path(".trailpipe") / "demo"
 BUCKET = "trailpipe-demo-cloudtrail"
@@ -36,17 +39,6 @@ SOURCE = "demo-org-trail"
 def server_name() -> str:
     path = find_redis_server()
     return f"{Path(path).name} {'.'.join(map(str, server_version(path)))}"
-
-
-def start_moto(stack: ExitStack) -> str:
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415  (demo/test dependency)
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines between the events
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    stack.callback(server.stop)
-    return f"http://127.0.0.1:{port}"
 
 
 def fill_bucket(endpoint: str, files: int) -> tuple[int, int]:
@@ -116,6 +108,23 @@ def next_steps(config_path: Path) -> str:
             "check, run and backfill with this config need an S3 again (run the demo again)")
 
 
+def _wait_up(supervisor: Supervisor, part: Part, timeout: float = 60.0) -> Part | None:
+    """Drive the supervisor until ``part`` is up; the part that cannot start, if one gives up."""
+    deadline = time.monotonic() + timeout
+    while not part.up:
+        failed = supervisor.check()
+        if failed is not None:
+            return failed
+        if time.monotonic() > deadline:
+            return part
+        time.sleep(supervisor.poll)
+    return None
+
+
+def _cannot_start(part: Part) -> str:
+    return f"trailpipe demo: {part.name} cannot start: it {part.last_exit or 'was not ready in time'}; {part.hint}"
+
+
 def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
     if importlib.util.find_spec("moto") is None:
         click.echo(MISSING_MOTO, err=True)
@@ -129,34 +138,53 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
     interrupted = False
     with ExitStack() as stack:
         stack.enter_context(RunLock(DEMO_DIR))
-        redis_server = EmbeddedRedis(DEMO_DIR).start()
-        stack.callback(redis_server.stop)
-        click.echo(f"embedded {server_name()} on 127.0.0.1:{redis_server.server.port} "
-                   f"(AOF in {redis_server.folder})")
-        endpoint = start_moto(stack)
-        log_files, expected_events = fill_bucket(endpoint, files)
-        click.echo(f"local S3 at {endpoint}: bucket {BUCKET} holds {log_files} CloudTrail files "
-                   f"({expected_events} records), 1 digest file and 1 other object")
-        config_path = DEMO_DIR / "config.yaml"
-        config_path.touch(mode=0o600)
-        config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
-        runtime = Runtime(load_config(config_path))
-        env = dict(os.environ, TRAILPIPE_CONFIG=str(config_path.resolve()))
-        env.pop("TRAILPIPE_REDIS_URL", None)
         log_path = DEMO_DIR / "worker.log"
         log_path.touch(mode=0o600)
-        log_file = stack.enter_context(open(log_path, "wb"))
-        worker = subprocess.Popen(
-            celery_command("worker", "-B", "--concurrency", "2", "--loglevel", "info",
-                           "--schedule", str(DEMO_DIR / "celerybeat-schedule"), "--hostname", "demo@%h"),
-            env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        stack.callback(stop_process, worker, 20)
-        click.echo(f"celery worker + beat started (log: {log_path}); events from stream "
-                   f"{runtime.config.stream}:")
-        last_id: bytes | str = "0-0"
-        shown, stats = 0, {}
-        deadline = time.monotonic() + timeout
+        log_file = stack.enter_context(open(log_path, "ab"))  # worker, beat and the supervisor's lines
+
+        def tell(text: str) -> None:
+            log_file.write(f"trailpipe demo: {escape_controls(text)}\n".encode())
+            log_file.flush()
+
+        redis_server = EmbeddedRedis(DEMO_DIR)
+        local_s3 = LocalS3()
+        stack.callback(local_s3.stop)  # after the parts (the stack unwinds backwards): no worker sees it go
+        config_path = DEMO_DIR / "config.yaml"
+        env = dict(os.environ, TRAILPIPE_CONFIG=str(config_path.resolve()))
+        env.pop("TRAILPIPE_REDIS_URL", None)
+        # The parts of `trailpipe run`, started and stopped by the same supervisor: the embedded
+        # redis-server, one worker, beat (stopped in reverse order: beat first, Redis last).
+        # Worker and beat start once Redis answers and the config (the bucket's endpoint) is written.
+        redis_part = embedded_redis_part(redis_server)
+        redis_up = redis_answers(lambda: redis_server.url)
+        celery = [("worker", ("worker", "--concurrency", "2", "--loglevel", "info", "--hostname", "demo@%h")),
+                  ("beat", ("beat", "--loglevel", "info", "--schedule", str(DEMO_DIR / "celerybeat-schedule")))]
+        parts = [redis_part, *(celery_part(name, args, env, DEMO_DIR, stop_seconds=20, output=log_file,
+                                           wait_for=lambda: config_path.exists() and redis_up(),
+                                           hint=f"see {log_path}") for name, args in celery)]
+        supervisor = Supervisor(parts, say=tell, state_dir=DEMO_DIR)
+        stack.callback(supervisor.stop)
+        stats: dict = {}
+        runtime = None
         try:
+            failed = _wait_up(supervisor, redis_part)
+            if failed is not None:
+                click.echo(_cannot_start(failed), err=True)
+                return 1
+            click.echo(f"embedded {server_name()} on 127.0.0.1:{redis_server.server.port} "
+                       f"(AOF in {redis_server.folder})")
+            endpoint = local_s3.start().url
+            log_files, expected_events = fill_bucket(endpoint, files)
+            click.echo(f"local S3 at {endpoint}: bucket {BUCKET} holds {log_files} CloudTrail files "
+                       f"({expected_events} records), 1 digest file and 1 other object")
+            config_path.touch(mode=0o600)
+            config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
+            runtime = Runtime(load_config(config_path))
+            click.echo(f"celery worker + beat started (log: {log_path}); events from stream "
+                       f"{runtime.config.stream}:")
+            last_id: bytes | str = "0-0"
+            shown = 0
+            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 for _, entries in runtime.state.read_streams({runtime.config.stream: last_id}, count=500,
                                                              block_ms=500):
@@ -171,12 +199,15 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
                 stats = runtime.state.stats(SOURCE)
                 if stats.get("objects_done", 0) + stats.get("objects_failed", 0) >= log_files:
                     break
-                if worker.poll() is not None:
-                    click.echo(f"the worker exited with code {worker.returncode}; see {log_path}", err=True)
+                failed = supervisor.check()  # restarts whatever died; a part that cannot start ends it
+                if failed is not None:
+                    click.echo(_cannot_start(failed), err=True)
                     break
         except KeyboardInterrupt:
             interrupted = True
             click.echo("interrupted: stopping cleanly")
+        if runtime is None:
+            return 0 if interrupted else 1
         elapsed = time.monotonic() - started
         events = stats.get("events_emitted", 0)
         click.echo("")

@@ -66,6 +66,7 @@ import yaml
 from pipeline import defaults
 from pipeline.demo_data import ACCOUNTS, REGIONS, LogFile, log_key, make_log_file, make_record
 from pipeline.redis_server import RedisServer, free_port
+from workers.launch import celery_command
 
 REPO = Path(__file__).resolve().parents[2]
 NAIVE_SCRIPT = Path(__file__).resolve().parent / "naive_collector.py"
@@ -268,7 +269,6 @@ def serve_s3(port: int, delayed_port: int = 0, delay_ms: int = 0) -> None:
     channel to fill buckets directly in moto's backend (100,000 objects in seconds, not minutes
     over HTTP)."""
     import base64  # noqa: PLC0415
-    import logging  # noqa: PLC0415
     import threading  # noqa: PLC0415
 
     from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
@@ -276,14 +276,13 @@ def serve_s3(port: int, delayed_port: int = 0, delay_ms: int = 0) -> None:
     from moto.server import (  # noqa: PLC0415
         DomainDispatcherApplication,
         MotoRequestHandler,
-        ThreadedMotoServer,
         create_backend_app,  # noqa: PLC0415
     )
     from werkzeug.serving import make_server  # noqa: PLC0415
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    from pipeline.local_s3 import LocalS3  # noqa: PLC0415
+
+    server = LocalS3(port).start()
     slow = None
     if delayed_port:
         slow = make_server("127.0.0.1", delayed_port, delayed(DomainDispatcherApplication(create_backend_app), delay_ms),
@@ -541,9 +540,8 @@ class Worker:
             log = open(path, "ab")
             self.files.append(log)
             self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--loglevel", "info",
-                 "--pool", self.pool, "--concurrency", str(self.concurrency),
-                 "--hostname", f"bench{os.getpid()}-{self.concurrency}-{index}@%h"],
+                celery_command("worker", "--loglevel", "info", "--pool", self.pool, "--concurrency",
+                               str(self.concurrency), "--hostname", f"bench{os.getpid()}-{self.concurrency}-{index}@%h"),
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.tree)))  # its code first
         deadline = time.monotonic() + timeout
         for path, process in zip(self.logs, self.procs):

@@ -36,8 +36,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from pipeline.local_s3 import LocalS3  # noqa: E402
 from pipeline.processes import stop_process  # noqa: E402
-from pipeline.redis_server import RedisServer, free_port  # noqa: E402
+from pipeline.redis_server import RedisServer  # noqa: E402
+from workers.launch import celery_command  # noqa: E402
 
 # MONITOR line: 1733142345.123456 [0 127.0.0.1:5555] "EVALSHA" "<sha>" "1" "<P>:src:<S>:pending" ...
 SWEEP = re.compile(r'^(\d+\.\d+) \[[^\]]*\] "EVAL(?:SHA)?" "(?:[^"\\]|\\.)*" "1" "[^"]*:src:([^"]+):pending"')
@@ -56,17 +58,11 @@ def watch(port: int, seen: dict[str, list[float]], stop: threading.Event) -> Non
 
 
 def run(sources: int, seconds: float, interval: int, repo: Path) -> dict:
-    import logging
 
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     server = RedisServer(work / "redis", appendonly=False).start()
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{moto_port}"
+    moto = LocalS3().start()
+    endpoint = moto.url
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="AKIABENCH",
                  aws_secret_access_key="bench-secret").create_bucket(Bucket="sweep-bench")
     config = {"redis_url": server.url, "sweep_interval_seconds": interval, "sources": [
@@ -79,10 +75,10 @@ def run(sources: int, seconds: float, interval: int, repo: Path) -> dict:
     seen: dict[str, list[float]] = defaultdict(list)
     stop = threading.Event()
     threading.Thread(target=watch, args=(server.port, seen, stop), daemon=True).start()
-    celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
-    processes = [subprocess.Popen([*celery, "worker", "--concurrency", "2", "--loglevel", "warning"], env=env,
+    processes = [subprocess.Popen(celery_command("worker", "--concurrency", "2", "--loglevel", "warning"), env=env,
                                   cwd=str(repo), stdout=open(work / "worker.log", "ab"), stderr=subprocess.STDOUT),
-                 subprocess.Popen([*celery, "beat", "--loglevel", "warning", "--schedule", str(work / "beat-schedule")],
+                 subprocess.Popen(celery_command("beat", "--loglevel", "warning", "--schedule",
+                                                 str(work / "beat-schedule")),
                                   env=env, cwd=str(repo), stdout=open(work / "beat.log", "ab"),
                                   stderr=subprocess.STDOUT)]
     try:

