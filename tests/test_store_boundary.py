@@ -188,3 +188,26 @@ def test_docs_script_table_names_every_script_and_its_owner():
     for name, owner in documented.items():  # the owner's module runs it
         module = (REPO / "pipeline" / "store" / f"{owner}.py").read_text(encoding="utf-8")
         assert f'"{name}"' in module, (name, owner)
+
+
+def forbidden_imports(source: str, forbidden: tuple[str, ...]) -> list[str]:
+    """Each import in ``source`` of a module in ``forbidden`` (or under it): ``line: name``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+        found += [f"{node.lineno}: {name}" for name in names
+                  if any(name == top or name.startswith(top + ".") for top in forbidden)]
+    return found
+
+
+def test_the_import_check_finds_what_it_forbids():
+    sample = "import celery\nfrom workers.app import app\nfrom kombu import Queue\nimport celeryish\n"
+    assert forbidden_imports(sample, ("celery", "workers")) == ["1: celery", "2: workers.app"]
+
+
+def test_pipeline_never_imports_celery_or_workers():
+    """workers/ imports pipeline/, never the reverse; pipeline/ runs without Celery."""
+    offenders = {str(path.relative_to(REPO)): found for path in sorted((REPO / "pipeline").rglob("*.py"))
+                 if (found := forbidden_imports(path.read_text(), ("celery", "workers", "redbeat", "flower")))}
+    assert offenders == {}
