@@ -63,7 +63,7 @@ def proxy_label(proxy: Proxy) -> str:
 def _proxy_auth_message(source: Source, operation: str) -> str:
     assert source.proxy is not None  # only reported for a source with a proxy
     return (f"source {source.identifier!r}: {operation} through proxy {proxy_label(source.proxy)} failed: "
-            f"407 Proxy Authentication Required; check proxy.username and proxy.password")
+            "407 Proxy Authentication Required")  # the hint: pipeline.policy
 
 
 def proxy_connector(source: Source) -> certificates.Connector:

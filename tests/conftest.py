@@ -5,6 +5,7 @@ already running on this machine.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -176,3 +177,12 @@ def upload(s3, bucket: str, files) -> None:
 
 def stream_events(client, stream: str = "trailpipe:events") -> list[dict]:
     return [{k.decode(): v for k, v in fields.items()} for _, fields in client.xrange(stream)]
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port where a connection is refused for the whole test: bound, never listening,
+    so no server of a test running beside it can take it (a port merely found free can be)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -235,10 +235,8 @@ def test_credentials_that_cannot_be_resolved_mark_the_source_failing_without_ret
 
 
 def test_a_proxy_that_cannot_be_connected_to_marks_the_source_failing_naming_the_field(
-        tmp_path, redis_server, redis_client, moto_endpoint):
-    from pipeline.redis_server import free_port
-
-    closed = free_port()  # nothing listens there
+        tmp_path, redis_server, redis_client, moto_endpoint, closed_port):
+    closed = closed_port
     config = parse_config(config_dict(redis_server.url, [source_dict(
         "trail-unreachable", moto_endpoint, identifier="px",
         proxy={"host": "127.0.0.1", "port": closed, "username": "proxyuser", "password": "proxy-pass-9d1f"})]))

@@ -19,6 +19,7 @@ from pipeline.demo_data import make_log_file
 from pipeline.discovery import discover
 from pipeline.errors import ConfigError
 from pipeline.ingest import ingest_object
+from pipeline.policy import classify
 from pipeline.s3 import ProxyAuthenticationError, make_client
 
 
@@ -143,8 +144,10 @@ def test_wrong_proxy_password_is_a_clear_error_without_the_password(make_runtime
         client.list_objects_v2(Bucket=bucket)
     message = str(info.value)
     assert message == (f"source 'test-src': ListObjectsV2 through proxy http://127.0.0.1:{forward_proxy.port} "
-                       f"(user '{PROXY_USER}') failed: 407 Proxy Authentication Required; "
-                       "check proxy.username and proxy.password")
+                       f"(user '{PROXY_USER}') failed: 407 Proxy Authentication Required")
+    # The hint is the policy's, said once (status, logs): the fields to check.
+    assert classify(info.value).description == (
+        f"ProxyAuthenticationRequired: {message}; check proxy.username and proxy.password")
     forward_proxy.wait_for_log("ProxyAuthenticationFailed")
     text = "".join(traceback.format_exception(info.value)) + caplog.text
     for form in secret_forms(wrong) + secret_forms(PROXY_PASSWORD):

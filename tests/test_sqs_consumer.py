@@ -299,14 +299,14 @@ def test_visibility_keeper_stops_extending_dropped_messages(sqs, make_queue):
     assert extended == [1] and len(again) == 1
 
 
-def test_redis_away_receives_nothing_so_no_receive_count_is_spent(sqs, bucket, make_queue, moto_endpoint):
+def test_redis_away_receives_nothing_so_no_receive_count_is_spent(sqs, bucket, make_queue, moto_endpoint,
+                                                                  closed_port):
     from pipeline.config import parse_config
-    from pipeline.redis_server import free_port
     from pipeline.runtime import Runtime
     url, _ = make_queue()
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [{
         "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": log_key(14)}}}]}))
-    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    nowhere = f"redis://127.0.0.1:{closed_port}/0"  # nothing listens there
     runtime = Runtime(parse_config(config_dict(nowhere, [source_dict(bucket, moto_endpoint,
                                                                      sqs=sqs_settings(url, moto_endpoint))])))
     recorder = Recorder()

@@ -27,6 +27,7 @@ from pipeline.local_s3 import LocalS3
 from pipeline.logs import escape_controls
 from pipeline.redis_server import find_redis_server, server_version
 from pipeline.runtime import Runtime
+from pipeline.store.schema import Stat
 from pipeline.supervisor import Part, Supervisor
 from workers.console import format_event
 from workers.launch import celery_part, embedded_redis_part, redis_answers
@@ -197,7 +198,7 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
                             click.echo("  ...")
                             shown += 1
                 stats = runtime.state.stats(SOURCE)
-                if stats.get("objects_done", 0) + stats.get("objects_failed", 0) >= log_files:
+                if stats.get(Stat.OBJECTS_DONE, 0) + stats.get(Stat.OBJECTS_FAILED, 0) >= log_files:
                     break
                 failed = supervisor.check()  # restarts whatever died; a part that cannot start ends it
                 if failed is not None:
@@ -209,15 +210,15 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
         if runtime is None:
             return 0 if interrupted else 1
         elapsed = time.monotonic() - started
-        events = stats.get("events_emitted", 0)
+        events = stats.get(Stat.EVENTS_EMITTED, 0)
         click.echo("")
         click.echo("summary")
-        click.echo(f"  objects: {stats.get('objects_done', 0)} done, {stats.get('objects_failed', 0)} failed "
+        click.echo(f"  objects: {stats.get(Stat.OBJECTS_DONE, 0)} done, {stats.get(Stat.OBJECTS_FAILED, 0)} failed "
                    f"of {log_files} log files (digest and non-log objects skipped)")
         click.echo(f"  events:  {events} emitted of {expected_events} records; stream length "
                    f"{runtime.state.stream_length_of(runtime.config.stream)}")
         click.echo(f"  time:    {elapsed:.1f} s in all")
-        ok = not interrupted and events == expected_events and stats.get("objects_done", 0) == log_files
+        ok = not interrupted and events == expected_events and stats.get(Stat.OBJECTS_DONE, 0) == log_files
         click.echo("demo complete" if ok else "demo did NOT complete", err=not ok)
         click.echo(next_steps(config_path))
         return 0 if ok or interrupted else 1
