@@ -41,8 +41,9 @@ from pipeline.processes import stop_process  # noqa: E402
 from pipeline.redis_server import RedisServer  # noqa: E402
 from workers.launch import celery_command  # noqa: E402
 
-# MONITOR line: 1733142345.123456 [0 127.0.0.1:5555] "EVALSHA" "<sha>" "1" "<P>:src:<S>:pending" ...
-SWEEP = re.compile(r'^(\d+\.\d+) \[[^\]]*\] "EVAL(?:SHA)?" "(?:[^"\\]|\\.)*" "1" "[^"]*:src:([^"]+):pending"')
+# A sweep of a source starts by reading its overdue objects (the script runs only if some are):
+# MONITOR line: 1733142345.123456 [0 127.0.0.1:5555] "ZRANGEBYSCORE" "<P>:src:<S>:pending" "-inf" ...
+SWEEP = re.compile(r'^(\d+\.\d+) \[[^\]]*\] "ZRANGEBYSCORE" "[^"]*:src:([^"]+):pending" "-inf"')
 
 
 def watch(port: int, seen: dict[str, list[float]], stop: threading.Event) -> None:
