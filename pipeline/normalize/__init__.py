@@ -147,25 +147,25 @@ def _leave_out_carried(document: dict, paths: tuple[tuple[tuple[str, ...], str],
         if value.__class__ is not str or not value:
             continue  # restore_carried puts back no empty field: nothing is left out
         chain = [document]
-        node = document
+        holder = document
         for part in path[:-1]:
-            child = node.get(part)
+            child = holder.get(part)
             if child is None:
-                child = node[part] = {}  # absent from the whole document: the null below says so
+                child = holder[part] = {}  # absent from the whole document: the null below says so
                 fresh.add(id(child))
             elif child.__class__ is not dict:
                 break  # a value where a container would be: restore_carried leaves it be
             elif id(child) not in fresh:
-                child = node[part] = dict(child)
+                child = holder[part] = dict(child)
                 fresh.add(id(child))
             chain.append(child)
-            node = child
+            holder = child
         else:
             leaf = path[-1]
-            if leaf not in node:
-                node[leaf] = None
-            elif node[leaf] == value:
-                del node[leaf]
+            if leaf not in holder:
+                holder[leaf] = None
+            elif holder[leaf] == value:
+                del holder[leaf]
                 for depth in range(len(chain) - 1, 0, -1):
                     if chain[depth]:
                         break
@@ -295,22 +295,22 @@ def restore_carried(name: str, document: dict, entry: Mapping[str, Any]) -> dict
         if isinstance(value, bytes):
             value = value.decode("utf-8", "surrogatepass")
         chain = [document]
-        node = document
+        holder = document
         for part in path[:-1]:
-            child = node.get(part)
+            child = holder.get(part)
             if child is None:
-                child = node[part] = {}
+                child = holder[part] = {}
             elif not isinstance(child, dict):
                 break
             chain.append(child)
-            node = child
+            holder = child
         else:
             leaf = path[-1]
-            if leaf not in node:
+            if leaf not in holder:
                 if value:
-                    node[leaf] = value
-            elif node[leaf] is None:
-                del node[leaf]
+                    holder[leaf] = value
+            elif holder[leaf] is None:
+                del holder[leaf]
             for depth in range(len(chain) - 1, 0, -1):
                 if chain[depth]:
                     break
