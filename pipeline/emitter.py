@@ -31,8 +31,9 @@ def batch_entries(source: Source, key: str, items: Iterable[tuple[bytes, dict]])
     """The stream entries of a batch of (raw, record): the source's ``stream_fields`` and
     ``output_formats`` of every record that ``exclude_event_names`` keeps, with the normalizers
     run over the whole batch in turn (``derive_batch``: less CPU than record by record); none
-    of them when no field needs them. A record whose keys an exporter lower-cased is read with
-    CloudTrail's names."""
+    of them when no field needs them.  The documents leave out the values the entry's own
+    fields carry (``pipeline.normalize.CARRIED``; ``restore_carried`` puts them back).  A
+    record whose keys an exporter lower-cased is read with CloudTrail's names."""
     kept = []
     for raw, record in items:
         record = canonical_keys(record) if isinstance(record, dict) else {}
@@ -41,15 +42,6 @@ def batch_entries(source: Source, key: str, items: Iterable[tuple[bytes, dict]])
     wanted = source.stream_fields
     if tuple(wanted) == defaults.STREAM_FIELDS:
         return _default_entries(source, key, kept)
-    derived_wanted = [name for name in DERIVED if name in wanted]
-    if derived_wanted or source.output_formats:
-        derived = derive_batch([record for _, record in kept], source.output_formats)
-        dropped = [name for name in DERIVED if name not in wanted]
-        for extra in derived:
-            for name in dropped:
-                del extra[name]
-    else:
-        derived = [{} for _ in kept]
     routing = [name for name in ROUTING if name in wanted]
     identifier = source.identifier
     getters = {
@@ -62,33 +54,40 @@ def batch_entries(source: Source, key: str, items: Iterable[tuple[bytes, dict]])
         "region": lambda record: _text(record.get("awsRegion")),
     }
     entries = []
-    for (raw, record), extra in zip(kept, derived):
+    for raw, record in kept:
         fields: dict[str, str | bytes] = {}
         for name in routing:
             fields[name] = raw if name == "event" else getters[name](record)
-        fields.update(extra)
         entries.append(fields)
+    derived_wanted = [name for name in DERIVED if name in wanted]
+    if derived_wanted or source.output_formats:
+        # the documents leave out what the entry's own fields carry (normalize.CARRIED)
+        derived = derive_batch([record for _, record in kept], source.output_formats, carried=entries)
+        dropped = [name for name in DERIVED if name not in wanted]
+        for fields, extra in zip(entries, derived):
+            for derived_name in dropped:
+                del extra[derived_name]
+            fields.update(extra)
     return entries
 
 
 def _default_entries(source: Source, key: str, kept: list[tuple[bytes, dict]]) -> list[dict[str, str | bytes]]:
     """Every field (the default ``stream_fields``), written out: the common case, kept fast."""
-    derived = derive_batch([record for _, record in kept], source.output_formats)
-    entries = []
     identifier = source.identifier
-    for (raw, record), extra in zip(kept, derived):
-        fields: dict[str, str | bytes] = {
-            "event": raw,
-            "event_id": _text(record.get("eventID")),
-            "event_name": _text(record.get("eventName")),
-            "event_time": _text(record.get("eventTime")),
-            "source": identifier,
-            "object": key,
-            "account": account_of(record),
-            "region": _text(record.get("awsRegion")),
-        }
+    entries: list[dict[str, str | bytes]] = [{
+        "event": raw,
+        "event_id": _text(record.get("eventID")),
+        "event_name": _text(record.get("eventName")),
+        "event_time": _text(record.get("eventTime")),
+        "source": identifier,
+        "object": key,
+        "account": account_of(record),
+        "region": _text(record.get("awsRegion")),
+    } for raw, record in kept]
+    derived = derive_batch([record for _, record in kept], source.output_formats,
+                           carried=entries if source.output_formats else None)
+    for fields, extra in zip(entries, derived):
         fields.update(extra)
-        entries.append(fields)
     return entries
 
 

@@ -7,7 +7,7 @@ from conftest import config_dict, source_dict
 from pipeline import defaults
 from pipeline.config import parse_config
 from pipeline.emitter import account_of, batch_entries
-from pipeline.normalize import canonical_keys, derive_fields
+from pipeline.normalize import canonical_keys, derive_fields, restore_carried
 
 ROUTING = ("event", "event_id", "event_name", "event_time", "source", "object", "account", "region")
 
@@ -36,6 +36,12 @@ def _record_by_record(source, key: str, raw: bytes, record: dict) -> dict:
     return fields
 
 
+def _restored(entry: dict) -> dict:
+    """``entry`` with its documents parsed and whole again (what the entry's fields carry put back)."""
+    return {name: restore_carried(name, orjson.loads(value), entry) if name in ("ecs", "ocsf") else value
+            for name, value in entry.items()}
+
+
 def test_entry_carries_the_raw_record_and_the_routing_fields():
     record = {"eventID": "e-1", "eventName": "GetObject", "eventTime": "2024-03-04T05:06:07Z",
               "awsRegion": "eu-west-1", "userIdentity": {"accountId": "111122223333"}}
@@ -56,7 +62,9 @@ def test_lower_cased_record_routes_like_cloudtrail():
     assert (fields["event_id"], fields["event_name"], fields["event_time"], fields["account"], fields["region"]) == (
         "e-2", "ConsoleLogin", "2024-03-04T05:06:07Z", "111122223333", "us-east-1")
     assert fields["category"] == "User Login Success"
-    assert orjson.loads(fields["ecs"])["event"]["action"] == "ConsoleLogin"
+    assert orjson.loads(fields["ecs"])["event"]["outcome"] == "success"
+    assert "action" not in orjson.loads(fields["ecs"])["event"]  # the entry's event_name carries it
+    assert _restored(fields)["ecs"]["event"]["action"] == "ConsoleLogin"
     assert orjson.loads(fields["ocsf"])["class_uid"] == 3002
 
 
@@ -69,7 +77,7 @@ def test_batch_entries_equal_the_entries_record_by_record():
     source = _source(output_formats=["ecs", "ocsf"], exclude_event_names="Describe.*")
     batch = batch_entries(source, "k", items)
     one_by_one = [_record_by_record(source, "k", raw, r) for raw, r in items if r.get("eventName") != "DescribeInstances"]
-    assert batch == one_by_one and len(batch) == 4
+    assert [_restored(entry) for entry in batch] == [_restored(entry) for entry in one_by_one] and len(batch) == 4
     assert [tuple(entry) for entry in batch] == [tuple(one_by_one[0])] * 4  # same field names: packed once
     assert batch[-1]["event_name"] == "ListBuckets"  # lower-cased keys read too
 
@@ -99,4 +107,7 @@ def test_stream_fields_choose_the_entry_fields():
     chosen = _source(stream_fields=["event", "event_name", "category"], output_formats=["ecs"])
     (entry,) = batch_entries(chosen, "k", [(raw, record)])
     assert list(entry) == ["event", "event_name", "category", "ecs"] and entry["event_name"] == "GetObject"
-    assert entry == _record_by_record(chosen, "k", raw, record)
+    assert _restored(entry) == _restored(_record_by_record(chosen, "k", raw, record))
+    # only event_name is carried by this entry: the document keeps event.id and cloud.region
+    ecs = orjson.loads(entry["ecs"])
+    assert "action" not in ecs["event"] and ecs["event"]["id"] == "e-1" and ecs["cloud"]["region"] == "eu-west-1"

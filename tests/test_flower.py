@@ -59,6 +59,9 @@ def test_flower_dashboard_shows_worker_and_tasks(tmp_path, redis_server, redis_c
     try:
         wait_for(lambda: reachable(f"http://127.0.0.1:{port}/"), timeout=60, what="Flower")
         wait_for(lambda: "ready." in (tmp_path / "worker.log").read_text(), timeout=60, what="the worker")
+        # workers send no task events unless asked: Flower asks (enable_events, every 5 s)
+        wait_for(lambda: "enabled by remote" in (tmp_path / "worker.log").read_text(), timeout=60,
+                 what="Flower enabling the worker's task events")
         subprocess.run([sys.executable, "-m", "workers.cli", "discover", "-c", str(config_path)], check=True,
                        env=celery_env(config_path), capture_output=True, timeout=60, cwd=REPO)
         wait_for(lambda: int(redis_client.hget("trailpipe:src:flowered:stats", "objects_done") or 0) == 3,

@@ -898,13 +898,28 @@ def _without_payloads(fields: dict) -> dict:
     return out
 
 
+def _entry_fields(record) -> dict:
+    """The routing fields pipeline.emitter writes beside the documents of ``record``."""
+    from pipeline.emitter import account_of  # noqa: PLC0415
+
+    record = canonical_keys(record) if isinstance(record, dict) else {}
+
+    def text(value):
+        return value if isinstance(value, str) else ("" if value is None else str(value))
+
+    return {"event_id": text(record.get("eventID")), "event_name": text(record.get("eventName")),
+            "event_time": text(record.get("eventTime")), "account": account_of(record),
+            "region": text(record.get("awsRegion"))}
+
+
 def test_snapshot_stream_documents_leave_out_only_the_payload_copies():
     """Issue 22: the stream's ECS (Elastic's retain: none) and OCSF documents are the whole
-    documents less the payload copies the entry already carries in ``event``: nothing else."""
-    import copy  # noqa: PLC0415
+    documents less the payload copies the entry already carries in ``event``: nothing else;
+    given the entry's own fields (``carried``), less also what those fields hold, which
+    ``restore_carried`` puts back exactly."""
     import sys  # noqa: PLC0415
 
-    from pipeline.normalize import derive_batch  # noqa: PLC0415
+    from pipeline.normalize import CARRIED, derive_batch, restore_carried  # noqa: PLC0415
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
     import normalize_snapshot  # noqa: PLC0415
@@ -913,15 +928,60 @@ def test_snapshot_stream_documents_leave_out_only_the_payload_copies():
     records = [copy.deepcopy(record) for _, record, _ in entries]
     stream = derive_batch(records, ALL)
     whole = derive_batch(records, ALL, payloads=True)
-    smaller = 0
-    for (name, record, _), short, full in zip(entries, stream, whole):
+    carried = [_entry_fields(record) for record in records]
+    shorter = derive_batch(records, ALL, carried=carried)
+    smaller = left_out = 0
+    for (name, record, _), short, full, fields, shortest in zip(entries, stream, whole, carried, shorter):
         expected = _without_payloads(full)
         assert {"ecs": orjson.loads(short["ecs"]), "ocsf": orjson.loads(short["ocsf"])} == \
             {"ecs": expected["ecs"], "ocsf": expected["ocsf"]}, name
         assert short["display_name"] == full["display_name"] and short["category"] == full["category"]
         smaller += len(short["ecs"]) + len(short["ocsf"]) < len(full["ecs"]) + len(full["ocsf"])
+        for document in ALL:
+            assert restore_carried(document, orjson.loads(shortest[document]), fields) == expected[document], \
+                (name, document)
+        left_out += len(shortest["ecs"]) + len(shortest["ocsf"]) < len(short["ecs"]) + len(short["ocsf"])
     assert smaller > len(entries) // 2
+    assert left_out > len(entries) * 0.9
     assert derive_fields(records[0], ALL) == stream[0]
+    assert {field for paths in CARRIED.values() for _, field in paths} <= set(_entry_fields({}))
+
+
+def test_stream_documents_leave_out_what_the_entry_carries():
+    """The entry's event_id, event_name, account and region are not repeated in its documents;
+    where a document has no such value though the entry's field has one, null says so; a
+    field the entry lacks (stream_fields) stays in the documents."""
+    from pipeline.normalize import derive_batch, restore_carried  # noqa: PLC0415
+
+    record = api_call("CreateUser", eventID="e-1", recipientAccountId="111122223333", awsRegion="eu-west-1")
+    whole = derive_batch([record], ALL)[0]
+    fields = _entry_fields(record)
+    short = derive_batch([record], ALL, carried=[fields])[0]
+    ecs_doc, ocsf_doc = orjson.loads(short["ecs"]), orjson.loads(short["ocsf"])
+    assert "id" not in ecs_doc["event"] and "action" not in ecs_doc["event"] and "region" not in ecs_doc["cloud"]
+    assert "account" not in ecs_doc["cloud"] and "recipient_account_id" not in ecs_doc["aws"]["cloudtrail"]
+    assert "uid" not in ocsf_doc["metadata"] and "operation" not in ocsf_doc["api"]
+    assert "account" not in ocsf_doc["cloud"] and "region" not in ocsf_doc["cloud"]
+    assert b"e-1" not in short["ecs"] and b"e-1" not in short["ocsf"]
+    for name in ALL:
+        assert restore_carried(name, orjson.loads(short[name]), fields) == orjson.loads(whole[name])
+    # the documents built once more are unchanged: nothing shared between records was edited
+    assert derive_batch([record], ALL) == [whole]
+    # a field the entry does not carry stays in the documents
+    partial = {"event_id": fields["event_id"]}
+    kept = derive_batch([record], ALL, carried=[partial])[0]
+    assert orjson.loads(kept["ecs"])["cloud"]["region"] == "eu-west-1"
+    assert "id" not in orjson.loads(kept["ecs"])["event"]
+    # the entry has an account, the document none (no recipientAccountId): null, restored away
+    odd = api_call("CreateUser", eventID="e-2")
+    del odd["recipientAccountId"]
+    odd_fields = _entry_fields(odd)
+    assert odd_fields["account"]
+    odd_short = derive_batch([odd], ALL, carried=[odd_fields])[0]
+    odd_whole = derive_batch([odd], ALL)[0]
+    assert orjson.loads(odd_short["ecs"])["aws"]["cloudtrail"]["recipient_account_id"] is None
+    for name in ALL:
+        assert restore_carried(name, orjson.loads(odd_short[name]), odd_fields) == orjson.loads(odd_whole[name])
 
 
 def test_ecs_stream_form_reads_payload_values_as_pruned():
@@ -1253,3 +1313,28 @@ def test_ecs_compare_honours_a_tests_retain_config():
     log = Path(__file__).resolve().parent / "data" / "ecs_expected" / "test-retain-minimal.log"
     assert ecs_compare.retain_of(log) == "minimal"
     assert ecs_compare.retain_of(log.with_name("test-insight.log")) == "all"
+
+
+def test_written_out_leave_out_equals_the_general_one():
+    """The written-out paths of the common case (every CARRIED value there and equal) give the
+    general path's document, key order included, and leave the input untouched."""
+    import sys  # noqa: PLC0415
+
+    from pipeline.normalize import _LEFT_OUT, CARRIED, _leave_out_carried  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    import normalize_snapshot  # noqa: PLC0415
+
+    taken = 0
+    for _, record, _ in normalize_snapshot.load(SNAPSHOT):
+        record = canonical_keys(copy.deepcopy(record)) if isinstance(record, dict) else {}
+        fields = _entry_fields(record)
+        for name, build in (("ecs", lambda r: ecs_document(r, "none")), ("ocsf", lambda r: ocsf_event(r, False))):
+            document = build(record)
+            before = orjson.dumps(document)
+            fast = _LEFT_OUT[name](document, fields)
+            if fast is not None:
+                taken += 1
+                assert orjson.dumps(fast) == orjson.dumps(_leave_out_carried(document, CARRIED[name], fields))
+            assert orjson.dumps(document) == before
+    assert taken > 3000

@@ -71,7 +71,11 @@ app.conf.update(
     worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_soft_shutdown_timeout=30,  # on SIGTERM, running tasks get this long to finish
     worker_enable_soft_shutdown_on_idle=True,
-    worker_send_task_events=True,  # Flower shows tasks live
+    # No task events unless asked for: three PUBLISH round trips per task (received, started,
+    # succeeded), ~0.3 ms of a worker's CPU per small object (issue 22, py-spy). Flower asks for
+    # them while it runs (its --enable_events, on by default: enable_events every 5 s);
+    # `celery -A workers.app control enable_events` does the same by hand.
+    worker_send_task_events=False,
     # No task-sent event: one broker round trip less per object enqueued (~40% of an enqueue's
     # CPU); Flower shows each task from the moment a worker receives it.
     task_send_sent_event=False,

@@ -1012,6 +1012,11 @@ def run_small_phases(options: BenchOptions, work: Path, s3: S3Server, results: d
         result, fields["small_trailpipe"] = run_trailpipe(
             options, work, s3, files, concurrency, [], bucket=SMALL_BUCKET, tag="small")
         runs.setdefault("small_trailpipe", []).append(result)
+        for tree in options.trees:  # --tree: the same from another source tree, interleaved
+            tree_path = Path(tree).resolve()
+            result, _ = run_trailpipe(options, work, s3, files, concurrency, [], tree_path,
+                                      bucket=SMALL_BUCKET, tag="small")
+            runs.setdefault(f"small_trailpipe_{tree_path.name}", []).append(result)
         if latency:
             say(options, f"latency: every S3 request answered after {options.s3_delay_ms} ms (run {turn + 1}) ...")
             result, _ = run_naive_phase(f"small files, S3 +{options.s3_delay_ms} ms, naive", work, options, s3,
@@ -1129,6 +1134,12 @@ def summarize_small(results: dict) -> None:
         limit = TARGETS["latency_over_loopback_objects_per_s"]
         targets[f"small files behind S3 latency: trailpipe >= {limit:.0%} of its loopback objects/s"] = {
             "value": value, "met": value is not None and value >= limit}
+    for name, phase in phases.items():
+        if name.startswith("small_trailpipe_") and phase.get("tree") and naive and trailpipe:
+            ratios[f"{name}/small_naive objects_per_s"] = ratio(phase["objects_per_s"], naive["objects_per_s"])
+            ratios[f"small_trailpipe/{name} objects_per_s"] = ratio(trailpipe["objects_per_s"], phase["objects_per_s"])
+            ratios[f"small_trailpipe/{name} process CPU per object"] = ratio(
+                trailpipe["process_cpu_ms_per_object"], phase["process_cpu_ms_per_object"])
     for name in ("small_trailpipe", "latency_trailpipe"):
         if name in phases:
             targets.setdefault("every event exactly once", {"met": True})

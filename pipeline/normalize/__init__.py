@@ -10,7 +10,9 @@ The stream's documents leave out what only copies the record, which the entry ca
 itself in ``event`` (issue 22): ECS as Elastic's pipeline writes it with ``retain: none``
 (no payload text, no ``aws.cloudtrail.flattened`` payload objects), OCSF without
 ``unmapped`` and ``api.request.data``/``api.response.data``.  ``payloads=True`` gives the
-whole documents (``ecs_document``/``ocsf_event`` with their defaults).
+whole documents (``ecs_document``/``ocsf_event`` with their defaults).  Given the entry's own
+fields (``derive_batch``'s ``carried``), they also leave out the values those fields hold
+(``CARRIED``: event.id is the entry's ``event_id``...); ``restore_carried`` puts them back.
 
 One module per concern; mapping tables are data modules (``categories``,
 ``ecs_tables``, ``ocsf_tables``).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -34,9 +36,27 @@ from .ecs import ecs_document
 from .ocsf import ocsf_event
 
 __all__ = ["canonical_keys", "clear_caches", "derive_batch", "derive_fields", "display_name", "category",
-           "ecs_document", "ocsf_event", "OUTPUT_FORMATS"]
+           "ecs_document", "ocsf_event", "restore_carried", "CARRIED", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("ecs", "ocsf")
+
+# What a stream document leaves out because its entry carries the same text in a field of its
+# own (issue 22): per document, (path, entry field).  A value is left out only where it equals
+# the entry's field (a non-empty text); where the whole document has no such value but the
+# entry's field has one (records whose eventID, eventName... are not text, a recipientAccountId
+# missing), the stream's document holds null there instead, so ``restore_carried`` gives back
+# exactly the whole document.
+CARRIED: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
+    "ecs": ((("event", "id"), "event_id"),
+            (("event", "action"), "event_name"),
+            (("cloud", "account", "id"), "account"),
+            (("cloud", "region"), "region"),
+            (("aws", "cloudtrail", "recipient_account_id"), "account")),
+    "ocsf": ((("metadata", "uid"), "event_id"),
+             (("api", "operation"), "event_name"),
+             (("cloud", "account", "uid"), "account"),
+             (("cloud", "region"), "region")),
+}
 
 
 def derive_fields(record: dict, output_formats: Sequence[str] = (), payloads: bool = False) -> dict[str, str | bytes]:
@@ -57,11 +77,14 @@ MAX_DEPTH = 200
 
 
 def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = (),
-                 payloads: bool = False) -> list[dict[str, str | bytes]]:
+                 payloads: bool = False, carried: Sequence[Mapping[str, Any]] | None = None,
+                 ) -> list[dict[str, str | bytes]]:
     """``[derive_fields(r, output_formats, payloads) for r in records]``, computed one normalizer at a
     time over ``CHUNK`` records: run record by record, ECS and OCSF evict each other's code
     and data from the CPU's caches; over a whole batch of 500, the records themselves are
-    evicted before the second normalizer reads them (``CHUNK``)."""
+    evicted before the second normalizer reads them (``CHUNK``).  ``carried``: each record's
+    entry fields (parallel to ``records``); the documents then leave out what those fields
+    hold (``CARRIED``; the fields of ``CARRIED`` an entry lacks are kept in the documents)."""
     records = [canonical_keys(r) if isinstance(r, dict) else {} for r in records]
     out: list[dict[str, str | bytes]] = [
         {"display_name": record_display_name(r), "category": category(r)} for r in records]
@@ -71,25 +94,228 @@ def derive_batch(records: Sequence[dict], output_formats: Sequence[str] = (),
                 if name in output_formats]
     if not builders:
         return out
+    if carried is not None and len(carried) != len(records):
+        raise ValueError("carried: one mapping per record")
     dumps = orjson.dumps
     for start in range(0, len(records), CHUNK):
         pairs = list(zip(out[start:start + CHUNK], records[start:start + CHUNK]))
+        entries = carried[start:start + CHUNK] if carried is not None else None
         for name, build in builders:
-            for fields, record in pairs:
+            paths = _carried_paths(name, entries[0]) if entries else ()
+            # every field of CARRIED in the entries (the default stream_fields): the written-out path first
+            fast = _LEFT_OUT[name] if len(paths) == len(CARRIED[name]) else None
+            for index, (fields, record) in enumerate(pairs):
                 if done and id(fields) in done:
                     continue
                 try:
                     document = build(record)
+                    if paths:
+                        entry = entries[index]  # type: ignore[index]
+                        left = fast(document, entry) if fast is not None else None
+                        document = left if left is not None else _leave_out_carried(document, paths, entry)
                     try:
                         fields[name] = dumps(document)
                     except TypeError:  # what orjson refuses: _to_json's fallback
                         fields[name] = _to_json(document)
                 except RecursionError:
                     redone = derive_fields(record, output_formats, payloads)
+                    if entries:
+                        for other in redone.keys() & set(OUTPUT_FORMATS):
+                            kept = _leave_out_carried(orjson.loads(redone[other]),
+                                                      _carried_paths(other, entries[index]), entries[index])
+                            redone[other] = _to_json(kept)
                     fields.clear()
                     fields.update(redone)
                     done.add(id(fields))
     return out
+
+
+def _carried_paths(name: str, entry: Mapping[str, Any]) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """The (path, field) of ``CARRIED[name]`` whose field the entries hold (all alike in a batch)."""
+    return tuple((path, field) for path, field in CARRIED.get(name, ()) if field in entry)
+
+
+def _leave_out_carried(document: dict, paths: tuple[tuple[tuple[str, ...], str], ...],
+                       entry: Mapping[str, Any]) -> dict:
+    """``document`` less the values its entry carries (``CARRIED``); null where the entry has a
+    value the document has not.  The containers on the way are copied, never changed in place
+    (a normalizer may share them between records), and left out when nothing remains in them."""
+    document = dict(document)
+    fresh = {id(document)}
+    for path, field in paths:
+        value = entry[field]
+        if value.__class__ is not str or not value:
+            continue  # restore_carried puts back no empty field: nothing is left out
+        chain = [document]
+        holder = document
+        for part in path[:-1]:
+            child = holder.get(part)
+            if child is None:
+                child = holder[part] = {}  # absent from the whole document: the null below says so
+                fresh.add(id(child))
+            elif child.__class__ is not dict:
+                break  # a value where a container would be: restore_carried leaves it be
+            elif id(child) not in fresh:
+                child = holder[part] = dict(child)
+                fresh.add(id(child))
+            chain.append(child)
+            holder = child
+        else:
+            leaf = path[-1]
+            if leaf not in holder:
+                holder[leaf] = None
+            elif holder[leaf] == value:
+                del holder[leaf]
+                for depth in range(len(chain) - 1, 0, -1):
+                    if chain[depth]:
+                        break
+                    del chain[depth - 1][path[depth - 1]]
+    return document
+
+
+def _ecs_left_out(document: dict, entry: Mapping[str, Any]) -> dict | None:
+    """``_leave_out_carried`` of an ECS document, written out for the common case (every value of
+    ``CARRIED["ecs"]`` there and equal to the entry's); None otherwise (the general path then)."""
+    try:
+        event_id = entry["event_id"]
+        event_name = entry["event_name"]
+        account = entry["account"]
+        region = entry["region"]
+    except KeyError:
+        return None
+    event = document.get("event")
+    cloud = document.get("cloud")
+    aws = document.get("aws")
+    if event.__class__ is not dict or cloud.__class__ is not dict or aws.__class__ is not dict:
+        return None
+    trail = aws.get("cloudtrail")
+    cloud_account = cloud.get("account")
+    if (trail.__class__ is not dict or cloud_account.__class__ is not dict
+            or event_id.__class__ is not str or not event_id or event.get("id") != event_id
+            or event_name.__class__ is not str or not event_name or event.get("action") != event_name
+            or account.__class__ is not str or not account or cloud_account.get("id") != account
+            or trail.get("recipient_account_id") != account
+            or region.__class__ is not str or not region or cloud.get("region") != region):
+        return None
+    document = dict(document)
+    event = dict(event)
+    del event["id"], event["action"]
+    if event:
+        document["event"] = event
+    else:
+        del document["event"]
+    cloud = dict(cloud)
+    if len(cloud_account) == 1:
+        del cloud["account"]
+    else:
+        cloud_account = dict(cloud_account)
+        del cloud_account["id"]
+        cloud["account"] = cloud_account
+    del cloud["region"]
+    if cloud:
+        document["cloud"] = cloud
+    else:
+        del document["cloud"]
+    trail = dict(trail)
+    del trail["recipient_account_id"]
+    aws = dict(aws)
+    if trail:
+        aws["cloudtrail"] = trail
+    else:
+        del aws["cloudtrail"]
+    if aws:
+        document["aws"] = aws
+    else:
+        del document["aws"]
+    return document
+
+
+def _ocsf_left_out(document: dict, entry: Mapping[str, Any]) -> dict | None:
+    """``_leave_out_carried`` of an OCSF event, written out for the common case (every value of
+    ``CARRIED["ocsf"]`` there and equal to the entry's); None otherwise (the general path then)."""
+    try:
+        event_id = entry["event_id"]
+        event_name = entry["event_name"]
+        account = entry["account"]
+        region = entry["region"]
+    except KeyError:
+        return None
+    metadata = document.get("metadata")
+    api = document.get("api")
+    cloud = document.get("cloud")
+    if metadata.__class__ is not dict or api.__class__ is not dict or cloud.__class__ is not dict:
+        return None
+    cloud_account = cloud.get("account")
+    if (cloud_account.__class__ is not dict
+            or event_id.__class__ is not str or not event_id or metadata.get("uid") != event_id
+            or event_name.__class__ is not str or not event_name or api.get("operation") != event_name
+            or account.__class__ is not str or not account or cloud_account.get("uid") != account
+            or region.__class__ is not str or not region or cloud.get("region") != region):
+        return None
+    document = dict(document)
+    metadata = dict(metadata)
+    del metadata["uid"]
+    if metadata:
+        document["metadata"] = metadata
+    else:
+        del document["metadata"]
+    api = dict(api)
+    del api["operation"]
+    if api:
+        document["api"] = api
+    else:
+        del document["api"]
+    cloud = dict(cloud)
+    if len(cloud_account) == 1:
+        del cloud["account"]
+    else:
+        cloud_account = dict(cloud_account)
+        del cloud_account["uid"]
+        cloud["account"] = cloud_account
+    del cloud["region"]
+    if cloud:
+        document["cloud"] = cloud
+    else:
+        del document["cloud"]
+    return document
+
+
+_LEFT_OUT = {"ecs": _ecs_left_out, "ocsf": _ocsf_left_out}
+
+
+def restore_carried(name: str, document: dict, entry: Mapping[str, Any]) -> dict:
+    """The whole ``name`` ("ecs" or "ocsf") document of a stream entry: ``document`` (its
+    field, parsed) with the values the stream left out because ``entry`` (its fields, as text)
+    carries them put back (``CARRIED``), and the nulls that say "absent" removed.  Changes
+    ``document`` in place and returns it."""
+    for path, field in CARRIED[name]:
+        value = entry.get(field)
+        if value is None:
+            continue  # the entry lacks the field: the document kept its value
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogatepass")
+        chain = [document]
+        holder = document
+        for part in path[:-1]:
+            child = holder.get(part)
+            if child is None:
+                child = holder[part] = {}
+            elif not isinstance(child, dict):
+                break
+            chain.append(child)
+            holder = child
+        else:
+            leaf = path[-1]
+            if leaf not in holder:
+                if value:
+                    holder[leaf] = value
+            elif holder[leaf] is None:
+                del holder[leaf]
+            for depth in range(len(chain) - 1, 0, -1):
+                if chain[depth]:
+                    break
+                del chain[depth - 1][path[depth - 1]]
+    return document
 
 
 # derive_batch runs each normalizer over this many records in turn: few enough that the

@@ -275,8 +275,10 @@ def lua_constant_table() -> dict[str, str]:
 def lua_constants(text: str | None = None) -> str:
     """``local STATUS_CLAIMED = 'claimed'`` ... for the head of a Lua script: those ``text`` uses
     (None: all)."""
+    # the words of ``text`` once (a name is used where it is a whole word), not one regex per name
+    words = None if text is None else set(re.findall(r"\w+", text))
     return "".join(f"local {name} = '{value}'\n" for name, value in lua_constant_table().items()
-                   if text is None or re.search(rf"\b{name}\b", text))
+                   if words is None or name in words)
 
 
 # -- keys ---------------------------------------------------------------------------------------
