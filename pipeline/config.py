@@ -83,6 +83,9 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 _WHOLE_NUMBER: TypeAdapter[int] = TypeAdapter(int)
 
 
+_MAX_SECONDS = int(timedelta.max.total_seconds())
+
+
 def _seconds_at_least(minimum: int):
     """A duration field written as whole seconds (``requeue_after_seconds: 900``), a timedelta
     once loaded; pydantic's own errors for an integer field (``must be at least 60``)."""
@@ -97,6 +100,8 @@ def _seconds_at_least(minimum: int):
                 raise PydanticKnownError(exc.errors()[0]["type"]) from None  # type: ignore[arg-type]
         if seconds < minimum:
             raise PydanticKnownError("greater_than_equal", {"ge": minimum})
+        if seconds > _MAX_SECONDS:  # past what a timedelta holds: an error naming the field, not a crash
+            raise PydanticKnownError("less_than_equal", {"le": _MAX_SECONDS})
         return timedelta(seconds=seconds)
 
     return BeforeValidator(typed)

@@ -497,3 +497,6 @@ def test_the_seconds_keys_stay_as_written_and_load_as_durations():
         "field 'heartbeat_timeout_seconds': must be a whole number"]
     assert problems_of(good_source(), requeue_after=60) == [
         "field 'requeue_after': is not a known parameter (did you mean 'requeue_after_seconds'?)"]
+    # past what a duration holds: an error naming the field (it was a crash)
+    (problem,) = problems_of(good_source(), heartbeat_timeout_seconds=10**20)
+    assert problem.startswith("field 'heartbeat_timeout_seconds': must be at most"), problem

@@ -181,7 +181,7 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
             config_path.touch(mode=0o600)
             config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
             runtime = Runtime(load_config(config_path))
-            click.echo(f"celery worker + beat started (log: {log_path}); events from stream "
+            click.echo(f"celery worker + beat starting (log: {log_path}); events from stream "
                        f"{runtime.config.stream}:")
             last_id: bytes | str = "0-0"
             shown = 0

@@ -285,11 +285,14 @@ _LEFT_OUT = {"ecs": _ecs_left_out, "ocsf": _ocsf_left_out}
 
 def restore_carried(name: str, document: dict, entry: Mapping[str, Any]) -> dict:
     """The whole ``name`` ("ecs" or "ocsf") document of a stream entry: ``document`` (its
-    field, parsed) with the values the stream left out because ``entry`` (its fields, as text)
+    field, parsed) with the values the stream left out because ``entry`` (its fields, text or
+    bytes keys and values as redis-py returns them)
     carries them put back (``CARRIED``), and the nulls that say "absent" removed.  Changes
     ``document`` in place and returns it."""
     for path, field in CARRIED[name]:
         value = entry.get(field)
+        if value is None:  # redis-py's replies: bytes keys
+            value = entry.get(field.encode())  # type: ignore[call-overload]
         if value is None:
             continue  # the entry lacks the field: the document kept its value
         if isinstance(value, bytes):
