@@ -173,16 +173,37 @@ def _leave_out_carried(document: dict, paths: tuple[tuple[tuple[str, ...], str],
     return document
 
 
+def _carried_text(entry: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
+    """The entry's event_id, event_name, account and region when each is non-empty text (the
+    common case the written-out paths below handle); None otherwise."""
+    try:
+        values = (entry["event_id"], entry["event_name"], entry["account"], entry["region"])
+    except KeyError:
+        return None
+    return values if all(value.__class__ is str and value for value in values) else None
+
+
+def _put_or_drop(holder: dict, name: str, child: dict) -> None:
+    """``holder[name] = child``, or no ``name`` at all once ``child`` is empty."""
+    if child:
+        holder[name] = child
+    else:
+        del holder[name]
+
+
+def _without(mapping: dict, name: str) -> dict:
+    copy = dict(mapping)
+    del copy[name]
+    return copy
+
+
 def _ecs_left_out(document: dict, entry: Mapping[str, Any]) -> dict | None:
     """``_leave_out_carried`` of an ECS document, written out for the common case (every value of
     ``CARRIED["ecs"]`` there and equal to the entry's); None otherwise (the general path then)."""
-    try:
-        event_id = entry["event_id"]
-        event_name = entry["event_name"]
-        account = entry["account"]
-        region = entry["region"]
-    except KeyError:
+    carried = _carried_text(entry)
+    if carried is None:
         return None
+    event_id, event_name, account, region = carried
     event = document.get("event")
     cloud = document.get("cloud")
     aws = document.get("aws")
@@ -191,92 +212,46 @@ def _ecs_left_out(document: dict, entry: Mapping[str, Any]) -> dict | None:
     trail = aws.get("cloudtrail")
     cloud_account = cloud.get("account")
     if (trail.__class__ is not dict or cloud_account.__class__ is not dict
-            or event_id.__class__ is not str or not event_id or event.get("id") != event_id
-            or event_name.__class__ is not str or not event_name or event.get("action") != event_name
-            or account.__class__ is not str or not account or cloud_account.get("id") != account
-            or trail.get("recipient_account_id") != account
-            or region.__class__ is not str or not region or cloud.get("region") != region):
+            or event.get("id") != event_id or event.get("action") != event_name
+            or cloud_account.get("id") != account or trail.get("recipient_account_id") != account
+            or cloud.get("region") != region):
         return None
     document = dict(document)
     event = dict(event)
     del event["id"], event["action"]
-    if event:
-        document["event"] = event
-    else:
-        del document["event"]
-    cloud = dict(cloud)
-    if len(cloud_account) == 1:
-        del cloud["account"]
-    else:
-        cloud_account = dict(cloud_account)
-        del cloud_account["id"]
-        cloud["account"] = cloud_account
-    del cloud["region"]
-    if cloud:
-        document["cloud"] = cloud
-    else:
-        del document["cloud"]
-    trail = dict(trail)
-    del trail["recipient_account_id"]
+    _put_or_drop(document, "event", event)
+    cloud = _without(cloud, "region")
+    _put_or_drop(cloud, "account", _without(cloud_account, "id"))
+    _put_or_drop(document, "cloud", cloud)
     aws = dict(aws)
-    if trail:
-        aws["cloudtrail"] = trail
-    else:
-        del aws["cloudtrail"]
-    if aws:
-        document["aws"] = aws
-    else:
-        del document["aws"]
+    _put_or_drop(aws, "cloudtrail", _without(trail, "recipient_account_id"))
+    _put_or_drop(document, "aws", aws)
     return document
 
 
 def _ocsf_left_out(document: dict, entry: Mapping[str, Any]) -> dict | None:
     """``_leave_out_carried`` of an OCSF event, written out for the common case (every value of
     ``CARRIED["ocsf"]`` there and equal to the entry's); None otherwise (the general path then)."""
-    try:
-        event_id = entry["event_id"]
-        event_name = entry["event_name"]
-        account = entry["account"]
-        region = entry["region"]
-    except KeyError:
+    carried = _carried_text(entry)
+    if carried is None:
         return None
+    event_id, event_name, account, region = carried
     metadata = document.get("metadata")
     api = document.get("api")
     cloud = document.get("cloud")
     if metadata.__class__ is not dict or api.__class__ is not dict or cloud.__class__ is not dict:
         return None
     cloud_account = cloud.get("account")
-    if (cloud_account.__class__ is not dict
-            or event_id.__class__ is not str or not event_id or metadata.get("uid") != event_id
-            or event_name.__class__ is not str or not event_name or api.get("operation") != event_name
-            or account.__class__ is not str or not account or cloud_account.get("uid") != account
-            or region.__class__ is not str or not region or cloud.get("region") != region):
+    if (cloud_account.__class__ is not dict or metadata.get("uid") != event_id
+            or api.get("operation") != event_name or cloud_account.get("uid") != account
+            or cloud.get("region") != region):
         return None
     document = dict(document)
-    metadata = dict(metadata)
-    del metadata["uid"]
-    if metadata:
-        document["metadata"] = metadata
-    else:
-        del document["metadata"]
-    api = dict(api)
-    del api["operation"]
-    if api:
-        document["api"] = api
-    else:
-        del document["api"]
-    cloud = dict(cloud)
-    if len(cloud_account) == 1:
-        del cloud["account"]
-    else:
-        cloud_account = dict(cloud_account)
-        del cloud_account["uid"]
-        cloud["account"] = cloud_account
-    del cloud["region"]
-    if cloud:
-        document["cloud"] = cloud
-    else:
-        del document["cloud"]
+    _put_or_drop(document, "metadata", _without(metadata, "uid"))
+    _put_or_drop(document, "api", _without(api, "operation"))
+    cloud = _without(cloud, "region")
+    _put_or_drop(cloud, "account", _without(cloud_account, "uid"))
+    _put_or_drop(document, "cloud", cloud)
     return document
 
 
