@@ -290,8 +290,6 @@ def _escape_logs(logger=None, **_):
         use_escaping(logger)
 
 
-
-
 def _say_ready(**_):
     """Under `trailpipe run`: tell the supervisor this part is up (it wrote its pid)."""
     path = os.environ.get(READY_FILE_ENV)

@@ -178,8 +178,11 @@ def run_demo(files: int = 24, timeout: int = 180, show: int = 15) -> int:
             log_files, expected_events = fill_bucket(endpoint, files)
             click.echo(f"local S3 at {endpoint}: bucket {BUCKET} holds {log_files} CloudTrail files "
                        f"({expected_events} records), 1 digest file and 1 other object")
-            config_path.touch(mode=0o600)
-            config_path.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
+            # Whole or not at all (worker and beat start as soon as it exists): written aside, renamed.
+            written = config_path.with_suffix(".tmp")
+            written.touch(mode=0o600)
+            written.write_text(yaml.safe_dump(demo_config(endpoint, secret_file), sort_keys=False))
+            written.replace(config_path)
             runtime = Runtime(load_config(config_path))
             click.echo(f"celery worker + beat starting (log: {log_path}); events from stream "
                        f"{runtime.config.stream}:")
