@@ -34,6 +34,7 @@ from pipeline.layout import delivery_time
 from pipeline.metrics import note_notification_latency
 from pipeline.parser import Hasher, ParseLimits, RecordReader
 from pipeline.policy import Do, ErrorKind, Verdict, apply, classify, decide
+from pipeline.s3 import get_object
 from pipeline.store import ObjectStart, StateStore
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class IngestLimits:
 def open_object(s3, source: Source, key: str):
     """The object's body as a stream; permanent S3 errors and oversize objects are BadObject."""
     try:
-        response = s3.get_object(Bucket=source.bucket, Key=key)
+        response = get_object(s3, source.bucket, key)
     except ClientError as exc:
         verdict = classify(exc)
         if verdict.kind is ErrorKind.PERMANENT:

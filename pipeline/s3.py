@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
 import socket
+import threading
 import urllib.parse
 from typing import Any
 
+import botocore.auth
 import botocore.config
+from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError, ProxyConnectionError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import ProxyConnectionError
 from botocore.exceptions import SSLError as BotoSSLError
+from botocore.httpchecksum import StreamingChecksumBody
+from botocore.response import StreamingBody
 
 from pipeline import certificates, defaults
 from pipeline.config import AssumeRoleAuth, Proxy, Source
 from pipeline.credentials import make_session, session_with
+
+log = logging.getLogger(__name__)
 
 USER_AGENT_EXTRA = "trailpipe"
 PROXY_AUTH_REQUIRED = 407
@@ -232,10 +240,128 @@ def make_sts_client(source: Source, base: Credentials, verify: str | bool | None
 
 def make_client(source: Source, acquire: bool = True):
     """The S3 client of ``source``; share it across tasks of a process (it pools connections).
-    ``acquire=False`` (``trailpipe check``): never pin a certificate on first use."""
+    ``acquire=False`` (``trailpipe check``): never pin a certificate on first use. Its GetObject
+    goes through ``get_object`` (``DirectGet``)."""
     if acquire:
         check_endpoints(source)
-    return make_aws_client(source, "s3", endpoint_url=source.endpoint_url)
+    client = make_aws_client(source, "s3", endpoint_url=source.endpoint_url)
+    client.trailpipe_direct_get = DirectGet(client)
+    return client
+
+
+def get_object(client, bucket: str, key: str) -> dict:
+    """GetObject: ``{"Body": stream, "ContentLength": n}`` (the keys ``client.get_object``'s
+    response has that the object processor reads). Through the client's ``DirectGet`` when it
+    has one (``make_client``), else botocore's call."""
+    direct = getattr(client, "trailpipe_direct_get", None)
+    if direct is not None:
+        return direct(bucket, key)
+    return client.get_object(Bucket=bucket, Key=key)
+
+
+# Headers of botocore's GetObject that a signature or a single call owns: made anew per request.
+_PER_REQUEST_HEADERS = frozenset({"authorization", "x-amz-date", "date", "x-amz-content-sha256",
+                                  "x-amz-security-token", "amz-sdk-invocation-id", "amz-sdk-request"})
+
+
+class DirectGet:
+    """GetObject's answered path without botocore's per-call machinery: the request botocore
+    itself built for the bucket's first GetObject (its URL up to the key, its headers, its
+    signer's scope) is made again for each key, signed by botocore's signer with the client's
+    credentials (refreshed as they expire), and sent through the client's own HTTP session (its
+    proxy, certificates, pins, pool and timeouts), its ``before-send`` handlers called as
+    botocore calls them (the S3 request count). A 200 answer's body is checked as botocore
+    checks it (its length, and a ``x-amz-checksum-*`` the answer carries).
+
+    Anything else falls back to botocore's call, which alone decides errors: an error status
+    (drained, then asked again through ``client.get_object``: its retries, error parsing and
+    hooks), a failed connection, a bucket whose request botocore built differently. On small
+    CloudTrail files this halves the client's CPU per object (issue 22; ``python
+    ops/bench/s3_client_bench.py``): endpoint rules, parameter validation and serialization,
+    the event chain, response parsing and the retry bookkeeping are botocore's per call."""
+
+    def __init__(self, client):
+        self._client = client
+        self._learned: dict[str, tuple[str, dict[str, str], Any]] = {}  # bucket -> (URL head, headers, auth)
+        self._seen = threading.local()  # the URL and headers of botocore's last GetObject in this thread
+        client.meta.events.register("before-send.s3.GetObject", self._note_request)
+
+    def _note_request(self, request=None, **_) -> None:
+        if request is not None:
+            self._seen.request = (request.url, {name: value.decode() if isinstance(value, bytes) else value
+                                                for name, value in request.headers.items()})
+
+    def __call__(self, bucket: str, key: str) -> dict:
+        learned = self._learned.get(bucket)
+        if learned is not None:
+            answer = self._direct(learned, key)
+            if answer is not None:
+                return answer
+            return self._client.get_object(Bucket=bucket, Key=key)
+        self._seen.request = None
+        response = self._client.get_object(Bucket=bucket, Key=key)
+        seen = self._seen.request
+        if seen is not None:
+            self._learn(bucket, key, *seen)
+        return response
+
+    def _learn(self, bucket: str, key: str, url: str, headers: dict[str, str]) -> None:
+        quoted = urllib.parse.quote(key, safe="/~")  # how botocore writes a key into the path
+        auth = self._signer(headers.get("Authorization", ""))
+        if auth is None or not url.endswith("/" + quoted) or "?" in url:
+            return  # built some other way: botocore keeps making this bucket's requests
+        kept = {name: value for name, value in headers.items() if name.lower() not in _PER_REQUEST_HEADERS}
+        self._learned[bucket] = (url[: len(url) - len(quoted)], kept, auth)
+
+    def _signer(self, authorization: str):
+        credentials = self._client._request_signer._credentials  # noqa: SLF001  (botocore's, refreshed)
+        if credentials is None:
+            return None
+        if authorization.startswith("AWS4-HMAC-SHA256 Credential="):
+            # Credential=KEY/DATE/REGION/SERVICE/aws4_request: the scope botocore's rules chose.
+            scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+            if len(scope) != 5:
+                return None
+            return lambda: botocore.auth.S3SigV4Auth(credentials.get_frozen_credentials(), scope[3], scope[2])
+        if authorization.startswith("AWS "):
+            return lambda: botocore.auth.HmacV1Auth(credentials.get_frozen_credentials())
+        return None
+
+    def _direct(self, learned: tuple[str, dict[str, str], Any], key: str) -> dict | None:
+        head, headers, auth = learned
+        request = AWSRequest(method="GET", url=head + urllib.parse.quote(key, safe="/~"), headers=dict(headers))
+        auth().add_auth(request)
+        prepared = request.prepare()
+        prepared.stream_output = True
+        events = self._client.meta.events
+        try:
+            answers = events.emit("before-send.s3.GetObject", request=prepared)
+            response = next((answer for _, answer in answers if answer is not None), None)
+            if response is None:
+                response = self._client._endpoint.http_session.send(prepared)  # noqa: SLF001
+        except BotoCoreError as exc:
+            log.debug("GetObject %s: %s; asked again through botocore", key, exc)
+            return None
+        if response.status_code != 200:
+            response.raw.read()  # drained: its connection goes back to the pool
+            response.raw.release_conn()
+            return None
+        length = response.headers.get("content-length")
+        return {"Body": _checked_body(response.raw, length, response.headers),
+                "ContentLength": int(length) if length is not None else None}
+
+
+def _checked_body(raw, length: str | None, headers) -> StreamingBody:
+    """The body as botocore's GetObject gives it: its length checked at its end, and the first
+    of the answer's checksums botocore would check (``x-amz-checksum-*``) verified."""
+    from botocore import httpchecksum  # noqa: PLC0415  (its tables, not a public API)
+
+    for algorithm in httpchecksum._ALGORITHMS_PRIORITY_LIST:  # noqa: SLF001
+        expected = headers.get(f"x-amz-checksum-{algorithm}")
+        checksum = httpchecksum._CHECKSUM_CLS.get(algorithm)  # noqa: SLF001
+        if expected and "-" not in expected and checksum is not None:  # "-N": of parts, not checkable
+            return StreamingChecksumBody(raw, length, checksum(), expected)
+    return StreamingBody(raw, length)
 
 
 def sqs_view(source: Source) -> Source:

@@ -3,14 +3,18 @@ and addressing style, and a real forward proxy (proxy.py) that requires basic au
 from __future__ import annotations
 
 import base64
+import http.server
 import logging
 import random
 import socket
+import threading
 import traceback
 import urllib.parse
+import zlib
 from datetime import UTC, datetime
 
 import pytest
+from botocore.exceptions import BotoCoreError, ClientError
 from conftest import TEST_KEY_ID, config_dict, source_dict
 from support.proxy_server import PROXY_PASSWORD, PROXY_USER, proxy_py_available, proxy_settings, start_or_skip
 
@@ -20,7 +24,7 @@ from pipeline.discovery import discover
 from pipeline.errors import ConfigError
 from pipeline.ingest import ingest_object
 from pipeline.policy import classify
-from pipeline.s3 import ProxyAuthenticationError, make_client
+from pipeline.s3 import ProxyAuthenticationError, get_object, make_client
 
 
 def record_requests(client) -> list:
@@ -98,6 +102,111 @@ def test_virtual_host_addressing(make_runtime, s3, bucket, moto_endpoint, monkey
     sent = record_requests(client)
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"x" * 10
     assert sent[0].url == f"http://{bucket}.localhost:{port}/{key}"
+    for _ in range(2):  # the direct path (learned from botocore's first GetObject) addresses alike
+        assert get_object(client, bucket, key)["Body"].read() == b"x" * 10
+    assert [request.url for request in sent[1:]] == [f"http://{bucket}.localhost:{port}/{key}"] * 2
+
+
+# --- GetObject's direct path (pipeline.s3.DirectGet) ------------------------------------------------
+
+def botocore_calls(client) -> list:
+    """The GetObject calls botocore's own machinery made (its ``before-call``: the direct path
+    skips it, and still sends ``before-send``)."""
+    calls = []
+    client.meta.events.register("before-call.s3.GetObject", lambda **_: calls.append(1))
+    return calls
+
+
+def header(request, name: str) -> str:
+    value = request.headers[name]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@pytest.mark.parametrize("version,region,expected", [
+    ("v2", "us-east-1", f"AWS {TEST_KEY_ID}:"),
+    ("v4", "us-east-1", f"AWS4-HMAC-SHA256 Credential={TEST_KEY_ID}/"),
+    ("v4", "eu-central-1", f"AWS4-HMAC-SHA256 Credential={TEST_KEY_ID}/"),
+])
+def test_direct_get_object_signs_and_addresses_as_botocore(make_runtime, s3, bucket, moto_endpoint,
+                                                           version, region, expected):
+    """After botocore's first GetObject of a bucket, the next are made directly: the same URL
+    form, headers and signature (moto checks it: a bad one is a 403), the same bytes."""
+    keys = [put_log(s3, bucket, key=f"AWSLogs/1/CloudTrail/us-east-1/2024/01/01/{name}.json.gz", body=name.encode() * 5)
+            for name in ("first", "second", "with space+plus%25and~tilde=é")]
+    runtime = make_runtime(bucket, signature_version=version, region=region)
+    client = runtime.s3(runtime.source("test-src"))
+    sent, calls = record_requests(client), botocore_calls(client)
+    for key in keys + keys:
+        response = get_object(client, bucket, key)
+        assert response["Body"].read() == key.rsplit("/", 1)[1].removesuffix(".json.gz").encode() * 5
+        assert response["ContentLength"] == len(key.rsplit("/", 1)[1].removesuffix(".json.gz").encode()) * 5
+    assert len(calls) == 1  # only the first went through botocore's call
+    assert len(sent) == 6  # every one was sent (and counted: before-send)
+    for request, key in zip(sent, keys + keys):
+        assert request.url == f"{moto_endpoint}/{bucket}/{urllib.parse.quote(key, safe='/~')}"
+        assert header(request, "Authorization").startswith(expected)
+        if version == "v4":
+            assert f"/{region}/s3/aws4_request" in header(request, "Authorization")
+        assert header(request, "User-Agent") == header(sent[0], "User-Agent")
+
+
+def test_direct_get_object_leaves_errors_to_botocore(make_runtime, s3, bucket):
+    """An error answer of the direct path is asked again through botocore's call, which alone
+    makes the error (its code, retries and hooks): the same ClientError as without it."""
+    key = put_log(s3, bucket)
+    runtime = make_runtime(bucket)
+    client = runtime.s3(runtime.source("test-src"))
+    calls = botocore_calls(client)
+    get_object(client, bucket, key)["Body"].read()
+    get_object(client, bucket, key)["Body"].read()
+    assert len(calls) == 1
+    with pytest.raises(ClientError) as info:
+        get_object(client, bucket, key + ".missing")
+    assert info.value.response["Error"]["Code"] == "NoSuchKey"
+    assert len(calls) == 2
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint whose first answer is sound and the next ones are not, as a faulty
+    server or network could make them: the checksum of other bytes, or a short body."""
+
+    body = b"trailpipe" * 20
+    fault = "checksum"
+    answered = 0
+
+    def do_GET(self):  # noqa: N802  (http.server's name)
+        type(self).answered += 1
+        sound = type(self).answered == 1
+        crc = zlib.crc32(self.body if sound or self.fault != "checksum" else b"other bytes")
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body) + (0 if sound or self.fault != "short" else 10)))
+        self.send_header("x-amz-checksum-crc32", base64.b64encode(crc.to_bytes(4, "big")).decode())
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("fault,error", [("checksum", "FlexibleChecksumError"), ("short", "ResponseStreamingError")])
+def test_direct_get_object_checks_the_body_as_botocore(make_runtime, fault, error):
+    handler = type("Answers", (_Answers,), {"fault": fault, "answered": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        runtime = make_runtime("checked-bucket", endpoint_url=f"http://127.0.0.1:{server.server_port}")
+        client = runtime.s3(runtime.source("test-src"))
+        calls = botocore_calls(client)
+        key = "AWSLogs/1/CloudTrail/us-east-1/2024/01/01/a.json.gz"
+        assert get_object(client, "checked-bucket", key)["Body"].read() == _Answers.body  # botocore's
+        with pytest.raises(BotoCoreError) as info:
+            get_object(client, "checked-bucket", key)["Body"].read()  # the direct path's
+        assert type(info.value).__name__ == error
+        assert len(calls) == 1 and handler.answered == 2
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- proxy ----------------------------------------------------------------------------------------
@@ -126,9 +235,11 @@ def test_requests_go_through_the_proxy(make_runtime, s3, bucket, moto_endpoint, 
         client = runtime.s3(runtime.source("test-src"))
         client.list_objects_v2(Bucket=bucket)
         assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"x" * 10
+        for _ in range(2):  # botocore's first GetObject, then the direct path: through the proxy too
+            assert get_object(client, bucket, key)["Body"].read() == b"x" * 10
     moto = urllib.parse.urlsplit(moto_endpoint).netloc
     forward_proxy.wait_for_log(f"GET {moto}/{bucket}?list-type=2")  # the access log lags a little
-    forward_proxy.wait_for_log(f"GET {moto}/{bucket}/{key} - 200 OK")
+    forward_proxy.wait_for_log(f"GET {moto}/{bucket}/{key} - 200 OK", count=3)
     assert "Sending http request" in caplog.text  # the debug logging did run
     for form in secret_forms(PROXY_PASSWORD):
         assert form not in caplog.text

@@ -476,7 +476,12 @@ def measure_in_process(name: str, redis_server: RedisServer, run) -> dict:
     events = run()
     seconds = time.perf_counter() - t0
     cpu1, rcpu1 = cpu_seconds([me], tree=False), cpu_seconds([redis_server.process.pid])
-    return phase_result(name, events, seconds, cpu1 - cpu0, rcpu1 - rcpu0)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        commands = redis_command_usec(client)
+    finally:
+        client.close()
+    return phase_result(name, events, seconds, cpu1 - cpu0, rcpu1 - rcpu0, redis_command_usec=commands)
 
 
 def phase_result(name: str, events: int, seconds: float, process_cpu: float, redis_cpu: float,
@@ -659,6 +664,7 @@ def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[L
         # pool child may be replaced): each one's peak includes its idle sample.
         peak = {pid: max(proc_status_kb(pid, "VmHWM"), idle_rss.get(pid, 0)) for pid in working}
         memory = stream_memory(client, events)
+        commands = redis_command_usec(client)
         result = phase_result(
             name, events, seconds, cpu1 - cpu0, rcpu1 - rcpu0, concurrency=concurrency, pool=options.pool,
             processes=options.processes, output_formats=formats, tree=str(tree) if tree else None,
@@ -671,12 +677,21 @@ def run_trailpipe(options: BenchOptions, work: Path, s3: S3Server, files: list[L
             redis_cpu_ms_per_object=round((rcpu1 - rcpu0) / len(files) * 1000, 2),
             worker_peak_rss_mb=round(max(peak.values() or [0]) / 1024, 1),
             worker_idle_rss_mb=round(max(idle_rss.values() or [0]) / 1024, 1),
-            s3_server_cpu_seconds=round(s3cpu1 - s3cpu0, 3), **memory)
+            s3_server_cpu_seconds=round(s3cpu1 - s3cpu0, 3), redis_command_usec=commands, **memory)
         if split is not None:
             result["cpu_split"] = {part: {"share": share, "ms_per_object": round(
                 share * (cpu1 - cpu0) / len(files) * 1000, 2)} for part, share in split.items()}
         fields = stream_field_names(redis_server.url)
     return result, fields
+
+
+def redis_command_usec(client: redis.Redis, top: int = 8) -> dict[str, dict]:
+    """Where redis-server's time went (``INFO commandstats``, commands a script runs counted
+    under their own name too): the ``top`` commands by total time, with calls and µs per call."""
+    stats = client.info("commandstats")
+    rows = sorted(stats.items(), key=lambda item: -item[1]["usec"])[:top]
+    return {name.removeprefix("cmdstat_"): {"calls": row["calls"], "usec": row["usec"],
+                                            "usec_per_call": row["usec_per_call"]} for name, row in rows}
 
 
 def stream_memory(client: redis.Redis, events: int, sample: int = 500) -> dict:

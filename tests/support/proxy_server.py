@@ -56,9 +56,10 @@ class ForwardProxy:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_log(self, text: str, timeout: float = 10) -> None:
+    def wait_for_log(self, text: str, timeout: float = 10, count: int = 1) -> None:
+        """Until ``text`` is in the proxy's log ``count`` times."""
         deadline = time.monotonic() + timeout
-        while text not in self.log():
+        while self.log().count(text) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} not in the proxy's log:\n{self.log()}")
             time.sleep(0.05)
