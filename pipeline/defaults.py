@@ -62,6 +62,9 @@ QUORUM_QUEUES = True
 WORKER_POOL = "threads"
 WORKER_CONCURRENCY = 32  # objects in flight per worker process
 BACKFILL_WORKERS = 32  # objects in flight in `trailpipe backfill`
+# Ingest tasks a discovery publishes in one broker round trip (kombu's Producer.batch, a Redis
+# pipeline); it also sends what it holds at the end of each listed page.
+ENQUEUE_BATCH = 500
 # Threads of a process parsing a batch (and making its entries) at once, whatever the objects in
 # flight: 32 large objects parsed side by side in one process cost 30% more CPU per event.
 CPU_SLOTS_PER_PROCESS = 2

@@ -48,6 +48,15 @@ log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, str], None]  # (source identifier, object key)
 
+
+def send_enqueued(enqueue: Enqueue) -> None:
+    """An enqueue that batches (``workers.tasks.BatchedEnqueue``: a flush) sends what it holds:
+    each listed page's objects go to the workers as the page is done, not after the whole
+    listing, and a failed send is the discovery's error (the policy's to decide)."""
+    flush = getattr(enqueue, "flush", None)
+    if flush is not None:
+        flush()
+
 DEFAULT_LEASE_MS = 2 * 60 * 1000  # renewed at every listed page
 PARTITION_CACHE_SECONDS = 3600
 
@@ -140,6 +149,7 @@ def discover(source: Source, state: StateStore, s3, enqueue: Enqueue,
         if state.set_health(sid, True):
             log.info("source %s is ok again", sid)
         result.requeued = sweep(source, state, enqueue, healthy=True)
+        send_enqueued(enqueue)  # the digests' and the sweep's
     except Exception as exc:
         action = decide(classify(exc), 0, Step.DISCOVERY)
         if action.do is not Do.FAIL_SOURCE:
@@ -205,6 +215,7 @@ def _discover_partition(source: Source, state: StateStore, s3, enqueue: Enqueue,
         for key in state.claim_many(sid, wanted, token):
             enqueue(sid, key)
             result.enqueued += 1
+        send_enqueued(enqueue)
         newest = page[-1].key
         if newest > marker:  # lookback pages lie behind the marker: it only moves forward
             if not state.advance_marker(sid, token, partition, marker, newest):

@@ -216,3 +216,46 @@ def redis_client_of(url: str):
     import redis
 
     return redis.Redis.from_url(url)
+
+
+BATCH_PROBE = """
+import json, sys
+import redis.connection
+sends = []
+real = redis.connection.AbstractConnection.send_packed_command
+def counted(self, command, *args, **kwargs):
+    sends.append(1)
+    return real(self, command, *args, **kwargs)
+redis.connection.AbstractConnection.send_packed_command = counted
+from workers.tasks import batched_enqueues
+keys = [f"AWSLogs/1/CloudTrail/us-east-1/2024/01/01/k{n}.json.gz" for n in range(int(sys.argv[1]))]
+with batched_enqueues() as enqueue:
+    enqueue("batched", keys[0])  # the producer's connection is made here
+    before = len(sends)
+    for key in keys[1:]:
+        enqueue("batched", key)
+    held = len(sends) - before
+    enqueue.flush()
+    flushed = len(sends) - before - held
+print(json.dumps({"held": held, "flushed": flushed}))
+"""
+
+
+def test_a_discovery_sends_its_ingest_tasks_in_batches(tmp_path, redis_server, redis_client, moto_endpoint, bucket):
+    """The discovery task's enqueues (workers.tasks.batched_enqueues, kombu's Producer.batch):
+    nothing is sent while they are held, then one round trip sends them all; each is a task
+    message a worker runs as any other (the end-to-end tests: test_workers, test_chaos)."""
+    config_path = write_config(tmp_path / "trailpipe.yaml", config_dict(
+        redis_server.url, [source_dict(bucket, moto_endpoint, identifier="batched")]))
+    queue = "trailpipe.us-east-1"
+    redis_client.delete(queue)
+    result = subprocess.run([sys.executable, "-c", BATCH_PROBE, "120"], env=celery_env(config_path), cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    sent = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sent == {"held": 0, "flushed": 1}, sent
+    messages = [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
+    redis_client.delete(queue)
+    assert len(messages) == 120
+    assert {m["headers"]["task"] for m in messages} == {"trailpipe.ingest_object"}
+    assert len({m["headers"]["id"] for m in messages}) == 120

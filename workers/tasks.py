@@ -13,9 +13,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery.signals import worker_process_init
+from kombu.exceptions import BatchPublishError
 
+from pipeline import defaults
 from pipeline.discovery import discover_once
 from pipeline.discovery import sweep as sweep_source
 from pipeline.ingest import process_object
@@ -52,13 +56,68 @@ def enqueue_ingest(source_id: str, key: str) -> None:
     ingest_object.apply_async(args=(source_id, key), queue=source.queue_name)
 
 
+class BatchedEnqueue:
+    """``enqueue_ingest`` through one producer, its messages sent in batches of up to
+    ``ENQUEUE_BATCH`` (kombu's ``Producer.batch``: a Redis pipeline): one broker round trip per
+    batch instead of one per object, and about half the CPU of each publish (issue 22). The
+    discovery sends what it holds at the end of each listed page (``flush``). A broker that
+    cannot batch (RabbitMQ, or a Redis connection that retries on its own) publishes each at
+    once. A failed send raises the broker's own error (the batch's cause), for the policy;
+    the objects it held are claimed, and the sweep enqueues them again."""
+
+    def __init__(self, producer):
+        self._producer = producer
+        self._batch = None
+
+    def __call__(self, source_id: str, key: str) -> None:
+        if self._batch is None:
+            self._batch = self._producer.batch(max_size=defaults.ENQUEUE_BATCH)
+            self._batch.__enter__()
+        source = runtime().source(source_id)
+        try:
+            ingest_object.apply_async(args=(source_id, key), queue=source.queue_name, producer=self._producer)
+        except BatchPublishError as exc:  # a full batch was sent as this one joined it
+            self._end(exc)
+            raise exc.__cause__ or exc from None
+
+    def flush(self) -> None:
+        if self._batch is not None:
+            try:
+                self._end(None)
+            except BatchPublishError as exc:
+                raise exc.__cause__ or exc from None
+
+    def _end(self, error: BaseException | None) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:  # without an error it sends what it holds; with one it drops it
+            batch.__exit__(type(error) if error else None, error, None)
+
+
+@contextmanager
+def batched_enqueues() -> Iterator[BatchedEnqueue]:
+    """A ``BatchedEnqueue`` on a producer of the app's pool, for one discovery; what is left
+    unsent at its end (after an error the policy handled) is sent, or, if that fails too, left
+    to the sweep with a warning."""
+    with app.producer_or_acquire() as producer:
+        enqueue = BatchedEnqueue(producer)
+        try:
+            yield enqueue
+        finally:
+            try:
+                enqueue.flush()
+            except Exception as exc:  # noqa: BLE001  (claimed objects: the sweep enqueues them)
+                log.warning("enqueue of the last objects failed (%s: %s); the sweep enqueues them again",
+                            type(exc).__name__, exc)
+
+
 @app.task(name="trailpipe.discover", bind=True, max_retries=None)
 def discover(self, source_id: str) -> dict:
     rt = runtime()
     source = rt.source(source_id)
-    result = discover_once(source, rt.state, lambda: rt.s3(source), enqueue_ingest, attempt=self.request.retries,
-                           owner=self.request.id or "", forget_client=lambda: rt.forget_s3(source),
-                           keys=rt.public_keys(source))
+    with batched_enqueues() as enqueue:
+        result = discover_once(source, rt.state, lambda: rt.s3(source), enqueue, attempt=self.request.retries,
+                               owner=self.request.id or "", forget_client=lambda: rt.forget_s3(source),
+                               keys=rt.public_keys(source))
     if result.retry_in is not None:
         raise self.retry(countdown=result.retry_in, max_retries=None)
     return dataclasses.asdict(result)

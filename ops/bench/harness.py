@@ -1349,7 +1349,7 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--concurrency", type=_int_list, default=defaults.concurrency,
                         help="worker concurrencies to run, comma-separated")
-    parser.add_argument("--pool", choices=("prefork", "threads", "solo"), default=defaults.pool)
+    parser.add_argument("--pool", choices=("prefork", "threads", "solo", "gevent"), default=defaults.pool)
     parser.add_argument("--processes", type=int, default=defaults.processes,
                         help="worker processes (as `trailpipe run` starts: one per core), each --concurrency")
     parser.add_argument("--small-files", type=int, default=defaults.small_files,
