@@ -35,6 +35,8 @@ def main() -> int:
     parser.add_argument("--normalize", choices=("off", "on"), default="off",
                         help="the source's output_formats: off = [], on = [ecs, ocsf]")
     parser.add_argument("--profiler", choices=("pyinstrument", "cprofile", "none"), default="pyinstrument")
+    parser.add_argument("--no-appendonly", dest="appendonly", action="store_false",
+                        help="redis-server without AOF (default: AOF on, as in production)")
     parser.add_argument("--out", help="also write the profile here (pyinstrument: .html or .txt; cprofile: pstats)")
     args = parser.parse_args()
 
@@ -44,7 +46,7 @@ def main() -> int:
     from pipeline.runtime import Runtime  # noqa: PLC0415
 
     options = bench.BenchOptions(files=args.files, min_records=args.min_records, max_records=args.max_records,
-                                 seed=args.seed, normalize=args.normalize)
+                                 seed=args.seed, normalize=args.normalize, appendonly=args.appendonly)
     (formats,) = bench.FORMAT_SETS[args.normalize]
     note = f"output_formats {formats}"
     with tempfile.TemporaryDirectory(prefix="trailpipe-profile-") as tmp:
@@ -87,6 +89,11 @@ def main() -> int:
                       f"{events / seconds:,.0f} events/s; CPU {(cpu + rcpu) / events * 1e6:.1f} s per million "
                       f"events ({rcpu / (cpu + rcpu) * 100:.0f}% redis-server)"
                       + (" (under the profiler)" if profiler is not None else ""))
+                outside = rcpu * 1e6 - sum(row["usec"] for row in bench.redis_command_usec(runtime.redis, top=1000).values()
+                                           if row is not None)
+                print("redis-server, µs per event: " + ", ".join(
+                    f"{name} {row['usec'] / events:.1f}" for name, row in bench.redis_command_usec(runtime.redis).items()
+                    if row["usec"] / events >= 0.1) + f"; outside commands {outside / events:.1f}")
                 runtime.redis.close()
         finally:
             s3.stop()
