@@ -356,9 +356,12 @@ def _checked_body(raw, length: str | None, headers) -> StreamingBody:
     of the answer's checksums botocore would check (``x-amz-checksum-*``) verified."""
     from botocore import httpchecksum  # noqa: PLC0415  (its tables, not a public API)
 
-    for algorithm in httpchecksum._ALGORITHMS_PRIORITY_LIST:  # noqa: SLF001
+    # (botocore releases before the priority list: the checksums S3 answers with most)
+    priority = getattr(httpchecksum, "_ALGORITHMS_PRIORITY_LIST", ("crc64nvme", "crc32c", "crc32", "sha1", "sha256"))
+    classes = getattr(httpchecksum, "_CHECKSUM_CLS", {})
+    for algorithm in priority:
         expected = headers.get(f"x-amz-checksum-{algorithm}")
-        checksum = httpchecksum._CHECKSUM_CLS.get(algorithm)  # noqa: SLF001
+        checksum = classes.get(algorithm)
         if expected and "-" not in expected and checksum is not None:  # "-N": of parts, not checkable
             return StreamingChecksumBody(raw, length, checksum(), expected)
     return StreamingBody(raw, length)

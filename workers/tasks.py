@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from celery.signals import worker_process_init
-from kombu.exceptions import BatchPublishError
+from kombu import exceptions as kombu_errors
 
 from pipeline import defaults
 from pipeline.discovery import discover_once
@@ -27,6 +27,8 @@ from pipeline.runtime import Runtime
 from workers.app import app, current_config
 
 log = logging.getLogger(__name__)
+# What a failed batch of publishes raises (kombu 5.7; before it there are no batches).
+BatchPublishError: type[Exception] = getattr(kombu_errors, "BatchPublishError", type("NoBatches", (Exception,), {}))
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -70,7 +72,7 @@ class BatchedEnqueue:
         self._batch = None
 
     def __call__(self, source_id: str, key: str) -> None:
-        if self._batch is None:
+        if self._batch is None and hasattr(self._producer, "batch"):  # (kombu before 5.7: one by one)
             self._batch = self._producer.batch(max_size=defaults.ENQUEUE_BATCH)
             self._batch.__enter__()
         source = runtime().source(source_id)
