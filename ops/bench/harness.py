@@ -53,7 +53,8 @@ import sys
 import tempfile
 import time
 import zlib
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -890,9 +891,16 @@ def run_memory(options: BenchOptions, work: Path, s3: S3Server, formats: list[st
 # --------------------------------------------------------------------------- the run
 
 
-def fresh_redis(directory: Path, options: BenchOptions) -> RedisServer:
+@contextmanager
+def fresh_redis(directory: Path, options: BenchOptions) -> Iterator[RedisServer]:
+    """A redis-server of its own for one phase, in ``directory``, removed after it (unless
+    ``--keep``): each phase's AOF (half a gigabyte with ``[ecs, ocsf]``) would otherwise stay on
+    disk until the whole run ends."""
     shutil.rmtree(directory, ignore_errors=True)
-    return RedisServer(directory, appendonly=options.appendonly)
+    with RedisServer(directory, appendonly=options.appendonly) as server:
+        yield server
+    if not options.keep:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def ratio(a, b) -> float | None:
