@@ -282,7 +282,8 @@ class DirectGet:
 
     def __init__(self, client):
         self._client = client
-        self._learned: dict[str, tuple[str, dict[str, str], Any]] = {}  # bucket -> (URL head, headers, auth)
+        # bucket -> (URL up to the key, headers, signer, Signature V2's path up to the key or None)
+        self._learned: dict[str, tuple[str, dict[str, str], Any, str | None]] = {}
         self._seen = threading.local()  # the URL and headers of botocore's last GetObject in this thread
         client.meta.events.register("before-send.s3.GetObject", self._note_request)
 
@@ -297,21 +298,28 @@ class DirectGet:
             answer = self._direct(learned, key)
             if answer is not None:
                 return answer
-            return self._client.get_object(Bucket=bucket, Key=key)
         self._seen.request = None
         response = self._client.get_object(Bucket=bucket, Key=key)
+        # Answered through botocore: learned from its request, the first time or anew after a
+        # direct miss that botocore got right (a bucket moved region, a form no longer fitting).
         seen = self._seen.request
         if seen is not None:
             self._learn(bucket, key, *seen)
         return response
 
     def _learn(self, bucket: str, key: str, url: str, headers: dict[str, str]) -> None:
+        self._learned.pop(bucket, None)
         quoted = urllib.parse.quote(key, safe="/~")  # how botocore writes a key into the path
-        auth = self._signer(headers.get("Authorization", ""))
-        if auth is None or not url.endswith("/" + quoted) or "?" in url:
+        authorization = headers.get("Authorization", "")
+        auth = self._signer(authorization)
+        if (auth is None or not url.endswith("/" + quoted) or "?" in url
+                or any(name.lower().startswith("x-amz-s3session") for name in headers)):  # S3 Express: its own auth
             return  # built some other way: botocore keeps making this bucket's requests
         kept = {name: value for name, value in headers.items() if name.lower() not in _PER_REQUEST_HEADERS}
-        self._learned[bucket] = (url[: len(url) - len(quoted)], kept, auth)
+        # Signature V2 signs /bucket/key whatever the URL (botocore's auth_path), V4 the URL's path.
+        virtual_host = not urllib.parse.urlsplit(url).path.startswith(f"/{bucket}/")
+        auth_path = f"/{bucket}/" if authorization.startswith("AWS ") and virtual_host else None
+        self._learned[bucket] = (url[: len(url) - len(quoted)], kept, auth, auth_path)
 
     def _signer(self, authorization: str):
         credentials = self._client._request_signer._credentials  # noqa: SLF001  (botocore's, refreshed)
@@ -327,9 +335,12 @@ class DirectGet:
             return lambda: botocore.auth.HmacV1Auth(credentials.get_frozen_credentials())
         return None
 
-    def _direct(self, learned: tuple[str, dict[str, str], Any], key: str) -> dict | None:
-        head, headers, auth = learned
-        request = AWSRequest(method="GET", url=head + urllib.parse.quote(key, safe="/~"), headers=dict(headers))
+    def _direct(self, learned: tuple[str, dict[str, str], Any, str | None], key: str) -> dict | None:
+        head, headers, auth, auth_path = learned
+        quoted = urllib.parse.quote(key, safe="/~")
+        request = AWSRequest(method="GET", url=head + quoted, headers=dict(headers))
+        if auth_path is not None:
+            request.auth_path = auth_path + quoted  # botocore reads it (HmacV1Auth)
         auth().add_auth(request)
         prepared = request.prepare()
         prepared.stream_output = True
@@ -343,8 +354,11 @@ class DirectGet:
             log.debug("GetObject %s: %s; asked again through botocore", key, exc)
             return None
         if response.status_code != 200:
-            response.raw.read()  # drained: its connection goes back to the pool
-            response.raw.release_conn()
+            try:
+                response.raw.read()  # drained: its connection goes back to the pool
+                response.raw.release_conn()
+            except Exception:  # noqa: BLE001  (botocore asks again and decides; this one is dropped)
+                response.raw.close()
             return None
         length = response.headers.get("content-length")
         return {"Body": _checked_body(response.raw, length, response.headers),

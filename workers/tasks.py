@@ -59,57 +59,72 @@ def enqueue_ingest(source_id: str, key: str) -> None:
 
 
 class BatchedEnqueue:
-    """``enqueue_ingest`` through one producer, its messages sent in batches of up to
-    ``ENQUEUE_BATCH`` (kombu's ``Producer.batch``: a Redis pipeline): one broker round trip per
-    batch instead of one per object, and about half the CPU of each publish (issue 22). The
-    discovery sends what it holds at the end of each listed page (``flush``). A broker that
-    cannot batch (RabbitMQ, or a Redis connection that retries on its own) publishes each at
-    once. A failed send raises the broker's own error (the batch's cause), for the policy;
-    the objects it held are claimed, and the sweep enqueues them again."""
+    """``enqueue_ingest`` with its messages sent in batches of up to ``ENQUEUE_BATCH`` (kombu's
+    ``Producer.batch``: a Redis pipeline): one broker round trip per batch instead of one per
+    object, and about half the CPU of each publish (issue 22). The discovery sends what it holds
+    at the end of each listed page (``flush``); a producer of the app's pool is held only while
+    a batch is open, never through the listing. A broker that cannot batch (RabbitMQ, or a Redis
+    connection that retries on its own) publishes each at once. A failed send raises the
+    broker's own error (the batch's cause), for the policy; the objects it held are claimed, and
+    the sweep enqueues them again."""
 
-    def __init__(self, producer):
-        self._producer = producer
+    def __init__(self):
+        self._producing = None  # the pool's producer context while a batch is open
+        self._producer = None
         self._batch = None
 
     def __call__(self, source_id: str, key: str) -> None:
-        if self._batch is None and hasattr(self._producer, "batch"):  # (kombu before 5.7: one by one)
-            self._batch = self._producer.batch(max_size=defaults.ENQUEUE_BATCH)
-            self._batch.__enter__()
+        if self._producer is None:
+            self._producing = app.producer_or_acquire()
+            self._producer = self._producing.__enter__()
+            if hasattr(self._producer, "batch"):  # (kombu before 5.7: one by one)
+                self._batch = self._producer.batch(max_size=defaults.ENQUEUE_BATCH)
+                self._batch.__enter__()
         source = runtime().source(source_id)
         try:
             ingest_object.apply_async(args=(source_id, key), queue=source.queue_name, producer=self._producer)
         except BatchPublishError as exc:  # a full batch was sent as this one joined it
             self._end(exc)
             raise exc.__cause__ or exc from None
+        except BaseException:
+            try:  # what the batch already holds still goes out; this error is the policy's
+                self._end(None)
+            except Exception:  # noqa: BLE001  (claimed objects: the sweep enqueues them)
+                log.debug("the held enqueues were not sent either", exc_info=True)
+            raise
 
     def flush(self) -> None:
-        if self._batch is not None:
-            try:
-                self._end(None)
-            except BatchPublishError as exc:
-                raise exc.__cause__ or exc from None
+        try:
+            self._end(None)
+        except BatchPublishError as exc:
+            raise exc.__cause__ or exc from None
 
     def _end(self, error: BaseException | None) -> None:
-        batch, self._batch = self._batch, None
-        if batch is not None:  # without an error it sends what it holds; with one it drops it
-            batch.__exit__(type(error) if error else None, error, None)
+        """Without an error the batch sends what it holds, with one it drops it; the producer
+        goes back to the pool either way."""
+        batch, producing = self._batch, self._producing
+        self._batch = self._producing = self._producer = None
+        try:
+            if batch is not None:
+                batch.__exit__(type(error) if error else None, error, None)
+        finally:
+            if producing is not None:
+                producing.__exit__(None, None, None)
 
 
 @contextmanager
 def batched_enqueues() -> Iterator[BatchedEnqueue]:
-    """A ``BatchedEnqueue`` on a producer of the app's pool, for one discovery; what is left
-    unsent at its end (after an error the policy handled) is sent, or, if that fails too, left
-    to the sweep with a warning."""
-    with app.producer_or_acquire() as producer:
-        enqueue = BatchedEnqueue(producer)
+    """A ``BatchedEnqueue`` for one discovery; what is left unsent at its end (after an error
+    the policy handled) is sent, or, if that fails too, left to the sweep with a warning."""
+    enqueue = BatchedEnqueue()
+    try:
+        yield enqueue
+    finally:
         try:
-            yield enqueue
-        finally:
-            try:
-                enqueue.flush()
-            except Exception as exc:  # noqa: BLE001  (claimed objects: the sweep enqueues them)
-                log.warning("enqueue of the last objects failed (%s: %s); the sweep enqueues them again",
-                            type(exc).__name__, exc)
+            enqueue.flush()
+        except Exception as exc:  # noqa: BLE001  (claimed objects: the sweep enqueues them)
+            log.warning("enqueue of the last objects failed (%s: %s); the sweep enqueues them again",
+                        type(exc).__name__, exc)
 
 
 @app.task(name="trailpipe.discover", bind=True, max_retries=None)

@@ -36,8 +36,9 @@ def _free_port_pair() -> int:
 
 
 class SeaweedS3:
-    def __init__(self, directory: Path, access_key: str, secret_key: str):
+    def __init__(self, directory: Path, access_key: str, secret_key: str, domain: str | None = None):
         self.directory = directory
+        self.domain = domain  # with it, virtual-host requests too: {bucket}.{domain}:{port}
         self.access_key = access_key
         self.secret_key = secret_key
         self.process: subprocess.Popen | None = None
@@ -78,6 +79,8 @@ class SeaweedS3:
                 "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={self.port + 10000}", f"-s3.config={config}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0",
                 "-volume.max=50", "-master.volumeSizeLimitMB=64"]  # each bucket takes volumes of its own
+        if self.domain:
+            args.append(f"-s3.domainName={self.domain}")
         self.process = subprocess.Popen(args, stdout=open(self.directory / "weed.log", "wb"),
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
