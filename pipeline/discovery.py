@@ -57,6 +57,7 @@ def send_enqueued(enqueue: Enqueue) -> None:
     if flush is not None:
         flush()
 
+
 DEFAULT_LEASE_MS = 2 * 60 * 1000  # renewed at every listed page
 PARTITION_CACHE_SECONDS = 3600
 
