@@ -284,13 +284,11 @@ class DirectGet:
         self._client = client
         # bucket -> (URL up to the key, headers, signer, Signature V2's path up to the key or None)
         self._learned: dict[str, tuple[str, dict[str, str], Any, str | None]] = {}
-        self._seen = threading.local()  # the URL and headers of botocore's last GetObject in this thread
+        self._seen = threading.local()  # botocore's last GetObject request in this thread
         client.meta.events.register("before-send.s3.GetObject", self._note_request)
 
     def _note_request(self, request=None, **_) -> None:
-        if request is not None:
-            self._seen.request = (request.url, {name: value.decode() if isinstance(value, bytes) else value
-                                                for name, value in request.headers.items()})
+        self._seen.request = request  # kept as is: read only when learning (not on the direct path)
 
     def __call__(self, bucket: str, key: str) -> dict:
         learned = self._learned.get(bucket)
@@ -304,7 +302,8 @@ class DirectGet:
         # direct miss that botocore got right (a bucket moved region, a form no longer fitting).
         seen = self._seen.request
         if seen is not None:
-            self._learn(bucket, key, *seen)
+            self._learn(bucket, key, seen.url, {name: value.decode() if isinstance(value, bytes) else value
+                                                for name, value in seen.headers.items()})
         return response
 
     def _learn(self, bucket: str, key: str, url: str, headers: dict[str, str]) -> None:

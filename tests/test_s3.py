@@ -85,10 +85,8 @@ def test_path_addressing(make_runtime, s3, bucket, moto_endpoint):
         assert sent[0].url == f"{moto_endpoint}/{bucket}/{key}"
 
 
-def test_virtual_host_addressing(make_runtime, s3, bucket, moto_endpoint, monkeypatch):
-    """``<bucket>.localhost`` is resolved to loopback here (no DNS in the tests); moto takes the
-    bucket from the Host header, as S3 does."""
-    key = put_log(s3, bucket)
+def resolve_localhost_subdomains(monkeypatch) -> None:
+    """``<bucket>.localhost`` resolves to loopback (no DNS in the tests)."""
     real_getaddrinfo = socket.getaddrinfo
 
     def loopback_for_localhost(host, *args, **kwargs):
@@ -97,6 +95,13 @@ def test_virtual_host_addressing(make_runtime, s3, bucket, moto_endpoint, monkey
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", loopback_for_localhost)
+
+
+def test_virtual_host_addressing(make_runtime, s3, bucket, moto_endpoint, monkeypatch):
+    """``<bucket>.localhost`` is resolved to loopback here (no DNS in the tests); moto takes the
+    bucket from the Host header, as S3 does."""
+    key = put_log(s3, bucket)
+    resolve_localhost_subdomains(monkeypatch)
     port = urllib.parse.urlsplit(moto_endpoint).port
     runtime = make_runtime(bucket, addressing_style="virtual", endpoint_url=f"http://localhost:{port}")
     client = runtime.s3(runtime.source("test-src"))
@@ -178,18 +183,6 @@ def seaweed_s3(tmp_path_factory):
     server = SeaweedS3(tmp_path_factory.mktemp("seaweed"), SEAWEED_KEY, SEAWEED_SECRET, domain="localhost").start()
     yield server
     server.stop()
-
-
-def resolve_localhost_subdomains(monkeypatch) -> None:
-    """``<bucket>.localhost`` resolves to loopback (no DNS in the tests)."""
-    real_getaddrinfo = socket.getaddrinfo
-
-    def loopback_for_localhost(host, *args, **kwargs):
-        if isinstance(host, str) and host.endswith(".localhost"):
-            host = "127.0.0.1"
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", loopback_for_localhost)
 
 
 # SeaweedFS refuses Signature V2 on virtual-host URLs even from botocore itself: that one is
