@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import msgpack
 import redis
 import redis.cluster
 
@@ -158,18 +159,15 @@ class ObjectStore(RedisStore):
         names = tuple(entries[0]) if entries else ()
         if names and all(tuple(entry) == names for entry in entries):
             # Every entry has the same fields (the emitter's): the names once, then only values.
-            # Half the arguments to pack, send and parse; the script rebuilds the pairs.
             args.append(len(names))
             args += names
-            for entry in entries:
-                args += entry.values()
+            rows: list = [tuple(entry.values()) for entry in entries]
         else:
             args.append(0)
-            for entry in entries:
-                args.append(len(entry))
-                for field, value in entry.items():
-                    args.append(field)
-                    args.append(value)
+            rows = [[item for pair in entry.items() for item in pair] for entry in entries]
+        # The whole batch as one MessagePack argument (commit_batch.lua unpacks it): packed in one
+        # C call, where a RESP argument per value cost the worker ~1 µs each in redis-py.
+        args.append(msgpack.packb(rows, use_bin_type=False))
         keys = [self.keys.object(source, key), self.keys.events_stream(source), self.keys.stats(source),
                 self.keys.pending(source), self.keys.throttle(source), self.keys.newest_done(source)]
         while True:

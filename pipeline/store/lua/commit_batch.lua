@@ -7,8 +7,10 @@
 -- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] the source's eps_throttle: the
 -- batch's events are reserved in its budget first (_gcra.lua), '0' when they already are;
 -- ARGV[9] the object's delivery time (ms) for newest_done when this batch ends it, '0' if none;
--- ARGV[10] n: when > 0, every entry has the n field names ARGV[11..10+n] and n values follow
--- per entry; when 0, per entry: field count m, then m field/value pairs.
+-- ARGV[10] n: when > 0, every entry has the n field names ARGV[11..10+n]; ARGV[11+n] the entries,
+-- one MessagePack array of rows: per entry its n values (n > 0), or its field/value pairs (n = 0).
+-- (One argument, not one per value: the client packs the batch in one C call, Redis unpacks it
+-- in one: both cheaper than a RESP argument per value, which cost each side ~1 µs per field.)
 -- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done, is no longer
 -- this runner's (taken over after it was presumed dead: the live runner is never refused because
 -- of a stale one), or another worker moved the checkpoint: nothing written, the caller stops; {2,
@@ -27,6 +29,7 @@ if ARGV[8] ~= '0' and count > 0 then
   end
 end
 local shared = tonumber(ARGV[10])
+local rows = cmsgpack.unpack(ARGV[11 + shared])
 local function xadd(entry)  -- never trims here: trim_events.lua does, sparing what groups still need
   redis.call('XADD', KEYS[2], '*', unpack(entry))
 end
@@ -35,24 +38,16 @@ if shared > 0 then
   for j = 1, shared do
     entry[2 * j - 1] = ARGV[10 + j]
   end
-  local i = 11 + shared
-  for _ = 1, count do
+  for r = 1, count do
+    local row = rows[r]
     for j = 1, shared do
-      entry[2 * j] = ARGV[i + j - 1]
+      entry[2 * j] = row[j]
     end
     xadd(entry)
-    i = i + shared
   end
 else
-  local i = 11
-  for _ = 1, count do
-    local n = tonumber(ARGV[i])
-    local entry = {}
-    for j = 1, 2 * n do
-      entry[j] = ARGV[i + j]
-    end
-    xadd(entry)
-    i = i + 1 + 2 * n
+  for r = 1, count do
+    xadd(rows[r])
   end
 end
 checkpoint = checkpoint + tonumber(ARGV[5])
