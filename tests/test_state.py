@@ -105,6 +105,29 @@ def test_stale_commit_writes_nothing(state, redis_client):
     assert redis_client.xlen("trailpipe:events") == 1
 
 
+
+@pytest.mark.parametrize("same_fields", [True, False], ids=["same-fields", "mixed-fields"])
+def test_commit_writes_every_entry_byte_for_byte(state, redis_client, same_fields):
+    """The batch travels as one MessagePack argument: every value arrives as sent, whatever its
+    bytes (NUL, invalid UTF-8, MessagePack's own markers, empty, large), with its own fields and
+    in order, whether the entries share their field names or not."""
+    values = [b"", b"\x00", b"\xff\xfe not utf-8", bytes(range(256)), b"\x92\xc4\x01x" * 3, "évènement ✓",
+              b"x" * 70_000, '{"n":1}']
+    entries: list[dict] = []
+    for n, value in enumerate(values):
+        fields = {"event": value, "event_id": f"id-{n}", "source": SRC}
+        if not same_fields and n % 2:
+            fields = {"event": value, "extra": str(n)}  # other fields, other count
+        entries.append(fields)
+    state.begin(SRC, "k")
+    assert state.commit_batch(SRC, "k", 0, len(entries), entries, last=True) == (True, len(entries))
+    written = [fields for _, fields in redis_client.xrange("trailpipe:events")]
+
+    def as_bytes(value):
+        return value if isinstance(value, bytes) else value.encode()
+    assert written == [{as_bytes(name): as_bytes(value) for name, value in fields.items()} for fields in entries]
+    assert [list(fields) for fields in written] == [[name.encode() for name in fields] for fields in entries]
+
 def test_commit_needs_begin(state, redis_client):
     assert state.commit_batch(SRC, "never-begun", 0, 1, [entry(0)], last=True) == (False, -1)
     assert redis_client.xlen("trailpipe:events") == 0
