@@ -72,6 +72,7 @@ class BatchedEnqueue:
         self._producing = None  # the pool's producer context while a batch is open
         self._producer = None
         self._batch = None
+        self._declared: set[str] = set()  # the queues this batch declared (once each)
 
     def __call__(self, source_id: str, key: str) -> None:
         if self._producer is None:
@@ -80,9 +81,18 @@ class BatchedEnqueue:
             if hasattr(self._producer, "batch"):  # (kombu before 5.7: one by one)
                 self._batch = self._producer.batch(max_size=defaults.ENQUEUE_BATCH)
                 self._batch.__enter__()
-        source = runtime().source(source_id)
+        queue = runtime().source(source_id).queue_name
+        options: dict = {}
+        if self._batch is not None:
+            if queue in self._declared:
+                # Declared with this batch's first message to it (over the network, retried as
+                # kombu retries); the others only buffer (the network is the flush's): no
+                # declaration to look up in kombu's cache, no retry wrapper with nothing to
+                # retry: ~20% less CPU per publish (ops/bench/enqueue_bench.py).
+                options.update(retry=False, declare=[])
+            self._declared.add(queue)
         try:
-            ingest_object.apply_async(args=(source_id, key), queue=source.queue_name, producer=self._producer)
+            ingest_object.apply_async(args=(source_id, key), queue=queue, producer=self._producer, **options)
         except BatchPublishError as exc:  # a full batch was sent as this one joined it
             self._end(exc)
             raise exc.__cause__ or exc from None
@@ -104,6 +114,7 @@ class BatchedEnqueue:
         goes back to the pool either way."""
         batch, producing = self._batch, self._producing
         self._batch = self._producing = self._producer = None
+        self._declared.clear()
         try:
             if batch is not None:
                 batch.__exit__(type(error) if error else None, error, None)
