@@ -217,6 +217,13 @@ def _children(pid) -> list[psutil.Process]:
         return []
 
 
+def _age(process: psutil.Process) -> float:
+    try:
+        return time.time() - process.create_time()
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
 def _run_processes(run_pid: int) -> dict[str, list[psutil.Process]]:
     """The children of `trailpipe run` by kind: worker main (threads pool: no pool children), beat, Redis."""
     kinds: dict[str, list[psutil.Process]] = {"pool child": [], "worker main": [], "beat": [], "redis-server": []}
@@ -364,8 +371,12 @@ def test_run_survives_a_sigkill_every_half_second_for_40_seconds(tmp_path, moto_
         order = ["worker main", "beat", "redis-server"]  # (the threads pool has no pool children)
         turn = 0
         chaos_ends = time.monotonic() + 40
-        while time.monotonic() < chaos_ends:  # every 0.5 s, the next kind that has a process alive
-            alive = _run_processes(run.pid)
+        while time.monotonic() < chaos_ends:  # every 0.5 s, the next kind that has a process up
+            # Up: alive for a second and a half. A redis-server killed as soon as it is back never
+            # lets the worker and beat (which wait for it) start again, and then only it is
+            # killed, each time before it is ready: its backoff, not the run, is what gets tested.
+            alive = {kind: [process for process in processes if _age(process) >= 1.5]
+                     for kind, processes in _run_processes(run.pid).items()}
             for step in range(len(order)):
                 kind = order[(turn + step) % len(order)]
                 if alive[kind]:
