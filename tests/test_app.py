@@ -235,9 +235,10 @@ with batched_enqueues() as enqueue:
     for key in keys[1:]:
         enqueue("batched", key)
     held = len(sends) - before
+    buffering = enqueue.buffering
     enqueue.flush()
     flushed = len(sends) - before - held
-print(json.dumps({"held": held, "flushed": flushed}))
+print(json.dumps({"held": held, "flushed": flushed, "buffering": buffering}))
 """
 
 
@@ -253,7 +254,7 @@ def test_a_discovery_sends_its_ingest_tasks_in_batches(tmp_path, redis_server, r
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     sent = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sent == {"held": 0, "flushed": 1}, sent
+    assert sent == {"held": 0, "flushed": 1, "buffering": True}, sent
     messages = [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
     redis_client.delete(queue)
     assert len(messages) == 120

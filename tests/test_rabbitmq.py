@@ -11,11 +11,13 @@ from __future__ import annotations
 import gzip
 import json
 import ssl
+import subprocess
+import sys
 import time
 
 import pytest
 import redis
-from conftest import config_dict, source_dict, start_celery, stop_process, wait_for, write_config
+from conftest import REPO, celery_env, config_dict, source_dict, start_celery, stop_process, wait_for, write_config
 from support.fault_proxy import FaultProxy
 from support.rabbitmq import PrivateRabbitMQ, list_queues, machine_vhost
 from test_chaos import run_chaos
@@ -175,6 +177,33 @@ def test_chaos_on_quorum_queues(tmp_path, vhost_url, moto_endpoint, s3, bucket):
     run_chaos(tmp_path, moto_endpoint, s3, bucket, broker_url=vhost_url)
     queues = list_queues(vhost_url.rsplit("/", 1)[1])
     assert queues[QUEUE] == "quorum"
+
+
+ENQUEUE_PROBE = """
+import json, sys
+from workers.app import app
+from workers.tasks import batched_enqueues
+with batched_enqueues() as enqueue:
+    for n in range(int(sys.argv[1])):
+        enqueue("rmq", f"AWSLogs/1/CloudTrail/us-east-1/2024/01/01/k{n}.json.gz")
+    buffering = enqueue.buffering
+with app.connection_for_write() as connection:
+    channel = connection.default_channel
+    queued = channel.queue_declare(queue=sys.argv[2], passive=True).message_count
+    channel.queue_purge(sys.argv[2])  # (the module's other tests share the vhost and queue)
+print(json.dumps({"buffering": buffering, "queued": queued}))
+"""
+
+
+def test_a_discovery_publishes_each_ingest_task_at_once_on_rabbitmq(tmp_path, vhost_url, redis_server, bucket):
+    """kombu batches publishes only on Redis: on RabbitMQ each goes out at once, so each keeps
+    kombu's retry (workers.tasks.BatchedEnqueue.buffering is False), and every one arrives."""
+    source = source_dict(bucket, "http://127.0.0.1:1", identifier="rmq", recurrence="1D")
+    config_path = write_config(tmp_path / "rmq.yaml", config_dict(redis_server.url, [source], broker_url=vhost_url))
+    result = subprocess.run([sys.executable, "-c", ENQUEUE_PROBE, "30", QUEUE], env=celery_env(config_path),
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"buffering": False, "queued": 30}
 
 
 def held_past_timeout(url: str, seconds: float) -> str:
