@@ -24,6 +24,10 @@ MAX_OBJECT_BYTES = 1 << 30  # compressed size as S3 reports it
 MAX_UNCOMPRESSED_BYTES = 1 << 30
 MAX_RECORD_BYTES = 4 << 20
 MAX_RECORDS_PER_OBJECT = 1_000_000
+# The most bytes of one MessagePack argument of commit_batch.lua (a larger batch goes in several):
+# no more than one record's value could be as an argument of its own before (Redis refuses one
+# over its proto-max-bulk-len).
+COMMIT_CHUNK_BYTES = MAX_RECORD_BYTES
 # An object the source's identity may not read while its other objects are read (one account's
 # KMS key in an organization trail) waits this long, then is dead-lettered with the reason.
 DENIED_OBJECT_TIMEOUT = timedelta(days=1)

@@ -128,6 +128,35 @@ def test_commit_writes_every_entry_byte_for_byte(state, redis_client, same_field
     assert written == [{as_bytes(name): as_bytes(value) for name, value in fields.items()} for fields in entries]
     assert [list(fields) for fields in written] == [[name.encode() for name in fields] for fields in entries]
 
+
+@pytest.mark.parametrize("same_fields", [True, False], ids=["same-fields", "mixed-fields"])
+def test_a_batch_larger_than_a_chunk_arrives_whole_and_in_order(state, redis_client, monkeypatch, same_fields):
+    """Above COMMIT_CHUNK_BYTES the batch goes as several MessagePack arguments (Redis refuses
+    one over its proto-max-bulk-len): still one script, every entry once, in order."""
+    from pipeline import defaults
+    from pipeline.store.objects import packed_rows
+
+    monkeypatch.setattr(defaults, "COMMIT_CHUNK_BYTES", 4000)
+    entries = [{"event": f'{{"n":{n}}}' + "x" * (n * 37 % 900), "event_id": f"id-{n}"} for n in range(101)]
+    if not same_fields:
+        entries[7] = {"event": "odd one", "other": "7"}
+    assert len(packed_rows([tuple(entry.values()) for entry in entries])) > 5  # it is split
+    state.begin(SRC, "k")
+    assert state.commit_batch(SRC, "k", 0, len(entries), entries, last=True) == (True, len(entries))
+    written = [fields for _, fields in redis_client.xrange("trailpipe:events")]
+    assert written == [{name.encode(): value.encode() for name, value in entry.items()} for entry in entries]
+    assert state.object_state(SRC, "k")["emitted"] == str(len(entries))
+
+
+@pytest.mark.parametrize("value", [None, 7, 1.5, True, {"a": "b"}])
+def test_a_value_that_is_not_text_is_refused_before_anything_is_written(state, redis_client, value):
+    state.begin(SRC, "k")
+    entries = [entry(0), {**entry(1), "event_id": value}]
+    with pytest.raises(TypeError, match="str or bytes"):
+        state.commit_batch(SRC, "k", 0, 2, entries, last=False)
+    assert redis_client.xlen("trailpipe:events") == 0
+    assert state.object_state(SRC, "k")["checkpoint"] == "0"
+
 def test_commit_needs_begin(state, redis_client):
     assert state.commit_batch(SRC, "never-begun", 0, 1, [entry(0)], last=True) == (False, -1)
     assert redis_client.xlen("trailpipe:events") == 0

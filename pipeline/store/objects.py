@@ -20,6 +20,28 @@ from pipeline.store.schema import SOURCE_PLACEHOLDER, TERMINAL_STATUSES, DeadLet
 
 log = logging.getLogger(__name__)
 
+def packed_rows(rows: list) -> list[bytes]:
+    """``rows`` as MessagePack arrays, in order, each at most ``COMMIT_CHUNK_BYTES`` (unless it is
+    one row): one in the common case. Redis refuses an argument over its proto-max-bulk-len
+    (512 MB by default, less on some services), and a refused batch would fail its object on
+    every try; a value of its own was at most a record (MAX_RECORD_BYTES) before. Only str and
+    bytes go in: MessagePack would carry None, numbers or booleans as other Lua types, which the
+    script would write wrongly or fail on half way."""
+    for row in rows:
+        for value in row:
+            if type(value) is not str and type(value) is not bytes:
+                raise TypeError(f"a stream entry value must be str or bytes, not {type(value).__name__}")
+    return _packed(rows)
+
+
+def _packed(rows: list) -> list[bytes]:
+    packed = msgpack.packb(rows, use_bin_type=False)
+    if len(packed) <= defaults.COMMIT_CHUNK_BYTES or len(rows) <= 1:
+        return [packed]
+    half = len(rows) // 2
+    return _packed(rows[:half]) + _packed(rows[half:])
+
+
 @dataclass(frozen=True)
 class ObjectStart:
     state: Status  # processing, or a terminal state (nothing to do)
@@ -165,9 +187,9 @@ class ObjectStore(RedisStore):
         else:
             args.append(0)
             rows = [[item for pair in entry.items() for item in pair] for entry in entries]
-        # The whole batch as one MessagePack argument (commit_batch.lua unpacks it): packed in one
-        # C call, where a RESP argument per value cost the worker ~1 µs each in redis-py.
-        args.append(msgpack.packb(rows, use_bin_type=False))
+        # The batch as MessagePack (commit_batch.lua unpacks it): packed in one C call, where a
+        # RESP argument per value cost the worker ~1 µs each in redis-py.
+        args += packed_rows(rows)
         keys = [self.keys.object(source, key), self.keys.events_stream(source), self.keys.stats(source),
                 self.keys.pending(source), self.keys.throttle(source), self.keys.newest_done(source)]
         while True:

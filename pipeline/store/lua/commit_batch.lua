@@ -7,10 +7,11 @@
 -- ARGV[6] number of entries, ARGV[7] the object key, ARGV[8] the source's eps_throttle: the
 -- batch's events are reserved in its budget first (_gcra.lua), '0' when they already are;
 -- ARGV[9] the object's delivery time (ms) for newest_done when this batch ends it, '0' if none;
--- ARGV[10] n: when > 0, every entry has the n field names ARGV[11..10+n]; ARGV[11+n] the entries,
--- one MessagePack array of rows: per entry its n values (n > 0), or its field/value pairs (n = 0).
--- (One argument, not one per value: the client packs the batch in one C call, Redis unpacks it
--- in one: both cheaper than a RESP argument per value, which cost each side ~1 µs per field.)
+-- ARGV[10] n: when > 0, every entry has the n field names ARGV[11..10+n]; ARGV[11+n..] the
+-- entries in order, as MessagePack arrays of rows (one, unless the batch is larger than
+-- defaults.COMMIT_CHUNK_BYTES): per entry its n values (n > 0), or its field/value pairs (n = 0).
+-- (Not an argument per value: the client packs the batch in one C call, Redis unpacks it in
+-- one: both cheaper than a RESP argument per value, which cost each side ~1 µs per field.)
 -- Returns {1, new checkpoint} when written; {0, checkpoint} when the object is done, is no longer
 -- this runner's (taken over after it was presumed dead: the live runner is never refused because
 -- of a stale one), or another worker moved the checkpoint: nothing written, the caller stops; {2,
@@ -22,14 +23,17 @@ if checkpoint ~= tonumber(ARGV[1]) or not held_by(KEYS[1], ARGV[4]) then
   return {0, checkpoint}
 end
 local count = tonumber(ARGV[6])
+local shared = tonumber(ARGV[10])
+local chunks = {}  -- unpacked before the first write (an error here writes nothing)
+for c = 11 + shared, #ARGV do
+  chunks[#chunks + 1] = cmsgpack.unpack(ARGV[c])
+end
 if ARGV[8] ~= '0' and count > 0 then
   local wait = reserve_events(KEYS[5], KEYS[3], count, tonumber(ARGV[8]))
   if wait > 0 then
     return {2, checkpoint, wait}
   end
 end
-local shared = tonumber(ARGV[10])
-local rows = cmsgpack.unpack(ARGV[11 + shared])
 local function xadd(entry)  -- never trims here: trim_events.lua does, sparing what groups still need
   redis.call('XADD', KEYS[2], '*', unpack(entry))
 end
@@ -38,16 +42,20 @@ if shared > 0 then
   for j = 1, shared do
     entry[2 * j - 1] = ARGV[10 + j]
   end
-  for r = 1, count do
-    local row = rows[r]
-    for j = 1, shared do
-      entry[2 * j] = row[j]
+  for _, rows in ipairs(chunks) do
+    for r = 1, #rows do
+      local row = rows[r]
+      for j = 1, shared do
+        entry[2 * j] = row[j]
+      end
+      xadd(entry)
     end
-    xadd(entry)
   end
 else
-  for r = 1, count do
-    xadd(rows[r])
+  for _, rows in ipairs(chunks) do
+    for r = 1, #rows do
+      xadd(rows[r])
+    end
   end
 end
 checkpoint = checkpoint + tonumber(ARGV[5])
