@@ -37,6 +37,11 @@ KEY_PREFIX = "trailpipe"  # every Redis key starts with it
 STREAM = "trailpipe:events"  # may hold {source}: one stream per source, keys hash-tagged
 DEADLETTER_STREAM = "trailpipe:deadletter"
 BATCH_SIZE = 500
+# A batch also ends once its records' raw bytes reach this: one commit stays far below what Redis
+# takes in one command (client-query-buffer-limit, 1 GB by default), whatever the records' sizes:
+# batch_size records of up to MAX_RECORD_BYTES (a hostile object) could pass it, and the object
+# would be retried without end as a lost connection.
+BATCH_MAX_BYTES = 16 << 20
 # How long a done object is remembered (at least each source's lookback plus RETENTION_MARGIN,
 # as only keys inside the lookback window are listed again).
 STATE_RETENTION = timedelta(days=1)

@@ -130,11 +130,16 @@ def wait_below_watermark(state: StateStore, limits: IngestLimits, source: str | 
 
 
 def _take(records, count: int) -> tuple[list, BadObject | None]:
-    """Up to ``count`` records, and the BadObject that stopped the file early, if one did."""
+    """Up to ``count`` (raw, record) pairs, fewer once their raw bytes reach ``BATCH_MAX_BYTES``,
+    and the BadObject that stopped the file early, if one did."""
     taken = []
+    size, most = 0, defaults.BATCH_MAX_BYTES
     try:
         for item in islice(records, count):
             taken.append(item)
+            size += len(item[0])
+            if size >= most:
+                break
     except BadObject as exc:
         return taken, exc
     return taken, None

@@ -369,3 +369,37 @@ def test_process_object_defers_on_a_client_that_cannot_be_built(make_runtime, s3
     assert record_["state"] == "claimed" and record_["attempts"] == "0"
     assert runtime.state.sweep_pending("test-src") == []  # it waits for the next recurrence
     assert redis_client.xlen("trailpipe:deadletter") == 0
+
+
+def test_a_batch_of_large_records_is_cut_by_bytes_before_redis_refuses_it(make_runtime, s3, bucket, redis_client,
+                                                                            monkeypatch):
+    """A batch ends once its raw bytes reach BATCH_MAX_BYTES: a batch_size of large records (a
+    hostile object may hold 4 MiB ones) would otherwise be one command over Redis's
+    client-query-buffer-limit, which closes the connection, and the object would be retried as a
+    lost connection without end. Here the server's limit is lowered to its minimum (1 MB) and the
+    budget with it: 12 records of ~200 kB go in several commits, every one once."""
+    from pipeline import defaults
+    from pipeline.ingest import process_object
+
+    records = [record(n, payload="p" * 200_000) for n in range(12)]
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body(records))
+    runtime = make_runtime(bucket)  # batch_size 500: all 12 in one batch without the budget
+    source = runtime.config.sources[0]
+    runtime.state.claim("test-src", KEY, token=1)
+    commits: list[int] = []
+    real_commit = runtime.state.commit_batch
+    monkeypatch.setattr(runtime.state, "commit_batch",
+                        lambda *args, **kwargs: commits.append(len(args[4])) or real_commit(*args, **kwargs))
+    limit = redis_client.config_get("client-query-buffer-limit")["client-query-buffer-limit"]
+    redis_client.config_set("client-query-buffer-limit", "1mb")
+    try:
+        monkeypatch.setattr(defaults, "BATCH_MAX_BYTES", 4 << 20)  # a budget above the server's limit
+        refused = process_object(source, KEY, runtime.state, lambda: runtime.s3(source), runtime.limits, attempt=0)
+        monkeypatch.setattr(defaults, "BATCH_MAX_BYTES", 500_000)
+        done = process_object(source, KEY, runtime.state, lambda: runtime.s3(source), runtime.limits, attempt=1)
+    finally:
+        redis_client.config_set("client-query-buffer-limit", limit)
+    assert refused.outcome == "retry" and "Connection" in refused.reason, refused  # what it was before
+    assert (done.outcome, done.records, done.events) == ("done", 12, 12), done
+    assert commits == [12, 3, 3, 3, 3]  # ~600 kB each, under the server's 1 MB
+    assert [orjson.loads(e["event"]) for e in stream_events(redis_client)] == records
