@@ -105,10 +105,9 @@ def test_stale_commit_writes_nothing(state, redis_client):
     assert redis_client.xlen("trailpipe:events") == 1
 
 
-
 @pytest.mark.parametrize("same_fields", [True, False], ids=["same-fields", "mixed-fields"])
 def test_commit_writes_every_entry_byte_for_byte(state, redis_client, same_fields):
-    """The batch travels as one MessagePack argument: every value arrives as sent, whatever its
+    """The batch travels as MessagePack: every value arrives as sent, whatever its
     bytes (NUL, invalid UTF-8, MessagePack's own markers, empty, large), with its own fields and
     in order, whether the entries share their field names or not."""
     values = [b"", b"\x00", b"\xff\xfe not utf-8", bytes(range(256)), b"\x92\xc4\x01x" * 3, "évènement ✓",
@@ -156,6 +155,7 @@ def test_a_value_that_is_not_text_is_refused_before_anything_is_written(state, r
         state.commit_batch(SRC, "k", 0, 2, entries, last=False)
     assert redis_client.xlen("trailpipe:events") == 0
     assert state.object_state(SRC, "k")["checkpoint"] == "0"
+
 
 def test_commit_needs_begin(state, redis_client):
     assert state.commit_batch(SRC, "never-begun", 0, 1, [entry(0)], last=True) == (False, -1)

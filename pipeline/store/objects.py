@@ -20,6 +20,7 @@ from pipeline.store.schema import SOURCE_PLACEHOLDER, TERMINAL_STATUSES, DeadLet
 
 log = logging.getLogger(__name__)
 
+
 def packed_rows(rows: list) -> list[bytes]:
     """``rows`` as MessagePack arrays, in order, each at most ``COMMIT_CHUNK_BYTES`` (unless it is
     one row): one in the common case. Redis refuses an argument over its proto-max-bulk-len
